@@ -1,0 +1,28 @@
+//! The pure core: every decision eda makes, as synchronous functions over plain data.
+//!
+//! Nothing here performs I/O, spawns tasks or reads the clock directly (time is passed in or
+//! injected through a clock trait), so the actors and the Lambda shims share it and tests are fast
+//! and deterministic.
+//!
+//! # Layout
+//!
+//! - [`cdc`]: the `CdcEvent` model and its decoders (Qlik Replicate JSON, Confluent-framed Avro,
+//!   Debezium).
+//! - [`apply_plan`]: from a batch of changes to the sequence-guarded DynamoDB writes.
+//! - [`transform`]: validation, enrichment and normalization of `BaseEvent`s.
+//! - [`breaker`]: the circuit breaker state machine.
+//! - [`health`]: per-service probe results to per-region status and `HealthCheckEvent`.
+//! - [`envelope`]: `CrossRegionEvent`, zstd compression and the EventBridge size check.
+//! - [`jwt`]: token verification and API Gateway authorizer responses.
+//! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
+//! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
+
+pub mod apply_plan;
+pub mod breaker;
+pub mod cdc;
+pub mod dead_letter;
+pub mod envelope;
+pub mod health;
+pub mod jwt;
+pub mod stream_record;
+pub mod transform;

@@ -1,0 +1,1 @@
+//! The configuration of eda (being written).

@@ -1,0 +1,1 @@
+//! Lambda shims (being written).
