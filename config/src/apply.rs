@@ -1,0 +1,198 @@
+//! `[apply]`, `[publish]` and `[dlq]`: the three sinks a CDC change can end in.
+
+use crate::error::Validator;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How CDC changes are written to DynamoDB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Source tables (`"SCHEMA.TABLE"`) written to a DynamoDB table other than the region's
+    /// `cdc_table`.
+    pub table_map: BTreeMap<String, String>,
+    /// How long a DELETE's tombstone lives (DynamoDB TTL) so a late older INSERT cannot
+    /// resurrect the row; longer than any redelivery you expect.
+    pub tombstone_ttl_secs: u64,
+    /// CDC applier actors; partitions are spread over them.
+    pub appliers: usize,
+    /// Conditional writes one applier keeps in flight at once.
+    pub max_concurrency: usize,
+    /// Retry policy for throttling and 5xx answers.
+    pub retry: RetryConfig,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        Self {
+            table_map: BTreeMap::new(),
+            tombstone_ttl_secs: 7 * 24 * 3600,
+            appliers: 4,
+            max_concurrency: 32,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl ApplyConfig {
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.range(
+            "apply.tombstone_ttl_secs",
+            self.tombstone_ttl_secs,
+            60,
+            366 * 24 * 3600,
+        );
+        v.range("apply.appliers", self.appliers, 1, 256);
+        v.range("apply.max_concurrency", self.max_concurrency, 1, 1_024);
+        for (source, table) in &self.table_map {
+            v.non_empty(&format!("apply.table_map.\"{source}\""), table);
+        }
+        self.retry.validate("apply.retry", v);
+    }
+}
+
+/// Exponential backoff with full jitter for retryable AWS errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all (the first call included) before the failure goes to the DLQ.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; it doubles per attempt.
+    pub base_delay_ms: u64,
+    /// Ceiling on one backoff.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay_ms: 25,
+            max_delay_ms: 5_000,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// `base_delay_ms` as a duration.
+    pub fn base_delay(&self) -> Duration {
+        Duration::from_millis(self.base_delay_ms)
+    }
+
+    /// `max_delay_ms` as a duration.
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_millis(self.max_delay_ms)
+    }
+
+    pub(crate) fn validate(&self, prefix: &str, v: &mut Validator) {
+        v.range(&format!("{prefix}.max_attempts"), self.max_attempts, 1, 100);
+        v.range(
+            &format!("{prefix}.base_delay_ms"),
+            self.base_delay_ms,
+            1,
+            60_000,
+        );
+        v.range(
+            &format!("{prefix}.max_delay_ms"),
+            self.max_delay_ms,
+            1,
+            600_000,
+        );
+        if self.base_delay_ms > self.max_delay_ms {
+            v.less(
+                &format!("{prefix}.base_delay_ms"),
+                self.base_delay_ms,
+                &format!("{prefix}.max_delay_ms"),
+                self.max_delay_ms + 1,
+            );
+        }
+    }
+}
+
+/// How applied changes are published to EventBridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// `source` of every event eda publishes (`eda.cdc`); rules match on it.
+    pub source: String,
+    /// Entries per PutEvents call; EventBridge accepts at most 10.
+    pub max_entries: usize,
+    /// How long a publisher waits to fill a PutEvents call before sending what it has.
+    pub linger_ms: u64,
+    /// Retry policy for throttling, 5xx and failed entries.
+    pub retry: RetryConfig,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            source: "eda.cdc".into(),
+            max_entries: 10,
+            linger_ms: 2,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl PublishConfig {
+    /// `linger_ms` as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.non_empty("publish.source", &self.source);
+        v.range("publish.max_entries", self.max_entries, 1, 10);
+        v.range("publish.linger_ms", self.linger_ms, 0, 10_000);
+        self.retry.validate("publish.retry", v);
+    }
+}
+
+/// How failures are written to the SQS dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlqConfig {
+    /// Messages per SendMessageBatch call; SQS accepts at most 10.
+    pub max_batch: usize,
+    /// How long the writer waits to fill a batch.
+    pub linger_ms: u64,
+    /// Largest message body; SQS accepts 256 KiB, larger payloads are truncated and say so.
+    pub max_message_bytes: usize,
+    /// Whether a CDC change that the transformer rejects is dead-lettered (otherwise it is
+    /// applied and published as `validation_failed`).
+    pub dead_letter_invalid: bool,
+    /// Retry policy for SQS itself; a DLQ write that keeps failing stops the partition.
+    pub retry: RetryConfig,
+}
+
+impl Default for DlqConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 10,
+            linger_ms: 50,
+            max_message_bytes: 256 * 1024,
+            dead_letter_invalid: false,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl DlqConfig {
+    /// `linger_ms` as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.range("dlq.max_batch", self.max_batch, 1, 10);
+        v.range("dlq.linger_ms", self.linger_ms, 0, 60_000);
+        v.range(
+            "dlq.max_message_bytes",
+            self.max_message_bytes,
+            1_024,
+            256 * 1024,
+        );
+        self.retry.validate("dlq.retry", v);
+    }
+}

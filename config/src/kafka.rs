@@ -1,0 +1,232 @@
+//! `[kafka]`: the consumer group that reads Qlik Replicate's CDC topics.
+
+use crate::error::Validator;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How the CDC messages on the topics are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageFormat {
+    /// Qlik Replicate's JSON messages (`atMSG` envelope or the unwrapped form).
+    QlikJson,
+    /// Qlik Replicate's Avro messages in the Confluent wire format, schemas from the registry.
+    QlikAvro,
+    /// Debezium JSON change events, for users who capture with Debezium instead of Qlik.
+    Debezium,
+}
+
+/// librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL: local brokers only.
+    Plaintext,
+    /// TLS without SASL.
+    Ssl,
+    /// SASL without TLS.
+    SaslPlaintext,
+    /// SASL over TLS: what Confluent Cloud and MSK with IAM/SCRAM use.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The value librdkafka expects.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// The consumer group reading the CDC topics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port` (librdkafka `bootstrap.servers`).
+    pub brokers: String,
+    /// Consumer group id; every replica of the daemon joins the same group.
+    pub group_id: String,
+    /// Topics Qlik Replicate writes to; partitions are spread over the group's members.
+    pub topics: Vec<String>,
+    /// Encoding of the messages on those topics.
+    pub format: MessageFormat,
+    /// Transport security between the daemon and the brokers.
+    pub security_protocol: SecurityProtocol,
+    /// SASL credentials, required when `security_protocol` is `sasl_plaintext` or `sasl_ssl`.
+    pub sasl: Option<SaslConfig>,
+    /// TLS files, used when `security_protocol` is `ssl` or `sasl_ssl`.
+    pub ssl: Option<SslConfig>,
+    /// Group session timeout: a member silent for this long loses its partitions.
+    pub session_timeout_ms: u64,
+    /// How long shutdown or a revoke waits for in-flight work before committing what is done.
+    /// Must stay under `session_timeout_ms` so the group does not evict us while we drain.
+    pub drain_timeout_ms: u64,
+    /// How often stored offsets are committed to the group coordinator.
+    pub commit_interval_ms: u64,
+    /// Messages a partition may have in flight (read but not yet acknowledged downstream);
+    /// beyond this the partition is paused, so memory stays flat under any input rate.
+    pub max_in_flight_per_partition: usize,
+    /// Largest batch of changes handed to an applier at once.
+    pub batch_max: usize,
+    /// How long a partition waits to fill a batch before sending what it has.
+    pub batch_linger_ms: u64,
+    /// Key columns per source table (`"SCHEMA.TABLE" = ["ID"]`), used until Qlik's metadata
+    /// message for that table has been seen, and for formats that carry no key information.
+    pub key_columns: BTreeMap<String, Vec<String>>,
+    /// Extra librdkafka properties passed through verbatim (`"fetch.min.bytes" = "1"`). Values
+    /// whose key mentions a password or secret are redacted when the config is printed.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// SASL authentication for the brokers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER` (librdkafka `sasl.mechanisms`).
+    pub mechanism: String,
+    /// SASL user name (for Confluent Cloud, the API key).
+    pub username: String,
+    /// SASL password (for Confluent Cloud, the API secret); never printed.
+    pub password: Secret,
+}
+
+/// TLS material for the broker connection; paths are read by librdkafka.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslConfig {
+    /// CA bundle that signs the brokers' certificates (`ssl.ca.location`); empty uses the system's.
+    pub ca_location: Option<String>,
+    /// Client certificate for mutual TLS (`ssl.certificate.location`).
+    pub certificate_location: Option<String>,
+    /// Client private key for mutual TLS (`ssl.key.location`).
+    pub key_location: Option<String>,
+    /// Password of the client key, if it is encrypted; never printed.
+    pub key_password: Option<Secret>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            group_id: "eda-cdc".into(),
+            topics: vec!["qlik.cdc".into()],
+            format: MessageFormat::QlikJson,
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl: None,
+            ssl: None,
+            session_timeout_ms: 30_000,
+            drain_timeout_ms: 10_000,
+            commit_interval_ms: 5_000,
+            max_in_flight_per_partition: 4_096,
+            batch_max: 500,
+            batch_linger_ms: 5,
+            key_columns: BTreeMap::new(),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// `session_timeout_ms` as a duration.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// `drain_timeout_ms` as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// `commit_interval_ms` as a duration.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms)
+    }
+
+    /// `batch_linger_ms` as a duration.
+    pub fn batch_linger(&self) -> Duration {
+        Duration::from_millis(self.batch_linger_ms)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.non_empty("kafka.brokers", &self.brokers);
+        v.non_empty("kafka.group_id", &self.group_id);
+        v.non_empty_list("kafka.topics", &self.topics);
+        for (i, topic) in self.topics.iter().enumerate() {
+            v.non_empty(&format!("kafka.topics[{i}]"), topic);
+        }
+        v.range(
+            "kafka.session_timeout_ms",
+            self.session_timeout_ms,
+            1_000,
+            3_600_000,
+        );
+        v.less(
+            "kafka.drain_timeout_ms",
+            self.drain_timeout_ms,
+            "kafka.session_timeout_ms",
+            self.session_timeout_ms,
+        );
+        v.range(
+            "kafka.commit_interval_ms",
+            self.commit_interval_ms,
+            10,
+            600_000,
+        );
+        v.range(
+            "kafka.max_in_flight_per_partition",
+            self.max_in_flight_per_partition,
+            1,
+            1_000_000,
+        );
+        v.range("kafka.batch_max", self.batch_max, 1, 10_000);
+        v.range("kafka.batch_linger_ms", self.batch_linger_ms, 0, 10_000);
+        if self.security_protocol.uses_sasl() {
+            match &self.sasl {
+                None => v.push(crate::ValidationError::Empty {
+                    key: "kafka.sasl".into(),
+                }),
+                Some(sasl) => {
+                    v.non_empty("kafka.sasl.mechanism", &sasl.mechanism);
+                    v.non_empty("kafka.sasl.username", &sasl.username);
+                }
+            }
+        }
+        for (table, cols) in &self.key_columns {
+            v.non_empty_list(&format!("kafka.key_columns.\"{table}\""), cols);
+        }
+        for key in self.librdkafka.keys() {
+            if MANAGED_PROPERTIES.contains(&key.as_str()) {
+                v.invalid(
+                    &format!("kafka.librdkafka.\"{key}\""),
+                    key,
+                    "is set by eda itself (offsets are stored only after acknowledgement)",
+                );
+            }
+        }
+    }
+}
+
+/// librdkafka properties eda sets itself and that a passthrough must not override, because
+/// at-least-once delivery depends on them.
+const MANAGED_PROPERTIES: &[&str] = &["enable.auto.offset.store", "group.id", "bootstrap.servers"];
+
+/// Whether a passthrough property carries a credential and must be redacted when printed.
+pub fn is_sensitive_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "sasl.oauthbearer.config", "key.pem"]
+        .iter()
+        .any(|needle| key.contains(needle))
+}

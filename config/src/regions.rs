@@ -1,0 +1,145 @@
+//! `[regions.primary]` and `[regions.secondary]`: the two AWS regions eda runs across, and
+//! `[aws]`: how the SDK clients authenticate.
+
+use crate::error::Validator;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The two regions. eda is a two-region system (us-west-2 primary, us-east-1 secondary by
+/// default); naming them by role keeps environment overrides simple
+/// (`EDA_REGIONS__SECONDARY__EVENT_BUS=...`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Regions {
+    /// The region that takes traffic while it is healthy.
+    pub primary: RegionConfig,
+    /// The region traffic fails over to when the primary's breaker is open.
+    pub secondary: RegionConfig,
+}
+
+impl Default for Regions {
+    fn default() -> Self {
+        Self {
+            primary: RegionConfig::named("us-west-2"),
+            secondary: RegionConfig::named("us-east-1"),
+        }
+    }
+}
+
+impl Regions {
+    /// Both regions, primary first, with the key prefix that names them in errors.
+    pub fn all(&self) -> [(&'static str, &RegionConfig); 2] {
+        [
+            ("regions.primary", &self.primary),
+            ("regions.secondary", &self.secondary),
+        ]
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        for (prefix, region) in self.all() {
+            region.validate(prefix, v);
+        }
+        if self.primary.name == self.secondary.name {
+            v.invalid(
+                "regions.secondary.name",
+                &self.secondary.name,
+                "must differ from regions.primary.name",
+            );
+        }
+    }
+}
+
+/// One region's resources and, for local runs, where to reach them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegionConfig {
+    /// AWS region name (`us-west-2`); also signs requests and names the region in events.
+    pub name: String,
+    /// Endpoint overrides, for local stand-ins; unset means the AWS default endpoint.
+    pub endpoints: Endpoints,
+    /// DynamoDB table CDC changes are applied to in this region (items keyed by `pk`).
+    pub cdc_table: String,
+    /// EventBridge bus that receives change, transformed, health and cross-region events.
+    pub event_bus: String,
+    /// SQS queue URL of the dead-letter queue in this region.
+    pub dlq_queue_url: String,
+}
+
+impl RegionConfig {
+    fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            endpoints: Endpoints::default(),
+            cdc_table: "eda-cdc".into(),
+            event_bus: "eda-events".into(),
+            dlq_queue_url: String::new(),
+        }
+    }
+
+    fn validate(&self, prefix: &str, v: &mut Validator) {
+        v.non_empty(&format!("{prefix}.name"), &self.name);
+        v.non_empty(&format!("{prefix}.cdc_table"), &self.cdc_table);
+        v.non_empty(&format!("{prefix}.event_bus"), &self.event_bus);
+        v.non_empty(&format!("{prefix}.dlq_queue_url"), &self.dlq_queue_url);
+        if !self.dlq_queue_url.is_empty() {
+            v.url(&format!("{prefix}.dlq_queue_url"), &self.dlq_queue_url);
+        }
+        for (service, url) in self.endpoints.iter() {
+            if let Some(url) = url {
+                v.url(&format!("{prefix}.endpoints.{service}"), url);
+            }
+        }
+    }
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        Self::named("")
+    }
+}
+
+/// Per-service endpoint overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Endpoints {
+    /// DynamoDB (and DynamoDB Streams) endpoint, e.g. DynamoDB Local on `http://127.0.0.1:8000`.
+    pub dynamodb: Option<String>,
+    /// EventBridge endpoint, e.g. moto on `http://127.0.0.1:5000`.
+    pub eventbridge: Option<String>,
+    /// SQS endpoint.
+    pub sqs: Option<String>,
+    /// Secrets Manager endpoint (the authorizer's HS256 secret).
+    pub secretsmanager: Option<String>,
+}
+
+impl Endpoints {
+    fn iter(&self) -> [(&'static str, &Option<String>); 4] {
+        [
+            ("dynamodb", &self.dynamodb),
+            ("eventbridge", &self.eventbridge),
+            ("sqs", &self.sqs),
+            ("secretsmanager", &self.secretsmanager),
+        ]
+    }
+}
+
+/// How the AWS SDK clients find credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Named profile from the shared AWS config files; unset uses the default chain
+    /// (environment, IRSA web identity on EKS, instance metadata).
+    pub profile: Option<String>,
+    /// Fixed credentials, for local stand-ins that accept any key; never use in production.
+    pub static_credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair given in the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key; never printed.
+    pub secret_access_key: Secret,
+}

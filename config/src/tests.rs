@@ -1,0 +1,243 @@
+//! Layering and validation, with figment's `Jail` isolating files and environment.
+
+use super::*;
+use figment::Jail;
+
+const MINIMAL: &str = r#"
+[regions.primary]
+dlq_queue_url = "http://127.0.0.1:5000/123456789012/eda-dlq"
+
+[regions.secondary]
+dlq_queue_url = "http://127.0.0.1:5000/123456789012/eda-dlq"
+"#;
+
+fn load_in(jail: &Jail, file: &str) -> Result<Config, ConfigError> {
+    Config::load(Some(&jail.directory().join(file)))
+}
+
+#[test]
+fn defaults_then_file_then_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[kafka]\nbrokers = \"file:9092\"\ngroup_id = \"from-file\"\n"),
+        )?;
+        jail.set_env("EDA_KAFKA__BROKERS", "x:1");
+        jail.set_env("EDA_REGIONS__SECONDARY__EVENT_BUS", "east-bus");
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(
+            config.kafka.brokers, "x:1",
+            "environment wins over the file"
+        );
+        assert_eq!(
+            config.kafka.group_id, "from-file",
+            "file wins over defaults"
+        );
+        assert_eq!(
+            config.kafka.session_timeout_ms, 30_000,
+            "defaults fill the rest"
+        );
+        assert_eq!(config.regions.secondary.event_bus, "east-bus");
+        assert_eq!(config.regions.secondary.name, "us-east-1");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_lists_and_numbers_parse() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        jail.set_env("EDA_KAFKA__TOPICS", "[a, b]");
+        jail.set_env("EDA_BREAKER__MINIMUM_CALLS", "7");
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(config.kafka.topics, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(config.breaker.minimum_calls, 7);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_in_file_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[kafka]\nbrokerz = \"x\"\n"),
+        )?;
+        let err = load_in(jail, "eda.toml").expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("brokerz"), "{text}");
+        assert!(text.contains("kafka"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_environment_key_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        jail.set_env("EDA_KAFAK__BROKERS", "x:1");
+        let err = load_in(jail, "eda.toml").expect_err("unknown section");
+        assert!(err.to_string().contains("kafak"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    Jail::expect_with(|jail| {
+        let err = load_in(jail, "nope.toml").expect_err("missing file");
+        assert!(err.to_string().contains("nope.toml"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn drain_timeout_must_stay_under_session_timeout() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[kafka]\ndrain_timeout_ms = 30000\nsession_timeout_ms = 10000\n"),
+        )?;
+        let err = load_in(jail, "eda.toml").expect_err("broken rule");
+        assert!(
+            err.to_string().contains(
+                "kafka.drain_timeout_ms (30000) must be less than kafka.session_timeout_ms (10000)"
+            ),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn every_broken_rule_is_reported_at_once() {
+    let mut config = Config::default();
+    config.kafka.topics.clear();
+    config.publish.max_entries = 11;
+    config.http.listen = "nowhere".into();
+    let errors = config.validate().expect_err("invalid");
+    let keys: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    for expected in [
+        "kafka.topics must not be empty",
+        "publish.max_entries (11) must be between 1 and 10",
+        "http.listen (nowhere) is invalid",
+        "regions.primary.dlq_queue_url must not be empty",
+        "regions.secondary.dlq_queue_url must not be empty",
+    ] {
+        assert!(
+            keys.iter().any(|k| k.starts_with(expected)),
+            "{expected} not in {keys:#?}"
+        );
+    }
+}
+
+#[test]
+fn sasl_protocol_requires_credentials() {
+    let mut config = Config::default();
+    config.kafka.security_protocol = SecurityProtocol::SaslSsl;
+    let errors = config.validate().expect_err("invalid");
+    assert!(errors.contains(&ValidationError::Empty {
+        key: "kafka.sasl".into()
+    }));
+}
+
+#[test]
+fn avro_requires_a_schema_registry() {
+    let mut config = Config::default();
+    config.kafka.format = MessageFormat::QlikAvro;
+    let errors = config.validate().expect_err("invalid");
+    assert!(errors
+        .iter()
+        .any(|e| e.to_string().starts_with("schema_registry.url")));
+}
+
+#[test]
+fn a_bad_rule_pattern_names_the_rule() {
+    let mut config = Config::default();
+    config.transformer.rules.push(FieldRule {
+        field: "payload.sku".into(),
+        pattern: Some("([".into()),
+        ..FieldRule::default()
+    });
+    let errors = config.validate().expect_err("invalid");
+    assert!(errors
+        .iter()
+        .any(|e| e.to_string().starts_with("transformer.rules[0].pattern")));
+}
+
+#[test]
+fn managed_librdkafka_properties_cannot_be_overridden() {
+    let mut config = Config::default();
+    config
+        .kafka
+        .librdkafka
+        .insert("enable.auto.offset.store".into(), "true".into());
+    let errors = config.validate().expect_err("invalid");
+    assert!(errors
+        .iter()
+        .any(|e| e.to_string().contains("enable.auto.offset.store")));
+}
+
+#[test]
+fn printed_configuration_hides_every_secret() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!(
+                "{MINIMAL}
+[kafka]
+security_protocol = \"sasl_ssl\"
+[kafka.sasl]
+mechanism = \"PLAIN\"
+username = \"api-key\"
+password = \"kafka-pass-123\"
+[kafka.librdkafka]
+\"sasl.password\" = \"passthrough-pass-456\"
+\"fetch.min.bytes\" = \"1\"
+[jwt]
+hs256_secret = \"hs-secret-789\"
+[aws.static_credentials]
+access_key_id = \"AKIA\"
+secret_access_key = \"aws-secret-000\"
+"
+            ),
+        )?;
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(
+            config.kafka.sasl.as_ref().map(|s| s.password.expose()),
+            Some("kafka-pass-123")
+        );
+        let printed = config.to_redacted_toml();
+        for secret in [
+            "kafka-pass-123",
+            "passthrough-pass-456",
+            "hs-secret-789",
+            "aws-secret-000",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
+        }
+        assert!(printed.contains("api-key"), "non-secrets stay visible");
+        assert!(printed.contains("\"fetch.min.bytes\" = \"1\""));
+        assert!(printed.contains(REDACTED));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_redacted_output_parses_back_as_configuration() {
+    let printed = Config::default().to_redacted_toml();
+    let parsed: Config = toml::from_str(&printed).expect("round trip");
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn the_shipped_local_configuration_is_valid() {
+    // Inside a jail: other tests set EDA_ variables, and jails take turns.
+    Jail::expect_with(|_jail| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("local.toml");
+        let config = Config::load(Some(&path)).expect("config/local.toml is valid");
+        assert_eq!(config.regions.primary.name, "us-west-2");
+        assert_eq!(config.regions.secondary.name, "us-east-1");
+        Ok(())
+    });
+}
