@@ -1,5 +1,8 @@
 //! Layering and validation, with figment's `Jail` isolating files and environment.
 
+// figment's `Jail::expect_with` fixes the closure's error type to `figment::Error`, which is large.
+#![allow(clippy::result_large_err)]
+
 use super::*;
 use figment::Jail;
 

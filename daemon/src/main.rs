@@ -1,1 +1,22 @@
-fn main() {}
+//! `eda-daemon`: the long-running CDC pipeline, and the operator's commands around it.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (clap), one subcommand per operator task.
+//! - [`commands`]: one module per subcommand (`check_config`, `run`).
+//! - [`logging`]: structured JSON (or text) logs through `tracing`.
+//!
+//! Exit codes: 0 success, 1 an operational failure, 2 bad input (invalid configuration,
+//! undecodable message, denied token).
+
+mod cli;
+mod commands;
+mod logging;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    commands::dispatch(cli)
+}

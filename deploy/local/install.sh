@@ -3,11 +3,13 @@
 # Debian packages for the rdkafka build, the tansu Kafka-API broker (cargo), AWS's DynamoDB Local
 # (npm package amplify-dynamodb-simulator), moto server and karapace (PyPI, in a venv).
 # Every step is skipped when its result is already present, so running it twice is cheap.
-# Everything lands under $EDA_CACHE (default ~/.cache/eda), outside the work tree.
+# Everything lands under $CACHE (default ~/.cache/eda), outside the work tree.
 set -euo pipefail
 
-EDA_CACHE=${EDA_CACHE:-$HOME/.cache/eda}
-mkdir -p "$EDA_CACHE"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Not an EDA_ variable: those are configuration overrides.
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/eda"
+mkdir -p "$CACHE"
 log() { printf '[install] %s\n' "$*"; }
 
 need_apt=()
@@ -19,34 +21,39 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # We want the prometheus package's binaries (promtool, and a server the tests start on
+  # loopback), not the system service it starts where systemd runs.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
-# The Debian prometheus package starts a service on :9090 where systemd runs; we only want its
-# binaries (promtool, prometheus), so stop anything it started.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
-pkill -x prometheus-node-exporter >/dev/null 2>&1 || true
-pgrep -f '^/usr/bin/prometheus' >/dev/null 2>&1 && pkill -f '^/usr/bin/prometheus' || true
 
 # Python servers: moto (EventBridge, SQS, Secrets Manager) and karapace (Schema Registry).
-if [ ! -x "$EDA_CACHE/venv/bin/moto_server" ]; then
-  log "pip install moto[server] into $EDA_CACHE/venv"
-  python3 -m venv "$EDA_CACHE/venv"
-  "$EDA_CACHE/venv/bin/pip" install -q --upgrade pip
-  "$EDA_CACHE/venv/bin/pip" install -q 'moto[server]>=5,<6'
+if [ ! -x "$CACHE/venv/bin/moto_server" ]; then
+  log "pip install moto[server] into $CACHE/venv"
+  python3 -m venv "$CACHE/venv"
+  "$CACHE/venv/bin/pip" install -q --upgrade pip
+  "$CACHE/venv/bin/pip" install -q 'moto[server]>=5,<6'
 fi
 
 # DynamoDB Local, as shipped inside the npm package.
-DDB_DIR="$EDA_CACHE/ddb"
+DDB_DIR="$CACHE/ddb"
 if [ ! -f "$DDB_DIR/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar" ]; then
   log "npm install amplify-dynamodb-simulator into $DDB_DIR"
   mkdir -p "$DDB_DIR"
   (cd "$DDB_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --ignore-scripts amplify-dynamodb-simulator >/dev/null)
 fi
 
-# tansu, the Kafka-API broker. The build takes about 13 minutes on two cores: do it once.
-if [ ! -x "$EDA_CACHE/tansu/bin/tansu" ]; then
-  log "cargo install tansu (about 13 minutes, once)"
-  CARGO_TARGET_DIR="$EDA_CACHE/tansu-build" cargo install tansu --locked --features dynostore \
-    --root "$EDA_CACHE/tansu" --quiet
-  rm -rf "$EDA_CACHE/tansu-build"
+# The loopback shim that keeps DynamoDB Local (which has no bind-address option) on 127.0.0.1.
+if [ ! -f "$CACHE/bind_loopback.so" ] || [ "$HERE/bind_loopback.c" -nt "$CACHE/bind_loopback.so" ]; then
+  gcc -shared -fPIC -O2 -o "$CACHE/bind_loopback.so" "$HERE/bind_loopback.c" -ldl
 fi
-log "done: $EDA_CACHE"
+
+# tansu, the Kafka-API broker. The build takes about 13 minutes on two cores: do it once.
+if [ ! -x "$CACHE/tansu/bin/tansu" ]; then
+  log "cargo install tansu (about 13 minutes, once)"
+  CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install tansu --locked --features dynostore \
+    --root "$CACHE/tansu" --quiet
+  rm -rf "$CACHE/tansu-build"
+fi
+log "done: $CACHE"

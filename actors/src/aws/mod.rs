@@ -1,0 +1,74 @@
+//! AWS SDK clients, one set per region, built once from the configuration.
+//!
+//! Endpoint overrides (`regions.*.endpoints`) point a service at a local stand-in (DynamoDB
+//! Local, moto); without them the SDK's regional endpoints are used. Credentials come from
+//! `aws.static_credentials` when given (local runs), else from `aws.profile`, else from the
+//! default chain (environment, IRSA web identity on EKS, instance metadata).
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use eda_config::{AwsConfig, RegionConfig};
+
+/// The four clients eda uses in one region. Cloning is cheap (they share connection pools).
+#[derive(Clone, Debug)]
+pub struct RegionClients {
+    /// The AWS region name, as configured.
+    pub region: String,
+    /// CDC apply, and the health probe's ListTables.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Change, transformed, health and cross-region events.
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// The dead-letter queue, and the health probe's ListQueues.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The authorizer's HS256 key.
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+}
+
+impl RegionClients {
+    /// Builds the clients for one region. Does no I/O beyond what the credential chain needs.
+    pub async fn new(region: &RegionConfig, aws: &AwsConfig) -> Self {
+        let shared = shared_config(region, aws).await;
+        let endpoints = &region.endpoints;
+
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&shared);
+        if let Some(url) = &endpoints.dynamodb {
+            dynamodb = dynamodb.endpoint_url(url);
+        }
+        let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(&shared);
+        if let Some(url) = &endpoints.eventbridge {
+            eventbridge = eventbridge.endpoint_url(url);
+        }
+        let mut sqs = aws_sdk_sqs::config::Builder::from(&shared);
+        if let Some(url) = &endpoints.sqs {
+            sqs = sqs.endpoint_url(url);
+        }
+        let mut secretsmanager = aws_sdk_secretsmanager::config::Builder::from(&shared);
+        if let Some(url) = &endpoints.secretsmanager {
+            secretsmanager = secretsmanager.endpoint_url(url);
+        }
+
+        Self {
+            region: region.name.clone(),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(secretsmanager.build()),
+        }
+    }
+}
+
+async fn shared_config(region: &RegionConfig, aws: &AwsConfig) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.name.clone()));
+    if let Some(creds) = &aws.static_credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.expose().to_string(),
+            None,
+            None,
+            "eda-static-config",
+        ));
+    } else if let Some(profile) = &aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the daemon, against the local stack (`deploy/local/stack.sh`, started by
+//! `make test`): a real Kafka-API broker, DynamoDB Local and moto, over TCP on 127.0.0.1.
+
+mod cli;
+mod stack;
+mod support;

@@ -1,0 +1,33 @@
+//! What the tests share: where the local stack listens, and the shipped local configuration.
+
+use eda_actors::aws::RegionClients;
+use eda_config::Config;
+use std::path::PathBuf;
+
+/// The broker started by `deploy/local/stack.sh`.
+pub const BROKERS: &str = "127.0.0.1:9092";
+
+/// `config/local.toml`, which points at the local stack.
+pub fn local_config_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local.toml")
+}
+
+/// The shipped local configuration, parsed without the process environment (tests run in
+/// parallel and some set `EDA_` variables on child processes only).
+pub fn local_config() -> Config {
+    let text = std::fs::read_to_string(local_config_path()).expect("config/local.toml readable");
+    let config: Config = toml::from_str(&text).expect("config/local.toml parses");
+    config.validate().expect("config/local.toml is valid");
+    config
+}
+
+/// SDK clients for the primary region of the local stack.
+pub async fn primary_clients() -> RegionClients {
+    let config = local_config();
+    RegionClients::new(&config.regions.primary, &config.aws).await
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
