@@ -27,7 +27,7 @@ stack-status:
 build:
 	$(CARGO) build --workspace --all-targets
 
-demo: build
+demo:
 	bash $(STACK) up
 	$(CARGO) run -q -p eda-daemon -- check-config --config config/local.toml
 
