@@ -1,0 +1,199 @@
+//! The per-partition offset watermark: which offset may be stored for commit.
+//!
+//! A partition consumer reads messages in offset order but their effects (DynamoDB write,
+//! EventBridge event, DLQ record) are acknowledged in any order, because different keys are
+//! applied in parallel. Committing an offset tells the group "everything before this is done",
+//! so the offset to store is one past the longest prefix of read messages that are all
+//! acknowledged. A crash then replays from there: nothing is skipped, and the sequence-guarded
+//! apply absorbs what is replayed.
+//!
+//! Offsets need not be contiguous (compacted topics, transaction markers): the tracker only knows
+//! the offsets it was given.
+
+use std::collections::VecDeque;
+
+/// What a partition has read and not yet been able to commit.
+#[derive(Debug, Default, Clone)]
+pub struct OffsetTracker {
+    /// Read offsets in order, each with whether its effects are acknowledged. The front is the
+    /// oldest unacknowledged message (acknowledged ones are popped as soon as they are at the
+    /// front).
+    pending: VecDeque<(i64, bool)>,
+    /// One past the last offset popped: the offset that may be stored.
+    watermark: Option<i64>,
+    /// The watermark as last handed out by [`OffsetTracker::take_committable`].
+    taken: Option<i64>,
+    /// The highest offset tracked, to reject out-of-order input.
+    last_tracked: Option<i64>,
+}
+
+/// Misuse of the tracker: a bug in the caller, reported rather than corrupting the watermark.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OffsetError {
+    /// Offsets must be tracked in increasing order, as a partition delivers them.
+    #[error("offset {offset} tracked after {last}: offsets must increase")]
+    NotIncreasing {
+        /// The offset given.
+        offset: i64,
+        /// The highest offset tracked before it.
+        last: i64,
+    },
+    /// The offset was never tracked, or was already acknowledged and committed past.
+    #[error("offset {0} is not in flight")]
+    NotInFlight(i64),
+}
+
+impl OffsetTracker {
+    /// A tracker for a partition that has read nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that a message was read and its effects are now in flight.
+    pub fn track(&mut self, offset: i64) -> Result<(), OffsetError> {
+        if let Some(last) = self.last_tracked {
+            if offset <= last {
+                return Err(OffsetError::NotIncreasing { offset, last });
+            }
+        }
+        self.last_tracked = Some(offset);
+        self.pending.push_back((offset, false));
+        Ok(())
+    }
+
+    /// Records that every effect of the message at `offset` is acknowledged downstream.
+    pub fn ack(&mut self, offset: i64) -> Result<(), OffsetError> {
+        let index = self
+            .pending
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .map_err(|_| OffsetError::NotInFlight(offset))?;
+        let entry = &mut self.pending[index];
+        if entry.1 {
+            return Err(OffsetError::NotInFlight(offset));
+        }
+        entry.1 = true;
+        while let Some(&(front, true)) = self.pending.front() {
+            self.watermark = Some(front + 1);
+            self.pending.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Messages read whose effects are not all acknowledged yet (plus acknowledged ones waiting
+    /// behind an older unacknowledged one): what backpressure counts.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The offset that may be stored now (one past the acknowledged prefix), if any.
+    pub fn committable(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// The committable offset if it moved since the last call, so callers store each advance
+    /// once.
+    pub fn take_committable(&mut self) -> Option<i64> {
+        if self.watermark != self.taken {
+            self.taken = self.watermark;
+            self.watermark
+        } else {
+            None
+        }
+    }
+
+    /// Forgets everything in flight: after a rewind (the partition is re-read from its
+    /// committed offset), acknowledgements of the old reads must not move the watermark.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.last_tracked = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn watermark_waits_for_the_oldest_message() {
+        let mut t = OffsetTracker::new();
+        for o in [10, 11, 12] {
+            t.track(o).unwrap();
+        }
+        t.ack(12).unwrap();
+        t.ack(11).unwrap();
+        assert_eq!(t.committable(), None, "10 is still in flight");
+        assert_eq!(t.in_flight(), 3);
+        t.ack(10).unwrap();
+        assert_eq!(t.committable(), Some(13));
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.take_committable(), Some(13));
+        assert_eq!(
+            t.take_committable(),
+            None,
+            "each advance is handed out once"
+        );
+    }
+
+    #[test]
+    fn gaps_in_offsets_are_fine() {
+        let mut t = OffsetTracker::new();
+        t.track(5).unwrap();
+        t.track(9).unwrap();
+        t.ack(5).unwrap();
+        assert_eq!(t.committable(), Some(6));
+        t.ack(9).unwrap();
+        assert_eq!(t.committable(), Some(10));
+    }
+
+    #[test]
+    fn misuse_is_reported() {
+        let mut t = OffsetTracker::new();
+        t.track(3).unwrap();
+        assert_eq!(
+            t.track(3),
+            Err(OffsetError::NotIncreasing { offset: 3, last: 3 })
+        );
+        assert_eq!(t.ack(4), Err(OffsetError::NotInFlight(4)));
+        t.ack(3).unwrap();
+        assert_eq!(t.ack(3), Err(OffsetError::NotInFlight(3)));
+    }
+
+    #[test]
+    fn reset_drops_acks_of_old_reads() {
+        let mut t = OffsetTracker::new();
+        t.track(1).unwrap();
+        t.track(2).unwrap();
+        t.ack(1).unwrap();
+        t.reset();
+        assert_eq!(t.ack(2), Err(OffsetError::NotInFlight(2)));
+        assert_eq!(t.committable(), Some(2), "what was committable stays so");
+        t.track(2).unwrap();
+        t.ack(2).unwrap();
+        assert_eq!(t.committable(), Some(3));
+    }
+
+    proptest! {
+        /// Whatever order acknowledgements arrive in, the watermark is one past the longest
+        /// acknowledged prefix, and never passes an unacknowledged message.
+        #[test]
+        fn watermark_is_the_acknowledged_prefix(
+            gaps in proptest::collection::vec(1i64..4, 1..60),
+            order in any::<u64>(),
+            acked_count in 0usize..60,
+        ) {
+            let offsets: Vec<i64> = gaps.iter().scan(0i64, |acc, g| { *acc += g; Some(*acc) }).collect();
+            let mut t = OffsetTracker::new();
+            for &o in &offsets { t.track(o).unwrap(); }
+            let mut shuffled = offsets.clone();
+            fastrand::Rng::with_seed(order).shuffle(&mut shuffled);
+            let acked: Vec<i64> = shuffled.into_iter().take(acked_count.min(offsets.len())).collect();
+            for &o in &acked { t.ack(o).unwrap(); }
+            let prefix = offsets.iter().take_while(|o| acked.contains(o)).last();
+            prop_assert_eq!(t.committable(), prefix.map(|o| o + 1));
+            if let Some(first_unacked) = offsets.iter().find(|o| !acked.contains(o)) {
+                prop_assert!(t.committable().is_none_or(|w| w <= *first_unacked));
+            }
+        }
+    }
+}
