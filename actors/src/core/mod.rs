@@ -16,6 +16,7 @@
 //! - [`jwt`]: token verification and API Gateway authorizer responses.
 //! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
 //! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
+//! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
 
 pub mod apply_plan;
 pub mod breaker;
@@ -24,5 +25,6 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod health;
 pub mod jwt;
+pub mod restart;
 pub mod stream_record;
 pub mod transform;
