@@ -1,0 +1,3 @@
+//! One integration-test binary for eda-actors: real actors, and real servers on loopback.
+
+mod supervisor;
