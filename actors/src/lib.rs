@@ -11,8 +11,10 @@
 //!   readiness and liveness state behind `/readyz` and `/healthz`.
 //! - [`supervisor`]: the restart building block every supervising actor embeds, and the generic
 //!   [`Supervisor`](supervisor::Supervisor) actor the root of the tree is made of.
+//! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
 
 pub mod aws;
 pub mod core;
+pub mod schema_registry;
 pub mod supervisor;
 pub mod telemetry;
