@@ -228,7 +228,12 @@ async fn a_child_failing_beyond_max_restarts_escalates_to_the_parent() {
     let (observer, observer_handle) = Actor::spawn(None, Observer, tx).await.unwrap();
     let liveness = Arc::new(Liveness::new(Duration::from_secs(60)));
     let mut sup_args = args(
-        vec![worker("publisher", ActorKind::EventBridgePublisher, &log, true)],
+        vec![worker(
+            "publisher",
+            ActorKind::EventBridgePublisher,
+            &log,
+            true,
+        )],
         3,
         &metrics,
     );
@@ -263,12 +268,7 @@ async fn dependants_restart_after_their_dependency_and_are_wired_to_the_new_inst
     let log = Log::default();
     let children = vec![
         worker("applier", ActorKind::CdcApplier, &log, false),
-        dependant(
-            "consumer",
-            "applier",
-            ActorKind::PartitionConsumer,
-            &log,
-        ),
+        dependant("consumer", "applier", ActorKind::PartitionConsumer, &log),
         worker("dlq", ActorKind::DlqWriter, &log, false),
     ];
     let (sup, handle) = Actor::spawn(None, Supervisor, args(children, 5, &metrics))
@@ -310,7 +310,8 @@ async fn dependants_restart_after_their_dependency_and_are_wired_to_the_new_inst
 async fn a_transient_child_that_stops_cleanly_is_not_restarted() {
     let metrics = Arc::new(Metrics::new());
     let log = Log::default();
-    let children = vec![worker("partition-0", ActorKind::PartitionConsumer, &log, false).transient()];
+    let children =
+        vec![worker("partition-0", ActorKind::PartitionConsumer, &log, false).transient()];
     let (sup, handle) = Actor::spawn(None, Supervisor, args(children, 5, &metrics))
         .await
         .unwrap();
@@ -320,7 +321,10 @@ async fn a_transient_child_that_stops_cleanly_is_not_restarted() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while child(&sup, "partition-0").await.is_some() {
-        assert!(Instant::now() < deadline, "the stopped child is still listed");
+        assert!(
+            Instant::now() < deadline,
+            "the stopped child is still listed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -335,7 +339,12 @@ async fn a_transient_child_that_stops_cleanly_is_not_restarted() {
 async fn an_undeclared_dependency_fails_the_supervisor_start() {
     let metrics = Arc::new(Metrics::new());
     let log = Log::default();
-    let children = vec![dependant("consumer", "applier", ActorKind::PartitionConsumer, &log)];
+    let children = vec![dependant(
+        "consumer",
+        "applier",
+        ActorKind::PartitionConsumer,
+        &log,
+    )];
     let err = Actor::spawn(None, Supervisor, args(children, 5, &metrics))
         .await
         .unwrap_err();
