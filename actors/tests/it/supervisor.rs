@@ -350,3 +350,49 @@ async fn an_undeclared_dependency_fails_the_supervisor_start() {
         .unwrap_err();
     assert!(err.to_string().contains("depends on applier"), "{err}");
 }
+
+#[tokio::test]
+async fn a_failed_restart_is_retried_with_backoff() {
+    let metrics = Arc::new(Metrics::new());
+    let log = Log::default();
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let spec = {
+        let (log, attempts) = (Arc::clone(&log), Arc::clone(&attempts));
+        ChildSpec::new(
+            "prober",
+            ActorKind::HealthProber,
+            move |ctx: SpawnContext| {
+                let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let args = WorkerArgs {
+                    name: "prober",
+                    log: Arc::clone(&log),
+                    crash_on_start: false,
+                    dependency: None,
+                };
+                async move {
+                    // The first two restarts fail in start-up (an endpoint still down, say).
+                    if attempt == 2 || attempt == 3 {
+                        return Err(SpawnErr::StartupFailed("endpoint unreachable".into()));
+                    }
+                    spawn_worker(ctx, args).await
+                }
+            },
+        )
+    };
+    let (sup, handle) = Actor::spawn(None, Supervisor, args(vec![spec], 5, &metrics))
+        .await
+        .unwrap();
+    let first = child(&sup, "prober").await.unwrap();
+    ActorRef::<WorkerMsg>::from(first.clone())
+        .send_message(WorkerMsg::Panic)
+        .unwrap();
+    let second = restarted(&sup, "prober", first.get_id()).await;
+
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(restarts(&metrics, "health_prober"), Some(3));
+    let handled = call!(ActorRef::<WorkerMsg>::from(second), WorkerMsg::Ping).unwrap();
+    assert_eq!(handled, 1);
+
+    sup.stop(None);
+    handle.await.unwrap();
+}
