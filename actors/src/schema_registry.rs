@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_appended_and_escaped() {
+        let config = SchemaRegistryConfig {
+            url: Some("https://registry.example.com/base/".into()),
+            ..SchemaRegistryConfig::default()
+        };
+        let client = SchemaRegistryClient::new(&config).unwrap();
+        assert_eq!(
+            client
+                .endpoint(&["subjects", "odd/subject name", "versions"])
+                .as_str(),
+            "https://registry.example.com/base/subjects/odd%2Fsubject%20name/versions"
+        );
+        let config = SchemaRegistryConfig {
+            url: Some("not a url".into()),
+            ..SchemaRegistryConfig::default()
+        };
+        assert!(matches!(
+            SchemaRegistryClient::new(&config),
+            Err(SchemaRegistryError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
     fn a_url_is_required() {
         let err = SchemaRegistryClient::new(&SchemaRegistryConfig::default()).unwrap_err();
         assert!(matches!(err, SchemaRegistryError::NotConfigured));
