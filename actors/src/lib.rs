@@ -7,6 +7,14 @@
 //!   health aggregation and the dead-letter record. Both shapes of eda call it, and most tests
 //!   live there.
 //! - [`aws`]: the AWS SDK clients of each region, built once from the configuration.
+//! - [`telemetry`]: the metrics registry, the internal events that log and count, and the
+//!   readiness and liveness state behind `/readyz` and `/healthz`.
+//! - [`supervisor`]: the restart building block every supervising actor embeds, and the generic
+//!   [`Supervisor`](supervisor::Supervisor) actor the root of the tree is made of.
+//! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
 
 pub mod aws;
 pub mod core;
+pub mod schema_registry;
+pub mod supervisor;
+pub mod telemetry;

@@ -17,6 +17,7 @@
 //! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
 //! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
 //! - [`offsets`]: the per-partition watermark of acknowledged offsets.
+//! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
 
 pub mod apply_plan;
 pub mod breaker;
@@ -26,5 +27,6 @@ pub mod envelope;
 pub mod health;
 pub mod jwt;
 pub mod offsets;
+pub mod restart;
 pub mod stream_record;
 pub mod transform;

@@ -1,0 +1,534 @@
+//! Internal events: one struct per thing worth knowing, whose `emit` logs it and counts it.
+//!
+//! Call sites build an event and emit it (`MessagesConsumed { topic, count }.emit(&metrics)`);
+//! they never touch a metric family or pick a log level themselves. Log levels follow one rule:
+//! anything that can happen per message or per batch logs at `trace` (or `debug` for retried
+//! trouble), failures a person should look at log at `warn` through a limiter of one line per ten
+//! seconds, and rare state changes (a breaker opening, an actor restarting) log at `info`/`warn`
+//! every time.
+
+use super::labels::{
+    ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
+    ErrorClass, HealthStatus, LambdaFunction, Service,
+};
+use super::metrics::{configured, fixed, region, Metrics};
+use super::names::label;
+use std::time::Duration;
+
+/// Something that happened inside eda, recorded in the logs and the metrics in one call.
+pub trait InternalEvent {
+    /// Logs the event at its level and updates its metrics.
+    fn emit(self, metrics: &Metrics);
+}
+
+/// A partition consumer read `count` messages from `topic`.
+#[derive(Debug, Clone, Copy)]
+pub struct MessagesConsumed<'a> {
+    /// The topic read from.
+    pub topic: &'a str,
+    /// Messages in the fetched batch.
+    pub count: u64,
+}
+
+impl InternalEvent for MessagesConsumed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(topic = self.topic, count = self.count, "Messages consumed.");
+        metrics
+            .kafka_messages_consumed
+            .get_or_create(&[configured(label::TOPIC, self.topic)])
+            .inc_by(self.count);
+    }
+}
+
+/// The consumer's distance behind a partition's high watermark, measured after a fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerLag<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// High watermark minus the next offset to read.
+    pub lag: i64,
+}
+
+impl InternalEvent for ConsumerLag<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            topic = self.topic,
+            partition = self.partition,
+            lag = self.lag,
+            "Consumer lag measured."
+        );
+        metrics
+            .kafka_consumer_lag
+            .get_or_create(&[
+                configured(label::TOPIC, self.topic),
+                configured(label::PARTITION, &self.partition.to_string()),
+            ])
+            .set(self.lag);
+    }
+}
+
+/// A message's effects were all acknowledged `elapsed` after it was fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageProcessed<'a> {
+    /// The topic the message came from.
+    pub topic: &'a str,
+    /// Fetch to acknowledgement.
+    pub elapsed: Duration,
+}
+
+impl InternalEvent for MessageProcessed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .kafka_processing_duration
+            .get_or_create(&[configured(label::TOPIC, self.topic)])
+            .observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// `count` CDC changes of one operation were applied.
+#[derive(Debug, Clone, Copy)]
+pub struct CdcEventsApplied {
+    /// The Qlik operation.
+    pub operation: CdcOperation,
+    /// Changes applied.
+    pub count: u64,
+}
+
+impl InternalEvent for CdcEventsApplied {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            operation = self.operation.as_str(),
+            count = self.count,
+            "CDC events applied."
+        );
+        metrics
+            .cdc_events
+            .get_or_create(&[fixed(label::OPERATION, self.operation.as_str())])
+            .inc_by(self.count);
+    }
+}
+
+/// One DynamoDB call finished.
+#[derive(Debug, Clone, Copy)]
+pub struct DynamoDbCall {
+    /// The API used.
+    pub operation: DynamoDbOperation,
+    /// How it ended.
+    pub outcome: DynamoDbOutcome,
+}
+
+impl InternalEvent for DynamoDbCall {
+    fn emit(self, metrics: &Metrics) {
+        let operation = self.operation.as_str();
+        metrics
+            .dynamodb_operations
+            .get_or_create(&[
+                fixed(label::OPERATION, operation),
+                fixed(label::OUTCOME, self.outcome.as_str()),
+            ])
+            .inc();
+        match self.outcome {
+            DynamoDbOutcome::Success => {
+                tracing::trace!(operation, "DynamoDB call succeeded.");
+            }
+            DynamoDbOutcome::ConditionFailed => {
+                tracing::trace!(
+                    operation,
+                    "DynamoDB write skipped: a newer change is applied."
+                );
+            }
+            DynamoDbOutcome::Failed(class) => {
+                metrics
+                    .dynamodb_errors
+                    .get_or_create(&[
+                        fixed(label::OPERATION, operation),
+                        fixed(label::ERROR_CLASS, class.as_str()),
+                    ])
+                    .inc();
+                if class == ErrorClass::Throttled {
+                    tracing::debug!(operation, "DynamoDB throttled a call.");
+                } else if let Some(suppressed) = metrics.limiters.dynamodb.admit() {
+                    tracing::warn!(
+                        operation,
+                        error_class = class.as_str(),
+                        suppressed,
+                        "DynamoDB call failed."
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// EventBridge accepted `count` entries on a bus.
+#[derive(Debug, Clone, Copy)]
+pub struct EventBridgePublished<'a> {
+    /// The bus name.
+    pub bus: &'a str,
+    /// The bus's region.
+    pub region: &'a str,
+    /// Entries accepted.
+    pub count: u64,
+}
+
+impl InternalEvent for EventBridgePublished<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            bus = self.bus,
+            region = self.region,
+            count = self.count,
+            "EventBridge events published."
+        );
+        metrics
+            .eventbridge_published
+            .get_or_create(&[configured(label::BUS, self.bus), region(self.region)])
+            .inc_by(self.count);
+    }
+}
+
+/// EventBridge rejected `count` entries, or a call failed before delivering them.
+#[derive(Debug, Clone, Copy)]
+pub struct EventBridgeFailed<'a> {
+    /// The bus name.
+    pub bus: &'a str,
+    /// The bus's region.
+    pub region: &'a str,
+    /// Entries not delivered.
+    pub count: u64,
+    /// Why.
+    pub class: ErrorClass,
+}
+
+impl InternalEvent for EventBridgeFailed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .eventbridge_errors
+            .get_or_create(&[configured(label::BUS, self.bus), region(self.region)])
+            .inc_by(self.count);
+        if let Some(suppressed) = metrics.limiters.eventbridge.admit() {
+            tracing::warn!(
+                bus = self.bus,
+                region = self.region,
+                count = self.count,
+                error_class = self.class.as_str(),
+                suppressed,
+                "EventBridge did not accept events."
+            );
+        }
+    }
+}
+
+/// A region's circuit breaker was created in `state`; sets the gauge so it exists from start.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerInitialized<'a> {
+    /// The region the breaker guards.
+    pub region: &'a str,
+    /// Its initial state.
+    pub state: BreakerState,
+}
+
+impl InternalEvent for BreakerInitialized<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            region = self.region,
+            state = self.state.as_str(),
+            "Circuit breaker initialized."
+        );
+        metrics
+            .breaker_state
+            .get_or_create(&[region(self.region)])
+            .set(self.state.code());
+    }
+}
+
+/// A region's circuit breaker moved from one state to another.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerTransitioned<'a> {
+    /// The region the breaker guards.
+    pub region: &'a str,
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+}
+
+impl InternalEvent for BreakerTransitioned<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let (region_name, from, to) = (self.region, self.from.as_str(), self.to.as_str());
+        match self.to {
+            BreakerState::Open | BreakerState::ForcedOpen => tracing::warn!(
+                region = region_name,
+                from,
+                to,
+                "Circuit breaker opened; traffic fails over."
+            ),
+            _ => tracing::info!(
+                region = region_name,
+                from,
+                to,
+                "Circuit breaker changed state."
+            ),
+        }
+        metrics
+            .breaker_state
+            .get_or_create(&[region(self.region)])
+            .set(self.to.code());
+        metrics
+            .breaker_transitions
+            .get_or_create(&[region(self.region), fixed(label::STATE, to)])
+            .inc();
+    }
+}
+
+/// A call through a region's breaker failed and was recorded against it.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerCallFailed<'a> {
+    /// The region the breaker guards.
+    pub region: &'a str,
+}
+
+impl InternalEvent for BreakerCallFailed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(region = self.region, "Circuit breaker recorded a failure.");
+        metrics
+            .breaker_failures
+            .get_or_create(&[region(self.region)])
+            .inc();
+    }
+}
+
+/// A region's breaker refused `count` calls.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerCallsRejected<'a> {
+    /// The region the breaker guards.
+    pub region: &'a str,
+    /// Calls refused.
+    pub count: u64,
+}
+
+impl InternalEvent for BreakerCallsRejected<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            region = self.region,
+            count = self.count,
+            "Circuit breaker rejected calls."
+        );
+        metrics
+            .breaker_rejected
+            .get_or_create(&[region(self.region)])
+            .inc_by(self.count);
+    }
+}
+
+/// `count` events were delivered from one region to another, the oldest `latency` old.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossRegionDelivered<'a> {
+    /// Where the events were produced.
+    pub source_region: &'a str,
+    /// Where they were delivered.
+    pub target_region: &'a str,
+    /// Events delivered.
+    pub count: u64,
+    /// Event timestamp to acceptance by the target region.
+    pub latency: Duration,
+}
+
+impl InternalEvent for CrossRegionDelivered<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            source_region = self.source_region,
+            target_region = self.target_region,
+            count = self.count,
+            "Cross-region events delivered."
+        );
+        let labels = [
+            configured(label::SOURCE_REGION, self.source_region),
+            configured(label::TARGET_REGION, self.target_region),
+        ];
+        metrics
+            .cross_region_events
+            .get_or_create(&labels)
+            .inc_by(self.count);
+        metrics
+            .cross_region_latency
+            .get_or_create(&labels)
+            .observe(self.latency.as_secs_f64());
+    }
+}
+
+/// `count` messages were written to the dead-letter queue.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLettered {
+    /// Where they entered eda.
+    pub source: DlqSource,
+    /// Why they failed.
+    pub class: ErrorClass,
+    /// Messages written.
+    pub count: u64,
+}
+
+impl InternalEvent for DeadLettered {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .dlq_messages
+            .get_or_create(&[
+                fixed(label::SOURCE, self.source.as_str()),
+                fixed(label::ERROR_CLASS, self.class.as_str()),
+            ])
+            .inc_by(self.count);
+        if let Some(suppressed) = metrics.limiters.dlq.admit() {
+            tracing::warn!(
+                source = self.source.as_str(),
+                error_class = self.class.as_str(),
+                count = self.count,
+                suppressed,
+                "Messages sent to the dead-letter queue."
+            );
+        }
+    }
+}
+
+/// A supervisor decided to restart a child.
+#[derive(Debug, Clone, Copy)]
+pub struct ActorRestarted<'a> {
+    /// The child's kind (the metric label).
+    pub kind: ActorKind,
+    /// The child's name within its supervisor (logged only: names can be per partition).
+    pub name: &'a str,
+    /// Why: the failure, or the dependency whose restart forced this one.
+    pub reason: &'a str,
+    /// Restarts of this child inside the current window, this one included.
+    pub attempt: u32,
+    /// Delay before the new instance is spawned.
+    pub backoff: Duration,
+}
+
+impl InternalEvent for ActorRestarted<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(
+            actor = self.kind.as_str(),
+            name = self.name,
+            reason = self.reason,
+            attempt = self.attempt,
+            backoff_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
+            "Restarting a failed actor."
+        );
+        metrics
+            .actor_restarts
+            .get_or_create(&[fixed(label::ACTOR, self.kind.as_str())])
+            .inc();
+    }
+}
+
+/// A supervisor gave up on a child and is failing itself so its parent decides.
+#[derive(Debug, Clone, Copy)]
+pub struct SupervisorEscalated<'a> {
+    /// The supervisor's kind.
+    pub kind: ActorKind,
+    /// The child that failed too often.
+    pub child: &'a str,
+    /// Its restarts inside the window.
+    pub restarts: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl InternalEvent for SupervisorEscalated<'_> {
+    fn emit(self, _metrics: &Metrics) {
+        tracing::error!(
+            supervisor = self.kind.as_str(),
+            child = self.child,
+            restarts = self.restarts,
+            window_secs = self.window.as_secs(),
+            "Child failed too often; escalating to the parent supervisor."
+        );
+    }
+}
+
+/// A health probe of one service in one region finished.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthProbed<'a> {
+    /// The probed region.
+    pub region: &'a str,
+    /// The probed service.
+    pub service: Service,
+    /// The verdict.
+    pub status: HealthStatus,
+    /// Round trip (the timeout, when it timed out).
+    pub latency: Duration,
+}
+
+impl InternalEvent for HealthProbed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let labels = [
+            region(self.region),
+            fixed(label::SERVICE, self.service.as_str()),
+        ];
+        metrics
+            .health_probe_duration
+            .get_or_create(&labels)
+            .observe(self.latency.as_secs_f64());
+        let gauge = metrics.health_status.get_or_create_owned(&labels);
+        let previous = gauge.set(self.status.code());
+        let (region_name, service, status) =
+            (self.region, self.service.as_str(), self.status.as_str());
+        let latency_ms = u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX);
+        if previous == self.status.code() {
+            tracing::trace!(
+                region = region_name,
+                service,
+                status,
+                latency_ms,
+                "Health probe finished."
+            );
+        } else if self.status == HealthStatus::Healthy {
+            tracing::info!(
+                region = region_name,
+                service,
+                latency_ms,
+                "Service is healthy."
+            );
+        } else {
+            tracing::warn!(
+                region = region_name,
+                service,
+                status,
+                latency_ms,
+                "Service health degraded."
+            );
+        }
+    }
+}
+
+/// A Lambda shim invocation finished.
+#[derive(Debug, Clone, Copy)]
+pub struct LambdaInvoked {
+    /// Which shim.
+    pub function: LambdaFunction,
+    /// Handler time.
+    pub elapsed: Duration,
+    /// Whether the handler returned an error.
+    pub failed: bool,
+}
+
+impl InternalEvent for LambdaInvoked {
+    fn emit(self, metrics: &Metrics) {
+        let labels = [fixed(label::FUNCTION, self.function.as_str())];
+        tracing::debug!(
+            function = self.function.as_str(),
+            elapsed_ms = u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+            failed = self.failed,
+            "Lambda invocation finished."
+        );
+        metrics.lambda_invocations.get_or_create(&labels).inc();
+        if self.failed {
+            metrics.lambda_errors.get_or_create(&labels).inc();
+        }
+        metrics
+            .lambda_duration
+            .get_or_create(&labels)
+            .observe(self.elapsed.as_secs_f64());
+    }
+}
