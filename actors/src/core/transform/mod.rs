@@ -561,27 +561,59 @@ fn into_base_event(mut map: Map<String, Value>) -> BaseEvent {
     }
 }
 
-/// Trims every string in a JSON value in place, allocating only for strings that change.
+/// Trims every string in a JSON value in place, without allocating. Leaves are handled in the
+/// loop rather than by recursion: most of a payload is leaves.
 fn trim_strings(value: &mut Value) {
     match value {
         Value::String(s) => trim_in_place(s),
-        Value::Array(items) => items.iter_mut().for_each(trim_strings),
-        Value::Object(map) => map.values_mut().for_each(trim_strings),
+        Value::Array(items) => items.iter_mut().for_each(trim_child),
+        Value::Object(map) => map.values_mut().for_each(trim_child),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
-fn trim_in_place(s: &mut String) {
-    let trimmed = s.trim();
-    if trimmed.len() != s.len() {
-        *s = trimmed.to_owned();
+fn trim_child(value: &mut Value) {
+    match value {
+        Value::String(s) => trim_in_place(s),
+        Value::Array(_) | Value::Object(_) => trim_strings(value),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
-/// Trims and lower-cases an address in place; untouched when already normal.
+/// Whether a byte may be (part of) whitespace that `str::trim` removes: ASCII whitespace as
+/// `char::is_whitespace` defines it (vertical tab included), or any non-ASCII byte, which is
+/// left for the full Unicode check.
+fn maybe_blank(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b) || !b.is_ascii()
+}
+
+/// Trims a string in place; the common case (nothing to trim) costs two byte tests.
+fn trim_in_place(s: &mut String) {
+    let bytes = s.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return;
+    };
+    if !maybe_blank(first) && !maybe_blank(last) {
+        return;
+    }
+    let trimmed = s.trim();
+    if trimmed.len() == s.len() {
+        return;
+    }
+    // `trimmed` lies inside `s`: its offset is where the leading blanks end.
+    let start = trimmed.as_ptr() as usize - s.as_ptr() as usize;
+    let end = start + trimmed.len();
+    s.truncate(end);
+    s.drain(..start);
+}
+
+/// Trims and lower-cases an address in place. Validation admits ASCII addresses only, so
+/// lower-casing never changes the length and needs no allocation.
 fn normalize_email(email: &mut String) {
     trim_in_place(email);
-    if email.chars().any(char::is_uppercase) {
+    if email.is_ascii() {
+        email.make_ascii_lowercase();
+    } else if email.chars().any(char::is_uppercase) {
         *email = email.to_lowercase();
     }
 }

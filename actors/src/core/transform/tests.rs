@@ -258,6 +258,26 @@ fn trimming_can_be_turned_off() {
 }
 
 #[test]
+fn trimming_handles_every_kind_of_blank_in_place() {
+    for (input, want) in [
+        ("plain", "plain"),
+        ("", ""),
+        ("  ", ""),
+        ("\u{0B}tab\t", "tab"),
+        ("\u{00A0}nbsp\u{2003}", "nbsp"),
+        ("  é ", "é"),
+        ("ünïcode", "ünïcode"),
+    ] {
+        let mut s = input.to_owned();
+        trim_in_place(&mut s);
+        assert_eq!(s, want, "{input:?}");
+    }
+    let mut email = " Jane@EXAMPLE.com ".to_owned();
+    normalize_email(&mut email);
+    assert_eq!(email, "jane@example.com");
+}
+
+#[test]
 fn bad_configuration_names_the_key() {
     let mut c = config();
     c.rules[1].field = "amount".into();

@@ -16,27 +16,31 @@ pub fn is_valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    const LOCAL_SPECIALS: &[u8] = b"!#$%&'*+/=?^_`{|}~.-";
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(&b));
-    if !local_ok || domain.len() > 253 {
+    if local.is_empty() || local.len() > 64 || domain.len() > 253 {
         return false;
     }
+    // Dot-atom: allowed characters, dots only between non-dots.
+    let mut previous_dot = true; // a leading dot is refused like a doubled one
+    for &b in local.as_bytes() {
+        let dot = b == b'.';
+        let allowed = b.is_ascii_alphanumeric() || dot || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
+        if !allowed || (dot && previous_dot) {
+            return false;
+        }
+        previous_dot = dot;
+    }
+    if previous_dot {
+        return false;
+    }
+    // Labels of letters, digits and inner hyphens; at least two of them.
     let mut labels = 0;
     for label in domain.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let bytes = label.as_bytes();
+        let ok = matches!((bytes.first(), bytes.last()), (Some(f), Some(l)) if *f != b'-' && *l != b'-')
+            && bytes.len() <= 63
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
         if !ok {
             return false;
         }
