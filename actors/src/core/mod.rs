@@ -13,6 +13,7 @@
 //! - [`breaker`]: the circuit breaker state machine.
 //! - [`health`]: per-service probe results to per-region status and `HealthCheckEvent`.
 //! - [`envelope`]: `CrossRegionEvent`, zstd compression and the EventBridge size check.
+//! - [`eventbridge`]: EventBridge entry sizing and the `PutEvents` batch planner.
 //! - [`jwt`]: token verification and API Gateway authorizer responses.
 //! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
 //! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
@@ -24,6 +25,7 @@ pub mod breaker;
 pub mod cdc;
 pub mod dead_letter;
 pub mod envelope;
+pub mod eventbridge;
 pub mod health;
 pub mod jwt;
 pub mod offsets;
