@@ -12,9 +12,11 @@
 //! - [`supervisor`]: the restart building block every supervising actor embeds, and the generic
 //!   [`Supervisor`](supervisor::Supervisor) actor the root of the tree is made of.
 //! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
+//! - [`jwt_keys`]: loads the authorizer's keys (Secrets Manager, JWKS) into the core verifier.
 
 pub mod aws;
 pub mod core;
+pub mod jwt_keys;
 pub mod schema_registry;
 pub mod supervisor;
 pub mod telemetry;

@@ -1,9 +1,11 @@
 //! One module per subcommand; [`dispatch`] maps each to its exit code.
 
 mod check_config;
+mod jwt;
 mod run;
+mod transform;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, JwtCommand};
 use std::process::ExitCode;
 
 /// Exit code for bad input: an invalid configuration, an undecodable message, a denied token.
@@ -18,7 +20,32 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             print!("{}", eda_config::reference::markdown());
             ExitCode::SUCCESS
         }
+        Command::Transform { file, config } => {
+            transform::transform(file.as_deref(), config.as_deref())
+        }
+        Command::Jwt {
+            command: JwtCommand::Verify { config, token },
+        } => jwt::verify(&config, &token),
     }
+}
+
+/// Reads a command's input: the named file, or stdin when there is none.
+pub fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>, ExitCode> {
+    use std::io::Read;
+    let result = match file {
+        Some(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map(|_| buf)
+                .map_err(|e| format!("stdin: {e}"))
+        }
+    };
+    result.map_err(|err| {
+        eprintln!("error: cannot read the input: {err}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
 }
 
 /// Loads and validates the configuration, printing every problem to stderr on failure.

@@ -64,3 +64,111 @@ fn broken_rule_exits_2_with_every_error() {
         "{stderr}"
     );
 }
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("eda-daemon runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("eda-daemon exits")
+}
+
+#[test]
+fn transform_prints_the_normalized_event() {
+    let now = chrono::Utc::now().to_rfc3339();
+    let event = format!(
+        r#"{{"event_id":"2f1c7c1e-0a4b-4c8e-9a57-1d2b3c4d5e6f","event_type":"order.created",
+            "source_region":"us-west-2","timestamp":"{now}","payload":{{"email":" Ada@Example.COM "}}}}"#
+    );
+    let out = run_with_stdin(&["transform"], &event);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed["detail_type"], "transformed");
+    assert_eq!(printed["detail"]["payload"]["email"], "ada@example.com");
+}
+
+#[test]
+fn transform_lists_every_reason_and_exits_2() {
+    let out = run_with_stdin(
+        &["transform"],
+        r#"{"event_id":"nope","payload":{"email":"bad"}}"#,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed["detail_type"], "validation_failed");
+    let codes: Vec<&str> = printed["detail"]["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    for code in ["invalid_uuid", "missing_field", "invalid_email"] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+}
+
+/// The HS256 key `deploy/local/resources.py` stores in moto's Secrets Manager.
+const LOCAL_HS256_SECRET: &[u8] = b"local-development-hs256-secret-change-me";
+
+fn local_token(audience: &str, expires_in: i64) -> String {
+    let claims = serde_json::json!({
+        "sub": "user-42",
+        "iss": "https://auth.eda.local",
+        "aud": audience,
+        "exp": chrono::Utc::now().timestamp() + expires_in,
+        "roles": ["admin", "reader"],
+        "tenant_id": "t-1",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(LOCAL_HS256_SECRET),
+    )
+    .expect("token signs")
+}
+
+fn jwt_verify(token: &str) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
+        .args(["jwt", "verify", "--config"])
+        .arg(local_config_path())
+        .arg(token)
+        .output()
+        .expect("eda-daemon runs");
+    let printed = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), printed)
+}
+
+#[test]
+fn jwt_verify_allows_a_token_signed_with_the_secret_from_secrets_manager() {
+    let (code, printed) = jwt_verify(&format!("Bearer {}", local_token("eda-api", 600)));
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(printed["decision"], "allow");
+    assert_eq!(printed["context"]["userId"], "user-42");
+    assert_eq!(printed["context"]["roles"], "admin,reader");
+    assert_eq!(printed["context"]["tenantId"], "t-1");
+}
+
+#[test]
+fn jwt_verify_denies_wrong_audience_and_expired_tokens_with_the_reason() {
+    let (code, printed) = jwt_verify(&local_token("someone-else", 600));
+    assert_eq!(code, Some(2));
+    assert_eq!(printed["reason"], "wrong_audience");
+    let (code, printed) = jwt_verify(&local_token("eda-api", -3600));
+    assert_eq!(code, Some(2));
+    assert_eq!(printed["reason"], "expired");
+}

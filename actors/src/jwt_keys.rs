@@ -1,0 +1,105 @@
+//! Loading the authorizer's keys: the HS256 secret from Secrets Manager and RS256 keys from a
+//! JWKS URL, into the pure [`JwtVerifier`](crate::core::jwt::JwtVerifier).
+//!
+//! The verifier itself does no I/O; this module is the edge that fetches what it needs, used by
+//! `eda-daemon jwt verify` and the authorizer Lambda.
+
+use crate::core::jwt::{JwtSetupError, JwtVerifier};
+use eda_config::JwtConfig;
+
+/// Why the keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLoadError {
+    /// Secrets Manager did not hand out the HS256 secret.
+    #[error("reading secret {secret_id} from Secrets Manager failed: {message}")]
+    Secret {
+        /// The configured `jwt.hs256_secret_id`.
+        secret_id: String,
+        /// What the SDK said.
+        message: String,
+    },
+    /// The JWKS document could not be fetched.
+    #[error("fetching JWKS from {url} failed: {message}")]
+    Jwks {
+        /// The configured `jwt.jwks_url`.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A key was fetched but is not usable (wrong type, too short, bad document).
+    #[error(transparent)]
+    Setup(#[from] JwtSetupError),
+}
+
+impl KeyLoadError {
+    /// Whether trying again later may succeed (network and service errors), as opposed to a
+    /// configuration or key problem.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            KeyLoadError::Secret { .. } | KeyLoadError::Jwks { .. }
+        )
+    }
+}
+
+/// Reads the HS256 secret named by `jwt.hs256_secret_id` (the secret string is the key).
+pub async fn fetch_hs256_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Vec<u8>, KeyLoadError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|err| KeyLoadError::Secret {
+            secret_id: secret_id.to_string(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
+        })?;
+    if let Some(text) = out.secret_string() {
+        return Ok(text.as_bytes().to_vec());
+    }
+    if let Some(blob) = out.secret_binary() {
+        return Ok(blob.as_ref().to_vec());
+    }
+    Err(KeyLoadError::Secret {
+        secret_id: secret_id.to_string(),
+        message: "the secret has no value".into(),
+    })
+}
+
+/// Fetches the JWKS document at `url`.
+pub async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<String, KeyLoadError> {
+    let fail = |message: String| KeyLoadError::Jwks {
+        url: url.to_string(),
+        message,
+    };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fail(format!("HTTP {}", response.status())));
+    }
+    response.text().await.map_err(|e| fail(e.to_string()))
+}
+
+/// Builds a verifier with every key source the configuration names: the inline or Secrets
+/// Manager HS256 secret, PEM keys, and the JWKS URL.
+pub async fn load_verifier(
+    config: &JwtConfig,
+    secrets: &aws_sdk_secretsmanager::Client,
+    http: &reqwest::Client,
+) -> Result<JwtVerifier, KeyLoadError> {
+    let secret = match &config.hs256_secret_id {
+        Some(id) => Some(fetch_hs256_secret(secrets, id).await?),
+        None => None,
+    };
+    let mut verifier = JwtVerifier::new(config, secret.as_deref())?;
+    if let Some(url) = &config.jwks_url {
+        let document = fetch_jwks(http, url).await?;
+        verifier.add_jwks(&document)?;
+    }
+    Ok(verifier)
+}
