@@ -1,1 +1,638 @@
-//! (to be written)
+//! From a batch of [`CdcEvent`]s to the sequence-guarded DynamoDB writes that apply them.
+//!
+//! Pure data in, pure data out: [`plan`] decides *what* to write; an adapter at the AWS boundary
+//! turns each [`PlannedWrite`] into a conditional `PutItem` (or a `TransactWriteItems` entry), and
+//! [`simulate`] applies a plan to an in-memory table with the same semantics for tests and the
+//! loadtest.
+//!
+//! # Item layout
+//!
+//! - `pk` (S): `<schema>.<table>#<key values>` — key values in key order, joined with `|`; a `\` or
+//!   `|` inside a value is escaped with `\`, and a null key value is written `\N`. Numbers and
+//!   strings render the same (`1` and `"1"` give `1`), so Qlik JSON (which sends strings) and Avro
+//!   (which sends ints) address the same item.
+//! - every after-image column as an attribute of the same name; a column named `pk` or starting
+//!   with `_` is stored as `_col_<name>`, so it can never collide with ours;
+//! - `_seq` (S) change sequence, `_op` (S) operation, `_table` (S) `schema.table`, `_ts` (S) source
+//!   timestamp when known, `_deleted` (BOOL);
+//! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
+//!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
+//!
+//! Every write carries the guard [`GUARD_EXPRESSION`] (`attribute_not_exists(pk) OR #seq < :seq`,
+//! `#seq` = `_seq`): a replayed or older change fails the condition and is simply acknowledged.
+//! An adapter must treat `ConditionalCheckFailed` as success-without-effect.
+//!
+//! # Coalescing
+//!
+//! Changes to one item (same target table and `pk`) inside a batch become one write: the change
+//! with the highest sequence, ties going to the later position. Highest, not last, because Kafka
+//! redeliveries can put an older change after a newer one. Each write lists every input index it
+//! covers so the caller can acknowledge all of them, and names the one actually written.
+//!
+//! An UPDATE whose key changed (the before image renders a different `pk`) also writes a tombstone
+//! for the old key with the same sequence; such an input is covered by two writes and is
+//! acknowledged when both are.
+//!
+//! # REFRESH rule
+//!
+//! Full-load rows carry no real change sequence. A REFRESH row keeps its sequence when it has a
+//! valid one (Debezium snapshot reads always do: their source position). Otherwise it gets a
+//! synthetic sequence in Qlik's layout: the 14 digits `YYYYMMDDhhmmss` of the row's source
+//! timestamp (else of [`PlanOptions::refresh_started_at`], the load's start), followed by 21 zeros.
+//! Every change Qlik captures in or after that second has a non-zero counter and so sorts above
+//! the synthetic sequence: a newer CDC change is never overwritten by a load row, while a reload
+//! (a later second) replaces an older load. The blind spot is a change committed in the same
+//! second but *before* the row was read: it wins over the (newer) load row. A REFRESH row with
+//! neither a sequence nor any time is rejected rather than guessed.
+//!
+//! Events that cannot be planned (bad sequence, REFRESH without time, no key) are returned in
+//! [`ApplyPlan::rejected`] for the dead-letter queue; the rest of the batch is still planned.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::cdc::{is_valid_sequence, CdcEvent, KeyColumn, Operation, TableRef, SEQUENCE_LEN};
+
+#[cfg(test)]
+mod props;
+mod simulate;
+
+pub use simulate::{simulate, SimOutcome, SimTable};
+
+/// Partition key attribute of every item.
+pub const PK_ATTR: &str = "pk";
+/// Change sequence attribute; compared by the guard.
+pub const SEQ_ATTR: &str = "_seq";
+/// Operation attribute (`INSERT`, `UPDATE`, `DELETE`, `REFRESH`).
+pub const OP_ATTR: &str = "_op";
+/// Source `schema.table` attribute.
+pub const TABLE_ATTR: &str = "_table";
+/// Source timestamp attribute.
+pub const TS_ATTR: &str = "_ts";
+/// Tombstone flag attribute.
+pub const DELETED_ATTR: &str = "_deleted";
+/// Expiry attribute of tombstones (epoch seconds); the table's TTL attribute.
+pub const TTL_ATTR: &str = "_ttl";
+/// Prefix given to source columns that would collide with the attributes above.
+pub const ESCAPED_COLUMN_PREFIX: &str = "_col_";
+
+/// The condition every write carries.
+pub const GUARD_EXPRESSION: &str = "attribute_not_exists(pk) OR #seq < :seq";
+/// Expression attribute name used by [`GUARD_EXPRESSION`].
+pub const GUARD_SEQ_NAME: &str = "#seq";
+/// Expression attribute value used by [`GUARD_EXPRESSION`]; bind it to the write's sequence.
+pub const GUARD_SEQ_VALUE: &str = ":seq";
+
+/// A DynamoDB attribute value, without the SDK: the adapter maps it one to one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AttrValue {
+    /// String.
+    S(String),
+    /// Number, kept as its decimal text so no precision is lost.
+    N(String),
+    /// Boolean.
+    Bool(bool),
+    /// Null.
+    Null,
+    /// Map.
+    M(BTreeMap<String, AttrValue>),
+    /// List.
+    L(Vec<AttrValue>),
+    /// Binary.
+    B(Vec<u8>),
+}
+
+impl AttrValue {
+    /// Converts a decoded column value: strings to S, numbers to N, objects to M, arrays to L.
+    pub fn from_json(v: &Value) -> AttrValue {
+        match v {
+            Value::Null => AttrValue::Null,
+            Value::Bool(b) => AttrValue::Bool(*b),
+            Value::Number(n) => AttrValue::N(n.to_string()),
+            Value::String(s) => AttrValue::S(s.clone()),
+            Value::Array(a) => AttrValue::L(a.iter().map(AttrValue::from_json).collect()),
+            Value::Object(m) => AttrValue::M(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), AttrValue::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// An item: attribute name to value.
+pub type Item = BTreeMap<String, AttrValue>;
+
+/// Which DynamoDB table a source table's items go to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableRouting {
+    /// Table for every source table not listed in `overrides`.
+    pub default: String,
+    /// schema -> table -> DynamoDB table.
+    #[serde(default)]
+    pub overrides: HashMap<String, HashMap<String, String>>,
+}
+
+impl TableRouting {
+    /// Everything goes to `default`.
+    pub fn new(default: impl Into<String>) -> Self {
+        Self {
+            default: default.into(),
+            overrides: HashMap::new(),
+        }
+    }
+
+    /// Routes one source table elsewhere.
+    pub fn with_override(mut self, table: &TableRef, target: impl Into<String>) -> Self {
+        self.overrides
+            .entry(table.schema.clone())
+            .or_default()
+            .insert(table.table.clone(), target.into());
+        self
+    }
+
+    /// The DynamoDB table for `table`.
+    pub fn target(&self, table: &TableRef) -> &str {
+        self.overrides
+            .get(&table.schema)
+            .and_then(|t| t.get(&table.table))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// Inputs of a plan besides the events; passed in so planning stays deterministic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Current time, epoch seconds; tombstones expire at `now + tombstone_ttl_secs`.
+    pub now_epoch_secs: i64,
+    /// How long a tombstone must outlive its delete: longer than any replay can be late.
+    pub tombstone_ttl_secs: i64,
+    /// Start of the current full load, epoch seconds; used for REFRESH rows without a time.
+    pub refresh_started_at: Option<i64>,
+}
+
+/// Why one event could not be planned; it belongs in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PlanError {
+    /// The change sequence is not 35 decimal digits, so it cannot be ordered.
+    #[error("change sequence {sequence:?} is not {SEQUENCE_LEN} decimal digits")]
+    BadSequence {
+        /// The sequence found.
+        sequence: String,
+    },
+    /// A REFRESH row without a sequence, source time, or configured load start.
+    #[error("REFRESH row has no sequence, no source timestamp and no load start time")]
+    RefreshWithoutTime,
+    /// The event has no key columns.
+    #[error("the change has no key columns")]
+    NoKey,
+}
+
+/// One conditional put.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWrite {
+    /// Target DynamoDB table.
+    pub table_name: String,
+    /// The full item (PutItem replaces the whole item).
+    pub item: Item,
+    /// Bound to [`GUARD_SEQ_VALUE`] in [`GUARD_EXPRESSION`].
+    pub sequence: String,
+    /// Whether this is a tombstone.
+    pub tombstone: bool,
+    /// Input index of the change written.
+    pub winner: usize,
+    /// Every input index this write settles, ascending, the winner included.
+    pub covers: Vec<usize>,
+}
+
+impl PlannedWrite {
+    /// The item's `pk`.
+    pub fn pk(&self) -> &str {
+        match self.item.get(PK_ATTR) {
+            Some(AttrValue::S(s)) => s,
+            _ => "",
+        }
+    }
+}
+
+/// An event left out of the plan and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Input index.
+    pub index: usize,
+    /// Why.
+    pub error: PlanError,
+}
+
+/// The writes for one batch, plus the events that could not be planned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApplyPlan {
+    /// One write per distinct item, in order of first appearance.
+    pub writes: Vec<PlannedWrite>,
+    /// Events to dead-letter.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A write to be, before coalescing.
+struct Candidate<'e> {
+    index: usize,
+    event: &'e CdcEvent,
+    sequence: String,
+    /// `Some` for the tombstone of an UPDATE's old key: those key values.
+    old_key: Option<Vec<KeyColumn>>,
+}
+
+/// Plans the writes for `events` (see the module doc for every rule).
+pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> ApplyPlan {
+    let mut rejected = Vec::new();
+    // (target table, pk) -> slot; slots keep first-appearance order.
+    let mut slots: HashMap<(&str, String), usize> = HashMap::with_capacity(events.len());
+    let mut chosen: Vec<(Candidate<'_>, Vec<usize>, &str, String)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let sequence = match effective_sequence(event, opts) {
+            Ok(s) => s,
+            Err(error) => {
+                rejected.push(Rejected { index, error });
+                continue;
+            }
+        };
+        if event.key.is_empty() {
+            rejected.push(Rejected {
+                index,
+                error: PlanError::NoKey,
+            });
+            continue;
+        }
+        let target = routing.target(&event.table);
+        let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
+        let mut candidates = Vec::with_capacity(1);
+        if event.operation == Operation::Update {
+            if let Some(old) = old_key(event) {
+                let old_pk = render_pk(&event.table, old.iter().map(|k| &k.value));
+                if old_pk != pk {
+                    candidates.push((
+                        old_pk,
+                        Candidate {
+                            index,
+                            event,
+                            sequence: sequence.clone(),
+                            old_key: Some(old),
+                        },
+                    ));
+                }
+            }
+        }
+        candidates.push((
+            pk,
+            Candidate {
+                index,
+                event,
+                sequence,
+                old_key: None,
+            },
+        ));
+        for (pk, cand) in candidates {
+            match slots.get(&(target, pk.clone())) {
+                Some(&slot) => {
+                    let (best, covers, _, _) = &mut chosen[slot];
+                    covers.push(index);
+                    // Inputs come in position order, so `>=` gives ties to the later position.
+                    if cand.sequence >= best.sequence {
+                        *best = cand;
+                    }
+                }
+                None => {
+                    slots.insert((target, pk.clone()), chosen.len());
+                    chosen.push((cand, vec![index], target, pk));
+                }
+            }
+        }
+    }
+    let writes = chosen
+        .into_iter()
+        .map(|(cand, mut covers, target, pk)| {
+            covers.dedup();
+            build_write(cand, covers, target, pk, opts)
+        })
+        .collect();
+    ApplyPlan { writes, rejected }
+}
+
+/// The key values an UPDATE had before, if its before image has every key column.
+fn old_key(event: &CdcEvent) -> Option<Vec<KeyColumn>> {
+    let before = event.before.as_ref()?;
+    event
+        .key
+        .iter()
+        .map(|k| {
+            before.get(&k.name).map(|v| KeyColumn {
+                name: k.name.clone(),
+                value: v.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The sequence the guard compares, per the REFRESH rule in the module doc.
+pub fn effective_sequence(event: &CdcEvent, opts: &PlanOptions) -> Result<String, PlanError> {
+    if is_valid_sequence(&event.change_sequence) {
+        return Ok(event.change_sequence.clone());
+    }
+    if event.operation != Operation::Refresh || !event.change_sequence.is_empty() {
+        return Err(PlanError::BadSequence {
+            sequence: event.change_sequence.clone(),
+        });
+    }
+    let from_row = event.source_timestamp.as_deref().and_then(timestamp_digits);
+    let from_load = || {
+        opts.refresh_started_at
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .map(|d| d.format("%Y%m%d%H%M%S").to_string())
+    };
+    let digits = from_row
+        .or_else(from_load)
+        .ok_or(PlanError::RefreshWithoutTime)?;
+    Ok(format!("{digits}{:021}", 0))
+}
+
+/// `YYYYMMDDhhmmss` from a timestamp spelled `YYYY-MM-DD[T ]hh:mm:ss...` (Qlik's and RFC 3339).
+fn timestamp_digits(ts: &str) -> Option<String> {
+    let b = ts.as_bytes();
+    let shape = b"dddd-dd-dd?dd:dd:dd";
+    if b.len() < shape.len() {
+        return None;
+    }
+    let mut out = String::with_capacity(14);
+    for (c, s) in b.iter().zip(shape.iter()) {
+        match s {
+            b'd' if c.is_ascii_digit() => out.push(char::from(*c)),
+            b'd' => return None,
+            b'?' if *c == b'T' || *c == b' ' => {}
+            b'?' => return None,
+            sep if c == sep => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `schema.table#v1|v2`, escaping as the module doc says.
+pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) -> String {
+    let mut pk = String::with_capacity(table.schema.len() + table.table.len() + 24);
+    pk.push_str(&table.schema);
+    pk.push('.');
+    pk.push_str(&table.table);
+    pk.push('#');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            pk.push('|');
+        }
+        match v {
+            Value::Null => pk.push_str("\\N"),
+            Value::String(s) => push_escaped(&mut pk, s),
+            Value::Number(n) => pk.push_str(&n.to_string()),
+            Value::Bool(b) => pk.push_str(if *b { "true" } else { "false" }),
+            other => push_escaped(&mut pk, &other.to_string()),
+        }
+    }
+    pk
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c == '\\' || c == '|' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// The attribute name of a source column, moved aside if it would collide with ours.
+fn column_attr(name: &str) -> String {
+    if name == PK_ATTR || name.starts_with('_') {
+        format!("{ESCAPED_COLUMN_PREFIX}{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn build_write(
+    cand: Candidate<'_>,
+    covers: Vec<usize>,
+    target: &str,
+    pk: String,
+    opts: &PlanOptions,
+) -> PlannedWrite {
+    let event = cand.event;
+    let tombstone = event.operation == Operation::Delete || cand.old_key.is_some();
+    let mut item = Item::new();
+    if tombstone {
+        for k in cand.old_key.as_ref().unwrap_or(&event.key) {
+            item.insert(column_attr(&k.name), AttrValue::from_json(&k.value));
+        }
+        let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
+        item.insert(TTL_ATTR.into(), AttrValue::N(expires.to_string()));
+    } else if let Some(image) = event.row_image() {
+        for (name, value) in image {
+            item.insert(column_attr(name), AttrValue::from_json(value));
+        }
+    }
+    let op = if tombstone {
+        Operation::Delete
+    } else {
+        event.operation
+    };
+    item.insert(PK_ATTR.into(), AttrValue::S(pk));
+    item.insert(SEQ_ATTR.into(), AttrValue::S(cand.sequence.clone()));
+    item.insert(OP_ATTR.into(), AttrValue::S(op.as_str().into()));
+    item.insert(TABLE_ATTR.into(), AttrValue::S(event.table.qualified()));
+    if let Some(ts) = &event.source_timestamp {
+        item.insert(TS_ATTR.into(), AttrValue::S(ts.clone()));
+    }
+    item.insert(DELETED_ATTR.into(), AttrValue::Bool(tombstone));
+    PlannedWrite {
+        table_name: target.to_owned(),
+        item,
+        sequence: cand.sequence,
+        tombstone,
+        winner: cand.index,
+        covers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    pub(super) fn event(op: Operation, id: i64, seq: &str, name: &str) -> CdcEvent {
+        let mut after = Map::new();
+        after.insert("ID".into(), json!(id));
+        after.insert("NAME".into(), json!(name));
+        CdcEvent {
+            table: TableRef::new("dbo", "users"),
+            operation: op,
+            key: vec![KeyColumn {
+                name: "ID".into(),
+                value: json!(id),
+            }],
+            after: (op != Operation::Delete).then_some(after.clone()),
+            before: (op == Operation::Delete).then_some(after),
+            change_sequence: seq.into(),
+            source_timestamp: Some("2023-09-11T03:23:25.000".into()),
+            transaction_id: None,
+            stream_position: None,
+            kafka: None,
+        }
+    }
+
+    pub(super) fn seq(n: u64) -> String {
+        format!("20230911032325{n:021}")
+    }
+
+    pub(super) const OPTS: PlanOptions = PlanOptions {
+        now_epoch_secs: 1_700_000_000,
+        tombstone_ttl_secs: 86_400,
+        refresh_started_at: None,
+    };
+
+    #[test]
+    fn item_layout_matches_the_module_doc() {
+        let mut e = event(Operation::Insert, 7, &seq(1), "a|b");
+        if let Some(after) = e.after.as_mut() {
+            after.insert("_seq".into(), json!("evil"));
+            after.insert("pk".into(), json!("evil"));
+        }
+        let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
+        let w = &p.writes[0];
+        assert_eq!(w.table_name, "cdc");
+        assert_eq!(w.pk(), "dbo.users#7");
+        assert_eq!(w.item["_seq"], AttrValue::S(seq(1)));
+        assert_eq!(w.item["_col__seq"], AttrValue::S("evil".into()));
+        assert_eq!(w.item["_col_pk"], AttrValue::S("evil".into()));
+        assert_eq!(w.item["NAME"], AttrValue::S("a|b".into()));
+        assert_eq!(w.item["ID"], AttrValue::N("7".into()));
+        assert_eq!(w.item["_deleted"], AttrValue::Bool(false));
+        assert_eq!(w.item["_op"], AttrValue::S("INSERT".into()));
+        assert_eq!(w.item["_table"], AttrValue::S("dbo.users".into()));
+        assert!(!w.item.contains_key("_ttl"));
+    }
+
+    #[test]
+    fn key_values_are_escaped_so_distinct_keys_stay_distinct() {
+        let t = TableRef::new("s", "t");
+        let a = render_pk(&t, [json!("a|b"), json!("c")].iter());
+        let b = render_pk(&t, [json!("a"), json!("b|c")].iter());
+        assert_ne!(a, b);
+        assert_eq!(a, "s.t#a\\|b|c");
+        assert_eq!(
+            render_pk(&t, [json!("1")].iter()),
+            render_pk(&t, [json!(1)].iter())
+        );
+        assert_ne!(
+            render_pk(&t, [Value::Null].iter()),
+            render_pk(&t, [json!("\\N")].iter())
+        );
+    }
+
+    #[test]
+    fn delete_is_a_tombstone_with_ttl_and_key() {
+        let p = plan(
+            &[event(Operation::Delete, 7, &seq(2), "x")],
+            &TableRouting::new("cdc"),
+            &OPTS,
+        );
+        let w = &p.writes[0];
+        assert!(w.tombstone);
+        assert_eq!(w.item["_deleted"], AttrValue::Bool(true));
+        assert_eq!(w.item["_ttl"], AttrValue::N("1700086400".into()));
+        assert_eq!(w.item["ID"], AttrValue::N("7".into()));
+        assert!(!w.item.contains_key("NAME"));
+    }
+
+    #[test]
+    fn highest_sequence_wins_even_when_it_arrives_first() {
+        let events = [
+            event(Operation::Update, 1, &seq(5), "newest"),
+            event(Operation::Update, 1, &seq(3), "older redelivery"),
+            event(Operation::Insert, 2, &seq(4), "other key"),
+        ];
+        let p = plan(&events, &TableRouting::new("cdc"), &OPTS);
+        assert_eq!(p.writes.len(), 2);
+        assert_eq!(p.writes[0].winner, 0);
+        assert_eq!(p.writes[0].covers, vec![0, 1]);
+        assert_eq!(p.writes[0].item["NAME"], AttrValue::S("newest".into()));
+        assert_eq!(p.writes[1].covers, vec![2]);
+    }
+
+    #[test]
+    fn equal_sequences_go_to_the_later_position() {
+        let events = [
+            event(Operation::Update, 1, &seq(5), "first"),
+            event(Operation::Update, 1, &seq(5), "second"),
+        ];
+        let p = plan(&events, &TableRouting::new("cdc"), &OPTS);
+        assert_eq!(p.writes[0].winner, 1);
+    }
+
+    #[test]
+    fn bad_sequences_are_rejected_not_misordered() {
+        let events = [
+            event(Operation::Update, 1, "123", "short"),
+            event(Operation::Insert, 1, &seq(1), "ok"),
+        ];
+        let p = plan(&events, &TableRouting::new("cdc"), &OPTS);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].index, 0);
+        assert!(matches!(p.rejected[0].error, PlanError::BadSequence { .. }));
+        assert_eq!(p.writes.len(), 1);
+    }
+
+    #[test]
+    fn refresh_gets_a_synthetic_sequence_below_later_changes() {
+        let mut r = event(Operation::Refresh, 1, "", "loaded");
+        r.source_timestamp = Some("2023-09-11T03:23:25.123".into());
+        let s = effective_sequence(&r, &OPTS).expect("has a time");
+        assert_eq!(s, format!("20230911032325{:021}", 0));
+        assert!(s < seq(1));
+        r.source_timestamp = None;
+        assert_eq!(
+            effective_sequence(&r, &OPTS),
+            Err(PlanError::RefreshWithoutTime)
+        );
+        let opts = PlanOptions {
+            refresh_started_at: Some(0),
+            ..OPTS
+        };
+        assert_eq!(
+            effective_sequence(&r, &opts),
+            Ok(format!("19700101000000{:021}", 0))
+        );
+    }
+
+    #[test]
+    fn routing_overrides_pick_the_table() {
+        let users = TableRef::new("dbo", "users");
+        let routing = TableRouting::new("default").with_override(&users, "users-table");
+        assert_eq!(routing.target(&users), "users-table");
+        assert_eq!(routing.target(&TableRef::new("dbo", "x")), "default");
+    }
+
+    #[test]
+    fn a_key_changing_update_tombstones_the_old_key() {
+        let mut e = event(Operation::Update, 2, &seq(9), "moved");
+        let mut before = Map::new();
+        before.insert("ID".into(), json!(1));
+        e.before = Some(before);
+        let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
+        assert_eq!(p.writes.len(), 2);
+        assert_eq!(p.writes[0].pk(), "dbo.users#1");
+        assert!(p.writes[0].tombstone);
+        assert_eq!(p.writes[1].pk(), "dbo.users#2");
+        assert!(!p.writes[1].tombstone);
+    }
+}
