@@ -48,6 +48,7 @@
 //! Events that cannot be planned (bad sequence, REFRESH without time, no key) are returned in
 //! [`ApplyPlan::rejected`] for the dead-letter queue; the rest of the batch is still planned.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::DateTime;
@@ -251,7 +252,7 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
     let mut rejected = Vec::new();
     // (target table, pk) -> slot; slots keep first-appearance order.
     let mut slots: HashMap<(&str, String), usize> = HashMap::with_capacity(events.len());
-    let mut chosen: Vec<(Candidate<'_>, Vec<usize>, &str, String)> = Vec::new();
+    let mut chosen: Vec<(Candidate<'_>, Vec<usize>, String)> = Vec::new();
     for (index, event) in events.iter().enumerate() {
         let sequence = match effective_sequence(event, opts) {
             Ok(s) => s,
@@ -271,19 +272,16 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
         let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
         let mut candidates = Vec::with_capacity(1);
         if event.operation == Operation::Update {
-            if let Some(old) = old_key(event) {
-                let old_pk = render_pk(&event.table, old.iter().map(|k| &k.value));
-                if old_pk != pk {
-                    candidates.push((
-                        old_pk,
-                        Candidate {
-                            index,
-                            event,
-                            sequence: sequence.clone(),
-                            old_key: Some(old),
-                        },
-                    ));
-                }
+            if let Some(old_pk) = old_pk(event).filter(|old| *old != pk) {
+                candidates.push((
+                    old_pk,
+                    Candidate {
+                        index,
+                        event,
+                        sequence: sequence.clone(),
+                        old_key: Some(old_key(event)),
+                    },
+                ));
             }
         }
         candidates.push((
@@ -296,43 +294,54 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
             },
         ));
         for (pk, cand) in candidates {
-            match slots.get(&(target, pk.clone())) {
-                Some(&slot) => {
-                    let (best, covers, _, _) = &mut chosen[slot];
+            match slots.entry((target, pk)) {
+                Entry::Occupied(slot) => {
+                    let (best, covers, _) = &mut chosen[*slot.get()];
                     covers.push(index);
                     // Inputs come in position order, so `>=` gives ties to the later position.
                     if cand.sequence >= best.sequence {
                         *best = cand;
                     }
                 }
-                None => {
-                    slots.insert((target, pk.clone()), chosen.len());
-                    chosen.push((cand, vec![index], target, pk));
+                Entry::Vacant(slot) => {
+                    let pk = slot.key().1.clone();
+                    slot.insert(chosen.len());
+                    chosen.push((cand, vec![index], pk));
                 }
             }
         }
     }
     let writes = chosen
         .into_iter()
-        .map(|(cand, mut covers, target, pk)| {
+        .map(|(cand, mut covers, pk)| {
             covers.dedup();
+            let target = routing.target(&cand.event.table);
             build_write(cand, covers, target, pk, opts)
         })
         .collect();
     ApplyPlan { writes, rejected }
 }
 
-/// The key values an UPDATE had before, if its before image has every key column.
-fn old_key(event: &CdcEvent) -> Option<Vec<KeyColumn>> {
+/// The `pk` an UPDATE's row had before, if its before image has every key column; rendered
+/// without cloning, since for almost every update it equals the new one.
+fn old_pk(event: &CdcEvent) -> Option<String> {
     let before = event.before.as_ref()?;
+    let values: Option<Vec<&Value>> = event.key.iter().map(|k| before.get(&k.name)).collect();
+    Some(render_pk(&event.table, values?.into_iter()))
+}
+
+/// The key columns with their before-image values (only called when `old_pk` found them all).
+fn old_key(event: &CdcEvent) -> Vec<KeyColumn> {
+    let before = event.before.as_ref();
     event
         .key
         .iter()
-        .map(|k| {
-            before.get(&k.name).map(|v| KeyColumn {
-                name: k.name.clone(),
-                value: v.clone(),
-            })
+        .map(|k| KeyColumn {
+            name: k.name.clone(),
+            value: before
+                .and_then(|b| b.get(&k.name))
+                .cloned()
+                .unwrap_or(Value::Null),
         })
         .collect()
 }

@@ -234,7 +234,7 @@ impl AvroDecoder {
         let body = bytes.get(5..).unwrap_or(&[]);
         let mut r = Reader::new(body, 5);
         let c = &layout.compiled;
-        let body_err = |e: ReadError| AvroError::Body {
+        let body_err = |e: Box<ReadError>| AvroError::Body {
             id,
             offset: e.offset,
             path: e.path_string(),
@@ -287,7 +287,7 @@ fn read_headers(
     layout: &Layout,
     idx: usize,
     depth: usize,
-) -> Result<RawHeaders, ReadError> {
+) -> Result<RawHeaders, Box<ReadError>> {
     let c = &layout.compiled;
     if idx == layout.header_record {
         let mut h = RawHeaders::default();

@@ -212,15 +212,15 @@ pub(crate) struct ReadError {
 }
 
 impl ReadError {
-    pub(crate) fn new(offset: usize, problem: impl Into<String>) -> Self {
-        ReadError {
+    pub(crate) fn new(offset: usize, problem: impl Into<String>) -> Box<Self> {
+        Box::new(ReadError {
             offset,
             problem: problem.into(),
             path: Vec::new(),
-        }
+        })
     }
 
-    pub(crate) fn within(mut self, segment: &str) -> Self {
+    pub(crate) fn within(mut self: Box<Self>, segment: &str) -> Box<Self> {
         self.path.push(segment.to_owned());
         self
     }
@@ -256,11 +256,11 @@ impl<'a> Reader<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    fn err(&self, problem: impl Into<String>) -> ReadError {
+    fn err(&self, problem: impl Into<String>) -> Box<ReadError> {
         ReadError::new(self.offset(), problem)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Box<ReadError>> {
         let end = self
             .pos
             .checked_add(n)
@@ -271,14 +271,14 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Box<ReadError>> {
         let start = self.offset();
         self.take(N)?
             .try_into()
             .map_err(|_| ReadError::new(start, format!("needs {N} bytes")))
     }
 
-    fn long(&mut self) -> Result<i64, ReadError> {
+    fn long(&mut self) -> Result<i64, Box<ReadError>> {
         let start = self.offset();
         let mut acc: u64 = 0;
         for i in 0..10u32 {
@@ -295,13 +295,13 @@ impl<'a> Reader<'a> {
         Err(ReadError::new(start, "varint longer than 10 bytes"))
     }
 
-    fn int(&mut self) -> Result<i32, ReadError> {
+    fn int(&mut self) -> Result<i32, Box<ReadError>> {
         let start = self.offset();
         let v = self.long()?;
         i32::try_from(v).map_err(|_| ReadError::new(start, format!("{v} overflows an int")))
     }
 
-    fn len(&mut self) -> Result<usize, ReadError> {
+    fn len(&mut self) -> Result<usize, Box<ReadError>> {
         let start = self.offset();
         let v = self.long()?;
         let n = usize::try_from(v)
@@ -315,19 +315,19 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Box<ReadError>> {
         let n = self.len()?;
         self.take(n)
     }
 
-    pub(crate) fn string(&mut self) -> Result<&'a str, ReadError> {
+    pub(crate) fn string(&mut self) -> Result<&'a str, Box<ReadError>> {
         let start = self.offset();
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))
     }
 
     /// Reads one block count of an array or map: `Ok(0)` ends the sequence.
-    fn block_count(&mut self) -> Result<usize, ReadError> {
+    fn block_count(&mut self) -> Result<usize, Box<ReadError>> {
         let start = self.offset();
         let raw = self.long()?;
         if raw < 0 {
@@ -350,7 +350,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a union's branch index and returns the node of that branch.
-    pub(crate) fn union_branch(&mut self, branches: &[usize]) -> Result<usize, ReadError> {
+    pub(crate) fn union_branch(&mut self, branches: &[usize]) -> Result<usize, Box<ReadError>> {
         let start = self.offset();
         let i = self.long()?;
         usize::try_from(i)
@@ -366,7 +366,7 @@ impl<'a> Reader<'a> {
         c: &Compiled,
         idx: usize,
         depth: usize,
-    ) -> Result<Value, ReadError> {
+    ) -> Result<Value, Box<ReadError>> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting deeper than 64 levels"));
         }
@@ -473,7 +473,7 @@ impl<'a> Reader<'a> {
                 let date = NaiveDate::from_ymd_opt(1970, 1, 1)
                     .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
                     .ok_or_else(|| ReadError::new(start, format!("date {days} out of range")))?;
-                Value::String(date.format("%Y-%m-%d").to_string())
+                Value::String(date.to_string())
             }
             Node::TimeMillis => {
                 let start = self.offset();
@@ -519,12 +519,7 @@ impl<'a> Reader<'a> {
                 };
                 let dt =
                     dt.ok_or_else(|| ReadError::new(start, format!("timestamp {v} out of range")))?;
-                if *utc {
-                    Value::String(dt.to_rfc3339_opts(fmt, true))
-                } else {
-                    let text = dt.to_rfc3339_opts(fmt, true);
-                    Value::String(text.trim_end_matches('Z').to_owned())
-                }
+                Value::String(rfc3339(&dt, fmt, *utc))
             }
             Node::Duration => {
                 let b = self.array::<12>()?;
@@ -549,7 +544,7 @@ impl<'a> Reader<'a> {
         c: &Compiled,
         fields: &[(String, usize)],
         depth: usize,
-    ) -> Result<Map<String, Value>, ReadError> {
+    ) -> Result<Map<String, Value>, Box<ReadError>> {
         let mut out = Map::new();
         for (name, idx) in fields {
             let v = self.value(c, *idx, depth + 1).map_err(|e| e.within(name))?;
@@ -557,6 +552,63 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
+}
+
+/// RFC 3339 with a fixed number of fractional digits, written by hand: chrono's formatter costs
+/// more than the rest of a column's decoding. Years outside 0..=9999 fall back to chrono.
+fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = dt.year();
+    if !(0..=9999).contains(&year) {
+        let text = dt.to_rfc3339_opts(fmt, true);
+        return if utc {
+            text
+        } else {
+            text.trim_end_matches('Z').to_owned()
+        };
+    }
+    let (digits, frac) = match fmt {
+        SecondsFormat::Millis => (3, dt.nanosecond() / 1_000_000),
+        SecondsFormat::Micros => (6, dt.nanosecond() / 1_000),
+        _ => (9, dt.nanosecond()),
+    };
+    let mut s = String::with_capacity(32);
+    push_num(&mut s, year.unsigned_abs(), 4);
+    s.push('-');
+    push_num(&mut s, dt.month(), 2);
+    s.push('-');
+    push_num(&mut s, dt.day(), 2);
+    s.push('T');
+    push_num(&mut s, dt.hour(), 2);
+    s.push(':');
+    push_num(&mut s, dt.minute(), 2);
+    s.push(':');
+    // A leap second shows as nanosecond >= 1e9; clamp the fraction, keep the second.
+    push_num(&mut s, dt.second(), 2);
+    s.push('.');
+    let max = 10u32.pow(digits) - 1;
+    push_num(&mut s, frac.min(max), digits);
+    if utc {
+        s.push('Z');
+    }
+    s
+}
+
+/// Appends `v` zero-padded to `width` digits.
+fn push_num(s: &mut String, v: u32, width: u32) {
+    let mut buf = [b'0'; 10];
+    let mut n = v;
+    let mut i = buf.len();
+    while n > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let used = buf.len() - i;
+    for _ in used..width as usize {
+        s.push('0');
+    }
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or(""));
 }
 
 /// Binary values (Avro `bytes`/`fixed`) become standard base64 text, the usual JSON spelling.

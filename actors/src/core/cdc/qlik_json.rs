@@ -34,6 +34,9 @@ use super::{
 };
 
 /// What one Qlik JSON message turned out to be.
+// `Change` is nearly every message; boxing it to shrink the rare `Metadata` would cost an
+// allocation per change on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum QlikMessage {
     /// A row change, ready for the apply plan.
