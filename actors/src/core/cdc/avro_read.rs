@@ -674,6 +674,28 @@ mod tests {
         assert_eq!(decimal_string(&[0x80], 0), "-128");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decimals_match_integer_formatting(unscaled in proptest::prelude::any::<i64>(), scale in 0usize..8) {
+            let text = decimal_string(&unscaled.to_be_bytes(), scale);
+            let digits = unscaled.unsigned_abs().to_string();
+            let padded = format!("{digits:0>width$}", width = scale + 1);
+            let (int, frac) = padded.split_at(padded.len() - scale);
+            let sign = if unscaled < 0 { "-" } else { "" };
+            let expected = if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") };
+            proptest::prop_assert_eq!(text, expected);
+        }
+
+        #[test]
+        fn timestamps_match_chrono(micros in -62_135_596_800_000_000i64..253_402_300_799_000_000) {
+            let dt = DateTime::from_timestamp_micros(micros).expect("in range");
+            proptest::prop_assert_eq!(
+                rfc3339(&dt, SecondsFormat::Micros, true),
+                dt.to_rfc3339_opts(SecondsFormat::Micros, true)
+            );
+        }
+    }
+
     #[test]
     fn varints_decode_zigzag() {
         let mut r = Reader::new(&[0x02, 0x01, 0xAC, 0x02], 0);

@@ -35,7 +35,7 @@ pub mod error;
 pub mod metadata;
 pub mod qlik_json;
 
-pub use avro::{AvroDecoder, SchemaSource};
+pub use avro::{AvroDecoder, NoSchemaSource, SchemaSource};
 pub use debezium::decode_debezium;
 pub use error::{AvroError, DebeziumError, KeyError, QlikJsonError, SchemaSourceError};
 pub use metadata::{ColumnMetadata, FallbackKeys, MetadataCache, TableMetadata};

@@ -133,6 +133,10 @@ fn data_message(
             ("headers", "transactionId") => "headers.transactionId",
             ("headers", "transactionEventCounter") => "headers.transactionEventCounter",
             ("headers", "transactionLastEvent") => "headers.transactionLastEvent",
+            ("headers", "changeMask") => "headers.changeMask",
+            ("headers", "columnMask") => "headers.columnMask",
+            (_, "changeMask") => "message.headers.changeMask",
+            (_, "columnMask") => "message.headers.columnMask",
             (_, "operation") => "message.headers.operation",
             (_, "changeSequence") => "message.headers.changeSequence",
             (_, "timestamp") => "message.headers.timestamp",
@@ -201,6 +205,20 @@ fn data_message(
                 at("transactionLastEvent"),
                 other.expected("a boolean"),
             ))
+        }
+    }
+
+    for (mask, field) in [
+        (&headers.change_mask, "changeMask"),
+        (&headers.column_mask, "columnMask"),
+    ] {
+        if let Some(m) = optional_string(mask, at(field))? {
+            if !m.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    at(field),
+                    format!("expected hex digits, found {m:?}"),
+                ));
+            }
         }
     }
 
@@ -381,6 +399,10 @@ struct Headers<'a> {
     transaction_event_counter: Option<Scalar<'a>>,
     #[serde(rename = "transactionLastEvent", borrow, default)]
     transaction_last_event: Option<Scalar<'a>>,
+    #[serde(rename = "changeMask", borrow, default)]
+    change_mask: Option<Scalar<'a>>,
+    #[serde(rename = "columnMask", borrow, default)]
+    column_mask: Option<Scalar<'a>>,
 }
 
 /// Any JSON value, kept only as far as header checks need (nested values are skipped). Shared
