@@ -23,7 +23,8 @@ use std::collections::HashMap;
 use apache_avro::schema::Schema;
 use serde_json::{Map, Value};
 
-use super::avro_read::{Compiled, Node, ReadError, Reader};
+use super::avro_read::{ReadError, Reader};
+use super::avro_schema::{Compiled, Node};
 use super::error::{AvroError, SchemaSourceError};
 use super::metadata::{key_names, MetadataCache};
 use super::qlik_json::parse_operation;

@@ -12,7 +12,8 @@
 //!   and [`FallbackKeys`], the configured key columns used when no metadata is known.
 //! - [`qlik_json`]: the `atMSG` envelope and the unwrapped `{data, beforeData, headers}` form.
 //! - [`avro`]: [`AvroDecoder`], a per-schema-id cache of compiled schemas, and [`SchemaSource`].
-//! - [`avro_read`]: the Avro binary reader that walks a compiled schema (private detail of `avro`).
+//! - `avro_schema`, `avro_read`, `avro_logical` (private): the schema compiled once per id, the
+//!   binary reader that walks it, and the rendering of decimals and timestamps.
 //! - [`debezium`]: Debezium's `before`/`after`/`op`/`source` envelope and its position-derived
 //!   change sequence.
 //! - [`error`]: one `thiserror` enum per decoder; each says what is wrong and where.
@@ -29,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub mod avro;
+mod avro_logical;
 mod avro_read;
+mod avro_schema;
 pub mod debezium;
 pub mod error;
 pub mod metadata;
