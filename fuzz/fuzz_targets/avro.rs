@@ -1,7 +1,8 @@
 #![no_main]
 //! Arbitrary bytes into the Confluent-framed Avro decoder, both as a whole message (frame
 //! checks) and as the body of a message for the Qlik fixture schema (the binary reader).
-use eda_actors::core::cdc::avro::NoSchemaSource;
+use std::sync::OnceLock;
+
 use eda_actors::core::cdc::{AvroDecoder, DecodeContext, FallbackKeys, TableRef};
 
 const SCHEMA: &str = include_str!("../../actors/tests/fixtures/avro/qlik_data_record.avsc");
@@ -25,12 +26,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         default_table: Some(&table),
         fallback_keys: &keys,
     };
-    let mut decoder = AvroDecoder::new();
-    let (Ok(()), Ok(())) = (decoder.insert_schema(1, SCHEMA), decoder.insert_schema(2, NESTED))
-    else {
-        return;
-    };
-    let _ = decoder.decode(data, &NoSchemaSource, &ctx, None, None);
+    // Schemas are compiled once, as in the daemon; each input is then only decoded.
+    static DECODER: OnceLock<AvroDecoder> = OnceLock::new();
+    let decoder = DECODER.get_or_init(|| {
+        let mut d = AvroDecoder::new();
+        d.insert_schema(1, SCHEMA).expect("fixture schema compiles");
+        d.insert_schema(2, NESTED).expect("nested schema compiles");
+        d
+    });
+    let _ = decoder.decode_cached(data, &ctx, None, None);
     for id in [1u32, 2] {
         let mut framed = Vec::with_capacity(data.len() + 5);
         framed.push(0);
