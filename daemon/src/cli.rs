@@ -39,12 +39,46 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Decode one CDC message (from FILE or stdin) and print the `CdcEvent` and its apply plan
+    /// as JSON, or the decode error and exit 2.
+    Decode {
+        /// How the message is encoded.
+        #[arg(long, value_enum)]
+        format: DecodeFormat,
+        /// Schema Registry base URL (for `qlik-avro`); overrides `schema_registry.url`.
+        #[arg(long)]
+        schema_registry: Option<String>,
+        /// Source table (`SCHEMA.TABLE`) of a message that does not name its own (Qlik puts one
+        /// table per topic and no table name in data messages by default).
+        #[arg(long)]
+        table: Option<String>,
+        /// Key column, when no Qlik metadata message or configuration names the keys; repeat for
+        /// composite keys.
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// Configuration for key columns, table routing and the tombstone TTL.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The message; stdin when absent.
+        file: Option<PathBuf>,
+    },
     /// JWT operations.
     Jwt {
         /// What to do with a token.
         #[command(subcommand)]
         command: JwtCommand,
     },
+}
+
+/// Message encodings `decode` understands.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DecodeFormat {
+    /// Qlik Replicate JSON (`atMSG` envelope or unwrapped).
+    QlikJson,
+    /// Qlik Replicate Avro in the Confluent wire format.
+    QlikAvro,
+    /// Debezium JSON.
+    Debezium,
 }
 
 /// JWT operations.

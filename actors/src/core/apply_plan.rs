@@ -179,7 +179,8 @@ pub struct PlanOptions {
 }
 
 /// Why one event could not be planned; it belongs in the dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PlanError {
     /// The change sequence is not 35 decimal digits, so it cannot be ordered.
     #[error("change sequence {sequence:?} is not {SEQUENCE_LEN} decimal digits")]
@@ -196,7 +197,7 @@ pub enum PlanError {
 }
 
 /// One conditional put.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedWrite {
     /// Target DynamoDB table.
     pub table_name: String,
@@ -223,7 +224,7 @@ impl PlannedWrite {
 }
 
 /// An event left out of the plan and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     /// Input index.
     pub index: usize,
@@ -232,7 +233,7 @@ pub struct Rejected {
 }
 
 /// The writes for one batch, plus the events that could not be planned.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ApplyPlan {
     /// One write per distinct item, in order of first appearance.
     pub writes: Vec<PlannedWrite>,

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] maps each to its exit code.
 
 mod check_config;
+mod decode;
 mod jwt;
 mod run;
 mod transform;
@@ -26,6 +27,21 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Jwt {
             command: JwtCommand::Verify { config, token },
         } => jwt::verify(&config, &token),
+        Command::Decode {
+            format,
+            schema_registry,
+            table,
+            keys,
+            config,
+            file,
+        } => decode::decode(decode::DecodeRequest {
+            format,
+            file: file.as_deref(),
+            schema_registry: schema_registry.as_deref(),
+            table: table.as_deref(),
+            keys: &keys,
+            config: config.as_deref(),
+        }),
     }
 }
 

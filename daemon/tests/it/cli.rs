@@ -172,3 +172,73 @@ fn jwt_verify_denies_wrong_audience_and_expired_tokens_with_the_reason() {
     assert_eq!(code, Some(2));
     assert_eq!(printed["reason"], "expired");
 }
+
+fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../actors/tests/fixtures")
+        .join(path)
+}
+
+fn decode(args: &[&str], file: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
+        .arg("decode")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("eda-daemon runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn decode_prints_the_change_and_its_guarded_write() {
+    let (code, stdout, stderr) = decode(
+        &[
+            "--format",
+            "qlik-json",
+            "--table",
+            "SALES.ORDERS",
+            "--key",
+            "ORDER_ID",
+        ],
+        &fixture("qlik/update_envelope.json"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(printed["event"]["operation"], "UPDATE");
+    assert_eq!(
+        printed["condition"],
+        "attribute_not_exists(pk) OR #seq < :seq"
+    );
+    let write = &printed["plan"]["writes"][0];
+    assert_eq!(write["table_name"], "eda-cdc");
+    assert_eq!(write["sequence"], printed["event"]["change_sequence"]);
+    assert_eq!(write["tombstone"], false);
+}
+
+#[test]
+fn decode_reads_debezium_too() {
+    let (code, stdout, stderr) = decode(
+        &["--format", "debezium", "--key", "id"],
+        &fixture("debezium/mysql_insert.json"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(printed["event"]["operation"], "INSERT");
+}
+
+#[test]
+fn undecodable_message_exits_2_saying_what_is_wrong() {
+    let dir = std::env::temp_dir().join(super::support::unique("eda-decode"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.json");
+    std::fs::write(&file, r#"{"magic":"atMSX","type":"DT","message":{}}"#).unwrap();
+    let (code, _, stderr) = decode(&["--format", "qlik-json"], &file);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("does not decode"), "{stderr}");
+    assert!(stderr.contains("atMSX"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

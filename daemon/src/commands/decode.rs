@@ -1,0 +1,169 @@
+//! `eda-daemon decode`: what would eda do with this message?
+
+use super::{read_input, EXIT_BAD_INPUT};
+use crate::cli::DecodeFormat;
+use eda_actors::core::apply_plan::{self, PlanOptions, TableRouting, GUARD_EXPRESSION};
+use eda_actors::core::cdc::{
+    decode_debezium, decode_qlik_json, AvroDecoder, CdcEvent, DecodeContext, FallbackKeys,
+    MetadataCache, QlikMessage, TableRef,
+};
+use eda_actors::schema_registry::SchemaRegistryClient;
+use serde_json::json;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What `decode` was asked.
+pub struct DecodeRequest<'a> {
+    /// The message encoding.
+    pub format: DecodeFormat,
+    /// The message file; stdin when absent.
+    pub file: Option<&'a Path>,
+    /// Schema Registry base URL, for Avro.
+    pub schema_registry: Option<&'a str>,
+    /// Source table (`SCHEMA.TABLE`) for messages that do not name theirs.
+    pub table: Option<&'a str>,
+    /// Key columns when no metadata names them.
+    pub keys: &'a [String],
+    /// Configuration for key columns, table routing and the tombstone TTL.
+    pub config: Option<&'a Path>,
+}
+
+/// Decodes one message and prints the `CdcEvent` and its apply plan as JSON, or the decode
+/// error and exit 2.
+pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
+    let config = match req.config {
+        Some(path) => match super::load_config(path) {
+            Ok(config) => config,
+            Err(code) => return code,
+        },
+        None => eda_config::Config::default(),
+    };
+    let raw = match read_input(req.file) {
+        Ok(raw) => raw,
+        Err(code) => return code,
+    };
+    let default_table = req.table.map(|t| match t.split_once('.') {
+        Some((schema, table)) => TableRef::new(schema, table),
+        None => TableRef::new("", t),
+    });
+    let mut fallback = FallbackKeys::none();
+    for (table, columns) in &config.kafka.key_columns {
+        if let Some((schema, name)) = table.split_once('.') {
+            fallback = fallback.with_table(&TableRef::new(schema, name), columns.clone());
+        }
+    }
+    if !req.keys.is_empty() {
+        fallback = fallback.with_default(req.keys.to_vec());
+    }
+    let ctx = DecodeContext {
+        default_table: default_table.as_ref(),
+        fallback_keys: &fallback,
+    };
+
+    let decoded: Result<Option<CdcEvent>, String> = match req.format {
+        DecodeFormat::QlikJson => {
+            let mut metadata = MetadataCache::new();
+            match decode_qlik_json(&raw, &ctx, &mut metadata, None) {
+                Ok(QlikMessage::Change(event)) => Ok(Some(event)),
+                Ok(QlikMessage::Metadata {
+                    table,
+                    table_version,
+                    ..
+                }) => {
+                    let printed = json!({
+                        "message": "metadata",
+                        "table": table,
+                        "table_version": table_version,
+                        "key_columns": metadata
+                            .get(&table.schema, &table.table)
+                            .map(|m| m.key_columns.clone()),
+                    });
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&printed).unwrap_or_default()
+                    );
+                    return ExitCode::SUCCESS;
+                }
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        DecodeFormat::Debezium => {
+            decode_debezium(&raw, None, &ctx, None).map_err(|e| e.to_string())
+        }
+        DecodeFormat::QlikAvro => decode_avro(&raw, req.schema_registry, &config, &ctx),
+    };
+
+    let event = match decoded {
+        Ok(Some(event)) => event,
+        Ok(None) => {
+            println!("{}", json!({ "message": "tombstone" }));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: the message does not decode: {err}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+
+    let mut routing = TableRouting::new(config.regions.primary.cdc_table.clone());
+    for (source, target) in &config.apply.table_map {
+        if let Some((schema, name)) = source.split_once('.') {
+            routing = routing.with_override(&TableRef::new(schema, name), target.clone());
+        }
+    }
+    let opts = PlanOptions {
+        now_epoch_secs: chrono::Utc::now().timestamp(),
+        tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),
+        refresh_started_at: None,
+    };
+    let plan = apply_plan::plan(std::slice::from_ref(&event), &routing, &opts);
+    let printed = json!({
+        "message": "change",
+        "event": event,
+        "condition": GUARD_EXPRESSION,
+        "plan": plan,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&printed).unwrap_or_default()
+    );
+    if plan.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_INPUT)
+    }
+}
+
+/// Avro needs the writer's schema: fetched from the registry named on the command line (or in
+/// the configuration) by the id in the message's header.
+fn decode_avro(
+    raw: &[u8],
+    url: Option<&str>,
+    config: &eda_config::Config,
+    ctx: &DecodeContext<'_>,
+) -> Result<Option<CdcEvent>, String> {
+    let id = AvroDecoder::peek_schema_id(raw).map_err(|e| e.to_string())?;
+    let mut registry = config.schema_registry.clone();
+    if let Some(url) = url {
+        registry.url = Some(url.to_string());
+    }
+    if registry.url.is_none() {
+        return Err("Avro needs --schema-registry URL (or schema_registry.url)".into());
+    }
+    let client = SchemaRegistryClient::new(&registry).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let schema = runtime
+        .block_on(client.schema(id))
+        .map_err(|e| e.to_string())?;
+    let mut decoder = AvroDecoder::new();
+    decoder
+        .insert_schema(id, &schema)
+        .map_err(|e| e.to_string())?;
+    decoder
+        .decode_cached(raw, ctx, None, None)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
