@@ -8,6 +8,7 @@
 //!
 //! - [`cdc`]: the `CdcEvent` model and its decoders (Qlik Replicate JSON, Confluent-framed Avro,
 //!   Debezium).
+//! - [`change_event`]: an applied change as a business event (`BaseEvent`), with a stable id.
 //! - [`apply_plan`]: from a batch of changes to the sequence-guarded DynamoDB writes.
 //! - [`transform`]: validation, enrichment and normalization of `BaseEvent`s.
 //! - [`breaker`]: the circuit breaker state machine.
@@ -23,6 +24,7 @@
 pub mod apply_plan;
 pub mod breaker;
 pub mod cdc;
+pub mod change_event;
 pub mod dead_letter;
 pub mod envelope;
 pub mod eventbridge;

@@ -1,0 +1,120 @@
+//! One applied CDC change as a business event: the [`BaseEvent`] the transformer validates and
+//! the EventBridge publisher sends, so the daemon and the Lambda shims describe a change the same
+//! way.
+//!
+//! The event id is derived from the change itself (table, key, sequence), so a change that is
+//! replayed after a crash is published under the same id and consumers can de-duplicate it.
+
+use super::apply_plan::render_pk;
+use super::cdc::CdcEvent;
+use super::transform::BaseEvent;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The id of the event published for `event`: a UUID (version 8, "custom") made of the SHA-256
+/// of its table, key and change sequence. The same change always gets the same id.
+pub fn event_id(event: &CdcEvent) -> uuid::Uuid {
+    let mut hasher = Sha256::new();
+    hasher.update(render_pk(&event.table, event.key.iter().map(|k| &k.value)).as_bytes());
+    hasher.update([0u8]);
+    hasher.update(event.change_sequence.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The event type (and EventBridge detail-type) of a change: `SCHEMA.TABLE.OPERATION`, so rules
+/// can match one table, or one kind of change to it.
+pub fn event_type(event: &CdcEvent) -> String {
+    format!(
+        "{}.{}.{}",
+        event.table.schema,
+        event.table.table,
+        event.operation.as_str()
+    )
+}
+
+/// Turns a decoded change into the business event for it, moving the row images rather than
+/// copying them (this is on the hot path).
+pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
+    let event_id = event_id(&event).to_string();
+    let event_type = event_type(&event);
+    let key: Map<String, Value> = event.key.into_iter().map(|k| (k.name, k.value)).collect();
+    let mut metadata = BTreeMap::new();
+    metadata.insert("change_sequence".to_string(), event.change_sequence.clone());
+    if let Some(position) = event.stream_position {
+        metadata.insert("stream_position".to_string(), position);
+    }
+    if let Some(kafka) = &event.kafka {
+        metadata.insert(
+            "kafka".to_string(),
+            format!("{}/{}/{}", kafka.topic, kafka.partition, kafka.offset),
+        );
+    }
+    BaseEvent {
+        event_id,
+        event_type,
+        source_region: source_region.to_string(),
+        timestamp: event.source_timestamp.unwrap_or_default(),
+        correlation_id: event.transaction_id,
+        payload: json!({
+            "table": event.table.qualified(),
+            "operation": event.operation.as_str(),
+            "change_sequence": event.change_sequence,
+            "key": key,
+            "after": event.after,
+            "before": event.before,
+        }),
+        metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cdc::{KeyColumn, Operation, TableRef};
+
+    fn change(seq: &str) -> CdcEvent {
+        let mut after = Map::new();
+        after.insert("ID".into(), json!("7"));
+        after.insert("EMAIL".into(), json!("A@B.COM"));
+        CdcEvent {
+            table: TableRef::new("SALES", "CUSTOMERS"),
+            operation: Operation::Update,
+            key: vec![KeyColumn {
+                name: "ID".into(),
+                value: json!("7"),
+            }],
+            after: Some(after),
+            before: None,
+            change_sequence: seq.into(),
+            source_timestamp: Some("2024-05-01T12:00:00.000".into()),
+            transaction_id: Some("tx-1".into()),
+            stream_position: None,
+            kafka: None,
+        }
+    }
+
+    #[test]
+    fn the_same_change_always_gets_the_same_id_and_another_change_another() {
+        let seq = "20240501120000000000000000000000001";
+        assert_eq!(event_id(&change(seq)), event_id(&change(seq)));
+        assert_ne!(
+            event_id(&change(seq)),
+            event_id(&change("20240501120000000000000000000000002"))
+        );
+    }
+
+    #[test]
+    fn base_event_carries_the_change() {
+        let base = into_base_event(change("20240501120000000000000000000000001"), "us-west-2");
+        assert_eq!(base.event_type, "SALES.CUSTOMERS.UPDATE");
+        assert!(uuid::Uuid::try_parse(&base.event_id).is_ok());
+        assert_eq!(base.correlation_id.as_deref(), Some("tx-1"));
+        assert_eq!(base.payload["key"]["ID"], "7");
+        assert_eq!(base.payload["after"]["EMAIL"], "A@B.COM");
+        assert_eq!(base.timestamp, "2024-05-01T12:00:00.000");
+    }
+}
