@@ -118,8 +118,9 @@ pub struct PublishConfig {
     pub source: String,
     /// Entries per PutEvents call; EventBridge accepts at most 10.
     pub max_entries: usize,
-    /// How long a publisher waits to fill a PutEvents call before sending what it has.
-    pub linger_ms: u64,
+    /// Batches of events being published at once (each applier batch is one; its events go out
+    /// in PutEvents calls one after another). Bounds the publisher's memory and connections.
+    pub max_concurrency: usize,
     /// Retry policy for throttling, 5xx and failed entries.
     pub retry: RetryConfig,
 }
@@ -129,22 +130,17 @@ impl Default for PublishConfig {
         Self {
             source: "eda.cdc".into(),
             max_entries: 10,
-            linger_ms: 2,
+            max_concurrency: 16,
             retry: RetryConfig::default(),
         }
     }
 }
 
 impl PublishConfig {
-    /// `linger_ms` as a duration.
-    pub fn linger(&self) -> Duration {
-        Duration::from_millis(self.linger_ms)
-    }
-
     pub(crate) fn validate(&self, v: &mut Validator) {
         v.non_empty("publish.source", &self.source);
         v.range("publish.max_entries", self.max_entries, 1, 10);
-        v.range("publish.linger_ms", self.linger_ms, 0, 10_000);
+        v.range("publish.max_concurrency", self.max_concurrency, 1, 1_024);
         self.retry.validate("publish.retry", v);
     }
 }

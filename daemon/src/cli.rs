@@ -62,6 +62,12 @@ pub enum Command {
         /// The message; stdin when absent.
         file: Option<PathBuf>,
     },
+    /// Dead-letter queue operations.
+    Dlq {
+        /// What to do with the queue.
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// JWT operations.
     Jwt {
         /// What to do with a token.
@@ -79,6 +85,21 @@ pub enum DecodeFormat {
     QlikAvro,
     /// Debezium JSON.
     Debezium,
+}
+
+/// Dead-letter queue operations.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Read dead letters from the primary region's DLQ and replay them through the pipeline
+    /// (safe: the apply is sequence-guarded). Prints a JSON report; exit 2 if some had to stay.
+    Redrive {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Most dead letters to read.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
 }
 
 /// JWT operations.

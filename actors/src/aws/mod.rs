@@ -4,6 +4,19 @@
 //! Local, moto); without them the SDK's regional endpoints are used. Credentials come from
 //! `aws.static_credentials` when given (local runs), else from `aws.profile`, else from the
 //! default chain (environment, IRSA web identity on EKS, instance metadata).
+//!
+//! The submodules adapt the clients to the [ports](crate::ports): `dynamodb` (the sequence-guarded
+//! `PutItem`), `eventbridge` (`PutEvents`), `sqs` (the dead-letter queue), and `error` (one
+//! classification of SDK errors for all three).
+
+mod dynamodb;
+mod error;
+mod eventbridge;
+mod sqs;
+
+pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
+pub use eventbridge::EventBridgeClient;
+pub use sqs::SqsDeadLetterQueue;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use eda_config::{AwsConfig, RegionConfig};

@@ -7,6 +7,7 @@
 
 use super::apply_plan::render_pk;
 use super::cdc::CdcEvent;
+use super::eventbridge::EventBridgeEntry;
 use super::transform::BaseEvent;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -71,6 +72,21 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
     }
 }
 
+/// The EventBridge entry for a change event: `Source` is the configured source (`eda.cdc`),
+/// `DetailType` the event type, `Detail` the whole [`BaseEvent`] as JSON. The daemon's publisher
+/// and the Lambda stream processor both build entries here, so their output is the same.
+pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEntry {
+    EventBridgeEntry {
+        source: source.to_string(),
+        detail_type: event.event_type.clone(),
+        // A BaseEvent is plain strings and JSON values: serializing it cannot fail.
+        detail: serde_json::to_string(event).unwrap_or_default(),
+        resources: Vec::new(),
+        time: None,
+        event_bus_name: Some(bus.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +121,17 @@ mod tests {
             event_id(&change(seq)),
             event_id(&change("20240501120000000000000000000000002"))
         );
+    }
+
+    #[test]
+    fn the_entry_carries_the_event_as_detail() {
+        let base = into_base_event(change("20240501120000000000000000000000001"), "us-west-2");
+        let entry = change_entry(&base, "eda.cdc", "eda-events");
+        assert_eq!(entry.detail_type, "SALES.CUSTOMERS.UPDATE");
+        assert_eq!(entry.event_bus_name.as_deref(), Some("eda-events"));
+        let detail: serde_json::Value = serde_json::from_str(&entry.detail).expect("JSON detail");
+        assert_eq!(detail["event_id"], base.event_id.as_str());
+        assert_eq!(detail["payload"]["after"]["EMAIL"], "A@B.COM");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 
 mod check_config;
 mod decode;
+mod dlq;
 mod jwt;
 mod run;
 mod transform;
 
-use crate::cli::{Cli, Command, JwtCommand};
+use crate::cli::{Cli, Command, DlqCommand, JwtCommand};
 use std::process::ExitCode;
 
 /// Exit code for bad input: an invalid configuration, an undecodable message, a denied token.
@@ -24,6 +25,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Transform { file, config } => {
             transform::transform(file.as_deref(), config.as_deref())
         }
+        Command::Dlq {
+            command: DlqCommand::Redrive { config, max },
+        } => dlq::redrive(&config, max),
         Command::Jwt {
             command: JwtCommand::Verify { config, token },
         } => jwt::verify(&config, &token),

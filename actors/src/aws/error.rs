@@ -1,0 +1,87 @@
+//! SDK errors to [`SinkError`]: one classification for every service, so retry decisions and the
+//! `error_class` label mean the same thing for DynamoDB, EventBridge and SQS.
+
+use crate::ports::SinkError;
+use crate::telemetry::ErrorClass;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::error::Error;
+
+/// Error codes AWS services use for "slow down".
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+
+/// Classifies an SDK error from `service`'s `operation`.
+pub(crate) fn sink_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    err: &SdkError<E, R>,
+) -> SinkError
+where
+    E: ProvideErrorMetadata + Error + 'static,
+    R: std::fmt::Debug,
+{
+    SinkError {
+        service,
+        operation,
+        class: classify(err),
+        message: DisplayErrorContext(err).to_string(),
+    }
+}
+
+fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ErrorClass {
+    match err {
+        SdkError::TimeoutError(_) => ErrorClass::Timeout,
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => ErrorClass::Timeout,
+        SdkError::DispatchFailure(_) => ErrorClass::Connect,
+        SdkError::ResponseError(_) => ErrorClass::Server,
+        SdkError::ConstructionFailure(_) => ErrorClass::Client,
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or_default();
+            if THROTTLING_CODES.contains(&code) {
+                ErrorClass::Throttled
+            } else if code.starts_with("InternalServer")
+                || code == "ServiceUnavailable"
+                || code == "InternalFailure"
+            {
+                ErrorClass::Server
+            } else {
+                ErrorClass::Client
+            }
+        }
+        _ => ErrorClass::Other,
+    }
+}
+
+/// An entry-level failure inside a call that succeeded (PutEvents, SendMessageBatch).
+pub(crate) fn entry_error(
+    service: &'static str,
+    operation: &'static str,
+    code: Option<&str>,
+    message: Option<&str>,
+    sender_fault: bool,
+) -> SinkError {
+    let code = code.unwrap_or("Unknown");
+    let class = if THROTTLING_CODES.contains(&code) {
+        ErrorClass::Throttled
+    } else if sender_fault || code.starts_with("Invalid") || code.starts_with("Malformed") {
+        ErrorClass::Client
+    } else {
+        // EventBridge reports e.g. InternalFailure per entry: worth another attempt.
+        ErrorClass::Server
+    };
+    SinkError {
+        service,
+        operation,
+        class,
+        message: format!("{code}: {}", message.unwrap_or("")),
+    }
+}

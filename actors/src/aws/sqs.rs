@@ -1,0 +1,139 @@
+//! [`DeadLetterSink`] on SQS: `SendMessageBatch`, and `ReceiveMessage`/`DeleteMessage` for
+//! redrive.
+
+use super::error::{entry_error, sink_error};
+use crate::core::dead_letter::SqsMessage;
+use crate::ports::{DeadLetterSink, ReceivedDeadLetter, SinkError};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use futures_util::future::BoxFuture;
+
+/// The dead-letter queue of one region.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetterQueue {
+    /// The region's client (its endpoint may be moto).
+    client: aws_sdk_sqs::Client,
+    /// The queue URL.
+    queue_url: String,
+}
+
+impl SqsDeadLetterQueue {
+    /// The queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    async fn send(&self, messages: &[SqsMessage]) -> Result<Vec<Result<(), SinkError>>, SinkError> {
+        let mut entries = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(&message.body);
+            for (name, value) in &message.attributes {
+                let attribute = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .map_err(|err| SinkError {
+                        service: "sqs",
+                        operation: "SendMessageBatch",
+                        class: crate::telemetry::ErrorClass::Client,
+                        message: err.to_string(),
+                    })?;
+                entry = entry.message_attributes(*name, attribute);
+            }
+            entries.push(entry.build().map_err(|err| SinkError {
+                service: "sqs",
+                operation: "SendMessageBatch",
+                class: crate::telemetry::ErrorClass::Client,
+                message: err.to_string(),
+            })?);
+        }
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| sink_error("sqs", "SendMessageBatch", &err))?;
+        let mut results: Vec<Result<(), SinkError>> = vec![Ok(()); messages.len()];
+        for failed in output.failed() {
+            if let Some(slot) = failed
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| results.get_mut(i))
+            {
+                *slot = Err(entry_error(
+                    "sqs",
+                    "SendMessageBatch",
+                    Some(failed.code()),
+                    failed.message(),
+                    failed.sender_fault(),
+                ));
+            }
+        }
+        Ok(results)
+    }
+
+    async fn receive_some(
+        &self,
+        max: i32,
+        wait_secs: i32,
+    ) -> Result<Vec<ReceivedDeadLetter>, SinkError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_secs.clamp(0, 20))
+            .send()
+            .await
+            .map_err(|err| sink_error("sqs", "ReceiveMessage", &err))?;
+        Ok(output
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                Some(ReceivedDeadLetter {
+                    body: m.body()?.to_string(),
+                    receipt_handle: m.receipt_handle()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_one(&self, receipt_handle: &str) -> Result<(), SinkError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|err| sink_error("sqs", "DeleteMessage", &err))?;
+        Ok(())
+    }
+}
+
+impl DeadLetterSink for SqsDeadLetterQueue {
+    fn send_batch<'a>(
+        &'a self,
+        messages: &'a [SqsMessage],
+    ) -> BoxFuture<'a, Result<Vec<Result<(), SinkError>>, SinkError>> {
+        Box::pin(self.send(messages))
+    }
+
+    fn receive<'a>(
+        &'a self,
+        max: i32,
+        wait_secs: i32,
+    ) -> BoxFuture<'a, Result<Vec<ReceivedDeadLetter>, SinkError>> {
+        Box::pin(self.receive_some(max, wait_secs))
+    }
+
+    fn delete<'a>(&'a self, receipt_handle: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.delete_one(receipt_handle))
+    }
+}

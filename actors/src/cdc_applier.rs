@@ -1,0 +1,472 @@
+//! [`CdcApplier`]: applies a batch of changes to DynamoDB with sequence-guarded writes, then
+//! hands the events of the changes that took effect to the EventBridge publisher and the
+//! changes that could not be applied to the DLQ writer.
+//!
+//! A partition consumer sends every change of one key to the same applier, and an applier
+//! handles its batches one at a time, so one key's writes are never reordered; within a batch,
+//! writes to different items run concurrently (`apply.max_concurrency`). Publishing happens
+//! after the writes and is not awaited by the handler: the batch is acknowledged once its events
+//! are published and its failures dead-lettered.
+//!
+//! Which events are published is decided from what each write did (see [`settle`]): one event
+//! per change that is newer than what the table held, and — for a replayed change that is
+//! exactly what the table holds — the same event again under the same id, because a crash may
+//! have come between the write and the publish. Downstream de-duplicates on the event id.
+
+use crate::ack::Ack;
+use crate::core::apply_plan::{self, effective_sequence, ApplyPlan, PlanOptions, TableRouting};
+use crate::core::cdc::{CdcEvent, Operation};
+use crate::core::change_event::{change_entry, into_base_event};
+use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as DlqClass};
+use crate::dlq_writer::DlqWriterMsg;
+use crate::eventbridge_publisher::{EventBridgePublisherMsg, PublishItem};
+use crate::ports::{ItemWriter, SinkError, WriteOutcome};
+use crate::retry::with_retry;
+use crate::telemetry::{
+    CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
+    InternalEvent, Metrics,
+};
+use eda_config::RetryConfig;
+use futures_util::stream::{self, StreamExt};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The CDC applier actor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CdcApplier;
+
+/// Messages a [`CdcApplier`] handles.
+#[derive(Debug)]
+pub enum CdcApplierMsg {
+    /// Apply these changes (in order), then settle `ack` once every one is published, skipped
+    /// as superseded, or dead-lettered.
+    Apply {
+        /// The changes, in the order they were read.
+        events: Vec<CdcEvent>,
+        /// Settled when the whole batch is settled.
+        ack: Ack,
+    },
+    /// Test hook: panics inside the handler, as a bug would, so tests can watch the supervisor
+    /// restart the applier without a message being skipped.
+    InjectPanic,
+}
+
+/// Settings an applier needs besides its ports.
+#[derive(Debug, Clone)]
+pub struct ApplierSettings {
+    /// Which DynamoDB table each source table goes to.
+    pub routing: TableRouting,
+    /// How long tombstones live.
+    pub tombstone_ttl_secs: i64,
+    /// Writes in flight per batch.
+    pub max_concurrency: usize,
+    /// Retries of throttled and failed writes.
+    pub retry: RetryConfig,
+    /// The region the changes are applied in (`source_region` of the events).
+    pub region: String,
+    /// EventBridge `Source` of change events.
+    pub event_source: String,
+    /// The bus change events go to.
+    pub event_bus: String,
+}
+
+/// How to build a [`CdcApplier`].
+pub struct CdcApplierArgs {
+    /// The table writer.
+    pub writer: Arc<dyn ItemWriter>,
+    /// Where applied changes' events go.
+    pub publisher: ActorRef<EventBridgePublisherMsg>,
+    /// Where changes that cannot be applied go.
+    pub dlq: ActorRef<DlqWriterMsg>,
+    /// Settings.
+    pub settings: Arc<ApplierSettings>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A [`CdcApplier`]'s state (its arguments: it keeps nothing between batches).
+pub struct CdcApplierState {
+    args: CdcApplierArgs,
+}
+
+impl Actor for CdcApplier {
+    type Msg = CdcApplierMsg;
+    type State = CdcApplierState;
+    type Arguments = CdcApplierArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: CdcApplierArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(CdcApplierState { args })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: CdcApplierMsg,
+        state: &mut CdcApplierState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CdcApplierMsg::Apply { events, ack } => state.apply(events, ack).await,
+            CdcApplierMsg::InjectPanic => panic!("CdcApplier: panic injected by a test"),
+        }
+        Ok(())
+    }
+}
+
+impl CdcApplierState {
+    async fn apply(&mut self, events: Vec<CdcEvent>, ack: Ack) {
+        let settings = &self.args.settings;
+        let opts = PlanOptions {
+            now_epoch_secs: chrono::Utc::now().timestamp(),
+            tombstone_ttl_secs: settings.tombstone_ttl_secs,
+            refresh_started_at: None,
+        };
+        let plan = apply_plan::plan(&events, &settings.routing, &opts);
+        let writer = &self.args.writer;
+        let metrics = &self.args.metrics;
+        let outcomes: Vec<(usize, Result<WriteOutcome, (SinkError, u32)>)> =
+            stream::iter(0..plan.writes.len())
+                .map(|i| {
+                    let write = &plan.writes[i];
+                    async move {
+                        let result = with_retry(&settings.retry, || writer.write(write)).await;
+                        (i, result)
+                    }
+                })
+                .buffer_unordered(settings.max_concurrency.max(1))
+                .collect()
+                .await;
+        let mut by_write: Vec<Option<Result<WriteOutcome, (SinkError, u32)>>> =
+            (0..plan.writes.len()).map(|_| None).collect();
+        for (i, outcome) in outcomes {
+            DynamoDbCall {
+                operation: DynamoDbOperation::PutItem,
+                outcome: match &outcome {
+                    Ok(WriteOutcome::Applied { .. }) => DynamoDbOutcome::Success,
+                    Ok(WriteOutcome::Superseded { .. }) => DynamoDbOutcome::ConditionFailed,
+                    Err((err, _)) => DynamoDbOutcome::Failed(err.class),
+                },
+            }
+            .emit(metrics);
+            by_write[i] = Some(outcome);
+        }
+        let sequences: Vec<Option<String>> = events
+            .iter()
+            .map(|e| effective_sequence(e, &opts).ok())
+            .collect();
+        let verdicts = settle(&plan, &by_write, &sequences);
+        self.hand_off(events, verdicts, ack);
+    }
+
+    /// Sends published events and dead letters on, and settles `ack` when both are done.
+    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, ack: Ack) {
+        let settings = &self.args.settings;
+        let mut items = Vec::new();
+        let mut letters = Vec::new();
+        let mut applied = [0u64; 4];
+        for (event, verdict) in events.into_iter().zip(verdicts) {
+            match verdict {
+                Verdict::Publish => {
+                    applied[op_index(event.operation)] += 1;
+                    let source = source_of(&event);
+                    let base = into_base_event(event, &settings.region);
+                    let correlation_id = base.correlation_id.clone();
+                    items.push(PublishItem {
+                        entry: change_entry(&base, &settings.event_source, &settings.event_bus),
+                        source,
+                        correlation_id,
+                    });
+                }
+                Verdict::Skip => {}
+                Verdict::DeadLetter {
+                    class,
+                    message,
+                    stage,
+                    attempts,
+                } => {
+                    let payload = serde_json::to_vec(&event).unwrap_or_default();
+                    let mut letter = DeadLetterEvent::new(
+                        uuid::Uuid::new_v4().to_string(),
+                        &payload,
+                        class,
+                        &message,
+                        stage,
+                        source_of(&event),
+                        chrono::Utc::now(),
+                    );
+                    letter.attempts = attempts.max(1);
+                    if let Some(tx) = &event.transaction_id {
+                        letter = letter.with_correlation_id(tx.clone());
+                    }
+                    letters.push(letter);
+                }
+            }
+        }
+        for (op, count) in [
+            (CdcOperation::Insert, applied[0]),
+            (CdcOperation::Update, applied[1]),
+            (CdcOperation::Delete, applied[2]),
+            (CdcOperation::Refresh, applied[3]),
+        ] {
+            if count > 0 {
+                CdcEventsApplied {
+                    operation: op,
+                    count,
+                }
+                .emit(&self.args.metrics);
+            }
+        }
+        let published = self.forward(items.is_empty(), |tx| {
+            self.args.publisher.cast(EventBridgePublisherMsg::Publish {
+                items,
+                ack: Ack::Notify(tx),
+            })
+        });
+        let dead = self.forward(letters.is_empty(), |tx| {
+            self.args.dlq.cast(DlqWriterMsg::Write {
+                letters,
+                ack: Ack::Notify(tx),
+            })
+        });
+        tokio::spawn(async move {
+            // A sink that stopped before settling means the pipeline is restarting: leave the
+            // batch unacknowledged so it is read again.
+            if published.await.is_ok() && dead.await.is_ok() {
+                ack.settle();
+            }
+        });
+    }
+
+    fn forward<E>(
+        &self,
+        nothing: bool,
+        send: impl FnOnce(oneshot::Sender<()>) -> Result<(), E>,
+    ) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if nothing {
+            let _ = tx.send(());
+        } else if send(tx).is_err() {
+            // The receiver is dropped with the message: `rx` reports the loss.
+        }
+        rx
+    }
+}
+
+fn op_index(op: Operation) -> usize {
+    match op {
+        Operation::Insert => 0,
+        Operation::Update => 1,
+        Operation::Delete => 2,
+        Operation::Refresh => 3,
+    }
+}
+
+fn source_of(event: &CdcEvent) -> DeadLetterSource {
+    match &event.kafka {
+        Some(k) => DeadLetterSource::Kafka {
+            topic: k.topic.clone(),
+            partition: k.partition,
+            offset: k.offset,
+        },
+        None => DeadLetterSource::Lambda {
+            request_id: String::new(),
+            function: "cdc-applier".into(),
+        },
+    }
+}
+
+/// What happens to one change of a batch after its writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It took effect (or is a replay of what the table holds): publish its event.
+    Publish,
+    /// The table already holds a newer change: nothing to publish.
+    Skip,
+    /// It could not be applied.
+    DeadLetter {
+        /// Why, as the DLQ classifies it.
+        class: DlqClass,
+        /// The error.
+        message: String,
+        /// `plan` or `apply`.
+        stage: &'static str,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Decides each change's fate from the plan and what each write did (`outcomes[i]` for
+/// `plan.writes[i]`; `None` only if a write was never attempted, treated as a failure).
+///
+/// - a write that was applied over sequence `previous` publishes every change it covers whose
+///   sequence is above `previous` (all of them over a new item) — the coalesced changes took
+///   effect in order, even though only the last was written;
+/// - a write the guard refused publishes the covered change whose sequence equals the stored
+///   one (a replay of the current state), and skips the older ones;
+/// - a failed write dead-letters every change it covers; a rejected change (no key, bad
+///   sequence) is dead-lettered at the `plan` stage.
+pub fn settle(
+    plan: &ApplyPlan,
+    outcomes: &[Option<Result<WriteOutcome, (SinkError, u32)>>],
+    sequences: &[Option<String>],
+) -> Vec<Verdict> {
+    let mut verdicts = vec![Verdict::Skip; sequences.len()];
+    for (write, outcome) in plan.writes.iter().zip(outcomes) {
+        for &index in &write.covers {
+            let seq = sequences[index].as_deref();
+            let publish = match outcome {
+                Some(Ok(WriteOutcome::Applied { previous })) => match previous.as_deref() {
+                    None => true,
+                    Some(prev) => seq.is_some_and(|s| s > prev),
+                },
+                Some(Ok(WriteOutcome::Superseded { current })) => {
+                    current.is_some() && seq == current.as_deref()
+                }
+                Some(Err((err, attempts))) => {
+                    verdicts[index] = Verdict::DeadLetter {
+                        class: if err.class == crate::telemetry::ErrorClass::Throttled {
+                            DlqClass::Throttled
+                        } else if err.class == crate::telemetry::ErrorClass::Timeout {
+                            DlqClass::Timeout
+                        } else {
+                            DlqClass::Apply
+                        },
+                        message: err.to_string(),
+                        stage: "apply",
+                        attempts: *attempts,
+                    };
+                    continue;
+                }
+                None => {
+                    verdicts[index] = Verdict::DeadLetter {
+                        class: DlqClass::Internal,
+                        message: "the write was never attempted".into(),
+                        stage: "apply",
+                        attempts: 0,
+                    };
+                    continue;
+                }
+            };
+            if publish && verdicts[index] == Verdict::Skip {
+                verdicts[index] = Verdict::Publish;
+            }
+        }
+    }
+    for rejected in &plan.rejected {
+        verdicts[rejected.index] = Verdict::DeadLetter {
+            class: DlqClass::Validation,
+            message: rejected.error.to_string(),
+            stage: "plan",
+            attempts: 1,
+        };
+    }
+    verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cdc::{KeyColumn, TableRef};
+    use crate::telemetry::ErrorClass;
+    use serde_json::{json, Map};
+
+    fn change(id: &str, seq: &str) -> CdcEvent {
+        let mut after = Map::new();
+        after.insert("ID".into(), json!(id));
+        CdcEvent {
+            table: TableRef::new("S", "T"),
+            operation: Operation::Update,
+            key: vec![KeyColumn {
+                name: "ID".into(),
+                value: json!(id),
+            }],
+            after: Some(after),
+            before: None,
+            change_sequence: seq.into(),
+            source_timestamp: None,
+            transaction_id: None,
+            stream_position: None,
+            kafka: None,
+        }
+    }
+
+    fn seq(n: u32) -> String {
+        format!("{n:035}")
+    }
+
+    fn planned(events: &[CdcEvent]) -> (ApplyPlan, Vec<Option<String>>) {
+        let opts = PlanOptions {
+            now_epoch_secs: 0,
+            tombstone_ttl_secs: 60,
+            refresh_started_at: None,
+        };
+        let plan = apply_plan::plan(events, &TableRouting::new("t"), &opts);
+        let seqs = events
+            .iter()
+            .map(|e| effective_sequence(e, &opts).ok())
+            .collect();
+        (plan, seqs)
+    }
+
+    #[test]
+    fn coalesced_changes_newer_than_the_stored_item_are_all_published() {
+        let events = [
+            change("1", &seq(5)),
+            change("1", &seq(6)),
+            change("1", &seq(7)),
+        ];
+        let (plan, seqs) = planned(&events);
+        let outcomes = [Some(Ok(WriteOutcome::Applied {
+            previous: Some(seq(5)),
+        }))];
+        let v = settle(&plan, &outcomes, &seqs);
+        assert_eq!(v, [Verdict::Skip, Verdict::Publish, Verdict::Publish]);
+    }
+
+    #[test]
+    fn a_replay_of_the_stored_change_is_published_again_and_older_ones_are_not() {
+        let events = [change("1", &seq(3)), change("1", &seq(4))];
+        let (plan, seqs) = planned(&events);
+        let outcomes = [Some(Ok(WriteOutcome::Superseded {
+            current: Some(seq(4)),
+        }))];
+        assert_eq!(
+            settle(&plan, &outcomes, &seqs),
+            [Verdict::Skip, Verdict::Publish]
+        );
+        let outcomes = [Some(Ok(WriteOutcome::Superseded {
+            current: Some(seq(9)),
+        }))];
+        assert_eq!(
+            settle(&plan, &outcomes, &seqs),
+            [Verdict::Skip, Verdict::Skip]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_dead_letters_what_it_covers_and_a_bad_sequence_is_rejected() {
+        let events = [change("1", &seq(3)), change("2", "not-a-sequence")];
+        let (plan, seqs) = planned(&events);
+        let err = SinkError {
+            service: "dynamodb",
+            operation: "PutItem",
+            class: ErrorClass::Client,
+            message: "ValidationException".into(),
+        };
+        let outcomes = [Some(Err((err, 1)))];
+        let v = settle(&plan, &outcomes, &seqs);
+        assert!(matches!(v[0], Verdict::DeadLetter { stage: "apply", .. }));
+        assert!(matches!(
+            v[1],
+            Verdict::DeadLetter {
+                stage: "plan",
+                class: DlqClass::Validation,
+                ..
+            }
+        ));
+    }
+}

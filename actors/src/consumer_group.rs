@@ -1,0 +1,494 @@
+//! [`ConsumerGroup`]: the Kafka consumer-group member. It owns the rdkafka consumer, splits each
+//! assigned partition into its own queue and starts one [`PartitionConsumer`] per partition;
+//! on revoke it drains those partitions and commits before the rebalance completes.
+//!
+//! Offsets: `enable.auto.offset.store=false` — partition consumers store an offset only when
+//! everything before it is acknowledged — and librdkafka commits the stored offsets every
+//! `kafka.commit_interval_ms`, on revoke and on close.
+//!
+//! The main consumer queue is polled on a thread of its own (rebalance callbacks run there and
+//! block while partitions drain, which must not stall the runtime's workers).
+//!
+//! Failure: a partition consumer that fails takes the group down with it (the group returns the
+//! error), and the root supervisor restarts the group, which rejoins and resumes from the last
+//! committed offsets — so a failure never skips a message.
+//!
+//! [`PartitionConsumer`]: crate::partition_consumer::PartitionConsumer
+
+use crate::cdc_applier::CdcApplierMsg;
+use crate::dlq_writer::DlqWriterMsg;
+use crate::message_decoder::MessageDecoder;
+use crate::partition_consumer::{PartitionConsumer, PartitionConsumerArgs, PartitionConsumerMsg};
+use crate::schema_registry::SchemaRegistryClient;
+use crate::telemetry::{ConsumerLag, InternalEvent, Metrics, Readiness};
+use eda_config::KafkaConfig;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The rdkafka consumer of the group.
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// The consumer's callbacks: rebalances become messages to the [`ConsumerGroup`].
+pub struct GroupContext {
+    /// The consumer itself, to split partition queues on assignment.
+    consumer: OnceLock<Weak<GroupConsumer>>,
+    /// The group actor.
+    group: ActorRef<ConsumerGroupMsg>,
+    /// Set when the group is closing: revokes then only commit.
+    closing: Arc<AtomicBool>,
+    /// How long a revoke waits for its partitions to drain.
+    drain_timeout: Duration,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        if !self.closing.load(Ordering::Acquire) {
+            let partitions: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            if self
+                .group
+                .cast(ConsumerGroupMsg::Revoked(partitions, tx))
+                .is_ok()
+            {
+                // Blocks this (polling) thread, not a runtime worker.
+                let _ = rx.recv_timeout(self.drain_timeout);
+            }
+        }
+        commit(base, "revoke");
+    }
+
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut queues = Vec::new();
+        for element in tpl.elements() {
+            match consumer.split_partition_queue(element.topic(), element.partition()) {
+                Some(queue) => queues.push(AssignedPartition {
+                    topic: element.topic().to_string(),
+                    partition: element.partition(),
+                    queue,
+                }),
+                None => tracing::error!(
+                    topic = element.topic(),
+                    partition = element.partition(),
+                    "Could not split the partition queue."
+                ),
+            }
+        }
+        let _ = self.group.cast(ConsumerGroupMsg::Assigned(queues));
+    }
+}
+
+fn commit<C: ConsumerContext, X: Consumer<C>>(consumer: &X, when: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::debug!(when, "Offsets committed."),
+        Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        Err(err) => tracing::warn!(when, error = %err, "Offset commit failed."),
+    }
+}
+
+/// A partition handed to this member, with its split-off queue.
+pub struct AssignedPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Its queue.
+    pub queue: StreamPartitionQueue<GroupContext>,
+}
+
+/// The consumer-group actor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsumerGroup;
+
+/// Messages the [`ConsumerGroup`] handles.
+pub enum ConsumerGroupMsg {
+    /// Partitions were assigned.
+    Assigned(Vec<AssignedPartition>),
+    /// Partitions are being revoked: drain them, then answer.
+    Revoked(Vec<(String, i32)>, std::sync::mpsc::SyncSender<()>),
+    /// Shutdown: stop reading, drain every partition, commit, leave the group, then answer.
+    Drain(RpcReplyPort<()>),
+    /// A message arrived on the main queue (a partition not split off): restart from the
+    /// committed offsets rather than lose it.
+    Stray(String),
+    /// Time to measure the lag of each partition.
+    MeasureLag,
+}
+
+/// How to build a [`ConsumerGroup`].
+pub struct ConsumerGroupArgs {
+    /// Brokers, group, topics, batching and flow control.
+    pub kafka: KafkaConfig,
+    /// The appliers changes are spread over.
+    pub appliers: Vec<ActorRef<CdcApplierMsg>>,
+    /// Where undecodable messages go.
+    pub dlq: ActorRef<DlqWriterMsg>,
+    /// For Avro topics.
+    pub registry: Option<Arc<SchemaRegistryClient>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// `/readyz` learns the assigned partitions here.
+    pub readiness: Arc<Readiness>,
+}
+
+/// The [`ConsumerGroup`]'s state.
+pub struct ConsumerGroupState {
+    args: ConsumerGroupArgs,
+    consumer: Arc<GroupConsumer>,
+    closing: Arc<AtomicBool>,
+    /// Running partition consumers.
+    partitions: HashMap<(String, i32), ActorRef<PartitionConsumerMsg>>,
+    /// Stops the polling thread.
+    stop_polling: Arc<Notify>,
+    /// The polling thread.
+    poller: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The librdkafka settings of the group consumer.
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            kafka.commit_interval_ms.to_string(),
+        )
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
+        .set("security.protocol", kafka.security_protocol.as_librdkafka());
+    if let Some(sasl) = &kafka.sasl {
+        config
+            .set("sasl.mechanism", &sasl.mechanism)
+            .set("sasl.username", &sasl.username)
+            .set("sasl.password", sasl.password.expose());
+    }
+    if let Some(ssl) = &kafka.ssl {
+        for (key, value) in [
+            ("ssl.ca.location", &ssl.ca_location),
+            ("ssl.certificate.location", &ssl.certificate_location),
+            ("ssl.key.location", &ssl.key_location),
+        ] {
+            if let Some(value) = value {
+                config.set(key, value);
+            }
+        }
+        if let Some(password) = &ssl.key_password {
+            config.set("ssl.key.password", password.expose());
+        }
+    }
+    for (key, value) in &kafka.librdkafka {
+        config.set(key, value);
+    }
+    config
+}
+
+impl Actor for ConsumerGroup {
+    type Msg = ConsumerGroupMsg;
+    type State = ConsumerGroupState;
+    type Arguments = ConsumerGroupArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ConsumerGroupArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let closing = Arc::new(AtomicBool::new(false));
+        let context = GroupContext {
+            consumer: OnceLock::new(),
+            group: myself.clone(),
+            closing: closing.clone(),
+            drain_timeout: args.kafka.drain_timeout(),
+        };
+        let consumer: Arc<GroupConsumer> =
+            Arc::new(consumer_config(&args.kafka).create_with_context(context)?);
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        let topics: Vec<&str> = args.kafka.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+
+        let stop_polling = Arc::new(Notify::new());
+        let poller = {
+            let consumer = consumer.clone();
+            let stop = stop_polling.clone();
+            let group = myself.clone();
+            let runtime = tokio::runtime::Handle::current();
+            std::thread::Builder::new()
+                .name("kafka-group".into())
+                .spawn(move || runtime.block_on(poll_main_queue(consumer, stop, group)))?
+        };
+        myself.send_interval(args.kafka.commit_interval(), || {
+            ConsumerGroupMsg::MeasureLag
+        });
+        tracing::info!(
+            group = %args.kafka.group_id,
+            topics = ?args.kafka.topics,
+            "Consumer group joined."
+        );
+        Ok(ConsumerGroupState {
+            args,
+            consumer,
+            closing,
+            partitions: HashMap::new(),
+            stop_polling,
+            poller: Some(poller),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: ConsumerGroupMsg,
+        state: &mut ConsumerGroupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConsumerGroupMsg::Assigned(assigned) => {
+                for partition in assigned {
+                    state.start_partition(&myself, partition).await?;
+                }
+                state.report_assignment();
+            }
+            ConsumerGroupMsg::Revoked(partitions, done) => {
+                for key in partitions {
+                    if let Some(actor) = state.partitions.remove(&key) {
+                        drain(&actor, state.args.kafka.drain_timeout()).await;
+                        actor.stop(Some("revoked".into()));
+                    }
+                }
+                state.report_assignment();
+                let _ = done.send(());
+            }
+            ConsumerGroupMsg::Drain(reply) => {
+                state.close().await;
+                let _ = reply.send(());
+            }
+            ConsumerGroupMsg::Stray(what) => {
+                return Err(format!("message outside any partition consumer: {what}").into());
+            }
+            ConsumerGroupMsg::MeasureLag => state.measure_lag(),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut ConsumerGroupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let failed = state
+                    .partitions
+                    .iter()
+                    .find(|(_, a)| a.get_id() == cell.get_id())
+                    .map(|(k, _)| k.clone());
+                if let Some((topic, partition)) = failed {
+                    return Err(
+                        format!("partition consumer {topic}/{partition} failed: {err}").into(),
+                    );
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // A partition consumer stops on its own only if something is wrong; the ones
+                // this actor stopped (revoke) were removed from the map first.
+                let stopped = state
+                    .partitions
+                    .iter()
+                    .find(|(_, a)| a.get_id() == cell.get_id())
+                    .map(|(k, _)| k.clone());
+                if let Some((topic, partition)) = stopped {
+                    return Err(format!(
+                        "partition consumer {topic}/{partition} stopped: {reason:?}"
+                    )
+                    .into());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut ConsumerGroupState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.close().await;
+        Ok(())
+    }
+}
+
+impl ConsumerGroupState {
+    async fn start_partition(
+        &mut self,
+        myself: &ActorRef<ConsumerGroupMsg>,
+        assigned: AssignedPartition,
+    ) -> Result<(), ActorProcessingErr> {
+        let key = (assigned.topic.clone(), assigned.partition);
+        let kafka = &self.args.kafka;
+        let args = PartitionConsumerArgs {
+            topic: assigned.topic,
+            partition: assigned.partition,
+            queue: assigned.queue,
+            consumer: self.consumer.clone(),
+            decoder: MessageDecoder::new(kafka, self.args.registry.clone()),
+            appliers: self.args.appliers.clone(),
+            dlq: self.args.dlq.clone(),
+            batch_max: kafka.batch_max,
+            batch_linger: kafka.batch_linger(),
+            max_in_flight: kafka.max_in_flight_per_partition,
+            metrics: self.args.metrics.clone(),
+        };
+        let (actor, _) =
+            Actor::spawn_linked(None, PartitionConsumer, args, myself.get_cell()).await?;
+        self.partitions.insert(key, actor);
+        Ok(())
+    }
+
+    fn report_assignment(&self) {
+        self.args
+            .readiness
+            .set_partitions_assigned(self.partitions.len());
+        tracing::info!(
+            partitions = ?self.partitions.keys().collect::<Vec<_>>(),
+            "Partition assignment changed."
+        );
+    }
+
+    /// Drains every partition, commits, and leaves the group. Idempotent.
+    async fn close(&mut self) {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let timeout = self.args.kafka.drain_timeout();
+        let partitions: Vec<_> = self.partitions.drain().collect();
+        let drains = partitions.iter().map(|(_, actor)| drain(actor, timeout));
+        futures_util::future::join_all(drains).await;
+        for (_, actor) in &partitions {
+            actor.stop(Some("shutdown".into()));
+        }
+        self.args.readiness.set_partitions_assigned(0);
+        self.stop_polling.notify_one();
+        let consumer = self.consumer.clone();
+        let poller = self.poller.take();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(poller) = poller {
+                let _ = poller.join();
+            }
+            commit(&*consumer, "shutdown");
+            consumer.unsubscribe();
+        })
+        .await;
+        tracing::info!("Consumer group left.");
+    }
+
+    fn measure_lag(&self) {
+        if self.partitions.is_empty() {
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let metrics = self.args.metrics.clone();
+        let keys: Vec<(String, i32)> = self.partitions.keys().cloned().collect();
+        tokio::task::spawn_blocking(move || {
+            let Ok(positions) = consumer.position() else {
+                return;
+            };
+            for (topic, partition) in keys {
+                let Ok((_, high)) =
+                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1))
+                else {
+                    continue;
+                };
+                let position = positions
+                    .find_partition(&topic, partition)
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|p| *p >= 0);
+                if let Some(position) = position {
+                    ConsumerLag {
+                        topic: &topic,
+                        partition,
+                        lag: (high - position).max(0),
+                    }
+                    .emit(&metrics);
+                }
+            }
+        });
+    }
+}
+
+impl Drop for ConsumerGroupState {
+    fn drop(&mut self) {
+        // A failed actor gets no `post_stop`: make sure the polling thread and the partition
+        // consumers end, so the old consumer closes (committing what was acknowledged) and leaves
+        // the group before the restarted one joins.
+        self.closing.store(true, Ordering::Release);
+        self.stop_polling.notify_one();
+        for (_, actor) in self.partitions.drain() {
+            actor.stop(Some("consumer group stopped".into()));
+        }
+    }
+}
+
+async fn drain(actor: &ActorRef<PartitionConsumerMsg>, timeout: Duration) {
+    match actor.call(PartitionConsumerMsg::Drain, Some(timeout)).await {
+        Ok(ractor::rpc::CallResult::Success(())) => {}
+        Ok(_) => tracing::warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "Partition did not drain in time; its unacknowledged messages will be read again."
+        ),
+        Err(err) => tracing::debug!(error = %err, "Partition consumer already stopped."),
+    }
+}
+
+/// Polls the main queue, which services rebalances; a message on it belongs to no partition
+/// consumer.
+async fn poll_main_queue(
+    consumer: Arc<GroupConsumer>,
+    stop: Arc<Notify>,
+    group: ActorRef<ConsumerGroupMsg>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.notified() => return,
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    use rdkafka::Message;
+                    let what = format!("{}/{}@{}", message.topic(), message.partition(), message.offset());
+                    let _ = group.cast(ConsumerGroupMsg::Stray(what));
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "Kafka consumer error.");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The outbound capabilities eda needs from AWS, one small trait each, so the actors and the
+//! Lambda shims depend on what they do rather than on the SDK.
+//!
+//! The real adapters live in [`crate::aws`] (DynamoDB, EventBridge, SQS); tests run them
+//! against DynamoDB Local and moto. A hand-written implementation is only for an error path the
+//! local servers cannot produce, and says so in its name.
+
+use crate::core::apply_plan::PlannedWrite;
+use crate::core::dead_letter::SqsMessage;
+use crate::core::eventbridge::EventBridgeEntry;
+use crate::telemetry::ErrorClass;
+use futures_util::future::BoxFuture;
+
+/// A call to AWS that did not succeed, classified so retry loops and metrics agree.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service} {operation} failed ({}): {message}", class.as_str())]
+pub struct SinkError {
+    /// The service called (`dynamodb`, `eventbridge`, `sqs`).
+    pub service: &'static str,
+    /// The operation (`PutItem`, `PutEvents`, `SendMessageBatch`...).
+    pub operation: &'static str,
+    /// What kind of failure; decides whether to retry.
+    pub class: ErrorClass,
+    /// The service's error code and message, or the transport error.
+    pub message: String,
+}
+
+impl SinkError {
+    /// Throttling, timeouts, connection failures and 5xx are worth another attempt; anything the
+    /// service refused on its merits (validation, access, missing resource) is not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.class,
+            ErrorClass::Throttled | ErrorClass::Timeout | ErrorClass::Connect | ErrorClass::Server
+        )
+    }
+}
+
+/// What a sequence-guarded write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The item was written; `previous` is the sequence it replaced (`None`: a new item).
+    Applied {
+        /// `_seq` of the item that was there before.
+        previous: Option<String>,
+    },
+    /// The guard held: the stored item is as new as this change or newer. Not an error — a
+    /// replayed or out-of-order change. `current` is the stored sequence, when known.
+    Superseded {
+        /// `_seq` of the stored item.
+        current: Option<String>,
+    },
+}
+
+/// Executes the apply plan's conditional writes (DynamoDB `PutItem`).
+pub trait ItemWriter: Send + Sync + 'static {
+    /// Writes one planned item under its sequence guard.
+    fn write<'a>(
+        &'a self,
+        write: &'a PlannedWrite,
+    ) -> BoxFuture<'a, Result<WriteOutcome, SinkError>>;
+}
+
+/// Sends events to an EventBridge bus (`PutEvents`).
+pub trait EventPublisher: Send + Sync + 'static {
+    /// Sends one call's worth of entries (at most 10, within 256 KB: plan them with
+    /// [`crate::core::eventbridge::plan_batches`]). On a call that EventBridge answered, returns
+    /// one result per entry, in order: `Ok(event id)` or the entry's error.
+    fn put_events<'a>(
+        &'a self,
+        entries: &'a [EventBridgeEntry],
+    ) -> BoxFuture<'a, Result<Vec<Result<String, SinkError>>, SinkError>>;
+
+    /// The bus the entries go to when they name none (labels and logs).
+    fn bus(&self) -> &str;
+
+    /// The region of the bus (labels and logs).
+    fn region(&self) -> &str;
+}
+
+/// A dead letter read back from the queue, for redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedDeadLetter {
+    /// The message body (a `DeadLetterEvent` as JSON).
+    pub body: String,
+    /// The handle to delete it with once it is replayed.
+    pub receipt_handle: String,
+}
+
+/// The dead-letter queue (SQS).
+pub trait DeadLetterSink: Send + Sync + 'static {
+    /// Sends up to 10 messages in one call. On a call that SQS answered, returns one result per
+    /// message, in order.
+    fn send_batch<'a>(
+        &'a self,
+        messages: &'a [SqsMessage],
+    ) -> BoxFuture<'a, Result<Vec<Result<(), SinkError>>, SinkError>>;
+
+    /// Receives up to `max` (at most 10) messages, waiting up to `wait_secs` for the first.
+    fn receive<'a>(
+        &'a self,
+        max: i32,
+        wait_secs: i32,
+    ) -> BoxFuture<'a, Result<Vec<ReceivedDeadLetter>, SinkError>>;
+
+    /// Deletes a message that was replayed.
+    fn delete<'a>(&'a self, receipt_handle: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
+}

@@ -1,0 +1,295 @@
+//! Dead-letter redrive: reads the DLQ and replays each dead letter through the same actors the
+//! pipeline uses, deleting it from the queue once its replay is settled.
+//!
+//! Replaying is safe because the apply is sequence-guarded: a change that was in fact applied
+//! before is absorbed by the guard (and its event published again under the same id).
+//!
+//! What is replayed depends on the stage that gave up:
+//! - `decode`: the payload is the original Kafka message; it is decoded again with the
+//!   configured format (a fixed decoder or newly registered schema may now accept it);
+//! - `plan`, `apply`: the payload is the decoded change (`CdcEvent` JSON); it is applied again;
+//! - `publish`: the payload is the event detail (`BaseEvent` JSON); it is published again.
+//!
+//! A dead letter that fails again goes back to the DLQ as a new dead letter. One whose payload
+//! was truncated, or that does not parse, is left in the queue and reported.
+
+use crate::ack::Ack;
+use crate::aws::{DynamoDbItemWriter, EventBridgeClient, RegionClients, SqsDeadLetterQueue};
+use crate::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
+use crate::core::cdc::{CdcEvent, KafkaCoordinates};
+use crate::core::change_event::change_entry;
+use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use crate::core::transform::BaseEvent;
+use crate::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
+use crate::eventbridge_publisher::{
+    EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg, PublishItem,
+};
+use crate::message_decoder::{Decoded, MessageDecoder};
+use crate::pipeline::applier_settings;
+use crate::ports::{DeadLetterSink, SinkError};
+use crate::schema_registry::SchemaRegistryClient;
+use crate::telemetry::Metrics;
+use eda_config::Config;
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What a redrive did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct RedriveReport {
+    /// Dead letters read from the queue.
+    pub received: usize,
+    /// Replayed and deleted from the queue.
+    pub replayed: usize,
+    /// Replayed, decoded to nothing to apply (a metadata message), and deleted.
+    pub nothing_to_apply: usize,
+    /// Left in the queue: unreadable or truncated (with the reason).
+    pub left_in_queue: Vec<String>,
+}
+
+/// Why a redrive stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    /// SQS could not be read or written.
+    #[error(transparent)]
+    Queue(#[from] SinkError),
+    /// The replay actors did not start.
+    #[error("the replay actors did not start: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    /// An actor stopped before settling a replay.
+    #[error("a replay actor stopped before finishing")]
+    Interrupted,
+}
+
+struct Replayers {
+    dlq: ActorRef<DlqWriterMsg>,
+    publisher: ActorRef<EventBridgePublisherMsg>,
+    applier: ActorRef<CdcApplierMsg>,
+    /// EventBridge `Source` of republished events.
+    event_source: String,
+    /// The bus they go to.
+    event_bus: String,
+}
+
+/// Replays up to `max` dead letters from the primary region's DLQ.
+pub async fn redrive(config: &Config, max: usize) -> Result<RedriveReport, RedriveError> {
+    let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
+    let queue = Arc::new(SqsDeadLetterQueue::new(
+        clients.sqs.clone(),
+        config.regions.primary.dlq_queue_url.clone(),
+    ));
+    let metrics = Arc::new(Metrics::new());
+    let (dlq, _) = Actor::spawn(
+        None,
+        DlqWriter,
+        DlqWriterArgs {
+            sink: queue.clone(),
+            config: config.dlq.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+    let (publisher, _) = Actor::spawn(
+        None,
+        EventBridgePublisher,
+        EventBridgePublisherArgs {
+            publisher: Arc::new(EventBridgeClient::new(
+                clients.eventbridge.clone(),
+                config.regions.primary.event_bus.clone(),
+                config.regions.primary.name.clone(),
+            )),
+            dlq: dlq.clone(),
+            retry: config.publish.retry.clone(),
+            max_entries: config.publish.max_entries,
+            max_concurrency: config.publish.max_concurrency,
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+    let (applier, _) = Actor::spawn(
+        None,
+        CdcApplier,
+        CdcApplierArgs {
+            writer: Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone())),
+            publisher: publisher.clone(),
+            dlq: dlq.clone(),
+            settings: Arc::new(applier_settings(config)),
+            metrics,
+        },
+    )
+    .await?;
+    let replayers = Replayers {
+        dlq,
+        publisher,
+        applier,
+        event_source: config.publish.source.clone(),
+        event_bus: config.regions.primary.event_bus.clone(),
+    };
+    let registry = config
+        .schema_registry
+        .url
+        .as_ref()
+        .and_then(|_| SchemaRegistryClient::new(&config.schema_registry).ok())
+        .map(Arc::new);
+    let mut decoder = MessageDecoder::new(&config.kafka, registry);
+    let result = drain_queue(queue.as_ref(), &replayers, &mut decoder, max).await;
+    replayers.applier.stop(None);
+    replayers.publisher.stop(None);
+    // The DLQ writer flushes what it holds when it stops.
+    let _ = replayers
+        .dlq
+        .stop_and_wait(None, Some(std::time::Duration::from_secs(30)))
+        .await;
+    result
+}
+
+async fn drain_queue(
+    queue: &dyn DeadLetterSink,
+    replayers: &Replayers,
+    decoder: &mut MessageDecoder,
+    max: usize,
+) -> Result<RedriveReport, RedriveError> {
+    let mut report = RedriveReport::default();
+    let mut seen = std::collections::HashSet::new();
+    while report.received < max {
+        let want = i32::try_from((max - report.received).min(10)).unwrap_or(10);
+        let batch = queue.receive(want, 1).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            // A message left in the queue becomes visible again; count it once.
+            if !seen.insert(message.body.clone()) {
+                continue;
+            }
+            report.received += 1;
+            let letter = match DeadLetterEvent::from_sqs_body(&message.body) {
+                Ok(letter) => letter,
+                Err(err) => {
+                    report
+                        .left_in_queue
+                        .push(format!("unreadable dead letter: {err}"));
+                    continue;
+                }
+            };
+            match replay(&letter, replayers, decoder).await {
+                Ok(applied) => {
+                    if applied {
+                        report.replayed += 1;
+                    } else {
+                        report.nothing_to_apply += 1;
+                    }
+                    queue.delete(&message.receipt_handle).await?;
+                }
+                Err(ReplayError::Unreplayable(reason)) => {
+                    report
+                        .left_in_queue
+                        .push(format!("dead letter {}: {reason}", letter.id));
+                }
+                Err(ReplayError::Interrupted) => return Err(RedriveError::Interrupted),
+            }
+        }
+    }
+    Ok(report)
+}
+
+enum ReplayError {
+    Unreplayable(String),
+    Interrupted,
+}
+
+/// Replays one dead letter; `Ok(false)` when it decodes to nothing to apply.
+async fn replay(
+    letter: &DeadLetterEvent,
+    replayers: &Replayers,
+    decoder: &mut MessageDecoder,
+) -> Result<bool, ReplayError> {
+    let payload = letter
+        .original_payload_bytes()
+        .map_err(|e| ReplayError::Unreplayable(e.to_string()))?;
+    let (tx, rx) = oneshot::channel();
+    let ack = Ack::Notify(tx);
+    let sent = match letter.stage.as_str() {
+        "decode" => {
+            let origin = match &letter.source {
+                DeadLetterSource::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => KafkaCoordinates {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                },
+                other => {
+                    return Err(ReplayError::Unreplayable(format!(
+                        "a decode failure from {} cannot be decoded again",
+                        other.kind()
+                    )))
+                }
+            };
+            match decoder.decode(Some(&payload), None, origin).await {
+                Ok(Decoded::Change(event)) => replayers
+                    .applier
+                    .cast(CdcApplierMsg::Apply {
+                        events: vec![*event],
+                        ack,
+                    })
+                    .map_err(drop),
+                Ok(Decoded::Nothing) => return Ok(false),
+                Err(failure) => {
+                    // Still undecodable: it goes back to the DLQ with the new error.
+                    let mut again = letter.clone();
+                    again.record_attempt(chrono::Utc::now(), &failure.message);
+                    again.id = uuid::Uuid::new_v4().to_string();
+                    replayers
+                        .dlq
+                        .cast(DlqWriterMsg::Write {
+                            letters: vec![again],
+                            ack,
+                        })
+                        .map_err(|_| ReplayError::Interrupted)?;
+                    return wait(rx).await.map(|()| true);
+                }
+            }
+        }
+        "plan" | "apply" => {
+            let event: CdcEvent = serde_json::from_slice(&payload)
+                .map_err(|e| ReplayError::Unreplayable(format!("not a change: {e}")))?;
+            replayers
+                .applier
+                .cast(CdcApplierMsg::Apply {
+                    events: vec![event],
+                    ack,
+                })
+                .map_err(drop)
+        }
+        "publish" => {
+            let event: BaseEvent = serde_json::from_slice(&payload)
+                .map_err(|e| ReplayError::Unreplayable(format!("not an event: {e}")))?;
+            replayers
+                .publisher
+                .cast(EventBridgePublisherMsg::Publish {
+                    items: vec![PublishItem {
+                        entry: change_entry(&event, &replayers.event_source, &replayers.event_bus),
+                        source: letter.source.clone(),
+                        correlation_id: letter.correlation_id.clone(),
+                    }],
+                    ack,
+                })
+                .map_err(drop)
+        }
+        other => {
+            return Err(ReplayError::Unreplayable(format!(
+                "no replay for stage {other:?}"
+            )))
+        }
+    };
+    sent.map_err(|_| ReplayError::Interrupted)?;
+    wait(rx).await.map(|()| true)
+}
+
+async fn wait(rx: oneshot::Receiver<()>) -> Result<(), ReplayError> {
+    rx.await.map_err(|_| ReplayError::Interrupted)
+}
