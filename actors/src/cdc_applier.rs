@@ -128,20 +128,18 @@ impl CdcApplierState {
         let plan = apply_plan::plan(&events, &settings.routing, &opts);
         let writer = &self.args.writer;
         let metrics = &self.args.metrics;
-        let outcomes: Vec<(usize, Result<WriteOutcome, (SinkError, u32)>)> =
-            stream::iter(0..plan.writes.len())
-                .map(|i| {
-                    let write = &plan.writes[i];
-                    async move {
-                        let result = with_retry(&settings.retry, || writer.write(write)).await;
-                        (i, result)
-                    }
-                })
-                .buffer_unordered(settings.max_concurrency.max(1))
-                .collect()
-                .await;
-        let mut by_write: Vec<Option<Result<WriteOutcome, (SinkError, u32)>>> =
-            (0..plan.writes.len()).map(|_| None).collect();
+        let outcomes: Vec<(usize, WriteResult)> = stream::iter(0..plan.writes.len())
+            .map(|i| {
+                let write = &plan.writes[i];
+                async move {
+                    let result = with_retry(&settings.retry, || writer.write(write)).await;
+                    (i, result)
+                }
+            })
+            .buffer_unordered(settings.max_concurrency.max(1))
+            .collect()
+            .await;
+        let mut by_write: Vec<Option<WriteResult>> = (0..plan.writes.len()).map(|_| None).collect();
         for (i, outcome) in outcomes {
             DynamoDbCall {
                 operation: DynamoDbOperation::PutItem,
@@ -279,6 +277,9 @@ fn source_of(event: &CdcEvent) -> DeadLetterSource {
     }
 }
 
+/// A write's outcome after retries: what it did, or the last error and the attempts made.
+pub type WriteResult = Result<WriteOutcome, (SinkError, u32)>;
+
 /// What happens to one change of a batch after its writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -311,7 +312,7 @@ pub enum Verdict {
 ///   sequence) is dead-lettered at the `plan` stage.
 pub fn settle(
     plan: &ApplyPlan,
-    outcomes: &[Option<Result<WriteOutcome, (SinkError, u32)>>],
+    outcomes: &[Option<WriteResult>],
     sequences: &[Option<String>],
 ) -> Vec<Verdict> {
     let mut verdicts = vec![Verdict::Skip; sequences.len()];
@@ -351,7 +352,13 @@ pub fn settle(
                     continue;
                 }
             };
-            if publish && verdicts[index] == Verdict::Skip {
+            // The same change delivered twice in one batch is published once.
+            let repeat = write
+                .covers
+                .iter()
+                .take_while(|&&i| i != index)
+                .any(|&i| sequences[i].as_deref() == seq && verdicts[i] == Verdict::Publish);
+            if publish && !repeat && verdicts[index] == Verdict::Skip {
                 verdicts[index] = Verdict::Publish;
             }
         }
@@ -425,6 +432,19 @@ mod tests {
         }))];
         let v = settle(&plan, &outcomes, &seqs);
         assert_eq!(v, [Verdict::Skip, Verdict::Publish, Verdict::Publish]);
+    }
+
+    #[test]
+    fn a_change_delivered_twice_in_a_batch_is_published_once() {
+        let events = [
+            change("1", &seq(5)),
+            change("1", &seq(5)),
+            change("1", &seq(6)),
+        ];
+        let (plan, seqs) = planned(&events);
+        let outcomes = [Some(Ok(WriteOutcome::Applied { previous: None }))];
+        let v = settle(&plan, &outcomes, &seqs);
+        assert_eq!(v, [Verdict::Publish, Verdict::Skip, Verdict::Publish]);
     }
 
     #[test]

@@ -285,7 +285,7 @@ impl Actor for ConsumerGroup {
                 let _ = done.send(());
             }
             ConsumerGroupMsg::Drain(reply) => {
-                state.close().await;
+                state.close(true).await;
                 let _ = reply.send(());
             }
             ConsumerGroupMsg::Stray(what) => {
@@ -340,7 +340,10 @@ impl Actor for ConsumerGroup {
         _myself: ActorRef<Self::Msg>,
         state: &mut ConsumerGroupState,
     ) -> Result<(), ActorProcessingErr> {
-        state.close().await;
+        // Stopped by the supervisor (a dependency failed, or the tree is stopping without a
+        // drain): work handed to a failed actor will never be acknowledged, so do not wait for
+        // it. Commit what is acknowledged and leave; the rest is read again.
+        state.close(false).await;
         Ok(())
     }
 }
@@ -382,15 +385,17 @@ impl ConsumerGroupState {
         );
     }
 
-    /// Drains every partition, commits, and leaves the group. Idempotent.
-    async fn close(&mut self) {
+    /// Drains every partition (when `drain`), commits, and leaves the group. Idempotent.
+    async fn close(&mut self, drain_first: bool) {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         let timeout = self.args.kafka.drain_timeout();
         let partitions: Vec<_> = self.partitions.drain().collect();
-        let drains = partitions.iter().map(|(_, actor)| drain(actor, timeout));
-        futures_util::future::join_all(drains).await;
+        if drain_first {
+            let drains = partitions.iter().map(|(_, actor)| drain(actor, timeout));
+            futures_util::future::join_all(drains).await;
+        }
         for (_, actor) in &partitions {
             actor.stop(Some("shutdown".into()));
         }

@@ -220,10 +220,8 @@ async fn publish_indices(
         attempt += 1;
         let round: Vec<EventBridgeEntry> = waiting.iter().map(|&i| entries[i].clone()).collect();
         // Every entry fits on its own (checked by the caller), so planning cannot fail.
-        let batches = match plan_batches(&round, shared.limits) {
-            Ok(batches) => batches,
-            Err(_) => vec![0..round.len()],
-        };
+        let batches = plan_batches(&round, shared.limits)
+            .unwrap_or_else(|_| std::iter::once(0..round.len()).collect());
         let mut retry = Vec::new();
         let mut last_error = None;
         for range in batches {

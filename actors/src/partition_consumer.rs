@@ -17,7 +17,7 @@ use crate::consumer_group::GroupConsumer;
 use crate::core::apply_plan::render_pk;
 use crate::core::cdc::{CdcEvent, KafkaCoordinates};
 use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource};
-use crate::core::offsets::OffsetTracker;
+use crate::core::offsets::{OffsetError, OffsetTracker};
 use crate::dlq_writer::DlqWriterMsg;
 use crate::message_decoder::{Decoded, MessageDecoder};
 use crate::telemetry::{InternalEvent, MessageProcessed, MessagesConsumed, Metrics};
@@ -201,7 +201,18 @@ impl PartitionConsumerState {
         .emit(&self.metrics);
         for message in &batch {
             let offset = message.offset();
-            self.tracker.track(offset)?;
+            if let Err(OffsetError::NotIncreasing { offset, last }) = self.tracker.track(offset) {
+                // The broker delivered a message this consumer already read (a re-fetch after a
+                // fetch error): it is tracked already and its effects are on their way.
+                tracing::debug!(
+                    topic = %self.topic,
+                    partition = self.partition,
+                    offset,
+                    last,
+                    "Message delivered again by the broker; already in hand."
+                );
+                continue;
+            }
             self.read_at.insert(offset, now);
             let origin = KafkaCoordinates {
                 topic: self.topic.clone(),

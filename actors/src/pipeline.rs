@@ -113,7 +113,7 @@ impl Pipeline {
         };
         let children = children(&config, &clients, registry, &obs);
         let (root, root_task) = Actor::spawn(
-            Some("eda-root".into()),
+            None,
             Supervisor,
             SupervisorArgs {
                 kind: ActorKind::RootSupervisor,

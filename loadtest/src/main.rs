@@ -1,1 +1,223 @@
-fn main() {}
+//! `eda-loadtest`: sample traffic for the demo, and the end-to-end benchmark.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use eda_actors::pipeline::{Observability, Pipeline};
+use eda_loadtest::history::{History, HistorySpec};
+use eda_loadtest::kafka;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// eda's load generator.
+#[derive(Debug, Parser)]
+#[command(name = "eda-loadtest", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Produce a Qlik CDC history (INSERT/UPDATE/DELETE with duplicates and redeliveries).
+    Produce {
+        /// Broker list.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Topic (created with 4 partitions if missing).
+        #[arg(long, default_value = "qlik.cdc")]
+        topic: String,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 200)]
+        keys: usize,
+        /// Changes per key.
+        #[arg(long, default_value_t = 5)]
+        changes: usize,
+        /// Poison (undecodable) messages to mix in.
+        #[arg(long, default_value_t = 2)]
+        poison: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// The end-to-end figure: produce a backlog to a fresh topic, run the pipeline in this
+    /// process against the configured endpoints, and report messages/s and latency.
+    E2e {
+        /// Configuration (endpoints, tables); topic and group are replaced by fresh ones.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Messages to push through.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Changes per key (keys = messages / changes).
+        #[arg(long, default_value_t = 4)]
+        changes: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Produce {
+            brokers,
+            topic,
+            keys,
+            changes,
+            poison,
+            seed,
+        } => {
+            let history = History::generate(&HistorySpec {
+                seed,
+                keys,
+                changes_per_key: changes,
+                poison,
+                ..HistorySpec::default()
+            });
+            kafka::create_topic(&brokers, &topic, 4).await?;
+            let producer = kafka::producer(&brokers)?;
+            let started = Instant::now();
+            kafka::produce(&producer, &topic, &history.records).await?;
+            let deleted = history.expected.values().filter(|v| v.is_none()).count();
+            println!(
+                "produced {} messages to {topic} in {:.2?}: {} changes over {keys} keys ({deleted} end deleted), {} duplicates/redeliveries, {poison} poison",
+                history.records.len(),
+                started.elapsed(),
+                history.changes,
+                history.records.len() - history.changes - poison,
+            );
+        }
+        Command::E2e {
+            config,
+            messages,
+            changes,
+        } => e2e(&config, messages, changes).await?,
+    }
+    Ok(())
+}
+
+async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow::Result<()> {
+    let mut config = eda_config::Config::load(Some(path)).context("configuration")?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("eda-bench-{}", &run[..8]);
+    config.kafka.topics = vec![topic.clone()];
+    config.kafka.group_id = format!("eda-bench-{}", &run[..8]);
+    let changes = changes.max(1);
+    let history = History::generate(&HistorySpec {
+        seed: 11,
+        keys: (messages / changes).max(1),
+        changes_per_key: changes,
+        duplicate_rate: 0.0,
+        redelivery_rate: 0.0,
+        delete_rate: 0.1,
+        poison: 0,
+        padding: 600,
+    });
+    let total = history.records.len();
+    let bytes: usize = history.records.iter().map(|r| r.value.len()).sum();
+    kafka::create_topic(&config.kafka.brokers, &topic, 4).await?;
+    let producer = kafka::producer(&config.kafka.brokers)?;
+    kafka::produce(&producer, &topic, &history.records).await?;
+    eprintln!(
+        "produced {total} messages ({} bytes avg) to {topic}; starting the pipeline",
+        bytes / total
+    );
+
+    let obs = Observability::new(&config);
+    let metrics = obs.metrics.clone();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let pipeline = Pipeline::start(Arc::new(config), obs).await?;
+    let mut first_seen = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let text = metrics.encode().unwrap_or_default();
+        let settled = histogram_count(&text, &topic);
+        if first_seen.is_none() && settled > 0 {
+            first_seen = Some(Instant::now());
+        }
+        if settled >= total as u64 {
+            break Instant::now();
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {settled} of {total} settled in 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let cpu = cpu_seconds() - cpu_before;
+    let text = metrics.encode().unwrap_or_default();
+    pipeline.shutdown().await;
+    let elapsed = done - first_seen.unwrap_or(started);
+    let (p50, p99) = (
+        histogram_quantile(&text, &topic, 0.50),
+        histogram_quantile(&text, &topic, 0.99),
+    );
+    println!(
+        "e2e: {total} messages in {:.2} s = {:.0} msg/s (from first settled to last); start-up {:.2} s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        (first_seen.unwrap_or(started) - started).as_secs_f64(),
+    );
+    println!(
+        "e2e: read-to-settled latency p50 <= {:.3} s, p99 <= {:.3} s (histogram bucket bounds; a backlog, so this includes queueing)",
+        p50, p99
+    );
+    println!(
+        "e2e: daemon CPU {:.1} µs per message ({:.2} CPU-s in this process; DynamoDB Local, moto and the broker are separate processes)",
+        cpu * 1e6 / total as f64,
+        cpu
+    );
+    Ok(())
+}
+
+/// `eda_kafka_processing_duration_seconds_count{topic=...}` from the encoded registry.
+fn histogram_count(text: &str, topic: &str) -> u64 {
+    let needle = format!("eda_kafka_processing_duration_seconds_count{{topic=\"{topic}\"}}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .and_then(|rest| rest.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// The upper bound of the bucket holding quantile `q`.
+fn histogram_quantile(text: &str, topic: &str, q: f64) -> f64 {
+    let prefix = "eda_kafka_processing_duration_seconds_bucket{";
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(&format!("topic=\"{topic}\"")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((bound, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= q * total)
+        .map_or(f64::NAN, |b| b.0)
+}
+
+/// User + system CPU time of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}

@@ -2,5 +2,8 @@
 //! `make test`): a real Kafka-API broker, DynamoDB Local and moto, over TCP on 127.0.0.1.
 
 mod cli;
+mod crash;
+mod pipeline;
+mod sinks;
 mod stack;
 mod support;

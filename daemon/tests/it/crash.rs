@@ -1,0 +1,215 @@
+//! The daemon process killed with SIGKILL mid-run, started again: the table still ends exactly
+//! as the source (nothing lost; what is replayed the sequence guard absorbs). Then SIGTERM: a
+//! graceful exit 0. Also the redrive command on a dead letter.
+
+use super::sinks::Sinks;
+use super::support::{local_config_path, unique, BROKERS};
+use eda_loadtest::history::{pk, History, HistorySpec};
+use eda_loadtest::kafka;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon process; killed on drop if the test did not stop it.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
+            .args(["run", "--config"])
+            .arg(local_config_path())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("eda-daemon starts");
+        Self(child)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn log_path(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    dir.join(format!("{name}.log"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    let group = unique("eda-crash-group");
+    let history = History::generate(&HistorySpec {
+        seed: 99,
+        keys: 1500,
+        changes_per_key: 4,
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+    let env = sinks.env(&topic, &group);
+
+    let first = Daemon::start(&env, &log_path("crash-first"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied = sinks.items().await.len();
+        if applied >= 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {applied} items applied before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.signal("-KILL");
+    drop(first);
+    let after_kill = sinks.items().await.len();
+    assert!(
+        after_kill < history.expected.len(),
+        "the kill came after the run finished ({after_kill} items); the test proves nothing"
+    );
+
+    let mut second = Daemon::start(&env, &log_path("crash-second"));
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(180))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "after kill -9 and restart the table differs: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+    second.signal("-TERM");
+    let status = second
+        .wait(Duration::from_secs(30))
+        .expect("the daemon exits after SIGTERM");
+    assert!(status.success(), "graceful exit code 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    // A change with no key columns configured for its table cannot be decoded: dead-lettered.
+    let mut row = serde_json::Map::new();
+    row.insert("SKU".into(), "A-1".into());
+    row.insert("QTY".into(), "3".into());
+    let mut message: serde_json::Value =
+        serde_json::from_slice(&eda_loadtest::history::qlik_message(
+            "INSERT",
+            &eda_loadtest::history::sequence(1),
+            &row,
+            None,
+        ))
+        .expect("JSON");
+    message["message"]["table"] = "STOCK".into();
+    kafka::create_topic(BROKERS, &topic, 1)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(
+        &producer,
+        &topic,
+        &[eda_loadtest::history::Record {
+            key: None,
+            value: serde_json::to_vec(&message).expect("JSON"),
+            original: true,
+        }],
+    )
+    .await
+    .expect("produced");
+    let group = unique("eda-redrive-group");
+    let env = sinks.env(&topic, &group);
+    let mut daemon = Daemon::start(&env, &log_path("redrive-daemon"));
+    // Wait for the dead letter to land, without consuming it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attrs = sinks
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&sinks.dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("attributes");
+        let count = attrs
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .cloned()
+            })
+            .unwrap_or_default();
+        if count == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.signal("-TERM");
+    assert!(daemon
+        .wait(Duration::from_secs(30))
+        .is_some_and(|s| s.success()));
+
+    // The operator adds the key column for the table; redrive applies the change.
+    let text = std::fs::read_to_string(local_config_path()).expect("local config");
+    let fixed = text.replace(
+        r#""SALES.ORDERS" = ["ORDER_ID"]"#,
+        r#""SALES.ORDERS" = ["ORDER_ID"], "SALES.STOCK" = ["SKU"]"#,
+    );
+    assert_ne!(
+        fixed, text,
+        "config/local.toml still names the key columns this test extends"
+    );
+    let fixed_path =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}.toml"));
+    std::fs::write(&fixed_path, fixed).expect("config written");
+    let out = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
+        .args(["dlq", "redrive", "--max", "10", "--config"])
+        .arg(&fixed_path)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("redrive runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["received"], 1, "{stdout}");
+    assert_eq!(report["replayed"], 1, "{stdout}");
+    let items = sinks.items().await;
+    assert!(items.contains_key("SALES.STOCK#A-1"), "{items:?}");
+}

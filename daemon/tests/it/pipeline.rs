@@ -1,0 +1,158 @@
+//! The daemon's pipeline against the local stack: a real broker, DynamoDB Local and moto.
+
+use super::sinks::Sinks;
+use super::support::{init_logs, unique, BROKERS};
+use eda_actors::cdc_applier::CdcApplierMsg;
+use eda_actors::pipeline::{applier_name, Observability, Pipeline};
+use eda_loadtest::history::{pk, History, HistorySpec};
+use eda_loadtest::kafka;
+use ractor::ActorRef;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Event ids of the change events among `bodies` (inspection-queue messages).
+fn event_ids(bodies: &[String]) -> HashSet<String> {
+    bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(|e| e["source"] == "eda.cdc")
+        .filter_map(|e| e["detail"]["event_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison_in_the_dlq() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    let history = History::generate(&HistorySpec {
+        seed: 21,
+        keys: 300,
+        changes_per_key: 4,
+        duplicate_rate: 0.08,
+        redelivery_rate: 0.08,
+        delete_rate: 0.25,
+        poison: 3,
+        padding: 0,
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+
+    let config = Arc::new(sinks.config(&topic));
+    let obs = Observability::new(&config);
+    let metrics = obs.metrics.clone();
+    // moto's ReceiveMessage slows down as a queue grows: read the inspection queue while the
+    // events arrive, not afterwards.
+    let inspect = {
+        let drainer = sinks.drainer();
+        let want = history.changes;
+        tokio::spawn(async move {
+            drainer
+                .drain_until_distinct(want, Duration::from_secs(150))
+                .await
+        })
+    };
+    let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
+
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "table differs from the source: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+
+    let bodies = inspect.await.expect("drainer");
+    let ids = event_ids(&bodies);
+    assert_eq!(ids.len(), history.changes, "one event per applied change");
+
+    let letters = sinks
+        .drain(&sinks.dlq_url, 3, Duration::from_secs(30))
+        .await;
+    assert_eq!(letters.len(), 3, "every poison message is dead-lettered");
+    for letter in &letters {
+        let letter: Value = serde_json::from_str(letter).expect("dead letter is JSON");
+        assert_eq!(letter["stage"], "decode");
+        assert_eq!(letter["error_class"], "decode");
+        assert_eq!(letter["source"]["topic"], topic.as_str());
+        assert!(letter["source"]["offset"].as_i64().is_some());
+        assert!(letter["source"]["partition"].as_i64().is_some());
+    }
+    let text = metrics.encode().expect("metrics encode");
+    assert!(
+        text.contains("eda_dlq_messages_total{source=\"kafka\",error_class=\"decode\"} 3"),
+        "{text}"
+    );
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    let history = History::generate(&HistorySpec {
+        seed: 5,
+        keys: 400,
+        changes_per_key: 4,
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    let half = history.records.len() / 2;
+    kafka::produce(&producer, &topic, &history.records[..half])
+        .await
+        .expect("first half produced");
+
+    let config = Arc::new(sinks.config(&topic));
+    let obs = Observability::new(&config);
+    let metrics = obs.metrics.clone();
+    let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
+    // Let traffic flow, then make an applier fail mid-stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sinks.items().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let applier: ActorRef<CdcApplierMsg> = pipeline
+        .child(&applier_name(0))
+        .await
+        .expect("applier-0 runs")
+        .into();
+    applier.cast(CdcApplierMsg::InjectPanic).expect("sent");
+    kafka::produce(&producer, &topic, &history.records[half..])
+        .await
+        .expect("second half produced");
+
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "after the restart the table differs: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+    let text = metrics.encode().expect("metrics encode");
+    let restarts: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("eda_actor_restarts_total{actor=\"cdc_applier\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(restarts >= 1.0, "the restart is counted: {text}");
+    let fresh = pipeline
+        .child(&applier_name(0))
+        .await
+        .expect("applier-0 runs again");
+    assert_ne!(fresh.get_id(), applier.get_id(), "a new instance");
+    pipeline.shutdown().await;
+}

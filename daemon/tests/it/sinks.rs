@@ -1,0 +1,328 @@
+//! Per-test AWS resources on the local stack, so tests running in parallel never read each
+//! other's items or events: a DynamoDB table, an EventBridge bus whose rule copies every event to
+//! an inspection queue, and a dead-letter queue — all named uniquely.
+
+use super::support::{local_config, unique};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use eda_actors::aws::RegionClients;
+use eda_config::Config;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// The resources of one test.
+pub struct Sinks {
+    /// Clients of the primary region.
+    pub clients: RegionClients,
+    /// The CDC table.
+    pub table: String,
+    /// The bus.
+    pub bus: String,
+    /// Gets a copy of every event on the bus.
+    pub inspect_url: String,
+    /// The dead-letter queue.
+    pub dlq_url: String,
+}
+
+impl Sinks {
+    /// Creates the resources.
+    pub async fn create() -> Self {
+        let config = local_config();
+        let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
+        let table = unique("eda-test");
+        clients
+            .dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key schema"),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .send()
+            .await
+            .expect("create_table");
+        let bus = unique("eda-bus");
+        clients
+            .eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create_event_bus");
+        let inspect_url = create_queue(&clients, &unique("eda-inspect")).await;
+        let dlq_url = create_queue(&clients, &unique("eda-dlq")).await;
+        let inspect_arn = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&inspect_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue arn");
+        clients
+            .eventbridge
+            .put_rule()
+            .name("copy-all")
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"account":["123456789012"]}"#)
+            .send()
+            .await
+            .expect("put_rule");
+        clients
+            .eventbridge
+            .put_targets()
+            .rule("copy-all")
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("inspect")
+                    .arn(inspect_arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("put_targets");
+        Self {
+            clients,
+            table,
+            bus,
+            inspect_url,
+            dlq_url,
+        }
+    }
+
+    /// The local configuration pointed at these resources and at `topic`, with a fresh group.
+    pub fn config(&self, topic: &str) -> Config {
+        let mut config = local_config();
+        config.kafka.topics = vec![topic.to_string()];
+        config.kafka.group_id = unique("eda-test-group");
+        config.kafka.commit_interval_ms = 200;
+        // A member that dies without leaving is noticed after the session timeout: keep the
+        // tests' restarts short.
+        config.kafka.session_timeout_ms = 6_000;
+        config.kafka.drain_timeout_ms = 3_000;
+        config.regions.primary.cdc_table = self.table.clone();
+        config.regions.primary.event_bus = self.bus.clone();
+        config.regions.primary.dlq_queue_url = self.dlq_url.clone();
+        config.health.interval_ms = 500;
+        config
+    }
+
+    /// The same, as `EDA_` variables for a daemon process started on `config/local.toml`.
+    pub fn env(&self, topic: &str, group: &str) -> Vec<(String, String)> {
+        vec![
+            ("EDA_KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
+            ("EDA_KAFKA__GROUP_ID".into(), group.into()),
+            ("EDA_KAFKA__COMMIT_INTERVAL_MS".into(), "200".into()),
+            ("EDA_KAFKA__SESSION_TIMEOUT_MS".into(), "6000".into()),
+            ("EDA_KAFKA__DRAIN_TIMEOUT_MS".into(), "3000".into()),
+            ("EDA_REGIONS__PRIMARY__CDC_TABLE".into(), self.table.clone()),
+            ("EDA_REGIONS__PRIMARY__EVENT_BUS".into(), self.bus.clone()),
+            (
+                "EDA_REGIONS__PRIMARY__DLQ_QUEUE_URL".into(),
+                self.dlq_url.clone(),
+            ),
+            ("EDA_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ]
+    }
+
+    /// Every item of the table, by `pk`, as plain JSON-ish values (strings, booleans).
+    pub async fn items(&self) -> BTreeMap<String, HashMap<String, AttributeValue>> {
+        let mut items = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                    items.insert(pk.clone(), item.clone());
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return items,
+            }
+        }
+    }
+
+    /// Waits until the table holds exactly `expected` (key -> last image, `None` deleted);
+    /// returns the mismatches left at the deadline (empty: equal).
+    pub async fn wait_for_table(
+        &self,
+        expected: &BTreeMap<String, Option<Map<String, Value>>>,
+        pk: impl Fn(&str) -> String,
+        within: Duration,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let items = self.items().await;
+            let mismatches = compare(&items, expected, &pk);
+            if mismatches.is_empty() || Instant::now() > deadline {
+                return mismatches;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// A reader of the inspection queue that can run in a task of its own.
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.inspect_url.clone(),
+        }
+    }
+
+    /// Receives (and deletes) messages from `queue_url` until `want` arrived or `within` passed.
+    pub async fn drain(&self, queue_url: &str, want: usize, within: Duration) -> Vec<String> {
+        Drainer {
+            sqs: self.clients.sqs.clone(),
+            queue_url: queue_url.to_string(),
+        }
+        .drain(want, within)
+        .await
+    }
+}
+
+/// Reads and deletes the messages of one queue.
+pub struct Drainer {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Drainer {
+    /// Receives (and deletes) messages until `want` change events with distinct ids arrived,
+    /// or `within` passed; returns every body received.
+    pub async fn drain_until_distinct(&self, want: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut bodies = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        while ids.len() < want && Instant::now() < deadline {
+            let more = self.drain(10, Duration::from_millis(200)).await;
+            for body in &more {
+                if let Ok(event) = serde_json::from_str::<Value>(body) {
+                    if let Some(id) = event["detail"]["event_id"].as_str() {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+            bodies.extend(more);
+        }
+        bodies
+    }
+
+    /// Receives (and deletes) messages until `want` arrived or `within` passed.
+    pub async fn drain(&self, want: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut bodies = Vec::new();
+        let queue_url = &self.queue_url;
+        while bodies.len() < want && Instant::now() < deadline {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive_message");
+            if received.messages().is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for message in received.messages() {
+                if let Some(body) = message.body() {
+                    bodies.push(body.to_string());
+                }
+                if let Some(handle) = message.receipt_handle() {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        bodies
+    }
+}
+
+async fn create_queue(clients: &RegionClients, name: &str) -> String {
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create_queue")
+        .queue_url()
+        .expect("queue url")
+        .to_string()
+}
+
+fn compare(
+    items: &BTreeMap<String, HashMap<String, AttributeValue>>,
+    expected: &BTreeMap<String, Option<Map<String, Value>>>,
+    pk: &impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    for (key, image) in expected {
+        let item = items.get(&pk(key));
+        let live = item.filter(|i| !matches!(i.get("_deleted"), Some(AttributeValue::Bool(true))));
+        match (image, live) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                mismatches.push(format!("{key}: deleted at the source, live in the table"))
+            }
+            (Some(_), None) => mismatches.push(format!("{key}: missing")),
+            (Some(image), Some(item)) => {
+                for (column, value) in image {
+                    let stored = match item.get(column) {
+                        Some(AttributeValue::S(s)) => Value::String(s.clone()),
+                        Some(other) => Value::String(format!("{other:?}")),
+                        None => Value::Null,
+                    };
+                    if &stored != value {
+                        mismatches.push(format!("{key}.{column}: {stored} != {value}"));
+                    }
+                }
+            }
+        }
+    }
+    let known: std::collections::HashSet<String> = expected.keys().map(|k| pk(k)).collect();
+    for pk in items.keys() {
+        if !known.contains(pk) {
+            mismatches.push(format!("{pk}: not in the source"));
+        }
+    }
+    mismatches
+}

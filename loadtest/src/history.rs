@@ -1,0 +1,265 @@
+//! A CDC history as Qlik Replicate would write it to Kafka, with what the table must end up as.
+//!
+//! Keys of `SALES.CUSTOMERS` go through INSERT, a few UPDATEs and, for some, a DELETE (and
+//! sometimes a re-INSERT), with one global, increasing change sequence. The messages are
+//! interleaved across keys; then the mess a real pipeline sees is mixed in: exact duplicates
+//! right after the original (a producer retry), and older changes of a key delivered again later
+//! (a redelivery after a rebalance), always on the key's own partition (Kafka key = item key).
+//! Optionally, poison messages (not JSON) that must reach the DLQ.
+//!
+//! [`History::expected`] is the source's last image per key (`None`: deleted), which the
+//! DynamoDB table must equal once everything is applied, whatever the delivery order.
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Schema of the generated table.
+pub const SCHEMA: &str = "SALES";
+/// Name of the generated table.
+pub const TABLE: &str = "CUSTOMERS";
+/// Its key column (matches `kafka.key_columns` in `config/local.toml`).
+pub const KEY_COLUMN: &str = "CUSTOMER_ID";
+
+/// One Kafka record to produce.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Kafka key (the item key, so a key's changes share a partition); `None` for poison.
+    pub key: Option<String>,
+    /// Message value.
+    pub value: Vec<u8>,
+    /// Whether this is an original change (not a duplicate, redelivery or poison).
+    pub original: bool,
+}
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct HistorySpec {
+    /// Random seed: the same seed gives the same history.
+    pub seed: u64,
+    /// Distinct keys.
+    pub keys: usize,
+    /// Changes per key, at least 1 (the INSERT).
+    pub changes_per_key: usize,
+    /// Probability (0..1) that a change is immediately sent twice.
+    pub duplicate_rate: f64,
+    /// Probability (0..1) that an older change of the key is sent again after a change.
+    pub redelivery_rate: f64,
+    /// Probability (0..1) that a key's last change is a DELETE.
+    pub delete_rate: f64,
+    /// Poison messages mixed in.
+    pub poison: usize,
+    /// Padding bytes in a NOTES column, to size messages (0: none).
+    pub padding: usize,
+}
+
+impl Default for HistorySpec {
+    fn default() -> Self {
+        Self {
+            seed: 7,
+            keys: 300,
+            changes_per_key: 5,
+            duplicate_rate: 0.05,
+            redelivery_rate: 0.05,
+            delete_rate: 0.2,
+            poison: 0,
+            padding: 0,
+        }
+    }
+}
+
+/// A generated history.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Records in produce order.
+    pub records: Vec<Record>,
+    /// Key value -> last row image, or `None` when the key's last change is a DELETE.
+    pub expected: BTreeMap<String, Option<Map<String, Value>>>,
+    /// Distinct changes (one EventBridge event each).
+    pub changes: usize,
+}
+
+/// The item key (`pk`) the daemon writes for a key value.
+pub fn pk(key: &str) -> String {
+    format!("{SCHEMA}.{TABLE}#{key}")
+}
+
+/// A change sequence in Qlik's 35-digit layout.
+pub fn sequence(n: u64) -> String {
+    format!("20260101000000{n:021}")
+}
+
+/// A Qlik JSON change message (the `atMSG` envelope naming its table).
+pub fn qlik_message(
+    operation: &str,
+    seq: &str,
+    data: &Map<String, Value>,
+    before: Option<&Map<String, Value>>,
+) -> Vec<u8> {
+    let message = json!({
+        "magic": "atMSG",
+        "type": "DT",
+        "headers": null,
+        "messageSchemaId": null,
+        "messageSchema": null,
+        "message": {
+            "schema": SCHEMA,
+            "table": TABLE,
+            "data": data,
+            "beforeData": before,
+            "headers": {
+                "operation": operation,
+                "changeSequence": seq,
+                "timestamp": "2026-01-01T00:00:00.000",
+                "streamPosition": format!("00000000.{}", &seq[20..]),
+                "transactionId": format!("{:032}", &seq[20..]),
+                "changeMask": "01",
+                "columnMask": "1f",
+                "transactionEventCounter": 1,
+                "transactionLastEvent": true
+            }
+        }
+    });
+    serde_json::to_vec(&message).expect("JSON serializes")
+}
+
+impl History {
+    /// Generates a history per `spec`.
+    pub fn generate(spec: &HistorySpec) -> Self {
+        let mut rng = fastrand::Rng::with_seed(spec.seed);
+        let per_key = spec.changes_per_key.max(1);
+        // The order in which keys take their next change: each key appears `per_key` times.
+        let mut turns: Vec<usize> = (0..spec.keys)
+            .flat_map(|k| std::iter::repeat_n(k, per_key))
+            .collect();
+        rng.shuffle(&mut turns);
+        let mut done = vec![0usize; spec.keys];
+        let mut images: Vec<Option<Map<String, Value>>> = vec![None; spec.keys];
+        let mut sent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); spec.keys];
+        let mut records = Vec::with_capacity(turns.len() * 2);
+        let mut counter = 0u64;
+        let padding = "x".repeat(spec.padding);
+        let deletes: Vec<bool> = (0..spec.keys)
+            .map(|_| rng.f64() < spec.delete_rate)
+            .collect();
+        for k in turns {
+            let key = format!("C{k:06}");
+            let step = done[k];
+            done[k] += 1;
+            counter += 1;
+            let seq = sequence(counter);
+            let last = step + 1 == per_key;
+            let (operation, data, before) = match (&images[k], last && deletes[k]) {
+                (None, _) => ("INSERT", row(&key, step, &padding), None),
+                (Some(current), true) => ("DELETE", current.clone(), Some(current.clone())),
+                (Some(current), false) => {
+                    ("UPDATE", row(&key, step, &padding), Some(current.clone()))
+                }
+            };
+            let value = qlik_message(operation, &seq, &data, before.as_ref());
+            images[k] = if operation == "DELETE" {
+                None
+            } else {
+                Some(data)
+            };
+            records.push(Record {
+                key: Some(pk(&key)),
+                value: value.clone(),
+                original: true,
+            });
+            if rng.f64() < spec.duplicate_rate {
+                records.push(Record {
+                    key: Some(pk(&key)),
+                    value: value.clone(),
+                    original: false,
+                });
+            }
+            sent[k].push(value);
+            if rng.f64() < spec.redelivery_rate {
+                let older = &sent[k][rng.usize(0..sent[k].len())];
+                records.push(Record {
+                    key: Some(pk(&key)),
+                    value: older.clone(),
+                    original: false,
+                });
+            }
+        }
+        for i in 0..spec.poison {
+            let at = rng.usize(0..=records.len());
+            records.insert(
+                at,
+                Record {
+                    key: None,
+                    value: format!("{{\"magic\":\"atMSG\",\"type\":\"DT\",\"message\": poison {i}")
+                        .into_bytes(),
+                    original: false,
+                },
+            );
+        }
+        let expected = (0..spec.keys)
+            .map(|k| (format!("C{k:06}"), images[k].clone()))
+            .collect();
+        Self {
+            records,
+            expected,
+            changes: spec.keys * per_key,
+        }
+    }
+}
+
+fn row(key: &str, step: usize, padding: &str) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert(KEY_COLUMN.into(), json!(key));
+    row.insert("NAME".into(), json!(format!("Customer {key}")));
+    row.insert(
+        "EMAIL".into(),
+        json!(format!("{}@example.com", key.to_lowercase())),
+    );
+    row.insert("VERSION".into(), json!(step.to_string()));
+    row.insert(
+        "BALANCE".into(),
+        json!(format!("{}.{:02}", step * 10, step)),
+    );
+    if !padding.is_empty() {
+        row.insert("NOTES".into(), json!(padding));
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_ends_as_its_last_change_and_deleted_keys_are_absent() {
+        let spec = HistorySpec {
+            keys: 50,
+            changes_per_key: 4,
+            delete_rate: 0.5,
+            ..HistorySpec::default()
+        };
+        let history = History::generate(&spec);
+        assert_eq!(history.expected.len(), 50);
+        let deleted = history.expected.values().filter(|v| v.is_none()).count();
+        assert!(deleted > 5 && deleted < 45, "{deleted} of 50 deleted");
+        for (key, image) in &history.expected {
+            if let Some(image) = image {
+                assert_eq!(image[KEY_COLUMN], json!(key));
+                assert_eq!(image["VERSION"], json!("3"));
+            }
+        }
+        assert_eq!(history.records.iter().filter(|r| r.original).count(), 200);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_history() {
+        let spec = HistorySpec::default();
+        let a = History::generate(&spec);
+        let b = History::generate(&spec);
+        assert_eq!(a.records.len(), b.records.len());
+        assert!(a
+            .records
+            .iter()
+            .zip(&b.records)
+            .all(|(x, y)| x.value == y.value));
+    }
+}

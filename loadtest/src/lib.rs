@@ -1,0 +1,12 @@
+//! eda's load generator and end-to-end benchmark.
+//!
+//! # Layout
+//!
+//! - [`history`]: a Qlik CDC history with duplicates, redeliveries and poison, and the table it
+//!   must produce — shared by the integration tests, `make demo` and the benchmark.
+//! - [`kafka`]: creating topics and producing a history.
+//! - `main.rs`: `eda-loadtest produce` (sample traffic for the demo) and `eda-loadtest e2e` (the
+//!   end-to-end figure of `make bench`).
+
+pub mod history;
+pub mod kafka;
