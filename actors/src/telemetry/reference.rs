@@ -416,25 +416,14 @@ mod tests {
         );
     }
 
-    const START: &str = "<!-- metrics-reference:start -->\n";
-    const END: &str = "<!-- metrics-reference:end -->";
-
     /// The README's metrics section is the generated reference, byte for byte.
     #[test]
     fn readme_reference_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-        let readme = std::fs::read_to_string(&path).expect("README.md readable");
-        let start = readme.find(START).expect("start marker") + START.len();
-        let end = readme.find(END).expect("end marker");
-        let expected = markdown();
-        if readme[start..end] == expected {
-            return;
-        }
-        if std::env::var_os("UPDATE_README").is_some() {
-            let updated = format!("{}{}{}", &readme[..start], expected, &readme[end..]);
-            std::fs::write(&path, updated).expect("README.md writable");
-            return;
-        }
-        panic!("README.md's metrics reference is stale: run UPDATE_README=1 cargo test -p eda-actors --lib reference");
+        eda_config::reference::sync_readme_section(
+            "metrics-reference",
+            &markdown(),
+            "cargo test -p eda-actors --lib reference",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 }
