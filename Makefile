@@ -3,13 +3,14 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help install stack-up stack-down stack-status demo test bench lint fmt build
+.PHONY: help install stack-up stack-down stack-status demo test bench lint deploy-check fmt build
 
 help:
 	@echo "make demo        the daemon on the local stack with sample traffic"
 	@echo "make test        every test, with the local stack started (and stopped) as needed"
 	@echo "make bench       criterion benchmarks of the hot paths, and the end-to-end figure"
-	@echo "make lint        rustfmt --check and clippy -D warnings"
+	@echo "make lint        rustfmt --check, clippy -D warnings, and the deploy checks"
+	@echo "make deploy-check  Dockerfile, Kubernetes, Prometheus and Grafana files, with real tools"
 	@echo "make stack-up | stack-down | stack-status"
 
 install:
@@ -33,6 +34,7 @@ demo:
 
 test:
 	bash $(STACK) with $(CARGO) test --workspace --no-fail-fast
+	CARGO="$(CARGO)" bash deploy/check.sh
 
 bench:
 	$(CARGO) bench -p eda-actors
@@ -40,3 +42,7 @@ bench:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO="$(CARGO)" bash deploy/check.sh
+
+deploy-check:
+	CARGO="$(CARGO)" bash deploy/check.sh

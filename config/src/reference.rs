@@ -213,27 +213,46 @@ mod tests {
     }
 }
 
+/// Keeps a generated section of the workspace README current: the text between
+/// `<!-- {name}:start -->` and `<!-- {name}:end -->` must equal `generated`. When it differs and
+/// `UPDATE_README` is set, the section is rewritten; otherwise the error says to run `refresh`.
+/// The tests of every generated reference (this one, the metrics reference) call it.
+pub fn sync_readme_section(name: &str, generated: &str, refresh: &str) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (start_marker, end_marker) = (
+        format!("<!-- {name}:start -->\n"),
+        format!("<!-- {name}:end -->"),
+    );
+    let start = readme
+        .find(&start_marker)
+        .ok_or_else(|| format!("README.md has no {start_marker:?}"))?
+        + start_marker.len();
+    let end = readme
+        .find(&end_marker)
+        .ok_or_else(|| format!("README.md has no {end_marker:?}"))?;
+    if readme[start..end] == *generated {
+        return Ok(());
+    }
+    if std::env::var_os("UPDATE_README").is_none() {
+        return Err(format!(
+            "README.md's {name} is stale: run UPDATE_README=1 {refresh}"
+        ));
+    }
+    let updated = format!("{}{}{}", &readme[..start], generated, &readme[end..]);
+    std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod readme {
-    const START: &str = "<!-- config-reference:start -->\n";
-    const END: &str = "<!-- config-reference:end -->";
-
     /// The README's configuration section is the generated reference, byte for byte.
     #[test]
     fn readme_reference_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-        let readme = std::fs::read_to_string(&path).expect("README.md readable");
-        let start = readme.find(START).expect("start marker") + START.len();
-        let end = readme.find(END).expect("end marker");
-        let expected = super::markdown();
-        if readme[start..end] == expected {
-            return;
-        }
-        if std::env::var_os("UPDATE_README").is_some() {
-            let updated = format!("{}{}{}", &readme[..start], expected, &readme[end..]);
-            std::fs::write(&path, updated).expect("README.md writable");
-            return;
-        }
-        panic!("README.md's configuration reference is stale: run UPDATE_README=1 cargo test -p eda-config");
+        super::sync_readme_section(
+            "config-reference",
+            &super::markdown(),
+            "cargo test -p eda-config",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 }

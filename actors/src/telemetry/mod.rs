@@ -13,33 +13,13 @@
 //! - [`metrics`]: [`Metrics`], the one registry of the process, and its OpenMetrics encoding.
 //! - [`events`]: the [`InternalEvent`] structs, one per thing worth counting or logging.
 //! - [`readiness`]: [`Readiness`] and [`Liveness`], shared state the HTTP probes read.
+//! - [`reference`]: the README's metrics reference, generated from the registry itself.
 //! - `rate_limit`: one warn line per ten seconds for events that can repeat per batch.
 //!
 //! # Metrics
 //!
-//! | name | type | labels |
-//! | --- | --- | --- |
-//! | `eda_kafka_messages_consumed_total` | counter | `topic` |
-//! | `eda_kafka_consumer_lag_messages` | gauge | `topic`, `partition` |
-//! | `eda_kafka_processing_duration_seconds` | histogram | `topic` |
-//! | `eda_cdc_events_total` | counter | `operation` |
-//! | `eda_dynamodb_operations_total` | counter | `operation`, `outcome` |
-//! | `eda_dynamodb_errors_total` | counter | `operation`, `error_class` |
-//! | `eda_eventbridge_events_published_total` | counter | `bus`, `region` |
-//! | `eda_eventbridge_errors_total` | counter | `bus`, `region` |
-//! | `eda_circuit_breaker_state` | gauge | `region` |
-//! | `eda_circuit_breaker_transitions_total` | counter | `region`, `state` |
-//! | `eda_circuit_breaker_failures_total` | counter | `region` |
-//! | `eda_circuit_breaker_rejected_total` | counter | `region` |
-//! | `eda_cross_region_events_total` | counter | `source_region`, `target_region` |
-//! | `eda_cross_region_latency_seconds` | histogram | `source_region`, `target_region` |
-//! | `eda_dlq_messages_total` | counter | `source`, `error_class` |
-//! | `eda_actor_restarts_total` | counter | `actor` |
-//! | `eda_health_probe_duration_seconds` | histogram | `region`, `service` |
-//! | `eda_health_status` | gauge | `region`, `service` |
-//! | `eda_lambda_invocations_total` | counter | `function` |
-//! | `eda_lambda_errors_total` | counter | `function` |
-//! | `eda_lambda_duration_seconds` | histogram | `function` |
+//! Every family, its type, labels and meaning are in the README's "Metrics" section, which
+//! [`reference`] generates from this registry (a test keeps the two equal).
 
 pub mod events;
 pub mod labels;
@@ -47,6 +27,7 @@ pub mod metrics;
 pub mod names;
 mod rate_limit;
 pub mod readiness;
+pub mod reference;
 
 pub use events::*;
 pub use labels::{
@@ -63,106 +44,11 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// Emits one of every event and checks every documented series is exposed.
     #[test]
     fn every_event_reaches_its_series() {
-        let m = Metrics::new();
-        MessagesConsumed {
-            topic: "orders",
-            count: 5,
-        }
-        .emit(&m);
-        ConsumerLag {
-            topic: "orders",
-            partition: 3,
-            lag: 42,
-        }
-        .emit(&m);
-        MessageProcessed {
-            topic: "orders",
-            elapsed: Duration::from_micros(300),
-        }
-        .emit(&m);
-        CdcEventsApplied {
-            operation: CdcOperation::Refresh,
-            count: 2,
-        }
-        .emit(&m);
-        DynamoDbCall {
-            operation: DynamoDbOperation::PutItem,
-            outcome: DynamoDbOutcome::ConditionFailed,
-        }
-        .emit(&m);
-        DynamoDbCall {
-            operation: DynamoDbOperation::PutItem,
-            outcome: DynamoDbOutcome::Failed(ErrorClass::Throttled),
-        }
-        .emit(&m);
-        EventBridgePublished {
-            bus: "eda",
-            region: "us-west-2",
-            count: 10,
-        }
-        .emit(&m);
-        EventBridgeFailed {
-            bus: "eda",
-            region: "us-west-2",
-            count: 1,
-            class: ErrorClass::Server,
-        }
-        .emit(&m);
-        BreakerTransitioned {
-            region: "us-east-1",
-            from: BreakerState::Closed,
-            to: BreakerState::HalfOpen,
-        }
-        .emit(&m);
-        BreakerCallFailed {
-            region: "us-east-1",
-        }
-        .emit(&m);
-        BreakerCallsRejected {
-            region: "us-east-1",
-            count: 4,
-        }
-        .emit(&m);
-        CrossRegionDelivered {
-            source_region: "us-west-2",
-            target_region: "us-east-1",
-            count: 1,
-            latency: Duration::from_millis(40),
-        }
-        .emit(&m);
-        DeadLettered {
-            source: DlqSource::Kafka,
-            class: ErrorClass::Decode,
-            count: 1,
-        }
-        .emit(&m);
-        ActorRestarted {
-            kind: ActorKind::CdcApplier,
-            name: "applier-0",
-            reason: "panicked",
-            attempt: 1,
-            backoff: Duration::from_millis(100),
-        }
-        .emit(&m);
-        HealthProbed {
-            region: "us-west-2",
-            service: Service::Sqs,
-            status: HealthStatus::Degraded,
-            latency: Duration::from_millis(600),
-        }
-        .emit(&m);
-        LambdaInvoked {
-            function: LambdaFunction::Authorizer,
-            elapsed: Duration::from_micros(700),
-            failed: true,
-        }
-        .emit(&m);
-
+        let m = reference::populated();
         let text = m.encode().unwrap();
         for line in [
             r#"eda_kafka_messages_consumed_total{topic="orders"} 5"#,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Checks everything under deploy/ with the real tools, offline, in about a minute (plus a build
+# of eda-daemon when none is current). Run by `make lint` and `make test`.
+#
+#   hadolint                    deploy/docker/Dockerfile
+#   promtool check config       deploy/prometheus/prometheus.yml, kubernetes.yml
+#   promtool check rules        deploy/prometheus/alerts.yml
+#   promtool test rules         deploy/prometheus/alerts.test.yml (the alerts' unit tests)
+#   kubectl kustomize           every overlay of deploy/k8s, rendered
+#   kubernetes-validate         the rendered objects against Kubernetes' OpenAPI schemas (strict)
+#   eda-daemon check-config     each rendered ConfigMap, with the environment its pod gets
+#   check.py                    the issue's numbers, the KEDA objects' required fields, and every
+#                               dashboard/alert/autoscaler query against the metrics reference
+#
+# The tools come from deploy/local/install.sh: promtool from Debian's `prometheus` package,
+# kubectl (with kustomize), hadolint and kubernetes-validate from PyPI in $CACHE/deploy-venv.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+# Not EDA_ variables: those are configuration overrides.
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/eda"
+TOOLS="$CACHE/deploy-venv/bin"
+CARGO="${CARGO:-cargo}"
+cd "$ROOT"
+
+step() { printf '\n[check] %s\n' "$*"; }
+for tool in "$TOOLS/hadolint" "$TOOLS/kubectl" "$TOOLS/kubernetes-validate" "$TOOLS/python"; do
+  [ -x "$tool" ] || { echo "missing $tool: run bash deploy/local/install.sh" >&2; exit 1; }
+done
+command -v promtool >/dev/null || { echo "missing promtool: run bash deploy/local/install.sh" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+step "hadolint $("$TOOLS/hadolint" --version | awk '{print $NF}') deploy/docker/Dockerfile"
+"$TOOLS/hadolint" --failure-threshold info deploy/docker/Dockerfile
+echo "ok"
+
+step "$(promtool --version 2>&1 | head -1)"
+promtool check config deploy/prometheus/prometheus.yml
+# Debian builds Prometheus without Kubernetes service discovery, so its promtool rejects
+# kubernetes_sd_configs: check the rest of kubernetes.yml (relabelling, rule files) with that one
+# block swapped for a static target.
+"$TOOLS/python" - "$WORK" <<'PY'
+import shutil, sys, yaml
+work = sys.argv[1]
+config = yaml.safe_load(open("deploy/prometheus/kubernetes.yml"))
+for job in config["scrape_configs"]:
+    assert job.pop("kubernetes_sd_configs"), job["job_name"]
+    job["static_configs"] = [{"targets": ["10.0.0.1:9090"]}]
+yaml.safe_dump(config, open(f"{work}/kubernetes.yml", "w"))
+shutil.copy("deploy/prometheus/alerts.yml", work)
+PY
+promtool check config "$WORK/kubernetes.yml"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts.test.yml
+
+step "$("$TOOLS/kubectl" version --client | tr '\n' ' '); kubernetes-validate $("$TOOLS/kubernetes-validate" --version)"
+"$TOOLS/python" deploy/check.py k8s "$TOOLS/kubectl" "$TOOLS/kubernetes-validate" \
+  "$CARGO" run -q -p eda-daemon --
+
+step "queries of the dashboard, the alerts and the autoscaler against the metrics reference"
+"$TOOLS/python" deploy/check.py queries
+
+step "deploy checks passed"
