@@ -29,8 +29,7 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 demo:
-	bash $(STACK) up
-	$(CARGO) run -q -p eda-daemon -- check-config --config config/local.toml
+	CARGO="$(CARGO)" bash deploy/local/demo.sh
 
 test:
 	bash $(STACK) with $(CARGO) test --workspace --no-fail-fast
@@ -38,6 +37,8 @@ test:
 
 bench:
 	$(CARGO) bench -p eda-actors
+	$(CARGO) build -q --release -p eda-loadtest
+	bash $(STACK) with $(CARGO) run -q --release -p eda-loadtest -- e2e --config config/local.toml --messages 20000
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -50,6 +50,9 @@ pub struct HistorySpec {
     pub poison: usize,
     /// Padding bytes in a NOTES column, to size messages (0: none).
     pub padding: usize,
+    /// The first 14 digits of every change sequence (Qlik's `YYYYMMDDhhmmss`): a later run
+    /// against the same table must use a later base, or the sequence guard rightly ignores it.
+    pub sequence_base: u64,
 }
 
 impl Default for HistorySpec {
@@ -63,7 +66,34 @@ impl Default for HistorySpec {
             delete_rate: 0.2,
             poison: 0,
             padding: 0,
+            sequence_base: 20260101000000,
         }
+    }
+}
+
+impl HistorySpec {
+    /// A sequence base from the current UTC time, for runs against a table that already holds
+    /// earlier runs' changes.
+    pub fn base_now() -> u64 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Days to a civil date (Howard Hinnant's algorithm), then YYYYMMDDhhmmss.
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (h, m, s) = (rem / 3_600, rem % 3_600 / 60, rem % 60);
+        format!("{year:04}{month:02}{day:02}{h:02}{m:02}{s:02}")
+            .parse()
+            .unwrap_or(20260101000000)
     }
 }
 
@@ -83,9 +113,14 @@ pub fn pk(key: &str) -> String {
     format!("{SCHEMA}.{TABLE}#{key}")
 }
 
-/// A change sequence in Qlik's 35-digit layout.
+/// A change sequence in Qlik's 35-digit layout, with the default base.
 pub fn sequence(n: u64) -> String {
-    format!("20260101000000{n:021}")
+    sequence_at(HistorySpec::default().sequence_base, n)
+}
+
+/// A change sequence: 14 digits of `base`, then the 21-digit counter `n`.
+pub fn sequence_at(base: u64, n: u64) -> String {
+    format!("{base:014}{n:021}")
 }
 
 /// A Qlik JSON change message (the `atMSG` envelope naming its table).
@@ -146,7 +181,7 @@ impl History {
             let step = done[k];
             done[k] += 1;
             counter += 1;
-            let seq = sequence(counter);
+            let seq = sequence_at(spec.sequence_base, counter);
             let last = step + 1 == per_key;
             let (operation, data, before) = match (&images[k], last && deletes[k]) {
                 (None, _) => ("INSERT", row(&key, step, &padding), None),
@@ -248,6 +283,17 @@ mod tests {
             }
         }
         assert_eq!(history.records.iter().filter(|r| r.original).count(), 200);
+    }
+
+    #[test]
+    fn a_later_base_sorts_after_an_earlier_one() {
+        let now = HistorySpec::base_now();
+        assert!(
+            now > 20_260_101_000_000 && now < 99_991_231_235_959,
+            "{now}"
+        );
+        assert!(sequence_at(now, 1) > sequence(999_999));
+        assert_eq!(sequence_at(now, 1).len(), 35);
     }
 
     #[test]

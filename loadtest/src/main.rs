@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 keys,
                 changes_per_key: changes,
                 poison,
+                sequence_base: HistorySpec::base_now(),
                 ..HistorySpec::default()
             });
             kafka::create_topic(&brokers, &topic, 4).await?;
@@ -107,6 +108,16 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
     let topic = format!("eda-bench-{}", &run[..8]);
     config.kafka.topics = vec![topic.clone()];
     config.kafka.group_id = format!("eda-bench-{}", &run[..8]);
+    // A bus without rules: the figure is the daemon's, not moto's rule delivery to SQS (which
+    // slows down as the target queue grows). DynamoDB Local and moto still answer every call.
+    config.regions.primary.event_bus = "eda-bench".into();
+    let clients = eda_actors::aws::RegionClients::new(&config.regions.primary, &config.aws).await;
+    let _ = clients
+        .eventbridge
+        .create_event_bus()
+        .name("eda-bench")
+        .send()
+        .await;
     let changes = changes.max(1);
     let history = History::generate(&HistorySpec {
         seed: 11,
@@ -117,6 +128,7 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
         delete_rate: 0.1,
         poison: 0,
         padding: 600,
+        sequence_base: HistorySpec::base_now(),
     });
     let total = history.records.len();
     let bytes: usize = history.records.iter().map(|r| r.value.len()).sum();

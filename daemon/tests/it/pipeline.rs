@@ -35,7 +35,7 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
         redelivery_rate: 0.08,
         delete_rate: 0.25,
         poison: 3,
-        padding: 0,
+        ..HistorySpec::default()
     });
     kafka::create_topic(BROKERS, &topic, 4)
         .await

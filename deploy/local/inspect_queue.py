@@ -1,0 +1,28 @@
+"""Reads and deletes every message of an SQS queue on moto, counting them into a file.
+
+Used by demo.sh: moto's ReceiveMessage and SendMessage slow down as a queue grows, so the demo
+keeps the inspection queue short by reading it while events arrive. Runs until killed.
+"""
+import sys
+import boto3
+
+queue_name, count_file = sys.argv[1], sys.argv[2]
+kw = dict(region_name="us-west-2", aws_access_key_id="123456789012", aws_secret_access_key="test")
+sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:5000", **kw)
+url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+try:
+    sqs.purge_queue(QueueUrl=url)
+except sqs.exceptions.PurgeQueueInProgress:
+    pass  # purged less than a minute ago
+seen = 0
+with open(count_file, "w") as f:
+    f.write("0")
+while True:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    if not messages:
+        continue
+    sqs.delete_message_batch(QueueUrl=url, Entries=[
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    seen += len(messages)
+    with open(count_file, "w") as f:
+        f.write(str(seen))
