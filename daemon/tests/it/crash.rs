@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon process; killed on drop if the test did not stop it.
-struct Daemon(Child);
+pub struct Daemon(Child);
 
 impl Daemon {
-    fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
+    pub fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
             .args(["run", "--config"])
@@ -28,7 +28,7 @@ impl Daemon {
         Self(child)
     }
 
-    fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.0.id().to_string()])
             .status()
@@ -36,7 +36,7 @@ impl Daemon {
         assert!(status.success());
     }
 
-    fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    pub fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.0.try_wait().expect("try_wait") {
@@ -55,7 +55,7 @@ impl Drop for Daemon {
     }
 }
 
-fn log_path(name: &str) -> std::path::PathBuf {
+pub fn log_path(name: &str) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     dir.join(format!("{name}.log"))
 }

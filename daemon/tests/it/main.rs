@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod pipeline;
+mod scrape;
 mod sinks;
 mod stack;
 mod support;

@@ -1,0 +1,146 @@
+//! The daemon's `/metrics` while traffic flows: valid for promtool, every metric of the README
+//! reference declared, and a real Prometheus server scraping it sees messages being consumed.
+
+use super::crash::{log_path, Daemon};
+use super::sinks::Sinks;
+use super::support::{unique, BROKERS};
+use eda_actors::telemetry::reference::{families, populated, to_prometheus_text};
+use eda_loadtest::history::{History, HistorySpec};
+use eda_loadtest::kafka;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Series every running pipeline exposes once traffic has flowed; the other families of the
+/// reference appear with their events (a dead letter, a restart, a breaker transition, a probe
+/// or a Lambda invocation), which a healthy run does not produce.
+const PIPELINE_FAMILIES: &[&str] = &[
+    "eda_kafka_messages_consumed_total{",
+    "eda_kafka_consumer_lag_messages{",
+    "eda_kafka_processing_duration_seconds_bucket{",
+    "eda_cdc_events_total{",
+    "eda_dynamodb_operations_total{",
+    "eda_eventbridge_events_published_total{",
+];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic() {
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let port = free_port();
+    let mut env = sinks.env(&topic, &unique("eda-scrape-group"));
+    env.retain(|(k, _)| k != "EDA_HTTP__LISTEN");
+    env.push(("EDA_HTTP__LISTEN".into(), format!("127.0.0.1:{port}")));
+    let mut daemon = Daemon::start(&env, &log_path("scrape-daemon"));
+
+    // Traffic for the whole test: a batch of changes every 200 ms.
+    let producer = kafka::producer(BROKERS).expect("producer");
+    let traffic_topic = topic.clone();
+    let traffic = tokio::spawn(async move {
+        for round in 0..300u64 {
+            let history = History::generate(&HistorySpec {
+                seed: round,
+                keys: 20,
+                changes_per_key: 2,
+                sequence_base: 20260201000000 + round,
+                ..HistorySpec::default()
+            });
+            if kafka::produce(&producer, &traffic_topic, &history.records)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Ok(response) = client.get(&url).send().await {
+            let body = response.text().await.unwrap_or_default();
+            if PIPELINE_FAMILIES
+                .iter()
+                .all(|f| body.contains(&format!("\n{f}")))
+            {
+                break body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no traffic in /metrics within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (deploy/local/install.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(to_prometheus_text(&body).as_bytes())
+        .expect("written");
+    let out = promtool.wait_with_output().expect("promtool exits");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Nothing on /metrics that the README reference does not document, with the same type and
+    // labels.
+    let reference = families(&populated().encode().expect("reference encodes"));
+    for family in families(&body).into_iter().filter(|f| f.has_series) {
+        let documented = reference.iter().find(|r| r.name == family.name);
+        let documented =
+            documented.unwrap_or_else(|| panic!("{} is not in the README reference", family.name));
+        assert_eq!(
+            (&family.kind, &family.labels),
+            (&documented.kind, &documented.labels),
+            "{}",
+            family.name
+        );
+    }
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/scrape-check.sh"
+    );
+    let out = Command::new("bash")
+        .args([script, &format!("127.0.0.1:{port}"), "60"])
+        .output()
+        .expect("scrape-check runs");
+    assert!(
+        out.status.success(),
+        "a real Prometheus did not see the counter increase: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+
+    traffic.abort();
+    daemon.signal("-TERM");
+    let status = daemon
+        .wait(Duration::from_secs(30))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+}
