@@ -29,7 +29,7 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
     let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 21,
-        keys: 300,
+        keys: 200,
         changes_per_key: 4,
         duplicate_rate: 0.08,
         redelivery_rate: 0.08,
