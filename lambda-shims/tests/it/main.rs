@@ -4,6 +4,7 @@
 //! Lambda runtime API emulator.
 
 mod authorizer;
+mod conformance;
 mod event_router;
 mod event_transformer;
 mod health_checker;
