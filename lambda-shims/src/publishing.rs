@@ -4,14 +4,12 @@
 //! entry is on the bus or in the dead-letter queue.
 
 use eda_actors::ack::Ack;
-use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
-use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
-use eda_actors::eventbridge_publisher::{
-    EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg, PublishItem,
-};
+use eda_actors::aws::{RegionClients, SqsDeadLetterQueue};
+use eda_actors::dlq_writer::DlqWriterMsg;
+use eda_actors::eventbridge_publisher::{spawn_unsupervised, EventBridgePublisherMsg, PublishItem};
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -42,34 +40,15 @@ impl RegionPublisher {
         clients: &RegionClients,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let (dlq, _) = Actor::spawn(
-            None,
-            DlqWriter,
-            DlqWriterArgs {
-                sink: Arc::new(SqsDeadLetterQueue::new(
-                    clients.sqs.clone(),
-                    region.dlq_queue_url.clone(),
-                )),
-                config: config.dlq.clone(),
-                metrics: metrics.clone(),
-            },
-        )
-        .await?;
-        let (publisher, _) = Actor::spawn(
-            None,
-            EventBridgePublisher,
-            EventBridgePublisherArgs {
-                publisher: Arc::new(EventBridgeClient::new(
-                    clients.eventbridge.clone(),
-                    region.event_bus.clone(),
-                    region.name.clone(),
-                )),
-                dlq: dlq.clone(),
-                retry: config.publish.retry.clone(),
-                max_entries: config.publish.max_entries,
-                max_concurrency: config.publish.max_concurrency,
-                metrics,
-            },
+        let (publisher, dlq) = spawn_unsupervised(
+            config,
+            region,
+            clients.eventbridge.clone(),
+            Arc::new(SqsDeadLetterQueue::new(
+                clients.sqs.clone(),
+                region.dlq_queue_url.clone(),
+            )),
+            metrics,
         )
         .await?;
         Ok(Self {
