@@ -9,7 +9,7 @@
 //! is not stored on the item) and `metadata` (Kafka coordinates on one side, the stream position
 //! on the other). The cross-region envelope is not compared: the daemon has no region router yet.
 
-use crate::support::{inspected, local_config, publisher, unique};
+use crate::support::{local_config, publisher, unique, Inspector};
 use eda_actors::core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
 use eda_actors::core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
 use eda_actors::core::cdc::{MetadataCache, QlikMessage, TableRef};
@@ -109,13 +109,14 @@ async fn the_daemon_and_the_stream_processor_publish_the_same_change_event() {
             "StreamViewType": "NEW_AND_OLD_IMAGES"
         }
     });
+    let inspector = Inspector::start(&config, region).await;
     let processor = StreamProcessor::new(&config, publisher(&config, region).await);
     let response = processor
         .process(json!({"Records": [record]}), Duration::from_secs(20))
         .await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
-    let lambda = inspected(&config, region, std::slice::from_ref(&id)).await;
+    let lambda = inspector.wait_for(std::slice::from_ref(&id)).await;
     let lambda = &lambda[0];
     assert_eq!(lambda["source"], daemon.source.as_str());
     assert_eq!(lambda["detail-type"], daemon.detail_type.as_str());

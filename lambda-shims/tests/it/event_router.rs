@@ -2,7 +2,7 @@
 //! envelope; a dead target opens the breaker, which stays open across invocations, and traffic
 //! fails over to the home region.
 
-use crate::support::{fixture, inspected, local_config, publisher, unique};
+use crate::support::{fixture, local_config, publisher, unique, Inspector};
 use eda_actors::aws::{EventBridgeClient, RegionClients};
 use eda_actors::core::breaker::State;
 use eda_actors::core::envelope::{CrossRegionEvent, EnvelopePacker};
@@ -42,12 +42,13 @@ async fn a_change_event_crosses_to_the_other_region_in_the_envelope() {
     let marker = unique("route");
     let event = change_event(&marker);
 
+    let inspector = Inspector::start(&config, other).await;
     let answer = router.route(event.clone()).await.unwrap();
     assert!(
         matches!(&answer, RouteResponse::Routed { region, .. } if region == "us-east-1"),
         "{answer:?}"
     );
-    let arrived = inspected(&config, other, std::slice::from_ref(&marker)).await;
+    let arrived = inspector.wait_for(std::slice::from_ref(&marker)).await;
     assert_eq!(arrived[0]["source"], "eda.cross-region");
     let envelope = CrossRegionEvent::from_detail(&arrived[0]["detail"].to_string()).unwrap();
     assert_eq!(envelope.source_region, "us-west-2");
@@ -83,6 +84,7 @@ async fn a_dead_target_opens_the_breaker_across_invocations_and_traffic_fails_ov
     }
     assert_eq!(router.breaker_state().await, State::Open);
 
+    let inspector = Inspector::start(&config, home).await;
     let marker = unique("failover");
     let answer = router.route(change_event(&marker)).await.unwrap();
     assert_eq!(
@@ -92,6 +94,6 @@ async fn a_dead_target_opens_the_breaker_across_invocations_and_traffic_fails_ov
             breaker: "open"
         }
     );
-    let arrived = inspected(&config, home, std::slice::from_ref(&marker)).await;
+    let arrived = inspector.wait_for(std::slice::from_ref(&marker)).await;
     assert_eq!(arrived[0]["source"], "eda.cross-region");
 }

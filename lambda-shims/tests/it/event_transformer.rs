@@ -1,7 +1,7 @@
 //! The event transformer with the EventBridge sample event: a valid business event comes out
 //! `transformed`, the sample's EC2 detail `validation_failed`, both on the bus.
 
-use crate::support::{fixture, inspected, local_config, publisher};
+use crate::support::{fixture, local_config, publisher, Inspector};
 use eda_lambda_shims::event_transformer::EventTransformer;
 use serde_json::json;
 
@@ -11,6 +11,7 @@ async fn valid_and_invalid_events_are_published_under_their_outcome() {
     let region = &config.regions.primary;
     let transformer = EventTransformer::new(&config, publisher(&config, region).await).unwrap();
 
+    let inspector = Inspector::start(&config, region).await;
     let event_id = uuid::Uuid::new_v4().to_string();
     let mut valid = fixture("example-eventbridge-event-obj.json");
     valid["detail"] = json!({
@@ -31,7 +32,7 @@ async fn valid_and_invalid_events_are_published_under_their_outcome() {
     let answer = transformer.process(invalid).await.unwrap();
     assert_eq!(answer.detail_type, "validation_failed");
 
-    let events = inspected(&config, region, &[event_id.clone(), sample_id]).await;
+    let events = inspector.wait_for(&[event_id.clone(), sample_id]).await;
     assert_eq!(events[0]["detail-type"], "transformed");
     assert_eq!(events[0]["detail"]["processing_region"], "us-west-2");
     assert_eq!(events[1]["detail-type"], "validation_failed");

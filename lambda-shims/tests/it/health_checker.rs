@@ -1,7 +1,7 @@
 //! The health checker on the EventBridge schedule sample: both regions of the local stack are
 //! probed and one `HealthCheckEvent` is published.
 
-use crate::support::{inspected, local_config, publisher};
+use crate::support::{local_config, publisher, Inspector};
 use eda_actors::aws::RegionClients;
 use eda_actors::core::health::Status;
 use eda_lambda_shims::health_checker::HealthChecker;
@@ -18,6 +18,7 @@ async fn both_regions_are_probed_and_one_event_is_published() {
     let home = &config.regions.primary;
     let checker = HealthChecker::new(&config, regions, publisher(&config, home).await);
 
+    let inspector = Inspector::start(&config, home).await;
     let event = checker.check("request-1").await.unwrap();
     let names: Vec<_> = event.regions.iter().map(|r| r.region.as_str()).collect();
     assert_eq!(names, ["us-west-2", "us-east-1"]);
@@ -25,7 +26,9 @@ async fn both_regions_are_probed_and_one_event_is_published() {
         assert_eq!(region.services.len(), 3);
         assert_ne!(region.status, Status::Unhealthy, "{region:?}");
     }
-    let published = inspected(&config, home, std::slice::from_ref(&event.event_id)).await;
+    let published = inspector
+        .wait_for(std::slice::from_ref(&event.event_id))
+        .await;
     assert_eq!(published[0]["detail-type"], "health_check");
     assert_eq!(
         published[0]["detail"]["regions"][1]["services"][2]["service"],

@@ -1,7 +1,7 @@
 //! The stream processor with AWS's sample DynamoDB Streams batches: its change events reach the
 //! inspection queue, and a record it cannot read is reported as the first batch item failure.
 
-use crate::support::{fixture, inspected, local_config, publisher, unique};
+use crate::support::{fixture, local_config, publisher, unique, Inspector};
 use eda_lambda_shims::stream_processor::StreamProcessor;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -56,6 +56,7 @@ async fn insert_modify_and_remove_reach_the_inspection_queue_as_change_events() 
     let table = unique("stream-sample");
     let batch = on_table(serde_json::from_str(LAMBDA_SAMPLE).unwrap(), &table);
 
+    let inspector = Inspector::start(&config, region).await;
     let response = processor.process(batch, Duration::from_secs(20)).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
@@ -63,7 +64,7 @@ async fn insert_modify_and_remove_reach_the_inspection_queue_as_change_events() 
         .iter()
         .map(|op| format!("dynamodb.{table}.{op}"))
         .collect();
-    let events = inspected(&config, region, &markers).await;
+    let events = inspector.wait_for(&markers).await;
     for (event, marker) in events.iter().zip(&markers) {
         assert_eq!(event["source"], "eda.cdc");
         assert_eq!(event["detail-type"], marker.as_str());
@@ -84,9 +85,12 @@ async fn the_aws_lambda_events_sample_batch_is_published_whole() {
     let processor = StreamProcessor::new(&config, publisher(&config, region).await);
     let table = unique("stream-go-sample");
     let batch = on_table(fixture("example-dynamodb-event.json"), &table);
+    let inspector = Inspector::start(&config, region).await;
     let response = processor.process(batch, Duration::from_secs(20)).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    let events = inspected(&config, region, &[format!("dynamodb.{table}.INSERT")]).await;
+    let events = inspector
+        .wait_for(&[format!("dynamodb.{table}.INSERT")])
+        .await;
     // Binary attributes travel as base64 text.
     assert_eq!(events[0]["detail"]["payload"]["after"]["asdf1"], "AAEqQQ==");
 }
@@ -103,6 +107,7 @@ async fn a_record_that_cannot_be_read_is_the_first_batch_item_failure() {
         applied_record("1002", "INSERT", &after),
     ]});
 
+    let inspector = Inspector::start(&config, region).await;
     let response = processor.process(batch, Duration::from_secs(20)).await;
     let failures: Vec<_> = response
         .batch_item_failures
@@ -112,7 +117,7 @@ async fn a_record_that_cannot_be_read_is_the_first_batch_item_failure() {
     assert_eq!(failures, [Some("1001".to_string())]);
 
     // The record before the failure was published, as the daemon publishes an applied change.
-    let events = inspected(&config, region, std::slice::from_ref(&good)).await;
+    let events = inspector.wait_for(std::slice::from_ref(&good)).await;
     assert_eq!(events[0]["detail-type"], "SALES.CUSTOMERS.UPDATE");
     assert_eq!(
         events[0]["detail"]["payload"]["key"],
