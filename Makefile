@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help install stack-up stack-down stack-status demo test bench lint deploy-check fmt build
+.PHONY: help install stack-up stack-down stack-status demo test bench lint deploy-check fmt build lambdas lambda-invoke
 
 help:
 	@echo "make demo        the daemon on the local stack with sample traffic"
@@ -11,6 +11,8 @@ help:
 	@echo "make bench       criterion benchmarks of the hot paths, and the end-to-end figure"
 	@echo "make lint        rustfmt --check, clippy -D warnings, and the deploy checks"
 	@echo "make deploy-check  Dockerfile, Kubernetes, Prometheus and Grafana files, with real tools"
+	@echo "make lambdas     the five Lambda zips (deploy/sam/dist/), size-optimized profile"
+	@echo "make lambda-invoke  the authorizer run through cargo lambda watch + invoke"
 	@echo "make stack-up | stack-down | stack-status"
 
 install:
@@ -47,3 +49,9 @@ lint:
 
 deploy-check:
 	CARGO="$(CARGO)" bash deploy/check.sh
+
+lambdas:
+	bash deploy/sam/build-zips.sh
+
+lambda-invoke:
+	bash $(STACK) with bash deploy/sam/invoke-local.sh

@@ -303,3 +303,43 @@ fn dead_letter(item: &PublishItem, err: &SinkError, attempts: u32) -> DeadLetter
     }
     letter
 }
+
+/// Starts a region's publisher and the [`DlqWriter`](crate::dlq_writer::DlqWriter) behind it,
+/// outside any supervision tree: for callers that run for one job or one Lambda execution
+/// environment (`dlq redrive`, the Lambda shims) rather than under the daemon's root supervisor.
+pub async fn spawn_unsupervised(
+    config: &eda_config::Config,
+    region: &eda_config::RegionConfig,
+    eventbridge: aws_sdk_eventbridge::Client,
+    dlq_sink: Arc<dyn crate::ports::DeadLetterSink>,
+    metrics: Arc<Metrics>,
+) -> Result<(ActorRef<EventBridgePublisherMsg>, ActorRef<DlqWriterMsg>), ractor::SpawnErr> {
+    let (dlq, _) = Actor::spawn(
+        None,
+        crate::dlq_writer::DlqWriter,
+        crate::dlq_writer::DlqWriterArgs {
+            sink: dlq_sink,
+            config: config.dlq.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+    let (publisher, _) = Actor::spawn(
+        None,
+        EventBridgePublisher,
+        EventBridgePublisherArgs {
+            publisher: Arc::new(crate::aws::EventBridgeClient::new(
+                eventbridge,
+                region.event_bus.clone(),
+                region.name.clone(),
+            )),
+            dlq: dlq.clone(),
+            retry: config.publish.retry.clone(),
+            max_entries: config.publish.max_entries,
+            max_concurrency: config.publish.max_concurrency,
+            metrics,
+        },
+    )
+    .await?;
+    Ok((publisher, dlq))
+}

@@ -14,16 +14,14 @@
 //! was truncated, or that does not parse, is left in the queue and reported.
 
 use crate::ack::Ack;
-use crate::aws::{DynamoDbItemWriter, EventBridgeClient, RegionClients, SqsDeadLetterQueue};
+use crate::aws::{DynamoDbItemWriter, RegionClients, SqsDeadLetterQueue};
 use crate::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
 use crate::core::cdc::{CdcEvent, KafkaCoordinates};
 use crate::core::change_event::change_entry;
 use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use crate::core::transform::BaseEvent;
-use crate::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
-use crate::eventbridge_publisher::{
-    EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg, PublishItem,
-};
+use crate::dlq_writer::DlqWriterMsg;
+use crate::eventbridge_publisher::{spawn_unsupervised, EventBridgePublisherMsg, PublishItem};
 use crate::message_decoder::{Decoded, MessageDecoder};
 use crate::pipeline::applier_settings;
 use crate::ports::{DeadLetterSink, SinkError};
@@ -80,31 +78,12 @@ pub async fn redrive(config: &Config, max: usize) -> Result<RedriveReport, Redri
         config.regions.primary.dlq_queue_url.clone(),
     ));
     let metrics = Arc::new(Metrics::new());
-    let (dlq, _) = Actor::spawn(
-        None,
-        DlqWriter,
-        DlqWriterArgs {
-            sink: queue.clone(),
-            config: config.dlq.clone(),
-            metrics: metrics.clone(),
-        },
-    )
-    .await?;
-    let (publisher, _) = Actor::spawn(
-        None,
-        EventBridgePublisher,
-        EventBridgePublisherArgs {
-            publisher: Arc::new(EventBridgeClient::new(
-                clients.eventbridge.clone(),
-                config.regions.primary.event_bus.clone(),
-                config.regions.primary.name.clone(),
-            )),
-            dlq: dlq.clone(),
-            retry: config.publish.retry.clone(),
-            max_entries: config.publish.max_entries,
-            max_concurrency: config.publish.max_concurrency,
-            metrics: metrics.clone(),
-        },
+    let (publisher, dlq) = spawn_unsupervised(
+        config,
+        &config.regions.primary,
+        clients.eventbridge.clone(),
+        queue.clone(),
+        metrics.clone(),
     )
     .await?;
     let (applier, _) = Actor::spawn(

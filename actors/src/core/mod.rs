@@ -18,6 +18,7 @@
 //! - [`jwt`]: token verification and API Gateway authorizer responses.
 //! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
 //! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
+//! - [`stream_change`]: a DynamoDB Streams record back to the `CdcEvent` it records.
 //! - [`offsets`]: the per-partition watermark of acknowledged offsets.
 //! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
 
@@ -32,5 +33,6 @@ pub mod health;
 pub mod jwt;
 pub mod offsets;
 pub mod restart;
+pub mod stream_change;
 pub mod stream_record;
 pub mod transform;

@@ -1,0 +1,196 @@
+//! `authorizer`: API Gateway REST (TOKEN and REQUEST Lambda authorizers, answered with an IAM
+//! policy) and HTTP API (payload 2.0, answered with a simple response) to the core JWT check,
+//! with `userId`, `roles` and `tenantId` in the context.
+//!
+//! The keys are loaded at cold start (`jwt_keys::load_verifier`: the HS256 secret from Secrets
+//! Manager, PEM keys, the JWKS) and kept for `jwt.secret_cache_ttl_secs` (or
+//! `jwt.jwks_cache_ttl_secs`, whichever is shorter when a JWKS is configured); after that the
+//! next invocation reloads them. A token naming a `kid` the verifier does not know also reloads
+//! them (a key rotated in the JWKS), at most once per [`KID_RELOAD_INTERVAL`]. When a reload
+//! fails, the old keys stay in use and the failure is logged.
+//!
+//! Which shape came in is told by the payload: `version: "2.0"` is an HTTP API request,
+//! `type: "TOKEN"` a REST token authorizer, anything else a REST request authorizer.
+
+use crate::Shim;
+use aws_lambda_events::event::apigw::{
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayV2CustomAuthorizerV2Request,
+};
+use eda_actors::aws::RegionClients;
+use eda_actors::core::jwt::authorizer::{
+    bearer_from_headers, bearer_token, http_simple_response, rest_policy, ResourceScope,
+};
+use eda_actors::core::jwt::{Deny, DenyReason, JwtVerifier, Principal};
+use eda_actors::jwt_keys::{load_verifier, KeyLoadError};
+use eda_actors::telemetry::{LambdaFunction, Metrics};
+use eda_config::{Config, JwtConfig};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+
+/// Shortest time between two reloads caused by an unknown `kid`, so a stream of forged kids
+/// cannot turn into a stream of JWKS fetches.
+pub const KID_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The authorizer's warm state.
+pub struct Authorizer {
+    /// Where keys come from.
+    config: JwtConfig,
+    /// Reads the HS256 secret.
+    secrets: aws_sdk_secretsmanager::Client,
+    /// Fetches the JWKS.
+    http: reqwest::Client,
+    /// How long loaded keys are trusted.
+    ttl: Duration,
+    /// The verifier and when its keys were loaded.
+    keys: RwLock<(Arc<JwtVerifier>, Instant)>,
+    /// What the REST policy grants: the stage, so API Gateway's authorizer cache can answer the
+    /// caller's other routes too.
+    scope: ResourceScope,
+}
+
+impl Authorizer {
+    /// Loads the keys once.
+    pub async fn new(
+        config: &JwtConfig,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, KeyLoadError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| KeyLoadError::Jwks {
+                url: config.jwks_url.clone().unwrap_or_default(),
+                message: e.to_string(),
+            })?;
+        let verifier = load_verifier(config, &secrets, &http).await?;
+        let mut ttl = Duration::from_secs(config.secret_cache_ttl_secs);
+        if config.jwks_url.is_some() {
+            ttl = ttl.min(Duration::from_secs(config.jwks_cache_ttl_secs));
+        }
+        Ok(Self {
+            config: config.clone(),
+            secrets,
+            http,
+            ttl,
+            keys: RwLock::new((Arc::new(verifier), Instant::now())),
+            scope: ResourceScope::Stage,
+        })
+    }
+
+    /// Answers one authorizer request (any of the three shapes).
+    pub async fn authorize(&self, payload: Value) -> Result<Value, crate::Error> {
+        let now = chrono::Utc::now().timestamp();
+        if payload.get("version").and_then(Value::as_str) == Some("2.0") {
+            let request: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(payload)?;
+            let headers = header_pairs(&request.headers);
+            let token = bearer_from_headers(headers).or_else(|| {
+                request
+                    .identity_source
+                    .iter()
+                    .flatten()
+                    .find_map(|s| bearer_token(s))
+            });
+            let outcome = self.verify(token, now).await;
+            return Ok(serde_json::to_value(http_simple_response(&outcome))?);
+        }
+        let (token, method_arn) = if payload.get("type").and_then(Value::as_str) == Some("TOKEN") {
+            let request: ApiGatewayCustomAuthorizerRequest = serde_json::from_value(payload)?;
+            let token = request
+                .authorization_token
+                .as_deref()
+                .and_then(bearer_token)
+                .map(str::to_owned);
+            (token, request.method_arn.unwrap_or_default())
+        } else {
+            let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
+                serde_json::from_value(payload)?;
+            let token = bearer_from_headers(header_pairs(&request.headers)).map(str::to_owned);
+            (token, request.method_arn.unwrap_or_default())
+        };
+        let outcome = self.verify(token.as_deref(), now).await;
+        Ok(serde_json::to_value(rest_policy(
+            &outcome,
+            &method_arn,
+            self.scope,
+        ))?)
+    }
+
+    /// Verifies `token` with the current keys, reloading them first when they are stale, and
+    /// once more when the token names a key they do not have.
+    pub async fn verify(&self, token: Option<&str>, now: i64) -> Result<Principal, Deny> {
+        let Some(token) = token else {
+            return Err(Deny {
+                reason: DenyReason::Malformed,
+                detail: "no bearer token".into(),
+            });
+        };
+        let (verifier, loaded_at) = self.current().await;
+        let verifier = if loaded_at.elapsed() >= self.ttl {
+            self.reload().await.unwrap_or(verifier)
+        } else {
+            verifier
+        };
+        let outcome = verifier.verify(token, now);
+        let outcome = match outcome {
+            Err(deny)
+                if deny.reason == DenyReason::UnknownKid
+                    && self.config.jwks_url.is_some()
+                    && self.current().await.1.elapsed() >= KID_RELOAD_INTERVAL =>
+            {
+                match self.reload().await {
+                    Some(fresh) => fresh.verify(token, now),
+                    None => Err(deny),
+                }
+            }
+            other => other,
+        };
+        if let Err(deny) = &outcome {
+            tracing::debug!(reason = deny.reason.as_str(), detail = %deny.detail, "Token denied.");
+        }
+        outcome
+    }
+
+    async fn current(&self) -> (Arc<JwtVerifier>, Instant) {
+        let keys = self.keys.read().await;
+        (keys.0.clone(), keys.1)
+    }
+
+    /// Loads the keys again; `None` (and a log line) when that fails.
+    async fn reload(&self) -> Option<Arc<JwtVerifier>> {
+        match load_verifier(&self.config, &self.secrets, &self.http).await {
+            Ok(verifier) => {
+                let verifier = Arc::new(verifier);
+                *self.keys.write().await = (verifier.clone(), Instant::now());
+                Some(verifier)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "Authorizer keys not reloaded; keeping the old ones.");
+                None
+            }
+        }
+    }
+}
+
+fn header_pairs(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
+}
+
+impl Shim for Authorizer {
+    type Response = Value;
+    const FUNCTION: LambdaFunction = LambdaFunction::Authorizer;
+
+    async fn cold_start(config: Config, _metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let region = crate::cold_start::home_region(&config);
+        let clients = RegionClients::new(region, &config.aws).await;
+        Ok(Self::new(&config.jwt, clients.secretsmanager).await?)
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Self::Response, crate::Error> {
+        self.authorize(event.payload).await
+    }
+}

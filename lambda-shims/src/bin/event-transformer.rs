@@ -1,0 +1,6 @@
+//! The `event-transformer` Lambda function: see [`eda_lambda_shims::event_transformer`].
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), eda_lambda_shims::Error> {
+    eda_lambda_shims::run::<eda_lambda_shims::event_transformer::EventTransformer>().await
+}

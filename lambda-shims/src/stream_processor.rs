@@ -1,0 +1,145 @@
+//! `stream-processor`: a DynamoDB Streams batch (INSERT / MODIFY / REMOVE, `NEW_AND_OLD_IMAGES`)
+//! to change events on the region's EventBridge bus, through the daemon's publisher actor.
+//!
+//! Each record is read back into the change it records (`core::stream_change`), described as the
+//! same `BaseEvent` the daemon publishes (`into_base_event`) and sent as the same entry
+//! (`change_entry`). Records are taken in shard order up to the first one that cannot be read;
+//! those are published (or dead-lettered by the publisher, as the daemon does) and the answer's
+//! `batchItemFailures` names the first record that was not settled, so Lambda retries the shard
+//! from there and nothing before it twice. When the publisher cannot settle the batch before the
+//! invocation's deadline, the whole batch is reported, from its first record.
+
+use crate::publishing::RegionPublisher;
+use crate::Shim;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use eda_actors::aws::RegionClients;
+use eda_actors::core::change_event::{change_entry, into_base_event};
+use eda_actors::core::dead_letter::DeadLetterSource;
+use eda_actors::core::stream_change::record_to_change;
+use eda_actors::core::stream_record::EventRecord;
+use eda_actors::eventbridge_publisher::PublishItem;
+use eda_actors::telemetry::{LambdaFunction, Metrics};
+use eda_config::Config;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Time kept back from the invocation's deadline to answer before Lambda cuts it off.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// The stream processor's warm state.
+pub struct StreamProcessor {
+    /// The region's publisher and DLQ writer.
+    publisher: RegionPublisher,
+    /// EventBridge `Source` of change events (`publish.source`).
+    source: String,
+    /// `kafka.key_columns`: how a change's key is named, as the daemon names it.
+    key_columns: BTreeMap<String, Vec<String>>,
+}
+
+impl StreamProcessor {
+    /// Builds the state from already started actors (tests point them at other resources).
+    pub fn new(config: &Config, publisher: RegionPublisher) -> Self {
+        Self {
+            publisher,
+            source: config.publish.source.clone(),
+            key_columns: config.kafka.key_columns.clone(),
+        }
+    }
+
+    /// Handles one batch; `deadline` is when the answer must be back.
+    pub async fn process(&self, payload: Value, deadline: Duration) -> DynamoDbEventResponse {
+        let raw_records = match payload.get("Records") {
+            Some(Value::Array(records)) => records.clone(),
+            _ => Vec::new(),
+        };
+        let mut items = Vec::with_capacity(raw_records.len());
+        let mut first_sequence = None;
+        let mut failed_at = None;
+        for raw in raw_records {
+            let sequence = raw
+                .pointer("/dynamodb/SequenceNumber")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if first_sequence.is_none() {
+                first_sequence = sequence.clone();
+            }
+            match self.item(raw) {
+                Ok(item) => items.push(item),
+                Err(reason) => {
+                    tracing::warn!(
+                        sequence_number = sequence.as_deref().unwrap_or("?"),
+                        %reason,
+                        "Stream record cannot be read; reporting it as the batch's first failure."
+                    );
+                    failed_at = Some(sequence);
+                    break;
+                }
+            }
+        }
+        let settled = tokio::time::timeout(deadline, self.publisher.publish(items)).await;
+        let failure = match settled {
+            Ok(Ok(())) => failed_at,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "Batch not settled; reporting all of it.");
+                Some(first_sequence)
+            }
+            Err(_) => {
+                tracing::warn!("Batch not settled before the deadline; reporting all of it.");
+                Some(first_sequence)
+            }
+        };
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(sequence) = failure {
+            let mut item = DynamoDbBatchItemFailure::default();
+            // A record without a sequence number cannot be named: an empty identifier makes
+            // Lambda treat the whole batch as failed, which is the safe reading.
+            item.item_identifier = Some(sequence.unwrap_or_default());
+            response.batch_item_failures.push(item);
+        }
+        response
+    }
+
+    fn item(&self, raw: Value) -> Result<PublishItem, String> {
+        let record: EventRecord = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+        let change = record_to_change(&record, &self.key_columns).map_err(|e| e.to_string())?;
+        let base = into_base_event(change, &record.aws_region);
+        Ok(PublishItem {
+            entry: change_entry(&base, &self.source, &self.publisher.bus),
+            source: DeadLetterSource::DynamoDbStream {
+                event_id: record.event_id,
+                sequence_number: record.dynamodb.sequence_number,
+            },
+            correlation_id: base.correlation_id,
+        })
+    }
+}
+
+impl Shim for StreamProcessor {
+    type Response = DynamoDbEventResponse;
+    const FUNCTION: LambdaFunction = LambdaFunction::StreamProcessor;
+
+    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let region = crate::cold_start::home_region(&config);
+        let clients = RegionClients::new(region, &config.aws).await;
+        let publisher = RegionPublisher::spawn(&config, region, &clients, metrics).await?;
+        Ok(Self::new(&config, publisher))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Self::Response, crate::Error> {
+        Ok(self.process(event.payload, remaining(&event.context)).await)
+    }
+}
+
+/// Time left before the invocation's deadline, less a margin to answer in.
+pub fn remaining(context: &lambda_runtime::Context) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(context.deadline)
+        .saturating_sub(now)
+        .saturating_sub(DEADLINE_MARGIN)
+        .max(Duration::from_millis(100))
+}
