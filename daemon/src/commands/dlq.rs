@@ -6,20 +6,9 @@ use std::process::ExitCode;
 /// Replays up to `max` dead letters; prints the report as JSON. Exit 0 when every message read
 /// was replayed, 2 when some had to be left in the queue, 1 when the queue could not be read.
 pub fn redrive(path: &Path, max: usize) -> ExitCode {
-    let config = match super::load_config(path) {
-        Ok(config) => config,
+    let (config, runtime) = match super::start(path) {
+        Ok(started) => started,
         Err(code) => return code,
-    };
-    crate::logging::init(&config.logging);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
     };
     match runtime.block_on(eda_actors::redrive::redrive(&config, max)) {
         Ok(report) => {

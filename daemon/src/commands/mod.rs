@@ -78,3 +78,21 @@ pub fn load_config(path: &std::path::Path) -> Result<eda_config::Config, ExitCod
         ExitCode::from(EXIT_BAD_INPUT)
     })
 }
+
+/// What a long-running command needs first: the validated configuration, logging, and a
+/// multi-threaded runtime; or the exit code that says why not.
+pub fn start(
+    path: &std::path::Path,
+) -> Result<(eda_config::Config, tokio::runtime::Runtime), ExitCode> {
+    let config = load_config(path)?;
+    crate::logging::init(&config.logging);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("eda")
+        .build()
+        .map_err(|err| {
+            eprintln!("error: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        })?;
+    Ok((config, runtime))
+}

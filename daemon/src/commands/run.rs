@@ -13,21 +13,9 @@ use tokio::net::TcpListener;
 
 /// Loads the configuration and runs the pipeline.
 pub fn run(path: &Path) -> ExitCode {
-    let config = match super::load_config(path) {
-        Ok(config) => config,
+    let (config, runtime) = match super::start(path) {
+        Ok(started) => started,
         Err(code) => return code,
-    };
-    crate::logging::init(&config.logging);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("eda")
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
     };
     runtime.block_on(serve(Arc::new(config)))
 }
