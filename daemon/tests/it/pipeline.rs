@@ -156,3 +156,47 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     assert_ne!(fresh.get_id(), applier.get_id(), "a new instance");
     pipeline.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc-avro");
+    let mut config = sinks.config(&topic);
+    config.kafka.format = eda_config::MessageFormat::QlikAvro;
+    let registry = eda_actors::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
+        .expect("registry client");
+    let id = registry
+        .register(
+            &eda_loadtest::avro::subject(&topic),
+            eda_loadtest::avro::CUSTOMERS_SCHEMA,
+        )
+        .await
+        .expect("schema registered");
+    let history = History::generate(&HistorySpec {
+        seed: 3,
+        keys: 100,
+        changes_per_key: 3,
+        encoding: eda_loadtest::history::Encoding::Avro(id),
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+    let pipeline = Pipeline::start(Arc::new(config), Observability::new(&sinks.config(&topic)))
+        .await
+        .expect("pipeline starts");
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "Avro: the table differs from the source: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+    pipeline.shutdown().await;
+}
