@@ -173,6 +173,12 @@ impl CdcApplierState {
                     let source = source_of(&event);
                     let base = into_base_event(event, &settings.region);
                     let correlation_id = base.correlation_id.clone();
+                    tracing::trace!(
+                        event_id = %base.event_id,
+                        correlation_id = correlation_id.as_deref().unwrap_or(""),
+                        event_type = %base.event_type,
+                        "Change applied; publishing its event."
+                    );
                     items.push(PublishItem {
                         entry: change_entry(&base, &settings.event_source, &settings.event_bus),
                         source,
