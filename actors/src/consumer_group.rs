@@ -183,6 +183,10 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
+        // Bounded prefetch: once a partition's queue holds this much, librdkafka stops fetching
+        // it, which is the broker-side half of the partition consumers' flow control.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("queued.min.messages", "10000")
         .set("security.protocol", kafka.security_protocol.as_librdkafka());
     if let Some(sasl) = &kafka.sasl {
         config

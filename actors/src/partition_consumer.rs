@@ -25,7 +25,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::TopicPartitionList;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -114,7 +113,6 @@ impl Actor for PartitionConsumer {
         let permits = Arc::new(Semaphore::new(args.max_in_flight.max(1)));
         let reader = tokio::spawn(read_partition(Reader {
             queue: args.queue,
-            consumer: args.consumer.clone(),
             actor: myself,
             permits: permits.clone(),
             topic: args.topic.clone(),
@@ -325,7 +323,6 @@ fn applier_for(event: &CdcEvent, appliers: usize) -> usize {
 
 struct Reader {
     queue: StreamPartitionQueue<GroupContext>,
-    consumer: Arc<GroupConsumer>,
     actor: ActorRef<PartitionConsumerMsg>,
     permits: Arc<Semaphore>,
     topic: String,
@@ -335,16 +332,27 @@ struct Reader {
 }
 
 /// The reader task: batches from the partition queue to the actor, within the permits.
+///
+/// With no permit left the reader stops reading; librdkafka then stops fetching for the
+/// partition once its own prefetch queue is full (`queued.max.messages.kbytes`, set in
+/// [`crate::consumer_group::consumer_config`]), so nothing more is requested from the broker.
+/// An explicit `pause`/`resume` is not used: with split partition queues, librdkafka resumed
+/// *after* the messages it had prefetched before the pause (seen here: offsets 300..580 never
+/// delivered, and a seek after the resume did not bring them back), which would commit past
+/// unprocessed messages.
 async fn read_partition(r: Reader) {
     loop {
         let permit = match r.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                set_paused(&r, true);
+                tracing::debug!(
+                    topic = %r.topic,
+                    partition = r.partition,
+                    "Partition at its in-flight limit; reading stops until acknowledgements."
+                );
                 let Ok(permit) = r.permits.clone().acquire_owned().await else {
                     return;
                 };
-                set_paused(&r, false);
                 permit
             }
         };
@@ -374,27 +382,6 @@ async fn read_partition(r: Reader) {
         }
         if r.actor.cast(PartitionConsumerMsg::Fetched(batch)).is_err() {
             return;
-        }
-    }
-}
-
-fn set_paused(r: &Reader, paused: bool) {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&r.topic, r.partition);
-    let result = if paused {
-        r.consumer.pause(&tpl)
-    } else {
-        r.consumer.resume(&tpl)
-    };
-    match result {
-        Ok(()) => tracing::debug!(
-            topic = %r.topic,
-            partition = r.partition,
-            paused,
-            "Partition flow control."
-        ),
-        Err(err) => {
-            tracing::warn!(topic = %r.topic, partition = r.partition, error = %err, "Pause/resume failed.")
         }
     }
 }
