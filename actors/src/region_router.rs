@@ -382,9 +382,16 @@ impl Actor for RegionRouter {
                 match origin {
                     Origin::Home if !undelivered.is_empty() => {
                         state.switch(Mode::Failover, "calls to the home region failed");
-                        state.to_peer(&myself, undelivered);
+                        state.send_to_peer(&myself, undelivered);
                     }
-                    Origin::Home => {}
+                    Origin::Home => {
+                        if state.breaker.state() == State::Closed
+                            && state.breaker.admit_fraction() >= 1.0
+                        {
+                            state
+                                .switch(Mode::Home, "home calls succeed and the breaker is closed");
+                        }
+                    }
                     Origin::Peer(reply) => {
                         if let Err(events) = reply.send(undelivered) {
                             // The home router is gone; keep them here rather than lose them.
@@ -470,15 +477,13 @@ impl RegionRouterState {
                 Mode::Ramp,
                 &format!("fail-back ramp admits {:.0} % home", fraction * 100.0),
             );
-        } else if !calls.is_empty() && state == State::Closed {
-            self.switch(Mode::Home, "home breaker is closed");
         }
         away.extend(refused);
         if !calls.is_empty() {
             self.call(myself, calls, Origin::Home, Vec::new());
         }
         if !away.is_empty() {
-            self.to_peer(myself, away);
+            self.send_to_peer(myself, away);
         }
     }
 
@@ -689,7 +694,7 @@ impl RegionRouterState {
     }
 
     /// Sends home traffic to the peer; what it cannot take comes back as `Returned`.
-    fn to_peer(&mut self, myself: &ActorRef<RegionRouterMsg>, events: Vec<InFlight>) {
+    fn send_to_peer(&mut self, myself: &ActorRef<RegionRouterMsg>, events: Vec<InFlight>) {
         let Some(peer) = self.peer.clone() else {
             self.switch(Mode::Buffering, "no peer region router");
             self.buffer_all(events);
@@ -749,10 +754,11 @@ impl RegionRouterState {
                 .map(|(_, item)| item)
                 .collect();
             self.dispatch_home(myself, retry);
-        } else if self.mode != Mode::Home && self.breaker.admit_fraction() >= 1.0 {
-            if self.breaker.state() == State::Closed {
-                self.switch(Mode::Home, "home breaker is closed and the ramp is over");
-            }
+        } else if self.mode == Mode::Ramp
+            && self.breaker.state() == State::Closed
+            && self.breaker.admit_fraction() >= 1.0
+        {
+            self.switch(Mode::Home, "the fail-back ramp is over");
         }
     }
 

@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn events_older_than_the_wait_leave_and_the_rest_stay_in_order() {
         let mut buffer = FailoverBuffer::new(10, 5 * S);
-        buffer.push(0 * S, "old").unwrap();
+        buffer.push(Duration::ZERO, "old").unwrap();
         buffer.push(3 * S, "young").unwrap();
         buffer.push(4 * S, "younger").unwrap();
         assert_eq!(buffer.expired(6 * S), vec!["old"]);
