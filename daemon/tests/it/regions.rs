@@ -3,22 +3,26 @@
 //! and the health probers tell a slow region from a dead one.
 
 use super::fault_proxy::{Fault, FaultProxy};
-use super::sinks::{create_queue, inspected_bus, Drainer};
-use super::support::{init_logs, local_config, unique};
+use super::sinks::{create_queue, inspected_bus, Drainer, Sinks};
+use super::support::{init_logs, local_config, moto_heavy, unique, BROKERS};
 use eda_actors::ack::Ack;
 use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
 use eda_actors::core::breaker::State;
 use eda_actors::core::dead_letter::DeadLetterSource;
-use eda_actors::core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
+use eda_actors::core::envelope::{
+    CrossRegionEvent, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker,
+};
 use eda_actors::core::health::{RegionHealth, Status};
 use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
+use eda_actors::pipeline::{Observability, Pipeline};
 use eda_actors::region_router::{
     RegionRouter, RegionRouterArgs, RegionRouterMsg, RoutedEvent, RouterStatus, CROSS_REGION_SOURCE,
 };
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
 use eda_loadtest::history::{History, HistorySpec};
+use eda_loadtest::kafka;
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -237,6 +241,9 @@ async fn read_queue(
 ) {
     while reading.load(Ordering::SeqCst) {
         let bodies = drainer.drain(10, Duration::from_millis(100)).await;
+        if bodies.is_empty() {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
         let at = Instant::now();
         let mut seen = seen.lock().expect("lock");
         for body in bodies {
@@ -320,12 +327,13 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_open_losing_nothing() {
     init_logs();
+    let _heavy = moto_heavy().await;
     let regions = TwoRegions::start().await;
     let running = Arc::new(AtomicBool::new(true));
     let sender = tokio::spawn(traffic(
         regions.routers[0].clone(),
         running.clone(),
-        Duration::from_millis(50),
+        Duration::from_millis(100),
     ));
 
     // Steady state: cross-region events land on the primary's bus.
@@ -494,6 +502,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_each_service() {
     init_logs();
+    let _heavy = moto_heavy().await;
     let regions = TwoRegions::start().await;
     let threshold = regions.config.health.degraded_threshold();
     regions.cut(Fault::Delay(threshold + Duration::from_millis(300)));
@@ -538,7 +547,7 @@ async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_eac
     let event = regions
         .seen_from(&regions.config.publish.source)
         .into_iter()
-        .find(|s| s.event["detail"]["status"] == "degraded")
+        .find(|s| s.region == "primary" && s.event["detail"]["status"] == "degraded")
         .expect("event")
         .event;
     let services = event["detail"]["regions"][0]["services"]
@@ -609,4 +618,62 @@ fn cross_region_compression_ratio_on_demo_traffic() {
         );
         assert!(packed < original);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelopes() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    let history = History::generate(&HistorySpec {
+        seed: 11,
+        keys: 40,
+        changes_per_key: 2,
+        duplicate_rate: 0.0,
+        redelivery_rate: 0.0,
+        poison: 0,
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 2)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+    let mut config = sinks.config(&topic);
+    config.routing.replicate_tables = vec!["SALES.CUSTOMERS".into()];
+    let secondary = region_bus(&config, &config.regions.secondary, None).await;
+    config.regions.secondary.event_bus = secondary.config.event_bus.clone();
+    let reader = Drainer::new(secondary.direct_sqs.clone(), secondary.inspect_url.clone());
+    let inspect = tokio::spawn(async move {
+        reader
+            .drain_until_distinct(history.changes, Duration::from_secs(90))
+            .await
+    });
+    let config = Arc::new(config);
+    let pipeline = Pipeline::start(config.clone(), Observability::new(&config))
+        .await
+        .expect("pipeline starts");
+    let bodies = inspect.await.expect("reader");
+    let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+    let mut ids = HashSet::new();
+    for body in &bodies {
+        let event: Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(event["source"], CROSS_REGION_SOURCE, "{event}");
+        let envelope =
+            CrossRegionEvent::from_detail(&event["detail"].to_string()).expect("envelope");
+        assert_eq!(envelope.source_region, config.regions.primary.name);
+        assert_eq!(envelope.target_region, config.regions.secondary.name);
+        let change: Value =
+            serde_json::from_slice(&packer.unpack(&envelope).expect("unpacks")).expect("JSON");
+        assert_eq!(change["event_id"], envelope.event_id.as_str());
+        ids.insert(envelope.event_id);
+    }
+    assert_eq!(
+        ids.len(),
+        history.changes,
+        "one replicated event per change"
+    );
+    pipeline.shutdown().await;
 }

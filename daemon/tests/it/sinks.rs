@@ -56,6 +56,15 @@ impl Sinks {
             .await
             .expect("create_table");
         let (bus, inspect_url) = inspected_bus(&clients).await;
+        // The same bus in the secondary region, where replicated events go; no rule reads it.
+        RegionClients::new(&config.regions.secondary, &config.aws)
+            .await
+            .eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create_event_bus in the secondary region");
         let dlq_url = create_queue(&clients, &unique("eda-dlq")).await;
         Self {
             clients,
@@ -79,7 +88,13 @@ impl Sinks {
         config.regions.primary.cdc_table = self.table.clone();
         config.regions.primary.event_bus = self.bus.clone();
         config.regions.primary.dlq_queue_url = self.dlq_url.clone();
+        config.regions.secondary.event_bus = self.bus.clone();
         config.health.interval_ms = 500;
+        // Health events would crowd the inspection queue these tests count change events in,
+        // and replicating every change doubles moto's EventBridge load, which it cannot carry
+        // for these histories in time; `regions::the_pipeline_replicates...` covers replication.
+        config.health.publish_events = false;
+        config.routing.replicate_tables = Vec::new();
         config
     }
 
@@ -97,6 +112,9 @@ impl Sinks {
                 "EDA_REGIONS__PRIMARY__DLQ_QUEUE_URL".into(),
                 self.dlq_url.clone(),
             ),
+            ("EDA_REGIONS__SECONDARY__EVENT_BUS".into(), self.bus.clone()),
+            ("EDA_HEALTH__PUBLISH_EVENTS".into(), "false".into()),
+            ("EDA_ROUTING__REPLICATE_TABLES".into(), "[]".into()),
             ("EDA_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
         ]
     }
