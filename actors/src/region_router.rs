@@ -28,7 +28,7 @@ use crate::core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacke
 use crate::core::eventbridge::{EventBridgeEntry, MAX_ENTRIES_PER_CALL};
 use crate::core::failover::{goes_home, FailoverBuffer};
 use crate::core::health::BreakerSignal;
-use crate::dlq_writer::DlqWriterMsg;
+use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::telemetry::{
     BreakerCallFailed, BreakerCallsRejected, BreakerInitialized, BreakerState, BreakerTransitioned,
@@ -813,20 +813,12 @@ impl RegionRouterState {
                 letter
             })
             .collect();
-        let (tx, rx) = oneshot::channel();
-        if self
-            .dlq
-            .cast(DlqWriterMsg::Write {
-                letters,
-                ack: Ack::Notify(tx),
-            })
-            .is_err()
-        {
-            // The DLQ writer is down: leave the acks unsettled so the source replays.
+        // A DLQ writer that is down leaves the acks unsettled, so the source replays.
+        let Some(written) = send_letters(&self.dlq, letters) else {
             return;
-        }
+        };
         tokio::spawn(async move {
-            if rx.await.is_ok() {
+            if written.await.is_ok() {
                 for item in events {
                     item.settlement.one_done();
                 }

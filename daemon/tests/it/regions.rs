@@ -4,7 +4,7 @@
 
 use super::fault_proxy::{Fault, FaultProxy};
 use super::sinks::{create_queue, inspected_bus, Drainer, Sinks};
-use super::support::{init_logs, local_config, moto_heavy, unique, BROKERS};
+use super::support::{init_logs, local_config, moto_heavy, topic_with, unique};
 use eda_actors::ack::Ack;
 use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
 use eda_actors::core::breaker::State;
@@ -22,7 +22,6 @@ use eda_actors::region_router::{
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
 use eda_loadtest::history::{History, HistorySpec};
-use eda_loadtest::kafka;
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -624,7 +623,6 @@ fn cross_region_compression_ratio_on_demo_traffic() {
 async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelopes() {
     init_logs();
     let sinks = Sinks::create().await;
-    let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 11,
         keys: 40,
@@ -634,13 +632,7 @@ async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelo
         poison: 0,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 2)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(&producer, &topic, &history.records)
-        .await
-        .expect("produced");
+    let topic = topic_with(&history.records, 2).await;
     let mut config = sinks.config(&topic);
     config.routing.replicate_tables = vec!["SALES.CUSTOMERS".into()];
     let secondary = region_bus(&config, &config.regions.secondary, None).await;

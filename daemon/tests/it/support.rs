@@ -49,3 +49,16 @@ pub async fn moto_heavy() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// A new topic of `partitions` partitions holding `records`, in order; returns its name.
+pub async fn topic_with(records: &[eda_loadtest::history::Record], partitions: i32) -> String {
+    let topic = unique("cdc");
+    eda_loadtest::kafka::create_topic(BROKERS, &topic, partitions)
+        .await
+        .expect("topic");
+    let producer = eda_loadtest::kafka::producer(BROKERS).expect("producer");
+    eda_loadtest::kafka::produce(&producer, &topic, records)
+        .await
+        .expect("produced");
+    topic
+}
