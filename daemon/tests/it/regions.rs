@@ -461,16 +461,22 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
     .await;
     let events = regions.seen_from(CROSS_REGION_SOURCE);
     let mut copies: HashMap<String, usize> = HashMap::new();
+    let mut landed: HashMap<String, Vec<&str>> = HashMap::new();
     let (mut original, mut compressed) = (0u64, 0u64);
     for s in &events {
         if let Some(id) = s.event["detail"]["event_id"].as_str() {
             *copies.entry(id.to_string()).or_default() += 1;
+            landed.entry(id.to_string()).or_default().push(s.region);
         }
         original += s.event["detail"]["original_size"].as_u64().unwrap_or(0);
         compressed += s.event["detail"]["compressed_size"].as_u64().unwrap_or(0);
     }
     let missing: Vec<&String> = ids.iter().filter(|id| !copies.contains_key(*id)).collect();
     let duplicated = copies.values().filter(|n| **n > 1).count();
+    let mut where_duplicated: HashMap<String, usize> = HashMap::new();
+    for regions in landed.values().filter(|r| r.len() > 1) {
+        *where_duplicated.entry(regions.join("+")).or_default() += 1;
+    }
     let (home, away) = events.iter().fold((0, 0), |(h, a), s| {
         if s.region == "primary" {
             (h + 1, a)
@@ -481,7 +487,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
     let primary = regions.status(0).await;
     let secondary = regions.status(1).await;
     println!(
-        "EVENTS: sent {}, delivered {} distinct ({home} on the primary, {away} on the secondary), missing {}, duplicated {duplicated}, dead-lettered {}; envelope compression {:.2}x ({original} -> {compressed} bytes, no dictionary)",
+        "EVENTS: sent {}, delivered {} distinct ({home} on the primary, {away} on the secondary), missing {}, duplicated {duplicated} {where_duplicated:?}, dead-lettered {}; envelope compression {:.2}x ({original} -> {compressed} bytes, no dictionary)",
         ids.len(),
         copies.len(),
         missing.len(),
