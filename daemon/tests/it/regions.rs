@@ -325,6 +325,17 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_open_losing_nothing() {
+    outage_round_trip(Fault::Refuse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_black_holed_primary_fails_over_fast_and_fails_back_losing_nothing() {
+    outage_round_trip(Fault::BlackHole).await;
+}
+
+/// Traffic to the primary; `fault` on the primary, then off again: measures and checks
+/// failover, fail-back through half-open, and that every event arrived.
+async fn outage_round_trip(fault: Fault) {
     init_logs();
     let _heavy = moto_heavy().await;
     let regions = TwoRegions::start().await;
@@ -348,7 +359,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
 
     // Cut the primary.
     let cut = Instant::now();
-    regions.cut(Fault::Refuse);
+    regions.cut(fault);
     let failed_over = wait_until(Duration::from_secs(30), || async {
         regions
             .seen_from(CROSS_REGION_SOURCE)
@@ -366,7 +377,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
     .await
     .expect("the primary's breaker never opened");
     println!(
-        "FAILOVER: cut to first event delivered to the secondary: {} ms; cut to breaker open: {} ms",
+        "FAILOVER ({fault:?}): cut to first event delivered to the secondary: {} ms; cut to breaker open: {} ms",
         (failed_over - cut).as_millis(),
         (opened - cut).as_millis()
     );
@@ -421,7 +432,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
         })
     };
     println!(
-        "FAIL-BACK: states {states:?}; restore to half-open {}, to first event home {}, to closed {}, to ramp over {}; during the ramp {} events home, {} to the secondary",
+        "FAIL-BACK ({fault:?}): states {states:?}; restore to half-open {}, to first event home {}, to closed {}, to ramp over {}; during the ramp {} events home, {} to the secondary",
         ms(half_open_at),
         ms(first_home_again),
         ms(closed_at),
@@ -487,7 +498,7 @@ async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_ope
     let primary = regions.status(0).await;
     let secondary = regions.status(1).await;
     println!(
-        "EVENTS: sent {}, delivered {} distinct ({home} on the primary, {away} on the secondary), missing {}, duplicated {duplicated} {where_duplicated:?}, dead-lettered {}; envelope compression {:.2}x ({original} -> {compressed} bytes, no dictionary)",
+        "EVENTS ({fault:?}): sent {}, delivered {} distinct ({home} on the primary, {away} on the secondary), missing {}, duplicated {duplicated} {where_duplicated:?}, dead-lettered {}; envelope compression {:.2}x ({original} -> {compressed} bytes, no dictionary)",
         ids.len(),
         copies.len(),
         missing.len(),
