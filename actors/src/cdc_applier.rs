@@ -190,6 +190,12 @@ impl CdcApplierState {
                         || (routing
                             && settings.replication.replicates_event_type(&base.event_type));
                     let correlation_id = base.correlation_id.clone();
+                    tracing::trace!(
+                        event_id = %base.event_id,
+                        correlation_id = correlation_id.as_deref().unwrap_or(""),
+                        event_type = %base.event_type,
+                        "Change applied; publishing its event."
+                    );
                     let entry = change_entry(&base, &settings.event_source, &settings.event_bus);
                     if replicate {
                         routed.push(RoutedEvent {

@@ -275,11 +275,15 @@ impl Actor for ConsumerGroup {
                 state.report_assignment();
             }
             ConsumerGroupMsg::Revoked(partitions, done) => {
-                for key in partitions {
-                    if let Some(actor) = state.partitions.remove(&key) {
-                        drain(&actor, state.args.kafka.drain_timeout()).await;
-                        actor.stop(Some("revoked".into()));
-                    }
+                let revoked: Vec<_> = partitions
+                    .iter()
+                    .filter_map(|key| state.partitions.remove(key))
+                    .collect();
+                // Drained together: the rebalance waits at most one drain timeout.
+                let timeout = state.args.kafka.drain_timeout();
+                futures_util::future::join_all(revoked.iter().map(|a| drain(a, timeout))).await;
+                for actor in revoked {
+                    actor.stop(Some("revoked".into()));
                 }
                 state.report_assignment();
                 let _ = done.send(());

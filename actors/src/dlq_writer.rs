@@ -172,6 +172,12 @@ impl DlqWriterState {
                     for ((letter, request), result) in sendable.into_iter().zip(per_message) {
                         match result {
                             Ok(()) => {
+                                tracing::trace!(
+                                    dead_letter_id = %letter.id,
+                                    correlation_id = letter.correlation_id.as_deref().unwrap_or(""),
+                                    stage = %letter.stage,
+                                    "Dead letter written."
+                                );
                                 emit_dead_lettered(&self.metrics, &letter);
                                 self.settle_one(request);
                             }

@@ -211,6 +211,8 @@ impl PartitionConsumerState {
                     last,
                     "Message delivered again by the broker; already in hand."
                 );
+                // The reader took a permit for it; no acknowledgement will return that one.
+                self.permits.add_permits(1);
                 continue;
             }
             self.read_at.insert(offset, now);

@@ -53,6 +53,18 @@ pub struct HistorySpec {
     /// The first 14 digits of every change sequence (Qlik's `YYYYMMDDhhmmss`): a later run
     /// against the same table must use a later base, or the sequence guard rightly ignores it.
     pub sequence_base: u64,
+    /// How messages are encoded.
+    pub encoding: Encoding,
+}
+
+/// The wire format of generated messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// Qlik Replicate JSON (the `atMSG` envelope).
+    #[default]
+    Json,
+    /// Qlik Replicate Avro in the Confluent wire format, under this registered schema id.
+    Avro(u32),
 }
 
 impl Default for HistorySpec {
@@ -67,6 +79,7 @@ impl Default for HistorySpec {
             poison: 0,
             padding: 0,
             sequence_base: 20260101000000,
+            encoding: Encoding::Json,
         }
     }
 }
@@ -190,7 +203,12 @@ impl History {
                     ("UPDATE", row(&key, step, &padding), Some(current.clone()))
                 }
             };
-            let value = qlik_message(operation, &seq, &data, before.as_ref());
+            let value = match spec.encoding {
+                Encoding::Json => qlik_message(operation, &seq, &data, before.as_ref()),
+                Encoding::Avro(id) => {
+                    crate::avro::qlik_avro_message(id, operation, &seq, &data, before.as_ref())
+                }
+            };
             images[k] = if operation == "DELETE" {
                 None
             } else {

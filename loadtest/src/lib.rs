@@ -5,8 +5,10 @@
 //! - [`history`]: a Qlik CDC history with duplicates, redeliveries and poison, and the table it
 //!   must produce — shared by the integration tests, `make demo` and the benchmark.
 //! - [`kafka`]: creating topics and producing a history.
+//! - [`avro`]: the same rows as Qlik Avro records in the Confluent wire format.
 //! - `main.rs`: `eda-loadtest produce` (sample traffic for the demo) and `eda-loadtest e2e` (the
 //!   end-to-end figure of `make bench`).
 
+pub mod avro;
 pub mod history;
 pub mod kafka;

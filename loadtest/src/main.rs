@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use eda_actors::pipeline::{Observability, Pipeline};
-use eda_loadtest::history::{History, HistorySpec};
+use eda_loadtest::history::{Encoding, History, HistorySpec};
 use eda_loadtest::kafka;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Avro,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +45,24 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Wire format: Qlik JSON, or Qlik Avro (schema registered in the Schema Registry).
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Schema Registry for `--format avro`.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry: String,
+        /// Share of keys whose last change is a DELETE (0..1).
+        #[arg(long, default_value_t = 0.2)]
+        delete_rate: f64,
+        /// Share of changes sent twice in a row (0..1).
+        #[arg(long, default_value_t = 0.05)]
+        duplicate_rate: f64,
+        /// Share of changes after which an older change of the key is sent again (0..1).
+        #[arg(long, default_value_t = 0.05)]
+        redelivery_rate: f64,
+        /// Messages per second; 0 sends as fast as the broker takes them.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// The end-to-end figure: produce a backlog to a fresh topic, run the pipeline in this
     /// process against the configured endpoints, and report messages/s and latency.
@@ -71,26 +95,66 @@ async fn main() -> anyhow::Result<()> {
             changes,
             poison,
             seed,
+            format,
+            schema_registry,
+            delete_rate,
+            duplicate_rate,
+            redelivery_rate,
+            rate,
         } => {
+            let encoding = match format {
+                Format::Json => Encoding::Json,
+                Format::Avro => {
+                    let registry = eda_actors::schema_registry::SchemaRegistryClient::new(
+                        &eda_config::SchemaRegistryConfig {
+                            url: Some(schema_registry),
+                            ..Default::default()
+                        },
+                    )?;
+                    let id = registry
+                        .register(
+                            &eda_loadtest::avro::subject(&topic),
+                            eda_loadtest::avro::CUSTOMERS_SCHEMA,
+                        )
+                        .await?;
+                    Encoding::Avro(id)
+                }
+            };
             let history = History::generate(&HistorySpec {
                 seed,
                 keys,
                 changes_per_key: changes,
                 poison,
+                delete_rate,
+                duplicate_rate,
+                redelivery_rate,
                 sequence_base: HistorySpec::base_now(),
+                encoding,
                 ..HistorySpec::default()
             });
             kafka::create_topic(&brokers, &topic, 4).await?;
             let producer = kafka::producer(&brokers)?;
             let started = Instant::now();
-            kafka::produce(&producer, &topic, &history.records).await?;
+            if rate == 0 {
+                kafka::produce(&producer, &topic, &history.records).await?;
+            } else {
+                // Chunks of a tenth of a second's worth, each on its own schedule.
+                let chunk = usize::try_from((rate / 10).max(1)).unwrap_or(1);
+                for (i, part) in history.records.chunks(chunk).enumerate() {
+                    let due =
+                        started + Duration::from_secs_f64(i as f64 * chunk as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    kafka::produce(&producer, &topic, part).await?;
+                }
+            }
             let deleted = history.expected.values().filter(|v| v.is_none()).count();
             println!(
-                "produced {} messages to {topic} in {:.2?}: {} changes over {keys} keys ({deleted} end deleted), {} duplicates/redeliveries, {poison} poison",
+                "produced {} messages to {topic} in {:.2?}: {} changes over {keys} keys ({deleted} end deleted), {} duplicates/redeliveries, {poison} poison, {:?}",
                 history.records.len(),
                 started.elapsed(),
                 history.changes,
                 history.records.len() - history.changes - poison,
+                encoding,
             );
         }
         Command::E2e {
@@ -129,6 +193,7 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
         poison: 0,
         padding: 600,
         sequence_base: HistorySpec::base_now(),
+        encoding: Encoding::Json,
     });
     let total = history.records.len();
     let bytes: usize = history.records.iter().map(|r| r.value.len()).sum();

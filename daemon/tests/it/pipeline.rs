@@ -157,3 +157,112 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     assert_ne!(fresh.get_id(), applier.get_id(), "a new instance");
     pipeline.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc-avro");
+    let mut config = sinks.config(&topic);
+    config.kafka.format = eda_config::MessageFormat::QlikAvro;
+    let registry = eda_actors::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
+        .expect("registry client");
+    let id = registry
+        .register(
+            &eda_loadtest::avro::subject(&topic),
+            eda_loadtest::avro::CUSTOMERS_SCHEMA,
+        )
+        .await
+        .expect("schema registered");
+    let history = History::generate(&HistorySpec {
+        seed: 3,
+        keys: 100,
+        changes_per_key: 3,
+        encoding: eda_loadtest::history::Encoding::Avro(id),
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+    let pipeline = Pipeline::start(Arc::new(config), Observability::new(&sinks.config(&topic)))
+        .await
+        .expect("pipeline starts");
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "Avro: the table differs from the source: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lost() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let topic = unique("cdc");
+    let history = History::generate(&HistorySpec {
+        seed: 17,
+        keys: 600,
+        changes_per_key: 4,
+        ..HistorySpec::default()
+    });
+    kafka::create_topic(BROKERS, &topic, 4)
+        .await
+        .expect("topic");
+    let producer = kafka::producer(BROKERS).expect("producer");
+    let half = history.records.len() / 2;
+    kafka::produce(&producer, &topic, &history.records[..half])
+        .await
+        .expect("first half produced");
+
+    let config = Arc::new(sinks.config(&topic));
+    let first_obs = Observability::new(&config);
+    let first_ready = first_obs.readiness.clone();
+    let first = Pipeline::start(config.clone(), first_obs)
+        .await
+        .expect("first member");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sinks.items().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Same group: the partitions are revoked (drained, committed) and shared out again.
+    let second_obs = Observability::new(&config);
+    let second_ready = second_obs.readiness.clone();
+    let second = Pipeline::start(config.clone(), second_obs)
+        .await
+        .expect("second member");
+    kafka::produce(&producer, &topic, &history.records[half..])
+        .await
+        .expect("second half produced");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while first_ready.partitions_assigned() + second_ready.partitions_assigned() != 4
+        || first_ready.partitions_assigned() == 4
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions not shared: {} + {}",
+            first_ready.partitions_assigned(),
+            second_ready.partitions_assigned()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mismatches = sinks
+        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "after the rebalance the table differs: {:?}",
+        &mismatches[..mismatches.len().min(10)]
+    );
+    second.shutdown().await;
+    first.shutdown().await;
+}
