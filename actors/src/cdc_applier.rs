@@ -6,7 +6,9 @@
 //! handles its batches one at a time, so one key's writes are never reordered; within a batch,
 //! writes to different items run concurrently (`apply.max_concurrency`). Publishing happens
 //! after the writes and is not awaited by the handler: the batch is acknowledged once its events
-//! are published and its failures dead-lettered.
+//! are published and its failures dead-lettered, and — for the changes `routing.replicate_tables`
+//! or `routing.replicate_event_types` name — once the region router has delivered their events
+//! to the other region (or, on failover, anywhere) or dead-lettered them.
 //!
 //! Which events are published is decided from what each write did (see [`settle`]): one event
 //! per change that is newer than what the table held, and — for a replayed change that is
@@ -21,12 +23,13 @@ use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as 
 use crate::dlq_writer::DlqWriterMsg;
 use crate::eventbridge_publisher::{EventBridgePublisherMsg, PublishItem};
 use crate::ports::{ItemWriter, SinkError, WriteOutcome};
+use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::{
     CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
     InternalEvent, Metrics,
 };
-use eda_config::RetryConfig;
+use eda_config::{RetryConfig, RoutingConfig};
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -69,6 +72,9 @@ pub struct ApplierSettings {
     pub event_source: String,
     /// The bus change events go to.
     pub event_bus: String,
+    /// Which changes are also carried to the other region (`routing.replicate_tables`,
+    /// `routing.replicate_event_types`), when the applier has a router.
+    pub replication: RoutingConfig,
 }
 
 /// How to build a [`CdcApplier`].
@@ -79,6 +85,8 @@ pub struct CdcApplierArgs {
     pub publisher: ActorRef<EventBridgePublisherMsg>,
     /// Where changes that cannot be applied go.
     pub dlq: ActorRef<DlqWriterMsg>,
+    /// The region router replicated changes' events go to; `None` replicates nothing.
+    pub router: Option<ActorRef<RegionRouterMsg>>,
     /// Settings.
     pub settings: Arc<ApplierSettings>,
     /// Counters.
@@ -164,6 +172,7 @@ impl CdcApplierState {
     fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, ack: Ack) {
         let settings = &self.args.settings;
         let mut items = Vec::new();
+        let mut routed = Vec::new();
         let mut letters = Vec::new();
         let mut applied = [0u64; 4];
         for (event, verdict) in events.into_iter().zip(verdicts) {
@@ -171,7 +180,15 @@ impl CdcApplierState {
                 Verdict::Publish => {
                     applied[op_index(event.operation)] += 1;
                     let source = source_of(&event);
+                    let routing = self.args.router.is_some();
+                    let by_table = routing
+                        && settings
+                            .replication
+                            .replicates_table(&event.table.qualified());
                     let base = into_base_event(event, &settings.region);
+                    let replicate = by_table
+                        || (routing
+                            && settings.replication.replicates_event_type(&base.event_type));
                     let correlation_id = base.correlation_id.clone();
                     tracing::trace!(
                         event_id = %base.event_id,
@@ -179,8 +196,19 @@ impl CdcApplierState {
                         event_type = %base.event_type,
                         "Change applied; publishing its event."
                     );
+                    let entry = change_entry(&base, &settings.event_source, &settings.event_bus);
+                    if replicate {
+                        routed.push(RoutedEvent {
+                            event_id: base.event_id.clone(),
+                            event_type: base.event_type.clone(),
+                            correlation_id: correlation_id.clone(),
+                            payload: entry.detail.clone().into_bytes(),
+                            created_at: chrono::Utc::now(),
+                            source: source.clone(),
+                        });
+                    }
                     items.push(PublishItem {
-                        entry: change_entry(&base, &settings.event_source, &settings.event_bus),
+                        entry,
                         source,
                         correlation_id,
                     });
@@ -236,10 +264,19 @@ impl CdcApplierState {
                 ack: Ack::Notify(tx),
             })
         });
+        let replicated = match &self.args.router {
+            Some(router) => self.forward(routed.is_empty(), |tx| {
+                router.cast(RegionRouterMsg::Route {
+                    events: routed,
+                    ack: Ack::Notify(tx),
+                })
+            }),
+            None => self.forward(true, |_| Ok::<(), ()>(())),
+        };
         tokio::spawn(async move {
             // A sink that stopped before settling means the pipeline is restarting: leave the
             // batch unacknowledged so it is read again.
-            if published.await.is_ok() && dead.await.is_ok() {
+            if published.await.is_ok() && dead.await.is_ok() && replicated.await.is_ok() {
                 ack.settle();
             }
         });

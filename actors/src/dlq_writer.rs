@@ -245,3 +245,19 @@ fn emit_dead_lettered(metrics: &Metrics, letter: &DeadLetterEvent) {
     }
     .emit(metrics);
 }
+
+/// Hands `letters` to the DLQ writer; the receiver resolves once every one is in the queue.
+/// `None` when the writer is not running: the pipeline is restarting, so the caller leaves its
+/// work unacknowledged and it is read again.
+pub fn send_letters(
+    dlq: &ActorRef<DlqWriterMsg>,
+    letters: Vec<DeadLetterEvent>,
+) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    dlq.cast(DlqWriterMsg::Write {
+        letters,
+        ack: Ack::Notify(tx),
+    })
+    .ok()?;
+    Some(rx)
+}

@@ -9,14 +9,14 @@
 use crate::ack::Ack;
 use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as DlqClass};
 use crate::core::eventbridge::{plan_batches, BatchLimits, EventBridgeEntry};
-use crate::dlq_writer::DlqWriterMsg;
+use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::retry::backoff;
 use crate::telemetry::{EventBridgeFailed, EventBridgePublished, InternalEvent, Metrics};
 use eda_config::RetryConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The EventBridge publisher actor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -150,24 +150,16 @@ async fn publish_request(
 ) {
     let dead = publish_all(&shared, &items).await;
     if !dead.is_empty() {
-        let (tx, rx) = oneshot::channel();
         let letters = dead
             .into_iter()
             .map(|(index, err)| dead_letter(&items[index], &err, shared.retry.max_attempts))
             .collect();
-        if shared
-            .dlq
-            .cast(DlqWriterMsg::Write {
-                letters,
-                ack: Ack::Notify(tx),
-            })
-            .is_err()
-        {
-            // The DLQ writer is down; the supervisor is restarting the pipeline and these
-            // offsets will be read again. Do not acknowledge.
+        // A DLQ writer that is down means the pipeline is restarting and these offsets will be
+        // read again: do not acknowledge.
+        let Some(written) = send_letters(&shared.dlq, letters) else {
             return;
-        }
-        if rx.await.is_err() {
+        };
+        if written.await.is_err() {
             return;
         }
     }

@@ -9,7 +9,9 @@
 //! - [`pipeline`]: the daemon's supervision tree, assembled from the configuration. Its actors,
 //!   one per file: [`consumer_group`], [`partition_consumer`] (with [`message_decoder`]),
 //!   [`cdc_applier`], [`eventbridge_publisher`], [`dlq_writer`]; [`ack`] is how they tell each
-//!   other that a message's effects are settled.
+//!   other that a message's effects are settled; [`region_router`] (one per region, each owning
+//!   its circuit breaker) carries replicated events across regions with failover, and
+//!   [`health_prober`] (one per region) probes the region's services and feeds its router.
 //! - [`aws`]: the AWS SDK clients of each region, built once from the configuration.
 //! - [`telemetry`]: the metrics registry, the internal events that log and count, and the
 //!   readiness and liveness state behind `/readyz` and `/healthz`.
@@ -29,12 +31,14 @@ pub mod consumer_group;
 pub mod core;
 pub mod dlq_writer;
 pub mod eventbridge_publisher;
+pub mod health_prober;
 pub mod jwt_keys;
 pub mod message_decoder;
 pub mod partition_consumer;
 pub mod pipeline;
 pub mod ports;
 pub mod redrive;
+pub mod region_router;
 pub mod retry;
 pub mod schema_registry;
 pub mod supervisor;

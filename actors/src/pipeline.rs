@@ -3,11 +3,23 @@
 //! ```text
 //! root (Supervisor)
 //! ├── dlq-writer              DlqWriter            SQS dead-letter queue
+//! ├── router-primary          RegionRouter         (depends on dlq-writer)
+//! ├── router-secondary        RegionRouter         (depends on dlq-writer, router-primary)
+//! ├── prober-primary          HealthProber         (depends on router-primary)
+//! ├── prober-secondary        HealthProber         (depends on router-secondary)
 //! ├── publisher               EventBridgePublisher (depends on dlq-writer)
-//! ├── applier-0..N            CdcApplier           (depend on publisher, dlq-writer)
+//! ├── applier-0..N            CdcApplier           (depend on publisher, dlq-writer,
+//! │                                                 router-secondary)
 //! └── consumer-group          ConsumerGroup        (depends on every applier)
 //!     └── partition <t>/<p>   PartitionConsumer    one per assigned partition
 //! ```
+//!
+//! The daemon applies changes in the primary region and replicates the events of the tables
+//! `routing` names to the secondary: the appliers route them to the secondary's router, which
+//! fails over to the primary's bus while the secondary's breaker is open. The two routers know
+//! each other: the secondary's is given the primary's at start and introduces itself back, and
+//! it restarts with the primary's. Each region's prober feeds its router; the primary's also
+//! feeds `/readyz`.
 //!
 //! Declaration order is start order. When a sink or an applier fails, the supervisor stops its
 //! dependants first — the consumer group with its partitions — and restarts them after it, so
@@ -22,10 +34,13 @@ use crate::cdc_applier::{ApplierSettings, CdcApplier, CdcApplierArgs, CdcApplier
 use crate::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg};
 use crate::core::apply_plan::TableRouting;
 use crate::core::cdc::TableRef;
+use crate::core::envelope::Dictionary;
 use crate::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use crate::eventbridge_publisher::{
     EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg,
 };
+use crate::health_prober::{HealthProber, HealthProberArgs};
+use crate::region_router::{RegionRouter, RegionRouterArgs, RegionRouterMsg};
 use crate::schema_registry::SchemaRegistryClient;
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::telemetry::{ActorKind, Liveness, Metrics, Readiness, Service, Sink};
@@ -41,6 +56,14 @@ pub const DLQ_WRITER: &str = "dlq-writer";
 pub const PUBLISHER: &str = "publisher";
 /// Name of the consumer-group child.
 pub const CONSUMER_GROUP: &str = "consumer-group";
+/// Name of the primary region's router.
+pub const ROUTER_PRIMARY: &str = "router-primary";
+/// Name of the secondary region's router.
+pub const ROUTER_SECONDARY: &str = "router-secondary";
+/// Name of the primary region's health prober.
+pub const PROBER_PRIMARY: &str = "prober-primary";
+/// Name of the secondary region's health prober.
+pub const PROBER_SECONDARY: &str = "prober-secondary";
 
 /// Name of applier `i`.
 pub fn applier_name(i: usize) -> String {
@@ -84,8 +107,6 @@ pub struct Pipeline {
     root: ActorRef<SupervisorMsg>,
     /// Resolves when the root stops.
     root_task: JoinHandle<()>,
-    /// The sink probe loop.
-    probe_task: JoinHandle<()>,
     /// How long the consumer group gets to drain on shutdown.
     drain_timeout: Duration,
 }
@@ -96,6 +117,9 @@ pub enum PipelineError {
     /// The Schema Registry client could not be built.
     #[error(transparent)]
     SchemaRegistry(#[from] crate::schema_registry::SchemaRegistryError),
+    /// The zstd dictionary at `routing.dictionary_path` could not be read or loaded.
+    #[error("routing.dictionary_path: {0}")]
+    Dictionary(String),
     /// The root supervisor did not start (a child's start-up failed).
     #[error("the supervision tree did not start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
@@ -105,13 +129,24 @@ impl Pipeline {
     /// Builds the SDK clients and starts the supervision tree; returns once every child started.
     pub async fn start(config: Arc<Config>, obs: Observability) -> Result<Self, PipelineError> {
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
+        let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
+        let dictionary = match &config.routing.dictionary_path {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| Dictionary::from_bytes(b).map_err(|e| e.to_string()))
+                    .map_err(PipelineError::Dictionary)?,
+            ),
+            None => None,
+        };
         let registry = match &config.schema_registry.url {
             Some(_) if config.kafka.format == eda_config::MessageFormat::QlikAvro => Some(
                 Arc::new(SchemaRegistryClient::new(&config.schema_registry)?),
             ),
             _ => None,
         };
-        let children = children(&config, &clients, registry, &obs);
+        let regions = region_children(&config, [&clients, &secondary], dictionary, &obs);
+        let children = pipeline_children(&config, &clients, registry, regions, &obs);
         let (root, root_task) = Actor::spawn(
             None,
             Supervisor,
@@ -125,13 +160,11 @@ impl Pipeline {
             },
         )
         .await?;
-        let probe_task = tokio::spawn(probe_sinks(config.clone(), clients, obs.readiness.clone()));
         Ok(Self {
             root,
             root_task: tokio::spawn(async move {
                 let _ = root_task.await;
             }),
-            probe_task,
             drain_timeout: config.kafka.drain_timeout(),
         })
     }
@@ -165,16 +198,18 @@ impl Pipeline {
                 )
                 .await;
         }
-        self.probe_task.abort();
         self.root.stop(Some("shutdown".into()));
         let _ = tokio::time::timeout(self.drain_timeout * 2, &mut self.root_task).await;
     }
 }
 
-fn children(
+/// The children in start order; `regions` (routers and probers) start right after the DLQ
+/// writer they depend on.
+fn pipeline_children(
     config: &Arc<Config>,
     clients: &RegionClients,
     registry: Option<Arc<SchemaRegistryClient>>,
+    regions: Vec<ChildSpec>,
     obs: &Observability,
 ) -> Vec<ChildSpec> {
     let region = &config.regions.primary;
@@ -205,6 +240,8 @@ fn children(
             },
         ));
     }
+
+    specs.extend(regions);
 
     let publisher = Arc::new(EventBridgeClient::new(
         clients.eventbridge.clone(),
@@ -249,12 +286,14 @@ fn children(
             ChildSpec::new(applier_name(i), ActorKind::CdcApplier, move |ctx| {
                 let publisher = ctx.dependency_ref::<EventBridgePublisherMsg>(PUBLISHER);
                 let dlq = ctx.dependency_ref::<DlqWriterMsg>(DLQ_WRITER);
+                let router = ctx.dependency_ref::<RegionRouterMsg>(ROUTER_SECONDARY);
                 let args = (writer.clone(), settings.clone(), metrics.clone());
                 async move {
                     let args = CdcApplierArgs {
                         writer: args.0,
                         publisher: publisher.ok_or_else(|| missing(PUBLISHER))?,
                         dlq: dlq.ok_or_else(|| missing(DLQ_WRITER))?,
+                        router: Some(router.ok_or_else(|| missing(ROUTER_SECONDARY))?),
                         settings: args.1,
                         metrics: args.2,
                     };
@@ -264,7 +303,8 @@ fn children(
                 }
             })
             .depends_on(PUBLISHER)
-            .depends_on(DLQ_WRITER),
+            .depends_on(DLQ_WRITER)
+            .depends_on(ROUTER_SECONDARY),
         );
     }
 
@@ -326,27 +366,99 @@ pub fn applier_settings(config: &Config) -> ApplierSettings {
         region: region.name.clone(),
         event_source: config.publish.source.clone(),
         event_bus: region.event_bus.clone(),
+        replication: config.routing.clone(),
     }
 }
 
-/// Probes the primary region's sinks on the health interval, for `/readyz`: the daemon is ready
-/// only once DynamoDB, EventBridge and SQS have answered recently.
-async fn probe_sinks(config: Arc<Config>, clients: RegionClients, readiness: Arc<Readiness>) {
-    let region = config.regions.primary.name.clone();
-    let timeout = config.health.call_timeout();
-    let mut interval = tokio::time::interval(config.health.interval());
-    loop {
-        interval.tick().await;
-        let dynamodb =
-            tokio::time::timeout(timeout, clients.dynamodb.list_tables().limit(1).send());
-        let eventbridge = tokio::time::timeout(
-            timeout,
-            clients.eventbridge.list_event_buses().limit(1).send(),
+/// The region routers and health probers of both regions.
+fn region_children(
+    config: &Arc<Config>,
+    clients: [&RegionClients; 2],
+    dictionary: Option<Dictionary>,
+    obs: &Observability,
+) -> Vec<ChildSpec> {
+    let regions = [&config.regions.primary, &config.regions.secondary];
+    let routers = [ROUTER_PRIMARY, ROUTER_SECONDARY];
+    let probers = [PROBER_PRIMARY, PROBER_SECONDARY];
+    let mut specs = Vec::new();
+    for i in 0..2 {
+        let region = regions[i].clone();
+        let publisher: Arc<dyn crate::ports::EventPublisher> = Arc::new(EventBridgeClient::new(
+            clients[i].eventbridge.clone(),
+            region.event_bus.clone(),
+            region.name.clone(),
+        ));
+        let router_config = config.clone();
+        let dictionary = dictionary.clone();
+        let metrics = obs.metrics.clone();
+        let publisher_for_router = publisher.clone();
+        let mut spec = ChildSpec::new(routers[i], ActorKind::RegionRouter, move |ctx| {
+            let dlq = ctx.dependency_ref::<DlqWriterMsg>(DLQ_WRITER);
+            let peer = (i == 1)
+                .then(|| ctx.dependency_ref::<RegionRouterMsg>(ROUTER_PRIMARY))
+                .flatten();
+            let args = (
+                router_config.clone(),
+                region.clone(),
+                publisher_for_router.clone(),
+                dictionary.clone(),
+                metrics.clone(),
+            );
+            async move {
+                let (config, region, publisher, dictionary, metrics) = args;
+                let args = RegionRouterArgs {
+                    region: region.name.clone(),
+                    source_region: config.regions.primary.name.clone(),
+                    publisher,
+                    breaker: config.breaker.clone(),
+                    routing: config.routing.clone(),
+                    dictionary,
+                    dlq: dlq.ok_or_else(|| missing(DLQ_WRITER))?,
+                    peer: peer.clone(),
+                    metrics,
+                };
+                let (router, _) =
+                    Actor::spawn_linked(None, RegionRouter, args, ctx.supervisor()).await?;
+                if let Some(peer) = peer {
+                    let _ = peer.cast(RegionRouterMsg::SetPeer(router.clone()));
+                }
+                Ok(router.get_cell())
+            }
+        })
+        .depends_on(DLQ_WRITER);
+        if i == 1 {
+            spec = spec.depends_on(ROUTER_PRIMARY);
+        }
+        specs.push(spec);
+
+        let region = regions[i].name.clone();
+        let probe_clients = clients[i].clone();
+        let config = config.clone();
+        let metrics = obs.metrics.clone();
+        // Only the primary's sinks are required for readiness (the pipeline runs there).
+        let readiness = (i == 0).then(|| obs.readiness.clone());
+        let router_name = routers[i];
+        specs.push(
+            ChildSpec::new(probers[i], ActorKind::HealthProber, move |ctx| {
+                let router = ctx.dependency_ref::<RegionRouterMsg>(router_name);
+                let args = HealthProberArgs {
+                    region: region.clone(),
+                    clients: probe_clients.clone(),
+                    config: config.health.clone(),
+                    events: Some(publisher.clone()),
+                    source: config.publish.source.clone(),
+                    readiness: readiness.clone(),
+                    router,
+                    metrics: metrics.clone(),
+                };
+                async move {
+                    Actor::spawn_linked(None, HealthProber, args, ctx.supervisor())
+                        .await
+                        .map(|(a, _)| a.get_cell())
+                }
+            })
+            .depends_on(router_name),
         );
-        let sqs = tokio::time::timeout(timeout, clients.sqs.list_queues().max_results(1).send());
-        let (d, e, s) = tokio::join!(dynamodb, eventbridge, sqs);
-        readiness.record_probe(Service::DynamoDb, &region, matches!(d, Ok(Ok(_))));
-        readiness.record_probe(Service::EventBridge, &region, matches!(e, Ok(Ok(_))));
-        readiness.record_probe(Service::Sqs, &region, matches!(s, Ok(Ok(_))));
     }
+    specs
 }

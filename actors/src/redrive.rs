@@ -93,6 +93,8 @@ pub async fn redrive(config: &Config, max: usize) -> Result<RedriveReport, Redri
             writer: Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone())),
             publisher: publisher.clone(),
             dlq: dlq.clone(),
+            // Redrive replays into the home region only; replication is the daemon's job.
+            router: None,
             settings: Arc::new(applier_settings(config)),
             metrics,
         },

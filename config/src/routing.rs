@@ -24,6 +24,9 @@ pub struct RoutingConfig {
     pub failover_buffer: usize,
     /// How long an event may wait in that buffer before it goes to the DLQ.
     pub failover_max_wait_ms: u64,
+    /// Per-call timeout of a router's `PutEvents`; a call that takes longer is a breaker
+    /// failure and its events fail over.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for RoutingConfig {
@@ -36,6 +39,7 @@ impl Default for RoutingConfig {
             max_entry_bytes: 256 * 1024,
             failover_buffer: 10_000,
             failover_max_wait_ms: 30_000,
+            call_timeout_ms: 2_000,
         }
     }
 }
@@ -44,6 +48,11 @@ impl RoutingConfig {
     /// `failover_max_wait_ms` as a duration.
     pub fn failover_max_wait(&self) -> Duration {
         Duration::from_millis(self.failover_max_wait_ms)
+    }
+
+    /// `call_timeout_ms` as a duration.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
     }
 
     /// Whether changes of this source table cross regions.
@@ -80,6 +89,7 @@ impl RoutingConfig {
             0,
             3_600_000,
         );
+        v.range("routing.call_timeout_ms", self.call_timeout_ms, 10, 600_000);
         if let Some(path) = &self.dictionary_path {
             v.non_empty("routing.dictionary_path", path);
         }

@@ -3,26 +3,22 @@
 //! core health aggregation, and publishes one `HealthCheckEvent` (detail-type `health_check`)
 //! on the home region's bus.
 //!
-//! The daemon's per-region health prober actors are not built yet; the probe calls live here
-//! until they are, and should move into the prober when it lands (the classification and the
-//! event already come from `core::health`).
+//! The probe calls are the daemon's health prober's ([`eda_actors::health_prober::probe_region`]);
+//! the classification and the event come from `core::health`.
 
 use crate::publishing::RegionPublisher;
 use crate::Shim;
 use eda_actors::aws::RegionClients;
 use eda_actors::core::dead_letter::DeadLetterSource;
 use eda_actors::core::eventbridge::EventBridgeEntry;
-use eda_actors::core::health::{
-    HealthCheckEvent, ProbeOutcome, ProbeResult, RegionHealth, Service,
-};
+use eda_actors::core::health::{HealthCheckEvent, RegionHealth};
 use eda_actors::eventbridge_publisher::PublishItem;
+use eda_actors::health_prober::probe_region;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, HealthConfig};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The health checker's warm state.
 pub struct HealthChecker {
@@ -72,77 +68,14 @@ impl HealthChecker {
     }
 
     async fn probe_region(&self, clients: &RegionClients) -> RegionHealth {
-        let (dynamodb, eventbridge, sqs) = tokio::join!(
-            self.probe(Service::DynamoDb, async {
-                clients
-                    .dynamodb
-                    .list_tables()
-                    .limit(1)
-                    .send()
-                    .await
-                    .map(drop)
-            }),
-            self.probe(Service::EventBridge, async {
-                clients
-                    .eventbridge
-                    .list_event_buses()
-                    .limit(1)
-                    .send()
-                    .await
-                    .map(drop)
-            }),
-            self.probe(Service::Sqs, async {
-                clients
-                    .sqs
-                    .list_queues()
-                    .max_results(1)
-                    .send()
-                    .await
-                    .map(drop)
-            }),
-        );
+        let probes = probe_region(clients, self.config.call_timeout()).await;
         RegionHealth::from_probes(
             clients.region.clone(),
-            &[dynamodb, eventbridge, sqs],
+            &probes,
             &self.config,
             chrono::Utc::now(),
         )
     }
-
-    async fn probe<E: std::error::Error + 'static>(
-        &self,
-        service: Service,
-        call: impl Future<Output = Result<(), E>>,
-    ) -> ProbeResult {
-        let started = Instant::now();
-        let timeout = self.config.call_timeout();
-        let outcome = match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(())) => ProbeOutcome::Ok,
-            Ok(Err(err)) => ProbeOutcome::Error(error_text(&err)),
-            Err(_) => ProbeOutcome::TimedOut,
-        };
-        ProbeResult {
-            service,
-            latency: if outcome == ProbeOutcome::TimedOut {
-                timeout
-            } else {
-                started.elapsed()
-            },
-            outcome,
-        }
-    }
-}
-
-/// The error and its sources on one line (the SDK's top-level message alone says little).
-fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 impl Shim for HealthChecker {

@@ -12,6 +12,8 @@
 //! - [`apply_plan`]: from a batch of changes to the sequence-guarded DynamoDB writes.
 //! - [`transform`]: validation, enrichment and normalization of `BaseEvent`s.
 //! - [`breaker`]: the circuit breaker state machine.
+//! - [`failover`]: where a region router sends traffic, and the bounded buffer for events no
+//!   region can take.
 //! - [`health`]: per-service probe results to per-region status and `HealthCheckEvent`.
 //! - [`envelope`]: `CrossRegionEvent`, zstd compression and the EventBridge size check.
 //! - [`eventbridge`]: EventBridge entry sizing and the `PutEvents` batch planner.
@@ -29,6 +31,7 @@ pub mod change_event;
 pub mod dead_letter;
 pub mod envelope;
 pub mod eventbridge;
+pub mod failover;
 pub mod health;
 pub mod jwt;
 pub mod offsets;

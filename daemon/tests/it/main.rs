@@ -3,7 +3,9 @@
 
 mod cli;
 mod crash;
+mod fault_proxy;
 mod pipeline;
+mod regions;
 mod scrape;
 mod sinks;
 mod stack;

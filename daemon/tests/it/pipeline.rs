@@ -1,7 +1,7 @@
 //! The daemon's pipeline against the local stack: a real broker, DynamoDB Local and moto.
 
 use super::sinks::Sinks;
-use super::support::{init_logs, unique, BROKERS};
+use super::support::{init_logs, moto_heavy, unique, BROKERS};
 use eda_actors::cdc_applier::CdcApplierMsg;
 use eda_actors::pipeline::{applier_name, Observability, Pipeline};
 use eda_loadtest::history::{pk, History, HistorySpec};
@@ -25,6 +25,7 @@ fn event_ids(bodies: &[String]) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison_in_the_dlq() {
     init_logs();
+    let _heavy = moto_heavy().await;
     let sinks = Sinks::create().await;
     let topic = unique("cdc");
     let history = History::generate(&HistorySpec {

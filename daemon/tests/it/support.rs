@@ -41,3 +41,24 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Held by the tests that load moto the most, so they run one at a time: moto serves every
+/// test's EventBridge and SQS from one process, and two heavy tests at once slow each other
+/// past their deadlines.
+pub async fn moto_heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// A new topic of `partitions` partitions holding `records`, in order; returns its name.
+pub async fn topic_with(records: &[eda_loadtest::history::Record], partitions: i32) -> String {
+    let topic = unique("cdc");
+    eda_loadtest::kafka::create_topic(BROKERS, &topic, partitions)
+        .await
+        .expect("topic");
+    let producer = eda_loadtest::kafka::producer(BROKERS).expect("producer");
+    eda_loadtest::kafka::produce(&producer, &topic, records)
+        .await
+        .expect("produced");
+    topic
+}

@@ -1,0 +1,181 @@
+//! A TCP proxy that injects region outages: it listens on `127.0.0.1:0` in front of a real
+//! server (moto, DynamoDB Local) and, on demand, passes traffic through, refuses connections,
+//! black-holes them (accepts and never answers) or delays every answer. Point one region's
+//! endpoints at it to take that region down while the other keeps working.
+//!
+//! A fault applies to open connections too (the SDK pools them): refusing resets them,
+//! black-holing stops forwarding on them. The proxy and its connections stop when it is dropped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What the proxy does to traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Pass everything through.
+    None,
+    /// Reset every connection (new and open): the region is down.
+    Refuse,
+    /// Accept, then never answer: the region hangs.
+    BlackHole,
+    /// Pass through, holding each answer back this long: the region is slow.
+    Delay(Duration),
+}
+
+/// A running proxy.
+pub struct FaultProxy {
+    /// Where clients connect.
+    addr: SocketAddr,
+    /// The current fault, watched by every connection.
+    fault: watch::Sender<Fault>,
+    /// The accept loop; it owns the connections, so aborting it ends them all.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream`, passing traffic through.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy address");
+        let (fault, watcher) = watch::channel(Fault::None);
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((client, _)) = accepted else { continue };
+                        connections.spawn(serve(client, upstream, watcher.clone()));
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        Self { addr, fault, task }
+    }
+
+    /// `http://127.0.0.1:<port>`, for an endpoint override.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes the fault, for new and open connections alike.
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One client connection, for as long as the fault allows.
+async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiver<Fault>) {
+    let current = *fault.borrow_and_update();
+    match current {
+        Fault::Refuse => return reset(client),
+        Fault::BlackHole => return hold(client, fault).await,
+        Fault::None | Fault::Delay(_) => {}
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return reset(client);
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // Set when a request passed since the last answer, so a delay applies once per answer.
+    let asked = Arc::new(AtomicBool::new(false));
+    let up = {
+        let asked = asked.clone();
+        let (client_read, server_write) = (&mut client_read, &mut server_write);
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = client_read.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                asked.store(true, Ordering::SeqCst);
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let down = {
+        let fault = fault.clone();
+        let (server_read, client_write) = (&mut server_read, &mut client_write);
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = server_read.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                let current = *fault.borrow();
+                if let Fault::Delay(delay) = current {
+                    if asked.swap(false, Ordering::SeqCst) {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                if client_write.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let cut = async {
+        loop {
+            if fault.changed().await.is_err() {
+                return Fault::Refuse;
+            }
+            let now = *fault.borrow_and_update();
+            if matches!(now, Fault::Refuse | Fault::BlackHole) {
+                return now;
+            }
+        }
+    };
+    let now = tokio::select! {
+        _ = async { tokio::join!(up, down) } => return,
+        now = cut => now,
+    };
+    if now == Fault::BlackHole {
+        // Stop forwarding but keep the sockets open: a pooled connection hangs, as it would
+        // behind a dead network path, until the black hole ends.
+        while fault.changed().await.is_ok() {
+            if *fault.borrow_and_update() != Fault::BlackHole {
+                break;
+            }
+        }
+    }
+    if let Ok(client) = client_read.reunite(client_write) {
+        reset(client);
+    }
+    drop((server_read, server_write));
+}
+
+/// Resets the connection (RST, not FIN): what a refused or crashed endpoint looks like.
+fn reset(client: TcpStream) {
+    // Deprecated because a non-zero linger blocks the thread on drop; zero never does.
+    #[allow(deprecated)]
+    let _ = client.set_linger(Some(Duration::ZERO));
+    drop(client);
+}
+
+/// Keeps the connection open without reading or answering until the black hole ends.
+async fn hold(client: TcpStream, mut fault: watch::Receiver<Fault>) {
+    while fault.changed().await.is_ok() {
+        if *fault.borrow_and_update() != Fault::BlackHole {
+            break;
+        }
+    }
+    reset(client);
+}

@@ -1,0 +1,688 @@
+//! Two regions against the local stack, with the primary behind the fault proxy: the region
+//! routers fail over when the primary is cut and fail back through half-open when it returns,
+//! and the health probers tell a slow region from a dead one.
+
+use super::fault_proxy::{Fault, FaultProxy};
+use super::sinks::{create_queue, inspected_bus, Drainer, Sinks};
+use super::support::{init_logs, local_config, moto_heavy, topic_with, unique};
+use eda_actors::ack::Ack;
+use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
+use eda_actors::core::breaker::State;
+use eda_actors::core::dead_letter::DeadLetterSource;
+use eda_actors::core::envelope::{
+    CrossRegionEvent, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker,
+};
+use eda_actors::core::health::{RegionHealth, Status};
+use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
+use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
+use eda_actors::pipeline::{Observability, Pipeline};
+use eda_actors::region_router::{
+    RegionRouter, RegionRouterArgs, RegionRouterMsg, RoutedEvent, RouterStatus, CROSS_REGION_SOURCE,
+};
+use eda_actors::telemetry::Metrics;
+use eda_config::{Config, RegionConfig};
+use eda_loadtest::history::{History, HistorySpec};
+use ractor::{Actor, ActorRef};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// moto and DynamoDB Local, as `deploy/local/stack.sh` starts them.
+const MOTO: &str = "127.0.0.1:5000";
+const DYNAMODB: &str = "127.0.0.1:8000";
+
+/// One region's bus with its inspection queue.
+struct RegionBus {
+    /// The region's configuration, pointed at the bus.
+    config: RegionConfig,
+    /// Clients for that configuration (through the proxy, for the primary).
+    clients: RegionClients,
+    /// SQS reached directly, never through the proxy, to read the inspection queue.
+    direct_sqs: aws_sdk_sqs::Client,
+    /// The queue every event on the bus is copied to.
+    inspect_url: String,
+}
+
+/// A message seen on an inspection queue.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// Which region's queue.
+    region: &'static str,
+    /// When the test read it.
+    at: Instant,
+    /// The EventBridge event.
+    event: Value,
+}
+
+/// Both regions' routers and probers, the primary's endpoints behind two fault proxies.
+struct TwoRegions {
+    config: Config,
+    moto: FaultProxy,
+    dynamodb: FaultProxy,
+    routers: [ActorRef<RegionRouterMsg>; 2],
+    probers: [ActorRef<HealthProberMsg>; 2],
+    dlq: ActorRef<DlqWriterMsg>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    reading: Arc<AtomicBool>,
+}
+
+impl TwoRegions {
+    /// Creates the buses and starts the actors with the default breaker and health settings.
+    async fn start() -> Self {
+        let mut config = local_config();
+        let moto = FaultProxy::start(MOTO.parse().expect("address")).await;
+        let dynamodb = FaultProxy::start(DYNAMODB.parse().expect("address")).await;
+        let primary = region_bus(&config, &config.regions.primary, Some((&moto, &dynamodb))).await;
+        let secondary = region_bus(&config, &config.regions.secondary, None).await;
+        config.regions.primary = primary.config.clone();
+        config.regions.secondary = secondary.config.clone();
+        let metrics = Arc::new(Metrics::new());
+        // Dead letters go to the secondary region, which the test never cuts.
+        let dlq_url = create_queue(&secondary.clients, &unique("eda-dlq")).await;
+        let (dlq, _) = Actor::spawn(
+            None,
+            DlqWriter,
+            DlqWriterArgs {
+                sink: Arc::new(SqsDeadLetterQueue::new(
+                    secondary.clients.sqs.clone(),
+                    dlq_url,
+                )),
+                config: config.dlq.clone(),
+                metrics: metrics.clone(),
+            },
+        )
+        .await
+        .expect("dlq writer");
+        let router =
+            |region: &RegionBus, peer: Option<ActorRef<RegionRouterMsg>>| RegionRouterArgs {
+                region: region.config.name.clone(),
+                source_region: config.regions.primary.name.clone(),
+                publisher: Arc::new(EventBridgeClient::new(
+                    region.clients.eventbridge.clone(),
+                    region.config.event_bus.clone(),
+                    region.config.name.clone(),
+                )),
+                breaker: config.breaker.clone(),
+                routing: config.routing.clone(),
+                dictionary: None,
+                dlq: dlq.clone(),
+                peer,
+                metrics: metrics.clone(),
+            };
+        let (secondary_router, _) = Actor::spawn(None, RegionRouter, router(&secondary, None))
+            .await
+            .expect("secondary router");
+        let (primary_router, _) = Actor::spawn(
+            None,
+            RegionRouter,
+            router(&primary, Some(secondary_router.clone())),
+        )
+        .await
+        .expect("primary router");
+        secondary_router
+            .cast(RegionRouterMsg::SetPeer(primary_router.clone()))
+            .expect("peer set");
+        let prober = |region: &RegionBus, router: &ActorRef<RegionRouterMsg>| HealthProberArgs {
+            region: region.config.name.clone(),
+            clients: region.clients.clone(),
+            config: config.health.clone(),
+            events: Some(Arc::new(EventBridgeClient::new(
+                region.clients.eventbridge.clone(),
+                region.config.event_bus.clone(),
+                region.config.name.clone(),
+            ))),
+            source: config.publish.source.clone(),
+            readiness: None,
+            router: Some(router.clone()),
+            metrics: metrics.clone(),
+        };
+        let (primary_prober, _) =
+            Actor::spawn(None, HealthProber, prober(&primary, &primary_router))
+                .await
+                .expect("primary prober");
+        let (secondary_prober, _) =
+            Actor::spawn(None, HealthProber, prober(&secondary, &secondary_router))
+                .await
+                .expect("secondary prober");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reading = Arc::new(AtomicBool::new(true));
+        for (name, bus) in [("primary", &primary), ("secondary", &secondary)] {
+            tokio::spawn(read_queue(
+                name,
+                Drainer::new(bus.direct_sqs.clone(), bus.inspect_url.clone()),
+                seen.clone(),
+                reading.clone(),
+            ));
+        }
+        Self {
+            config,
+            moto,
+            dynamodb,
+            routers: [primary_router, secondary_router],
+            probers: [primary_prober, secondary_prober],
+            dlq,
+            seen,
+            reading,
+        }
+    }
+
+    /// Applies `fault` to every endpoint of the primary region.
+    fn cut(&self, fault: Fault) {
+        self.moto.set(fault);
+        self.dynamodb.set(fault);
+    }
+
+    async fn status(&self, i: usize) -> RouterStatus {
+        ractor::call!(self.routers[i], RegionRouterMsg::Status).expect("router answers")
+    }
+
+    async fn last_round(&self, i: usize) -> Option<RegionHealth> {
+        ractor::call!(self.probers[i], HealthProberMsg::Last).expect("prober answers")
+    }
+
+    /// Messages seen so far from `source`.
+    fn seen_from(&self, source: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.event["source"] == source)
+            .cloned()
+            .collect()
+    }
+
+    fn stop(self) {
+        self.reading.store(false, Ordering::SeqCst);
+        for prober in &self.probers {
+            prober.stop(None);
+        }
+        for router in &self.routers {
+            router.stop(None);
+        }
+        self.dlq.stop(None);
+    }
+}
+
+/// A bus and inspection queue in `region` (created directly); with proxies, the returned
+/// configuration and clients point that region's endpoints at them.
+async fn region_bus(
+    config: &Config,
+    region: &RegionConfig,
+    proxies: Option<(&FaultProxy, &FaultProxy)>,
+) -> RegionBus {
+    let direct = RegionClients::new(region, &config.aws).await;
+    let (bus, inspect_url) = inspected_bus(&direct).await;
+    let mut region = region.clone();
+    region.event_bus = bus;
+    if let Some((moto, dynamodb)) = proxies {
+        region.endpoints.eventbridge = Some(moto.url());
+        region.endpoints.sqs = Some(moto.url());
+        region.endpoints.dynamodb = Some(dynamodb.url());
+    }
+    let clients = RegionClients::new(&region, &config.aws).await;
+    RegionBus {
+        config: region,
+        clients,
+        direct_sqs: direct.sqs.clone(),
+        inspect_url,
+    }
+}
+
+/// Reads a queue into `seen` while `reading` holds (moto slows down as a queue grows).
+async fn read_queue(
+    region: &'static str,
+    drainer: Drainer,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    reading: Arc<AtomicBool>,
+) {
+    while reading.load(Ordering::SeqCst) {
+        let bodies = drainer.drain(10, Duration::from_millis(100)).await;
+        if bodies.is_empty() {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let at = Instant::now();
+        let mut seen = seen.lock().expect("lock");
+        for body in bodies {
+            if let Ok(event) = serde_json::from_str::<Value>(&body) {
+                seen.push(Seen { region, at, event });
+            }
+        }
+    }
+}
+
+/// Demo-like payloads: the Qlik CDC messages of the loadtest's history generator.
+fn demo_payloads(keys: usize) -> Vec<Vec<u8>> {
+    History::generate(&HistorySpec {
+        seed: 7,
+        keys,
+        changes_per_key: 4,
+        duplicate_rate: 0.0,
+        redelivery_rate: 0.0,
+        poison: 0,
+        ..HistorySpec::default()
+    })
+    .records
+    .into_iter()
+    .filter(|r| r.original)
+    .map(|r| r.value)
+    .collect()
+}
+
+/// Sends one event every `every` to the primary router until `running` clears; returns each
+/// event's id with the receiver its acknowledgement settles.
+async fn traffic(
+    router: ActorRef<RegionRouterMsg>,
+    running: Arc<AtomicBool>,
+    every: Duration,
+) -> Vec<(String, oneshot::Receiver<()>)> {
+    let payloads = demo_payloads(200);
+    let mut sent = Vec::new();
+    let mut n = 0usize;
+    while running.load(Ordering::SeqCst) {
+        let event_id = format!("ev-{n:06}");
+        let (tx, rx) = oneshot::channel();
+        router
+            .cast(RegionRouterMsg::Route {
+                events: vec![RoutedEvent {
+                    event_id: event_id.clone(),
+                    event_type: "cdc.SALES.CUSTOMERS".into(),
+                    correlation_id: None,
+                    payload: payloads[n % payloads.len()].clone(),
+                    created_at: chrono::Utc::now(),
+                    source: DeadLetterSource::Lambda {
+                        request_id: event_id.clone(),
+                        function: "regions-test".into(),
+                    },
+                }],
+                ack: Ack::Notify(tx),
+            })
+            .expect("router takes traffic");
+        sent.push((event_id, rx));
+        n += 1;
+        tokio::time::sleep(every).await;
+    }
+    sent
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes; returns when it held.
+async fn wait_until<F, Fut>(within: Duration, mut check: F) -> Option<Instant>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cutting_the_primary_fails_over_fast_and_fail_back_goes_through_half_open_losing_nothing() {
+    outage_round_trip(Fault::Refuse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_black_holed_primary_fails_over_fast_and_fails_back_losing_nothing() {
+    outage_round_trip(Fault::BlackHole).await;
+}
+
+/// Traffic to the primary; `fault` on the primary, then off again: measures and checks
+/// failover, fail-back through half-open, and that every event arrived.
+async fn outage_round_trip(fault: Fault) {
+    init_logs();
+    let _heavy = moto_heavy().await;
+    let regions = TwoRegions::start().await;
+    let running = Arc::new(AtomicBool::new(true));
+    let sender = tokio::spawn(traffic(
+        regions.routers[0].clone(),
+        running.clone(),
+        Duration::from_millis(100),
+    ));
+
+    // Steady state: cross-region events land on the primary's bus.
+    let first_home = wait_until(Duration::from_secs(20), || async {
+        regions
+            .seen_from(CROSS_REGION_SOURCE)
+            .iter()
+            .any(|s| s.region == "primary")
+    })
+    .await;
+    assert!(first_home.is_some(), "nothing reached the primary's bus");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Cut the primary.
+    let cut = Instant::now();
+    regions.cut(fault);
+    let failed_over = wait_until(Duration::from_secs(30), || async {
+        regions
+            .seen_from(CROSS_REGION_SOURCE)
+            .iter()
+            .any(|s| s.region == "secondary" && s.at > cut)
+    })
+    .await
+    .expect("no event reached the secondary after the cut");
+    let opened = wait_until(Duration::from_secs(30), || async {
+        matches!(
+            regions.status(0).await.state,
+            State::Open | State::ForcedOpen
+        )
+    })
+    .await
+    .expect("the primary's breaker never opened");
+    println!(
+        "FAILOVER ({fault:?}): cut to first event delivered to the secondary: {} ms; cut to breaker open: {} ms",
+        (failed_over - cut).as_millis(),
+        (opened - cut).as_millis()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Restore it, and watch the breaker come back through half-open, then ramp.
+    let restored = Instant::now();
+    regions.cut(Fault::None);
+    let mut states = vec![regions.status(0).await.state];
+    let mut half_open_at = None;
+    let mut closed_at = None;
+    let mut during_ramp = (0usize, 0usize);
+    let deadline = restored + Duration::from_secs(90);
+    let ramp_over = loop {
+        let status = regions.status(0).await;
+        if states.last() != Some(&status.state) {
+            states.push(status.state);
+            match status.state {
+                State::HalfOpen if half_open_at.is_none() => half_open_at = Some(Instant::now()),
+                State::Closed => closed_at = Some(Instant::now()),
+                _ => {}
+            }
+        }
+        if status.state == State::Closed && status.admit_fraction >= 1.0 {
+            break Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary's breaker never closed and finished its ramp: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if let Some(closed) = closed_at {
+        for s in regions.seen_from(CROSS_REGION_SOURCE) {
+            if s.at > closed && s.at < ramp_over {
+                match s.region {
+                    "primary" => during_ramp.0 += 1,
+                    _ => during_ramp.1 += 1,
+                }
+            }
+        }
+    }
+    let first_home_again = regions
+        .seen_from(CROSS_REGION_SOURCE)
+        .iter()
+        .filter(|s| s.region == "primary" && s.at > restored)
+        .map(|s| s.at)
+        .min();
+    let ms = |t: Option<Instant>| {
+        t.map_or("never".to_string(), |t| {
+            format!("{} ms", (t - restored).as_millis())
+        })
+    };
+    println!(
+        "FAIL-BACK ({fault:?}): states {states:?}; restore to half-open {}, to first event home {}, to closed {}, to ramp over {}; during the ramp {} events home, {} to the secondary",
+        ms(half_open_at),
+        ms(first_home_again),
+        ms(closed_at),
+        ms(Some(ramp_over)),
+        during_ramp.0,
+        during_ramp.1
+    );
+    let half_open = states.iter().position(|s| *s == State::HalfOpen);
+    let closed = states.iter().rposition(|s| *s == State::Closed);
+    assert!(
+        matches!((half_open, closed), (Some(h), Some(c)) if h < c),
+        "fail-back did not go through half-open: {states:?}"
+    );
+
+    // Stop the traffic; every event must be delivered (acknowledged) and seen on a bus.
+    running.store(false, Ordering::SeqCst);
+    let sent = sender.await.expect("traffic task");
+    let ids: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let mut unsettled = 0;
+    for (_, rx) in sent {
+        if tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .is_err()
+        {
+            unsettled += 1;
+        }
+    }
+    assert_eq!(unsettled, 0, "events whose delivery never settled");
+    wait_until(Duration::from_secs(60), || async {
+        let seen: HashSet<String> = regions
+            .seen_from(CROSS_REGION_SOURCE)
+            .iter()
+            .filter_map(|s| s.event["detail"]["event_id"].as_str().map(str::to_string))
+            .collect();
+        ids.is_subset(&seen)
+    })
+    .await;
+    let events = regions.seen_from(CROSS_REGION_SOURCE);
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    let mut landed: HashMap<String, Vec<&str>> = HashMap::new();
+    let (mut original, mut compressed) = (0u64, 0u64);
+    for s in &events {
+        if let Some(id) = s.event["detail"]["event_id"].as_str() {
+            *copies.entry(id.to_string()).or_default() += 1;
+            landed.entry(id.to_string()).or_default().push(s.region);
+        }
+        original += s.event["detail"]["original_size"].as_u64().unwrap_or(0);
+        compressed += s.event["detail"]["compressed_size"].as_u64().unwrap_or(0);
+    }
+    let missing: Vec<&String> = ids.iter().filter(|id| !copies.contains_key(*id)).collect();
+    let duplicated = copies.values().filter(|n| **n > 1).count();
+    let mut where_duplicated: HashMap<String, usize> = HashMap::new();
+    for regions in landed.values().filter(|r| r.len() > 1) {
+        *where_duplicated.entry(regions.join("+")).or_default() += 1;
+    }
+    let (home, away) = events.iter().fold((0, 0), |(h, a), s| {
+        if s.region == "primary" {
+            (h + 1, a)
+        } else {
+            (h, a + 1)
+        }
+    });
+    let primary = regions.status(0).await;
+    let secondary = regions.status(1).await;
+    println!(
+        "EVENTS ({fault:?}): sent {}, delivered {} distinct ({home} on the primary, {away} on the secondary), missing {}, duplicated {duplicated} {where_duplicated:?}, dead-lettered {}; envelope compression {:.2}x ({original} -> {compressed} bytes, no dictionary)",
+        ids.len(),
+        copies.len(),
+        missing.len(),
+        primary.dead_lettered + secondary.dead_lettered,
+        original as f64 / compressed.max(1) as f64
+    );
+    assert!(missing.is_empty(), "events lost: {missing:?}");
+    assert_eq!(primary.dead_lettered + secondary.dead_lettered, 0);
+    assert!(
+        (failed_over - cut) <= Duration::from_secs(10),
+        "failover took {} ms",
+        (failed_over - cut).as_millis()
+    );
+    regions.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_each_service() {
+    init_logs();
+    let _heavy = moto_heavy().await;
+    let regions = TwoRegions::start().await;
+    let threshold = regions.config.health.degraded_threshold();
+    regions.cut(Fault::Delay(threshold + Duration::from_millis(300)));
+    let degraded = wait_until(Duration::from_secs(20), || async {
+        regions
+            .last_round(0)
+            .await
+            .is_some_and(|r| r.status == Status::Degraded)
+    })
+    .await;
+    let round = regions.last_round(0).await.expect("a round");
+    assert!(degraded.is_some(), "the slow region was judged {round:?}");
+    for service in &round.services {
+        assert_eq!(service.status, Status::Degraded, "{round:?}");
+        assert!(
+            service.latency_ms >= threshold.as_millis() as u64,
+            "{round:?}"
+        );
+    }
+    assert_eq!(
+        regions.status(0).await.state,
+        State::Closed,
+        "slow is not down"
+    );
+
+    // Its HealthCheckEvents reach the inspection queue with every service's latency and status.
+    let published = wait_until(Duration::from_secs(30), || async {
+        regions
+            .seen_from(&regions.config.publish.source)
+            .iter()
+            .any(|s| {
+                s.region == "primary"
+                    && s.event["detail-type"] == "health_check"
+                    && s.event["detail"]["status"] == "degraded"
+            })
+    })
+    .await;
+    assert!(
+        published.is_some(),
+        "no degraded HealthCheckEvent reached the queue"
+    );
+    let event = regions
+        .seen_from(&regions.config.publish.source)
+        .into_iter()
+        .find(|s| s.region == "primary" && s.event["detail"]["status"] == "degraded")
+        .expect("event")
+        .event;
+    let services = event["detail"]["regions"][0]["services"]
+        .as_array()
+        .expect("services listed")
+        .clone();
+    let named: HashSet<&str> = services
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    assert_eq!(named, HashSet::from(["dynamodb", "eventbridge", "sqs"]));
+    for service in &services {
+        assert_eq!(service["status"], "degraded", "{event}");
+        assert!(service["latency_ms"].as_u64().is_some(), "{event}");
+    }
+    println!(
+        "HEALTH: slow primary ({} ms added) judged {:?}; published {}",
+        threshold.as_millis() + 300,
+        round.status,
+        event["detail"]
+    );
+    regions.stop();
+}
+
+#[test]
+fn cross_region_compression_ratio_on_demo_traffic() {
+    let payloads = demo_payloads(500);
+    let routing = local_config().routing;
+    let ratio = |dictionary: Option<Dictionary>| {
+        let mut packer = EnvelopePacker::new(&routing, dictionary).expect("packer");
+        let (mut original, mut packed, mut entry) = (0usize, 0usize, 0usize);
+        for (i, payload) in payloads.iter().enumerate() {
+            let id = format!("ev-{i}");
+            let meta = EnvelopeMeta {
+                event_id: &id,
+                source_region: "us-west-2",
+                target_region: "us-east-1",
+                event_type: "cdc.SALES.CUSTOMERS",
+                correlation_id: None,
+                created_at: chrono::Utc::now(),
+            };
+            let target = EntryTarget {
+                source: CROSS_REGION_SOURCE,
+                event_bus_name: Some("eda-events"),
+            };
+            let p = packer
+                .pack_entry(&meta, payload, &target, None)
+                .expect("packs");
+            original += p.envelope.original_size;
+            packed += p.envelope.compressed_size;
+            entry += p.entry.size();
+        }
+        (original, packed, entry)
+    };
+    for (name, dictionary) in [
+        ("no dictionary", None),
+        (
+            "shipped dictionary",
+            Some(Dictionary::shipped().expect("shipped")),
+        ),
+    ] {
+        let (original, packed, entry) = ratio(dictionary);
+        println!(
+            "COMPRESSION ({name}): {} Qlik CDC messages, {original} -> {packed} bytes zstd = {:.2}x; whole EventBridge entries {entry} bytes ({:.2}x of the raw payloads)",
+            payloads.len(),
+            original as f64 / packed as f64,
+            original as f64 / entry as f64
+        );
+        assert!(packed < original);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelopes() {
+    init_logs();
+    let sinks = Sinks::create().await;
+    let history = History::generate(&HistorySpec {
+        seed: 11,
+        keys: 40,
+        changes_per_key: 2,
+        duplicate_rate: 0.0,
+        redelivery_rate: 0.0,
+        poison: 0,
+        ..HistorySpec::default()
+    });
+    let topic = topic_with(&history.records, 2).await;
+    let mut config = sinks.config(&topic);
+    config.routing.replicate_tables = vec!["SALES.CUSTOMERS".into()];
+    let secondary = region_bus(&config, &config.regions.secondary, None).await;
+    config.regions.secondary.event_bus = secondary.config.event_bus.clone();
+    let reader = Drainer::new(secondary.direct_sqs.clone(), secondary.inspect_url.clone());
+    let inspect = tokio::spawn(async move {
+        reader
+            .drain_until_distinct(history.changes, Duration::from_secs(90))
+            .await
+    });
+    let config = Arc::new(config);
+    let pipeline = Pipeline::start(config.clone(), Observability::new(&config))
+        .await
+        .expect("pipeline starts");
+    let bodies = inspect.await.expect("reader");
+    let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+    let mut ids = HashSet::new();
+    for body in &bodies {
+        let event: Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(event["source"], CROSS_REGION_SOURCE, "{event}");
+        let envelope =
+            CrossRegionEvent::from_detail(&event["detail"].to_string()).expect("envelope");
+        assert_eq!(envelope.source_region, config.regions.primary.name);
+        assert_eq!(envelope.target_region, config.regions.secondary.name);
+        let change: Value =
+            serde_json::from_slice(&packer.unpack(&envelope).expect("unpacks")).expect("JSON");
+        assert_eq!(change["event_id"], envelope.event_id.as_str());
+        ids.insert(envelope.event_id);
+    }
+    assert_eq!(
+        ids.len(),
+        history.changes,
+        "one replicated event per change"
+    );
+    pipeline.shutdown().await;
+}
