@@ -62,7 +62,7 @@ pub fn log_path(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     let group = unique("eda-crash-group");
     let history = History::generate(&HistorySpec {
@@ -123,7 +123,7 @@ async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     // A change with no key columns configured for its table cannot be decoded: dead-lettered.
     let mut row = serde_json::Map::new();

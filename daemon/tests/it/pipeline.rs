@@ -98,7 +98,7 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     init_logs();
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 5,
@@ -161,7 +161,7 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
     init_logs();
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc-avro");
     let mut config = sinks.config(&topic);
     config.kafka.format = eda_config::MessageFormat::QlikAvro;
@@ -205,7 +205,7 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lost() {
     init_logs();
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 17,
@@ -270,7 +270,7 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partition_held_at_its_in_flight_limit_skips_nothing() {
     init_logs();
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 8,

@@ -32,7 +32,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic() {
-    let sinks = Sinks::create().await;
+    let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc");
     kafka::create_topic(BROKERS, &topic, 4)
         .await

@@ -28,8 +28,18 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// Creates the resources.
+    /// Creates the resources, with a rule copying every bus event to the inspection queue.
     pub async fn create() -> Self {
+        Self::build(true).await
+    }
+
+    /// Creates the resources without the inspection rule, for tests that do not read the events:
+    /// moto then answers PutEvents in milliseconds instead of feeding an ever longer queue.
+    pub async fn create_uninspected() -> Self {
+        Self::build(false).await
+    }
+
+    async fn build(inspected: bool) -> Self {
         let config = local_config();
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
         let table = unique("eda-test");
@@ -55,7 +65,19 @@ impl Sinks {
             .send()
             .await
             .expect("create_table");
-        let (bus, inspect_url) = inspected_bus(&clients).await;
+        let (bus, inspect_url) = if inspected {
+            inspected_bus(&clients).await
+        } else {
+            let bus = unique("eda-bus");
+            clients
+                .eventbridge
+                .create_event_bus()
+                .name(&bus)
+                .send()
+                .await
+                .expect("create_event_bus");
+            (bus, String::new())
+        };
         // The same bus in the secondary region, where replicated events go; no rule reads it.
         RegionClients::new(&config.regions.secondary, &config.aws)
             .await
