@@ -20,7 +20,13 @@ $CARGO build -q -p eda-daemon -p eda-loadtest
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 mkdir -p .local/logs
-"$BIN/eda-daemon" run --config "$CONFIG" 2> .local/logs/daemon.log &
+# The stand-ins share two cores with the broker and the daemon, and under the demo's burst moto
+# answers in seconds: give cross-region calls and health probes room for that, so the breakers
+# judge the regions, not the laptop. (Production keeps the defaults.)
+EDA_ROUTING__CALL_TIMEOUT_MS=15000 \
+EDA_HEALTH__INTERVAL_MS=5000 EDA_HEALTH__CALL_TIMEOUT_MS=4000 \
+EDA_HEALTH__DEGRADED_THRESHOLD_MS=1000 EDA_HEALTH__UNHEALTHY_ROUNDS=3 \
+  "$BIN/eda-daemon" run --config "$CONFIG" 2> .local/logs/daemon.log &
 DAEMON=$!
 stop() {
   if kill -0 "$DAEMON" 2>/dev/null; then
@@ -45,9 +51,12 @@ done
 # Read the inspection queue while events arrive (moto's SQS slows down as a queue grows), and
 # count what this run sees there.
 SEEN=.local/demo-inspected
-"$HOME/.cache/eda/venv/bin/python" "$HERE/inspect_queue.py" eda-inspect "$SEEN" &
+"$HOME/.cache/eda/venv/bin/python" "$HERE/inspect_queue.py" eda-inspect "$SEEN" us-west-2 &
 READER=$!
-trap 'kill $READER 2>/dev/null || true; stop' EXIT INT TERM
+# The secondary region's copy: cross-region envelopes of the replicated changes.
+"$HOME/.cache/eda/venv/bin/python" "$HERE/inspect_queue.py" eda-inspect "$SEEN.east" us-east-1 &
+READER_EAST=$!
+trap 'kill $READER $READER_EAST 2>/dev/null || true; stop' EXIT INT TERM
 
 BEFORE=$(metric eda_kafka_processing_duration_seconds_count)
 OUT=$("$BIN/eda-loadtest" produce --topic qlik.cdc --keys 500 --changes 4 --poison 2 --seed "$(date +%s)")
@@ -83,7 +92,9 @@ def depth(name):
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
 print(f"[demo] DynamoDB table eda-cdc (us-west-2): {live} live items, {deleted} tombstones of deleted rows")
 seen = open(".local/demo-inspected").read().strip() if __import__("os").path.exists(".local/demo-inspected") else "0"
-print(f"[demo] inspection queue eda-inspect: {seen} events seen this run (a copy of everything on bus eda-events)")
+east = open(".local/demo-inspected.east").read().strip() if __import__("os").path.exists(".local/demo-inspected.east") else "0"
+print(f"[demo] inspection queue eda-inspect (us-west-2): {seen} events seen this run (a copy of everything on bus eda-events)")
+print(f"[demo] inspection queue eda-inspect (us-east-1): {east} events seen this run (cross-region envelopes of the replicated changes)")
 print(f"[demo] dead-letter queue eda-dlq: {depth('eda-dlq')} messages waiting (poison, with topic/partition/offset; earlier runs' too)")
 PY
 echo "[demo] consumed $(metric eda_kafka_messages_consumed_total) messages; DynamoDB puts $(metric eda_dynamodb_operations_total); events published $(metric eda_eventbridge_events_published_total); dead letters $(metric eda_dlq_messages_total)"

@@ -7,7 +7,8 @@ import sys
 import boto3
 
 queue_name, count_file = sys.argv[1], sys.argv[2]
-kw = dict(region_name="us-west-2", aws_access_key_id="123456789012", aws_secret_access_key="test")
+region = sys.argv[3] if len(sys.argv) > 3 else "us-west-2"
+kw = dict(region_name=region, aws_access_key_id="123456789012", aws_secret_access_key="test")
 sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:5000", **kw)
 url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
 try:
