@@ -81,18 +81,7 @@ async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
     let env = sinks.env(&topic, &group);
 
     let first = Daemon::start(&env, &log_path("crash-first"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let applied = sinks.items().await.len();
-        if applied >= 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {applied} items applied before the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sinks.wait_until_applied(200, Duration::from_secs(60)).await;
     first.signal("-KILL");
     drop(first);
     let after_kill = sinks.items().await.len();

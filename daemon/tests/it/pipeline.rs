@@ -120,11 +120,7 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     let metrics = obs.metrics.clone();
     let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
     // Let traffic flow, then make an applier fail mid-stream.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while sinks.items().await.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing applied");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sinks.wait_until_applied(1, Duration::from_secs(60)).await;
     let applier: ActorRef<CdcApplierMsg> = pipeline
         .child(&applier_name(0))
         .await
@@ -228,11 +224,7 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
     let first = Pipeline::start(config.clone(), first_obs)
         .await
         .expect("first member");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while sinks.items().await.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing applied");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sinks.wait_until_applied(1, Duration::from_secs(60)).await;
     // Same group: the partitions are revoked (drained, committed) and shared out again.
     let second_obs = Observability::new(&config);
     let second_ready = second_obs.readiness.clone();

@@ -168,6 +168,22 @@ impl Sinks {
         }
     }
 
+    /// Waits until the table holds at least `count` items (traffic is flowing), or fails the test.
+    pub async fn wait_until_applied(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let applied = self.items().await.len();
+            if applied >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {applied} of {count} items applied within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the table holds exactly `expected` (key -> last image, `None` deleted);
     /// returns the mismatches left at the deadline (empty: equal).
     pub async fn wait_for_table(
