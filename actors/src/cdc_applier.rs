@@ -290,8 +290,9 @@ impl CdcApplierState {
         let (tx, rx) = oneshot::channel();
         if nothing {
             let _ = tx.send(());
-        } else if send(tx).is_err() {
-            // The receiver is dropped with the message: `rx` reports the loss.
+        } else {
+            // If the sink is gone, `tx` is dropped with the message and `rx` reports the loss.
+            let _ = send(tx);
         }
         rx
     }

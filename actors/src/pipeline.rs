@@ -349,17 +349,23 @@ fn missing(name: &str) -> ractor::SpawnErr {
     ractor::SpawnErr::StartupFailed(format!("dependency {name} is not running").into())
 }
 
-/// The applier settings from the configuration (routing from `apply.table_map`).
-pub fn applier_settings(config: &Config) -> ApplierSettings {
-    let region = &config.regions.primary;
-    let mut routing = TableRouting::new(region.cdc_table.clone());
+/// Which DynamoDB table each source table goes to: the primary region's `cdc_table`, except
+/// where `apply.table_map` (`"SCHEMA.TABLE" = "target"`) says otherwise.
+pub fn table_routing(config: &Config) -> TableRouting {
+    let mut routing = TableRouting::new(config.regions.primary.cdc_table.clone());
     for (source, target) in &config.apply.table_map {
         if let Some((schema, name)) = source.split_once('.') {
             routing = routing.with_override(&TableRef::new(schema, name), target.clone());
         }
     }
+    routing
+}
+
+/// The applier settings from the configuration (routing from `apply.table_map`).
+pub fn applier_settings(config: &Config) -> ApplierSettings {
+    let region = &config.regions.primary;
     ApplierSettings {
-        routing,
+        routing: table_routing(config),
         tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),
         max_concurrency: config.apply.max_concurrency,
         retry: config.apply.retry.clone(),

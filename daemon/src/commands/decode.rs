@@ -2,11 +2,13 @@
 
 use super::{read_input, EXIT_BAD_INPUT};
 use crate::cli::DecodeFormat;
-use eda_actors::core::apply_plan::{self, PlanOptions, TableRouting, GUARD_EXPRESSION};
+use eda_actors::core::apply_plan::{self, PlanOptions, GUARD_EXPRESSION};
 use eda_actors::core::cdc::{
-    decode_debezium, decode_qlik_json, AvroDecoder, CdcEvent, DecodeContext, FallbackKeys,
-    MetadataCache, QlikMessage, TableRef,
+    decode_debezium, decode_qlik_json, AvroDecoder, CdcEvent, DecodeContext, MetadataCache,
+    QlikMessage, TableRef,
 };
+use eda_actors::message_decoder::fallback_keys;
+use eda_actors::pipeline::table_routing;
 use eda_actors::schema_registry::SchemaRegistryClient;
 use serde_json::json;
 use std::path::Path;
@@ -46,12 +48,7 @@ pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
         Some((schema, table)) => TableRef::new(schema, table),
         None => TableRef::new("", t),
     });
-    let mut fallback = FallbackKeys::none();
-    for (table, columns) in &config.kafka.key_columns {
-        if let Some((schema, name)) = table.split_once('.') {
-            fallback = fallback.with_table(&TableRef::new(schema, name), columns.clone());
-        }
-    }
+    let mut fallback = fallback_keys(&config.kafka);
     if !req.keys.is_empty() {
         fallback = fallback.with_default(req.keys.to_vec());
     }
@@ -105,12 +102,7 @@ pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
         }
     };
 
-    let mut routing = TableRouting::new(config.regions.primary.cdc_table.clone());
-    for (source, target) in &config.apply.table_map {
-        if let Some((schema, name)) = source.split_once('.') {
-            routing = routing.with_override(&TableRef::new(schema, name), target.clone());
-        }
-    }
+    let routing = table_routing(&config);
     let opts = PlanOptions {
         now_epoch_secs: chrono::Utc::now().timestamp(),
         tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),

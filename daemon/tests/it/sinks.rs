@@ -68,15 +68,7 @@ impl Sinks {
         let (bus, inspect_url) = if inspected {
             inspected_bus(&clients).await
         } else {
-            let bus = unique("eda-bus");
-            clients
-                .eventbridge
-                .create_event_bus()
-                .name(&bus)
-                .send()
-                .await
-                .expect("create_event_bus");
-            (bus, String::new())
+            (create_bus(&clients).await, String::new())
         };
         // The same bus in the secondary region, where replicated events go; no rule reads it.
         RegionClients::new(&config.regions.secondary, &config.aws)
@@ -294,9 +286,8 @@ impl Drainer {
     }
 }
 
-/// Creates a uniquely named bus in the clients' region whose rule copies every event to a new
-/// inspection queue; returns the bus name and the queue URL.
-pub async fn inspected_bus(clients: &RegionClients) -> (String, String) {
+/// Creates a uniquely named bus in the clients' region; returns its name.
+async fn create_bus(clients: &RegionClients) -> String {
     let bus = unique("eda-bus");
     clients
         .eventbridge
@@ -305,6 +296,13 @@ pub async fn inspected_bus(clients: &RegionClients) -> (String, String) {
         .send()
         .await
         .expect("create_event_bus");
+    bus
+}
+
+/// Creates a uniquely named bus in the clients' region whose rule copies every event to a new
+/// inspection queue; returns the bus name and the queue URL.
+pub async fn inspected_bus(clients: &RegionClients) -> (String, String) {
+    let bus = create_bus(clients).await;
     let inspect_url = create_queue(clients, &unique("eda-inspect")).await;
     let inspect_arn = clients
         .sqs
