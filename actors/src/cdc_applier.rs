@@ -180,15 +180,8 @@ impl CdcApplierState {
                 Verdict::Publish => {
                     applied[op_index(event.operation)] += 1;
                     let source = source_of(&event);
-                    let routing = self.args.router.is_some();
-                    let by_table = routing
-                        && settings
-                            .replication
-                            .replicates_table(&event.table.qualified());
+                    let table = event.table.qualified();
                     let base = into_base_event(event, &settings.region);
-                    let replicate = by_table
-                        || (routing
-                            && settings.replication.replicates_event_type(&base.event_type));
                     let correlation_id = base.correlation_id.clone();
                     tracing::trace!(
                         event_id = %base.event_id,
@@ -197,15 +190,14 @@ impl CdcApplierState {
                         "Change applied; publishing its event."
                     );
                     let entry = change_entry(&base, &settings.event_source, &settings.event_bus);
-                    if replicate {
-                        routed.push(RoutedEvent {
-                            event_id: base.event_id.clone(),
-                            event_type: base.event_type.clone(),
-                            correlation_id: correlation_id.clone(),
-                            payload: entry.detail.clone().into_bytes(),
-                            created_at: chrono::Utc::now(),
-                            source: source.clone(),
-                        });
+                    if self.args.router.is_some() {
+                        routed.extend(RoutedEvent::for_change(
+                            &settings.replication,
+                            &table,
+                            &base,
+                            &entry,
+                            &source,
+                        ));
                     }
                     items.push(PublishItem {
                         entry,

@@ -35,6 +35,16 @@ impl Regions {
         ]
     }
 
+    /// The other region of the pair: where the events produced in `home` are replicated to,
+    /// and where `home`'s traffic fails over to.
+    pub fn other(&self, home: &str) -> &RegionConfig {
+        if self.secondary.name == home {
+            &self.primary
+        } else {
+            &self.secondary
+        }
+    }
+
     pub(crate) fn validate(&self, v: &mut Validator) {
         for (prefix, region) in self.all() {
             region.validate(prefix, v);

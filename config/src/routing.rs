@@ -69,6 +69,13 @@ impl RoutingConfig {
             .any(|t| t == "*" || t == detail_type)
     }
 
+    /// Whether a change of `table` (`"SCHEMA.TABLE"`), published as `event_type`, crosses
+    /// regions: its table or its event type is replicated. The daemon's appliers and the
+    /// `stream-processor` decide here, so both replicate the same changes.
+    pub fn replicates_change(&self, table: &str, event_type: &str) -> bool {
+        self.replicates_table(table) || self.replicates_event_type(event_type)
+    }
+
     pub(crate) fn validate(&self, v: &mut Validator) {
         v.range("routing.zstd_level", self.zstd_level, 1, 22);
         v.range(

@@ -244,3 +244,24 @@ fn the_shipped_local_configuration_is_valid() {
         Ok(())
     });
 }
+
+#[test]
+fn a_change_crosses_when_its_table_or_its_event_type_is_replicated() {
+    let routing = RoutingConfig {
+        replicate_tables: vec!["SALES.ORDERS".into()],
+        replicate_event_types: vec!["SALES.CUSTOMERS.DELETE".into()],
+        ..RoutingConfig::default()
+    };
+    assert!(routing.replicates_change("sales.orders", "SALES.ORDERS.INSERT"));
+    assert!(routing.replicates_change("SALES.CUSTOMERS", "SALES.CUSTOMERS.DELETE"));
+    assert!(!routing.replicates_change("SALES.CUSTOMERS", "SALES.CUSTOMERS.INSERT"));
+    // By default every table crosses.
+    assert!(RoutingConfig::default().replicates_change("ANY.TABLE", "ANY.TABLE.INSERT"));
+}
+
+#[test]
+fn each_region_is_the_other_ones_other_region() {
+    let regions = Regions::default();
+    assert_eq!(regions.other("us-west-2").name, "us-east-1");
+    assert_eq!(regions.other("us-east-1").name, "us-west-2");
+}

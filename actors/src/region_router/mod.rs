@@ -28,6 +28,7 @@ use crate::core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacke
 use crate::core::eventbridge::{EventBridgeEntry, MAX_ENTRIES_PER_CALL};
 use crate::core::failover::{goes_home, FailoverBuffer};
 use crate::core::health::BreakerSignal;
+use crate::core::transform::BaseEvent;
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::telemetry::{
@@ -71,6 +72,31 @@ pub struct RoutedEvent {
     pub created_at: DateTime<Utc>,
     /// Where it entered eda, for a dead letter.
     pub source: DeadLetterSource,
+}
+
+impl RoutedEvent {
+    /// The cross-region copy of a change event, when `routing` replicates the change (its table
+    /// or its event type): the detail of the `entry` published on the home bus, byte for byte, so
+    /// both regions carry the same event. The daemon's appliers and the `stream-processor` both
+    /// decide and build it here.
+    pub fn for_change(
+        routing: &RoutingConfig,
+        table: &str,
+        event: &BaseEvent,
+        entry: &EventBridgeEntry,
+        source: &DeadLetterSource,
+    ) -> Option<Self> {
+        routing
+            .replicates_change(table, &event.event_type)
+            .then(|| RoutedEvent {
+                event_id: event.event_id.clone(),
+                event_type: event.event_type.clone(),
+                correlation_id: event.correlation_id.clone(),
+                payload: entry.detail.clone().into_bytes(),
+                created_at: Utc::now(),
+                source: source.clone(),
+            })
+    }
 }
 
 /// An event on its way, with the acknowledgement it counts towards. Opaque outside the routers.
