@@ -261,3 +261,21 @@ pub fn send_letters(
     .ok()?;
     Some(rx)
 }
+
+/// Starts a DLQ writer outside any supervision tree: for callers that run for one job or one
+/// Lambda execution environment (`dlq redrive`, the Lambda shims) rather than under the daemon's
+/// root supervisor.
+pub async fn spawn_unsupervised(
+    config: &DlqConfig,
+    sink: Arc<dyn DeadLetterSink>,
+    metrics: Arc<Metrics>,
+) -> Result<ActorRef<DlqWriterMsg>, ractor::SpawnErr> {
+    let args = DlqWriterArgs {
+        sink,
+        config: config.clone(),
+        metrics,
+    };
+    Actor::spawn(None, DlqWriter, args)
+        .await
+        .map(|(dlq, _)| dlq)
+}

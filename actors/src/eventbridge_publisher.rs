@@ -306,16 +306,7 @@ pub async fn spawn_unsupervised(
     dlq_sink: Arc<dyn crate::ports::DeadLetterSink>,
     metrics: Arc<Metrics>,
 ) -> Result<(ActorRef<EventBridgePublisherMsg>, ActorRef<DlqWriterMsg>), ractor::SpawnErr> {
-    let (dlq, _) = Actor::spawn(
-        None,
-        crate::dlq_writer::DlqWriter,
-        crate::dlq_writer::DlqWriterArgs {
-            sink: dlq_sink,
-            config: config.dlq.clone(),
-            metrics: metrics.clone(),
-        },
-    )
-    .await?;
+    let dlq = crate::dlq_writer::spawn_unsupervised(&config.dlq, dlq_sink, metrics.clone()).await?;
     let (publisher, _) = Actor::spawn(
         None,
         EventBridgePublisher,

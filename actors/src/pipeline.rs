@@ -40,7 +40,10 @@ use crate::eventbridge_publisher::{
     EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg,
 };
 use crate::health_prober::{HealthProber, HealthProberArgs};
-use crate::region_router::{RegionRouter, RegionRouterArgs, RegionRouterMsg};
+use crate::region_router::{
+    load_dictionary, region_publisher, spawn_router, RegionRouterMsg, RouterStartError,
+    RouterWiring,
+};
 use crate::schema_registry::SchemaRegistryClient;
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::telemetry::{ActorKind, Liveness, Metrics, Readiness, Service, Sink};
@@ -130,15 +133,10 @@ impl Pipeline {
     pub async fn start(config: Arc<Config>, obs: Observability) -> Result<Self, PipelineError> {
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
         let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
-        let dictionary = match &config.routing.dictionary_path {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| Dictionary::from_bytes(b).map_err(|e| e.to_string()))
-                    .map_err(PipelineError::Dictionary)?,
-            ),
-            None => None,
-        };
+        let dictionary = load_dictionary(&config.routing).map_err(|e| match e {
+            RouterStartError::Dictionary(message) => PipelineError::Dictionary(message),
+            RouterStartError::Spawn(e) => PipelineError::Spawn(e),
+        })?;
         let registry = match &config.schema_registry.url {
             Some(_) if config.kafka.format == eda_config::MessageFormat::QlikAvro => Some(
                 Arc::new(SchemaRegistryClient::new(&config.schema_registry)?),
@@ -389,11 +387,7 @@ fn region_children(
     let mut specs = Vec::new();
     for i in 0..2 {
         let region = regions[i].clone();
-        let publisher: Arc<dyn crate::ports::EventPublisher> = Arc::new(EventBridgeClient::new(
-            clients[i].eventbridge.clone(),
-            region.event_bus.clone(),
-            region.name.clone(),
-        ));
+        let publisher = region_publisher(&region, clients[i]);
         let router_config = config.clone();
         let dictionary = dictionary.clone();
         let metrics = obs.metrics.clone();
@@ -412,23 +406,24 @@ fn region_children(
             );
             async move {
                 let (config, region, publisher, dictionary, metrics) = args;
-                let args = RegionRouterArgs {
-                    region: region.name.clone(),
-                    source_region: config.regions.primary.name.clone(),
-                    publisher,
-                    breaker: config.breaker.clone(),
-                    routing: config.routing.clone(),
-                    dictionary,
+                let wiring = RouterWiring {
                     dlq: dlq.ok_or_else(|| missing(DLQ_WRITER))?,
-                    peer: peer.clone(),
+                    peer,
+                    dictionary,
                     metrics,
                 };
-                let (router, _) =
-                    Actor::spawn_linked(None, RegionRouter, args, ctx.supervisor()).await?;
-                if let Some(peer) = peer {
-                    let _ = peer.cast(RegionRouterMsg::SetPeer(router.clone()));
-                }
-                Ok(router.get_cell())
+                // Changes are applied, and their events produced, in the primary region.
+                let home = &config.regions.primary.name;
+                spawn_router(
+                    &config,
+                    home,
+                    &region,
+                    publisher,
+                    wiring,
+                    Some(ctx.supervisor()),
+                )
+                .await
+                .map(|router| router.get_cell())
             }
         })
         .depends_on(DLQ_WRITER);

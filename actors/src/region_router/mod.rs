@@ -18,6 +18,10 @@
 //!
 //! Calls take up to `routing.call_timeout_ms`, so they run in tasks and their outcomes come back
 //! as messages; `handle` never waits on the network.
+//!
+//! The daemon and the Lambda shims start routers the same way, through [`spawn_router`] (see
+//! `start.rs`): the daemon one supervised child per region, the shims the pair
+//! ([`RegionRouters`]) once per execution environment.
 
 use crate::ack::Ack;
 use crate::core::breaker::{
@@ -52,6 +56,10 @@ const TICK: Duration = Duration::from_millis(250);
 mod calls;
 pub use calls::MaybePermit;
 mod failover;
+mod start;
+pub use start::{
+    load_dictionary, region_publisher, spawn_router, RegionRouters, RouterStartError, RouterWiring,
+};
 
 /// The region router actor.
 #[derive(Debug, Clone, Copy, Default)]

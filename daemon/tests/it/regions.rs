@@ -17,7 +17,8 @@ use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
 use eda_actors::pipeline::{Observability, Pipeline};
 use eda_actors::region_router::{
-    RegionRouter, RegionRouterArgs, RegionRouterMsg, RoutedEvent, RouterStatus, CROSS_REGION_SOURCE,
+    region_publisher, spawn_router, RegionRouterMsg, RoutedEvent, RouterStatus, RouterWiring,
+    CROSS_REGION_SOURCE,
 };
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
@@ -96,35 +97,23 @@ impl TwoRegions {
         )
         .await
         .expect("dlq writer");
-        let router =
-            |region: &RegionBus, peer: Option<ActorRef<RegionRouterMsg>>| RegionRouterArgs {
-                region: region.config.name.clone(),
-                source_region: config.regions.primary.name.clone(),
-                publisher: Arc::new(EventBridgeClient::new(
-                    region.clients.eventbridge.clone(),
-                    region.config.event_bus.clone(),
-                    region.config.name.clone(),
-                )),
-                breaker: config.breaker.clone(),
-                routing: config.routing.clone(),
-                dictionary: None,
+        let router = |region: &RegionBus, peer: Option<ActorRef<RegionRouterMsg>>| {
+            let wiring = RouterWiring {
                 dlq: dlq.clone(),
                 peer,
+                dictionary: None,
                 metrics: metrics.clone(),
             };
-        let (secondary_router, _) = Actor::spawn(None, RegionRouter, router(&secondary, None))
+            let publisher = region_publisher(&region.config, &region.clients);
+            let home = config.regions.primary.name.clone();
+            let (config, region) = (config.clone(), region.config.clone());
+            async move { spawn_router(&config, &home, &region, publisher, wiring, None).await }
+        };
+        let secondary_router = router(&secondary, None).await.expect("secondary router");
+        // Started with the secondary as its peer, it introduces itself back.
+        let primary_router = router(&primary, Some(secondary_router.clone()))
             .await
-            .expect("secondary router");
-        let (primary_router, _) = Actor::spawn(
-            None,
-            RegionRouter,
-            router(&primary, Some(secondary_router.clone())),
-        )
-        .await
-        .expect("primary router");
-        secondary_router
-            .cast(RegionRouterMsg::SetPeer(primary_router.clone()))
-            .expect("peer set");
+            .expect("primary router");
         let prober = |region: &RegionBus, router: &ActorRef<RegionRouterMsg>| HealthProberArgs {
             region: region.config.name.clone(),
             clients: region.clients.clone(),
