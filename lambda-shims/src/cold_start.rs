@@ -10,7 +10,10 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Time kept back from the invocation's deadline to answer before Lambda cuts it off.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The variable naming an optional TOML file (packaged with the function, or a layer's path).
 /// It is not `EDA_`-prefixed on purpose: every `EDA_` variable is a configuration key.
@@ -91,4 +94,15 @@ pub async fn run<S: Shim>() -> Result<(), crate::Error> {
         }
     }))
     .await
+}
+
+/// Time left before the invocation's deadline, less a margin to answer in.
+pub fn remaining(context: &lambda_runtime::Context) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(context.deadline)
+        .saturating_sub(now)
+        .saturating_sub(DEADLINE_MARGIN)
+        .max(Duration::from_millis(100))
 }

@@ -1,52 +1,45 @@
-//! `event-router`: an EventBridge event (a change event) wrapped as a `CrossRegionEvent` (zstd,
-//! the core envelope) and published to the other region's bus, through that region's circuit
-//! breaker (the core state machine), which lives in the warm state and so survives across warm
-//! invocations of one execution environment.
+//! `event-router`: an EventBridge event handed to the daemon's region routers
+//! ([`RegionRouter`], one per region, each owning its region's circuit breaker, started by the
+//! same function the daemon's tree uses). The router of the other region wraps the event as a
+//! `CrossRegionEvent` (zstd, the core envelope) and publishes it to that region's bus through
+//! its breaker; while the breaker refuses, or when a call fails, the event fails over to the
+//! home region's router and bus; what neither region takes waits in the router's bounded
+//! failover buffer and then goes to the dead-letter queue. Nothing is dropped silently.
 //!
-//! While the breaker rejects calls, the envelope fails over to the home region's bus through the
-//! daemon's publisher actor (which dead-letters what EventBridge refuses): nothing is dropped
-//! silently. A failed cross-region call is recorded on the breaker and fails the invocation, so
-//! EventBridge retries it and finally sends it to the rule target's dead-letter queue.
+//! Both routers start at cold start and live in the warm state, so the breakers' state survives
+//! across warm invocations of one execution environment. A breaker here opens on the failures
+//! this environment sees; no health prober runs in a Lambda function to force it open.
 //!
-//! What this is not yet: the daemon's region router actor (issue 5), with its failover buffer,
-//! batching across events and health-driven forced opening. A breaker here is per execution
-//! environment, and opens on this environment's own failures only.
+//! Each invocation waits for the route's acknowledgement until shortly before its deadline. An
+//! event that is not settled by then (neither region takes it yet, or a router stopped) fails
+//! the invocation, so EventBridge retries it and finally sends it to the rule target's
+//! dead-letter queue. The router still delivers or dead-letters the copy it holds, so a retried
+//! event may cross twice, under the same event id and content hash, which receivers
+//! de-duplicate on.
+//!
+//! [`RegionRouter`]: eda_actors::region_router::RegionRouter
 
-use crate::publishing::RegionPublisher;
+use crate::cold_start::remaining;
+use crate::publishing::CrossRegion;
 use crate::Shim;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use eda_actors::aws::{EventBridgeClient, RegionClients};
-use eda_actors::core::breaker::{CircuitBreaker, State, SystemClock};
+use eda_actors::core::change_event::published_detail;
 use eda_actors::core::dead_letter::DeadLetterSource;
-use eda_actors::core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
-use eda_actors::eventbridge_publisher::PublishItem;
-use eda_actors::ports::EventPublisher;
+use eda_actors::dlq_writer;
+use eda_actors::region_router::RoutedEvent;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, RoutingConfig};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::Mutex;
-
-/// EventBridge `Source` of cross-region envelopes.
-pub const CROSS_REGION_SOURCE: &str = "eda.cross-region";
+use std::time::Duration;
 
 /// The router's warm state.
 pub struct EventRouter {
-    /// This function's region.
-    home: String,
-    /// The other region, and its bus (`PutEvents` called directly, so each call is one breaker
-    /// outcome).
-    target: Arc<dyn EventPublisher>,
-    /// The other region's breaker.
-    breaker: Mutex<CircuitBreaker<SystemClock>>,
-    /// The envelope packer (its zstd context is reused across events).
-    packer: Mutex<EnvelopePacker>,
-    /// The home region's publisher: failover while the breaker is open.
-    failover: RegionPublisher,
-    /// Which events cross.
+    /// The two region routers.
+    cross_region: CrossRegion,
+    /// Which events cross (`routing.replicate_event_types`).
     routing: RoutingConfig,
 }
 
@@ -54,18 +47,12 @@ pub struct EventRouter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum RouteResponse {
-    /// Published on the target region's bus.
+    /// Settled by the routers: delivered to `region`'s bus, or to the home bus on failover, or
+    /// dead-lettered (the routers' metrics and logs say which).
     Routed {
-        /// The region it went to.
+        /// The region it was sent to.
         region: String,
-        /// EventBridge's id for the entry.
-        entry_id: String,
-    },
-    /// The breaker was open: published on the home region's bus (or dead-lettered).
-    FailedOver {
-        /// The home region.
-        region: String,
-        /// The breaker state that refused it.
+        /// That region's breaker once the event was settled.
         breaker: &'static str,
     },
     /// Not replicated (`routing.replicate_event_types`).
@@ -73,105 +60,69 @@ pub enum RouteResponse {
 }
 
 impl EventRouter {
-    /// Builds the state: `target` is the other region's bus, `failover` the home publisher.
-    pub fn new(
-        config: &Config,
-        home: &str,
-        target: Arc<dyn EventPublisher>,
-        failover: RegionPublisher,
-    ) -> anyhow::Result<Self> {
-        let dictionary = match &config.routing.dictionary_path {
-            Some(path) => Some(Dictionary::from_bytes(std::fs::read(path)?)?),
-            None => None,
-        };
-        Ok(Self {
-            home: home.to_string(),
-            breaker: Mutex::new(CircuitBreaker::new(
-                target.region().to_string(),
-                &config.breaker,
-                SystemClock::new(),
-                fastrand::Rng::new(),
-            )),
-            target,
-            packer: Mutex::new(EnvelopePacker::new(&config.routing, dictionary)?),
-            failover,
+    /// Builds the state around already started routers (tests point them at other resources).
+    pub fn new(config: &Config, cross_region: CrossRegion) -> Self {
+        Self {
+            cross_region,
             routing: config.routing.clone(),
-        })
+        }
     }
 
-    /// The target breaker's state (tests, logs).
-    pub async fn breaker_state(&self) -> State {
-        self.breaker.lock().await.poll()
+    /// The routers (tests read the target router's status).
+    pub fn cross_region(&self) -> &CrossRegion {
+        &self.cross_region
     }
 
-    /// Routes one EventBridge event.
-    pub async fn route(&self, payload: Value) -> Result<RouteResponse, crate::Error> {
+    /// Routes one EventBridge event, waiting at most `deadline` for it to settle; `request_id`
+    /// names the invocation when the event has no id.
+    pub async fn route(
+        &self,
+        payload: Value,
+        request_id: &str,
+        deadline: Duration,
+    ) -> Result<RouteResponse, crate::Error> {
         let event: EventBridgeEvent<Value> = serde_json::from_value(payload)?;
         if !self.routing.replicates_event_type(&event.detail_type) {
             return Ok(RouteResponse::Skipped);
         }
-        let id = event.id.clone().unwrap_or_default();
-        let text = |key: &str| event.detail.get(key).and_then(Value::as_str);
-        let payload = serde_json::to_vec(&event.detail)?;
-        let target_region = self.target.region().to_string();
-        let packed = self.packer.lock().await.pack_entry(
-            &EnvelopeMeta {
-                event_id: text("event_id").unwrap_or(&id),
-                source_region: event.region.as_deref().unwrap_or(&self.home),
-                target_region: &target_region,
-                event_type: &event.detail_type,
-                correlation_id: text("correlation_id"),
-                created_at: chrono::Utc::now(),
-            },
-            &payload,
-            &EntryTarget {
-                source: CROSS_REGION_SOURCE,
-                event_bus_name: Some(self.target.bus()),
-            },
-            None,
-        )?;
-        let permit = self.breaker.lock().await.try_acquire();
-        let permit = match permit {
-            Ok(permit) => permit,
-            Err(rejected) => {
-                let mut entry = packed.entry;
-                entry.event_bus_name = Some(self.failover.bus.clone());
-                self.failover
-                    .publish(vec![PublishItem {
-                        entry,
-                        source: DeadLetterSource::EventBridge { event_id: id },
-                        correlation_id: packed.envelope.correlation_id.clone(),
-                    }])
-                    .await?;
-                return Ok(RouteResponse::FailedOver {
-                    region: self.home.clone(),
-                    breaker: rejected.state.as_str(),
-                });
-            }
-        };
-        let started = Instant::now();
-        let result = self
-            .target
-            .put_events(std::slice::from_ref(&packed.entry))
-            .await;
-        let mut breaker = self.breaker.lock().await;
-        match result.map(|mut per_entry| per_entry.pop()) {
-            Ok(Some(Ok(entry_id))) => {
-                breaker.record_success(permit, started.elapsed());
-                Ok(RouteResponse::Routed {
-                    region: target_region,
-                    entry_id,
-                })
-            }
-            Ok(Some(Err(err))) | Err(err) => {
-                breaker.record_failure(permit, started.elapsed());
-                Err(err.into())
-            }
-            Ok(None) => {
-                breaker.record_failure(permit, started.elapsed());
-                Err("PutEvents answered no result for the entry".into())
+        let routed = routed_event(event, request_id);
+        let event_id = routed.event_id.clone();
+        match tokio::time::timeout(deadline, self.cross_region.route(vec![routed])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(unsettled)) => return Err(unsettled.into()),
+            Err(_) => {
+                tracing::warn!(
+                    event_id,
+                    target_region = %self.cross_region.target,
+                    "Event not settled before the deadline; failing the invocation so it is retried."
+                );
+                return Err(format!(
+                    "event {event_id} was not delivered or dead-lettered within {} ms",
+                    deadline.as_millis()
+                )
+                .into());
             }
         }
+        let status = self.cross_region.status().await?;
+        Ok(RouteResponse::Routed {
+            region: self.cross_region.target.clone(),
+            breaker: status.state.as_str(),
+        })
+    }
+}
+
+/// The event as the routers carry it: its detail, written as its producer wrote it, so a change
+/// event crosses with the same bytes as when the daemon or the stream processor routes it.
+fn routed_event(event: EventBridgeEvent<Value>, request_id: &str) -> RoutedEvent {
+    let id = event.id.unwrap_or_else(|| request_id.to_string());
+    let text = |key: &str| event.detail.get(key).and_then(Value::as_str);
+    RoutedEvent {
+        event_id: text("event_id").unwrap_or(&id).to_string(),
+        event_type: event.detail_type.clone(),
+        correlation_id: text("correlation_id").map(str::to_owned),
+        payload: published_detail(&event.detail),
+        created_at: event.time.unwrap_or_else(chrono::Utc::now),
+        source: DeadLetterSource::EventBridge { event_id: id },
     }
 }
 
@@ -181,23 +132,20 @@ impl Shim for EventRouter {
 
     async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let home = crate::cold_start::home_region(&config);
-        let other = if home.name == config.regions.primary.name {
-            &config.regions.secondary
-        } else {
-            &config.regions.primary
-        };
-        let home_clients = RegionClients::new(home, &config.aws).await;
-        let other_clients = RegionClients::new(other, &config.aws).await;
-        let failover = RegionPublisher::spawn(&config, home, &home_clients, metrics).await?;
-        let target = Arc::new(EventBridgeClient::new(
-            other_clients.eventbridge,
-            other.event_bus.clone(),
-            other.name.clone(),
-        ));
-        Self::new(&config, &home.name, target, failover)
+        let clients = eda_actors::aws::RegionClients::new(home, &config.aws).await;
+        let dlq = dlq_writer::spawn_unsupervised(
+            &config.dlq,
+            crate::publishing::dlq_sink(home, &clients),
+            metrics.clone(),
+        )
+        .await?;
+        let cross_region = CrossRegion::spawn(&config, home, dlq, metrics).await?;
+        Ok(Self::new(&config, cross_region))
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Self::Response, crate::Error> {
-        self.route(event.payload).await
+        let deadline = remaining(&event.context);
+        self.route(event.payload, &event.context.request_id, deadline)
+            .await
     }
 }

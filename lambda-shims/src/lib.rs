@@ -7,8 +7,9 @@
 //!
 //! - [`cold_start`]: the configuration (defaults, optional `CONFIG_FILE`, `EDA_` environment),
 //!   logging, and [`run`](cold_start::run), which hands a [`Shim`] to the Lambda runtime.
-//! - [`publishing`]: one region's `EventBridgePublisher` + `DlqWriter` actor pair, and waiting on
-//!   the `Ack` that says a batch is published or dead-lettered.
+//! - [`publishing`]: one region's `EventBridgePublisher` + `DlqWriter` actor pair, the two
+//!   `RegionRouter`s (started by the daemon's own start function, one breaker per region), and
+//!   waiting on the `Ack` that says a batch is published, routed or dead-lettered.
 //! - One module per function, each with its state (built once) and its handler:
 //!   [`authorizer`], [`stream_processor`], [`event_transformer`], [`health_checker`],
 //!   [`event_router`]. The binaries under `src/bin/` only call [`cold_start::run`].

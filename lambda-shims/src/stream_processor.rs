@@ -9,6 +9,7 @@
 //! from there and nothing before it twice. When the publisher cannot settle the batch before the
 //! invocation's deadline, the whole batch is reported, from its first record.
 
+use crate::cold_start::remaining;
 use crate::publishing::RegionPublisher;
 use crate::Shim;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -25,9 +26,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Time kept back from the invocation's deadline to answer before Lambda cuts it off.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The stream processor's warm state.
 pub struct StreamProcessor {
@@ -131,15 +129,4 @@ impl Shim for StreamProcessor {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Self::Response, crate::Error> {
         Ok(self.process(event.payload, remaining(&event.context)).await)
     }
-}
-
-/// Time left before the invocation's deadline, less a margin to answer in.
-pub fn remaining(context: &lambda_runtime::Context) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_millis(context.deadline)
-        .saturating_sub(now)
-        .saturating_sub(DEADLINE_MARGIN)
-        .max(Duration::from_millis(100))
 }

@@ -87,6 +87,25 @@ pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEn
     }
 }
 
+/// The bytes of an EventBridge `detail` as eda's publishers wrote them, from the parsed JSON a
+/// Lambda target receives (which keeps no key order). A change event, or any other
+/// [`BaseEvent`] that reads back without loss, is written as [`change_entry`] writes it, field
+/// order included, so an event routed from its EventBridge copy (the `event-router`) crosses
+/// with the same bytes, and the same envelope content hash, as the copy its producer routed.
+/// Any other detail is written as compact JSON.
+pub fn published_detail(detail: &Value) -> Vec<u8> {
+    use serde::Deserialize as _;
+    if let Ok(event) = BaseEvent::deserialize(detail) {
+        if serde_json::to_value(&event).ok().as_ref() == Some(detail) {
+            if let Ok(bytes) = serde_json::to_vec(&event) {
+                return bytes;
+            }
+        }
+    }
+    // A `Value` has string keys only: writing it cannot fail.
+    serde_json::to_vec(detail).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +151,31 @@ mod tests {
         let detail: serde_json::Value = serde_json::from_str(&entry.detail).expect("JSON detail");
         assert_eq!(detail["event_id"], base.event_id.as_str());
         assert_eq!(detail["payload"]["after"]["EMAIL"], "A@B.COM");
+    }
+
+    #[test]
+    fn a_change_event_read_back_from_its_detail_is_written_as_it_was_published() {
+        let base = into_base_event(change("20240501120000000000000000000000001"), "us-west-2");
+        let entry = change_entry(&base, "eda.cdc", "eda-events");
+        let parsed: Value = serde_json::from_str(&entry.detail).expect("JSON detail");
+        assert_eq!(published_detail(&parsed), entry.detail.as_bytes());
+    }
+
+    #[test]
+    fn a_detail_that_is_not_a_base_event_crosses_whole() {
+        let mut detail = json!({"event_id": "e-1", "event_type": "order.created"});
+        assert_eq!(
+            serde_json::from_slice::<Value>(&published_detail(&detail)).unwrap(),
+            detail
+        );
+        // A base event with a field it does not know would lose it: kept as it came.
+        let base = into_base_event(change("20240501120000000000000000000000001"), "us-west-2");
+        detail = serde_json::to_value(&base).unwrap();
+        detail["extra"] = json!(1);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&published_detail(&detail)).unwrap(),
+            detail
+        );
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! The event router: a change event crosses to the other region inside the cross-region
-//! envelope; a dead target opens the breaker, which stays open across invocations, and traffic
-//! fails over to the home region.
+//! The event router, on the daemon's region routers: a change event crosses to the other region
+//! inside the cross-region envelope; a region that refuses connections opens its router's
+//! breaker, which stays open across invocations of the same warm state, and traffic fails over
+//! to the home region's bus.
 
-use crate::support::{fixture, local_config, publisher, unique, Inspector};
-use eda_actors::aws::{EventBridgeClient, RegionClients};
+use crate::support::{
+    envelope_of, event_router, fixture, local_config, refusing_endpoint, unique, Inspector,
+};
 use eda_actors::core::breaker::State;
-use eda_actors::core::envelope::{CrossRegionEvent, EnvelopePacker};
-use eda_lambda_shims::event_router::{EventRouter, RouteResponse};
+use eda_actors::core::envelope::EnvelopePacker;
+use eda_lambda_shims::event_router::RouteResponse;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a test invocation may take, as a Lambda deadline.
+const DEADLINE: Duration = Duration::from_secs(20);
 
 fn change_event(marker: &str) -> Value {
     let mut event = fixture("example-eventbridge-event-obj.json");
@@ -30,70 +35,84 @@ fn change_event(marker: &str) -> Value {
 async fn a_change_event_crosses_to_the_other_region_in_the_envelope() {
     let mut config = local_config();
     config.routing.replicate_event_types = vec!["*".into()];
-    let (home, other) = (&config.regions.primary, &config.regions.secondary);
-    let clients = RegionClients::new(other, &config.aws).await;
-    let target = Arc::new(EventBridgeClient::new(
-        clients.eventbridge,
-        other.event_bus.clone(),
-        other.name.clone(),
-    ));
-    let router =
-        EventRouter::new(&config, &home.name, target, publisher(&config, home).await).unwrap();
+    let router = event_router(&config).await;
     let marker = unique("route");
     let event = change_event(&marker);
 
-    let inspector = Inspector::start(&config, other).await;
-    let answer = router.route(event.clone()).await.unwrap();
-    assert!(
-        matches!(&answer, RouteResponse::Routed { region, .. } if region == "us-east-1"),
-        "{answer:?}"
+    let inspector = Inspector::start(&config, &config.regions.secondary).await;
+    let answer = router
+        .route(event.clone(), "req-1", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        RouteResponse::Routed {
+            region: "us-east-1".into(),
+            breaker: "closed"
+        }
     );
     let arrived = inspector.wait_for(std::slice::from_ref(&marker)).await;
-    assert_eq!(arrived[0]["source"], "eda.cross-region");
-    let envelope = CrossRegionEvent::from_detail(&arrived[0]["detail"].to_string()).unwrap();
+    let envelope = envelope_of(&arrived[0]);
+    assert_eq!(envelope.event_id, marker);
     assert_eq!(envelope.source_region, "us-west-2");
     assert_eq!(envelope.target_region, "us-east-1");
     assert_eq!(envelope.correlation_id.as_deref(), Some("tx-1"));
     let mut packer = EnvelopePacker::new(&config.routing, None).unwrap();
     let payload: Value = serde_json::from_slice(&packer.unpack(&envelope).unwrap()).unwrap();
     assert_eq!(payload, event["detail"]);
+    let status = router.cross_region().status().await.unwrap();
+    assert_eq!((status.delivered, status.failed_over), (1, 0), "{status:?}");
+    router.cross_region().stop();
 }
 
 #[tokio::test]
-async fn a_dead_target_opens_the_breaker_across_invocations_and_traffic_fails_over() {
+async fn a_refusing_region_opens_the_breaker_across_invocations_and_traffic_fails_over() {
     let mut config = local_config();
     config.routing.replicate_event_types = vec!["*".into()];
+    config.routing.call_timeout_ms = 1_000;
     config.breaker.minimum_calls = 2;
     config.breaker.window_size = 2;
     config.breaker.failure_rate_threshold = 50.0;
     config.breaker.open_wait_ms = 60_000;
-    config.publish.retry.max_attempts = 1;
-    let (home, other) = (&config.regions.primary, &config.regions.secondary);
-    let clients = RegionClients::new(other, &config.aws).await;
-    // A bus that does not exist: every PutEvents entry is refused.
-    let target = Arc::new(EventBridgeClient::new(
-        clients.eventbridge,
-        unique("no-such-bus"),
-        other.name.clone(),
-    ));
-    let router =
-        EventRouter::new(&config, &home.name, target, publisher(&config, home).await).unwrap();
+    // The other region is down: its EventBridge endpoint refuses every connection.
+    config.regions.secondary.endpoints.eventbridge = Some(refusing_endpoint());
+    let router = event_router(&config).await;
+    let inspector = Inspector::start(&config, &config.regions.primary).await;
 
-    for _ in 0..2 {
-        assert!(router.route(change_event(&unique("fail"))).await.is_err());
-    }
-    assert_eq!(router.breaker_state().await, State::Open);
-
-    let inspector = Inspector::start(&config, home).await;
-    let marker = unique("failover");
-    let answer = router.route(change_event(&marker)).await.unwrap();
-    assert_eq!(
-        answer,
-        RouteResponse::FailedOver {
-            region: "us-west-2".into(),
-            breaker: "open"
+    // One warm state, three invocations: two failed calls open the breaker, and the third is
+    // refused by it without a call. Each is delivered to the home bus instead.
+    let markers: Vec<String> = (0..3).map(|_| unique("failover")).collect();
+    let mut breakers = Vec::new();
+    for marker in &markers {
+        match router
+            .route(change_event(marker), "req-1", DEADLINE)
+            .await
+            .unwrap()
+        {
+            RouteResponse::Routed { region, breaker } => {
+                assert_eq!(region, "us-east-1");
+                breakers.push(breaker);
+            }
+            other => panic!("{other:?}"),
         }
+    }
+    assert_eq!(breakers, ["closed", "open", "open"]);
+    let status = router.cross_region().status().await.unwrap();
+    assert_eq!(status.state, State::Open);
+    assert_eq!(
+        (status.counters.failures, status.counters.rejected),
+        (2, 1),
+        "{status:?}"
     );
-    let arrived = inspector.wait_for(std::slice::from_ref(&marker)).await;
-    assert_eq!(arrived[0]["source"], "eda.cross-region");
+    assert_eq!((status.delivered, status.failed_over), (0, 3), "{status:?}");
+
+    let arrived = inspector.wait_for(&markers).await;
+    for (event, marker) in arrived.iter().zip(&markers) {
+        let envelope = envelope_of(event);
+        assert_eq!(&envelope.event_id, marker);
+        assert_eq!(envelope.source_region, "us-west-2");
+        // Packed by the home region's router, which delivered it.
+        assert_eq!(envelope.target_region, "us-west-2");
+    }
+    router.cross_region().stop();
 }

@@ -2,9 +2,12 @@
 //! queue that receives a copy of every event on a bus, as the stack's `eda-inspect` does.
 
 use eda_actors::aws::RegionClients;
+use eda_actors::core::envelope::CrossRegionEvent;
+use eda_actors::region_router::CROSS_REGION_SOURCE;
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
-use eda_lambda_shims::publishing::RegionPublisher;
+use eda_lambda_shims::event_router::EventRouter;
+use eda_lambda_shims::publishing::{CrossRegion, RegionPublisher};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +46,40 @@ pub async fn publisher(config: &Config, region: &RegionConfig) -> RegionPublishe
     RegionPublisher::spawn(config, region, &clients, Arc::new(Metrics::new()))
         .await
         .expect("actors start")
+}
+
+/// Both region routers of a shim whose home is `home`, dead-lettering through `publisher`'s DLQ
+/// writer, as the stream processor's cold start builds them.
+pub async fn cross_region(
+    config: &Config,
+    home: &RegionConfig,
+    publisher: &RegionPublisher,
+) -> CrossRegion {
+    CrossRegion::spawn(config, home, publisher.dlq(), Arc::new(Metrics::new()))
+        .await
+        .expect("routers start")
+}
+
+/// The event router a cold start in the primary region builds.
+pub async fn event_router(config: &Config) -> EventRouter {
+    let home = &config.regions.primary;
+    let publisher = publisher(config, home).await;
+    EventRouter::new(config, cross_region(config, home, &publisher).await)
+}
+
+/// An endpoint that refuses every connection, as a region that is down does: a loopback port
+/// that was just bound and released, so nothing listens on it.
+pub fn refusing_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("its address");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// The cross-region envelope an event seen on a bus carries; its source must say it is one.
+pub fn envelope_of(event: &Value) -> CrossRegionEvent {
+    assert_eq!(event["source"], CROSS_REGION_SOURCE, "{event}");
+    CrossRegionEvent::from_detail(&event["detail"].to_string()).expect("an envelope")
 }
 
 /// A private copy of the stack's inspection rule: a queue of its own that receives every event
