@@ -1,16 +1,19 @@
 //! `stream-processor`: a DynamoDB Streams batch (INSERT / MODIFY / REMOVE, `NEW_AND_OLD_IMAGES`)
-//! to change events on the region's EventBridge bus, through the daemon's publisher actor.
+//! to change events on the region's EventBridge bus, through the daemon's publisher actor, and
+//! — for the changes `routing` replicates — to the other region through the daemon's region
+//! routers, as the daemon's CDC applier hands the same change to both.
 //!
 //! Each record is read back into the change it records (`core::stream_change`), described as the
-//! same `BaseEvent` the daemon publishes (`into_base_event`) and sent as the same entry
-//! (`change_entry`). Records are taken in shard order up to the first one that cannot be read;
-//! those are published (or dead-lettered by the publisher, as the daemon does) and the answer's
-//! `batchItemFailures` names the first record that was not settled, so Lambda retries the shard
-//! from there and nothing before it twice. When the publisher cannot settle the batch before the
-//! invocation's deadline, the whole batch is reported, from its first record.
-
+//! same `BaseEvent` the daemon publishes (`into_base_event`), sent as the same entry
+//! (`change_entry`) and, when replicated, as the same routed event (`RoutedEvent::for_change`:
+//! the entry's detail in the cross-region envelope). Records are taken in shard order up to the
+//! first one that cannot be read; those are published and routed (or dead-lettered by the
+//! publisher and the routers, as the daemon does) and the answer's `batchItemFailures` names the
+//! first record that was not settled, so Lambda retries the shard from there and nothing before
+//! it twice. When the publisher or the routers cannot settle the batch before the invocation's
+//! deadline, the whole batch is reported, from its first record.
 use crate::cold_start::remaining;
-use crate::publishing::RegionPublisher;
+use crate::publishing::{CrossRegion, RegionPublisher};
 use crate::Shim;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use eda_actors::aws::RegionClients;
@@ -19,8 +22,9 @@ use eda_actors::core::dead_letter::DeadLetterSource;
 use eda_actors::core::stream_change::record_to_change;
 use eda_actors::core::stream_record::EventRecord;
 use eda_actors::eventbridge_publisher::PublishItem;
+use eda_actors::region_router::RoutedEvent;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
-use eda_config::Config;
+use eda_config::{Config, RoutingConfig};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,6 +35,10 @@ use std::time::Duration;
 pub struct StreamProcessor {
     /// The region's publisher and DLQ writer.
     publisher: RegionPublisher,
+    /// The two region routers: replicated changes go to the other region through them.
+    cross_region: CrossRegion,
+    /// Which changes cross regions (`routing.replicate_tables`, `routing.replicate_event_types`).
+    routing: RoutingConfig,
     /// EventBridge `Source` of change events (`publish.source`).
     source: String,
     /// `kafka.key_columns`: how a change's key is named, as the daemon names it.
@@ -39,9 +47,11 @@ pub struct StreamProcessor {
 
 impl StreamProcessor {
     /// Builds the state from already started actors (tests point them at other resources).
-    pub fn new(config: &Config, publisher: RegionPublisher) -> Self {
+    pub fn new(config: &Config, publisher: RegionPublisher, cross_region: CrossRegion) -> Self {
         Self {
             publisher,
+            cross_region,
+            routing: config.routing.clone(),
             source: config.publish.source.clone(),
             key_columns: config.kafka.key_columns.clone(),
         }
@@ -54,6 +64,7 @@ impl StreamProcessor {
             _ => Vec::new(),
         };
         let mut items = Vec::with_capacity(raw_records.len());
+        let mut routed = Vec::new();
         let mut first_sequence = None;
         let mut failed_at = None;
         for raw in raw_records {
@@ -65,7 +76,10 @@ impl StreamProcessor {
                 first_sequence = sequence.clone();
             }
             match self.item(raw) {
-                Ok(item) => items.push(item),
+                Ok((item, replicated)) => {
+                    items.push(item);
+                    routed.extend(replicated);
+                }
                 Err(reason) => {
                     tracing::warn!(
                         sequence_number = sequence.as_deref().unwrap_or("?"),
@@ -77,7 +91,15 @@ impl StreamProcessor {
                 }
             }
         }
-        let settled = tokio::time::timeout(deadline, self.publisher.publish(items)).await;
+        // Published and routed at once, as the applier hands a batch to both.
+        let both = async {
+            let (published, replicated) = tokio::join!(
+                self.publisher.publish(items),
+                self.cross_region.route(routed)
+            );
+            published.and(replicated)
+        };
+        let settled = tokio::time::timeout(deadline, both).await;
         let failure = match settled {
             Ok(Ok(())) => failed_at,
             Ok(Err(err)) => {
@@ -100,18 +122,24 @@ impl StreamProcessor {
         response
     }
 
-    fn item(&self, raw: Value) -> Result<PublishItem, String> {
+    /// The record's change event, and its cross-region copy when the change is replicated.
+    fn item(&self, raw: Value) -> Result<(PublishItem, Option<RoutedEvent>), String> {
         let record: EventRecord = serde_json::from_value(raw).map_err(|e| e.to_string())?;
         let change = record_to_change(&record, &self.key_columns).map_err(|e| e.to_string())?;
+        let table = change.table.qualified();
         let base = into_base_event(change, &record.aws_region);
-        Ok(PublishItem {
-            entry: change_entry(&base, &self.source, &self.publisher.bus),
-            source: DeadLetterSource::DynamoDbStream {
-                event_id: record.event_id,
-                sequence_number: record.dynamodb.sequence_number,
-            },
+        let entry = change_entry(&base, &self.source, &self.publisher.bus);
+        let source = DeadLetterSource::DynamoDbStream {
+            event_id: record.event_id,
+            sequence_number: record.dynamodb.sequence_number,
+        };
+        let routed = RoutedEvent::for_change(&self.routing, &table, &base, &entry, &source);
+        let item = PublishItem {
+            entry,
+            source,
             correlation_id: base.correlation_id,
-        })
+        };
+        Ok((item, routed))
     }
 }
 
@@ -122,8 +150,9 @@ impl Shim for StreamProcessor {
     async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let region = crate::cold_start::home_region(&config);
         let clients = RegionClients::new(region, &config.aws).await;
-        let publisher = RegionPublisher::spawn(&config, region, &clients, metrics).await?;
-        Ok(Self::new(&config, publisher))
+        let publisher = RegionPublisher::spawn(&config, region, &clients, metrics.clone()).await?;
+        let cross_region = CrossRegion::spawn(&config, region, publisher.dlq(), metrics).await?;
+        Ok(Self::new(&config, publisher, cross_region))
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Self::Response, crate::Error> {

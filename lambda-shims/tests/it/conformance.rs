@@ -9,12 +9,11 @@
 //! is not stored on the item) and `metadata` (Kafka coordinates on one side, the stream position
 //! on the other). The cross-region envelope is not compared: the daemon has no region router yet.
 
-use crate::support::{local_config, publisher, unique, Inspector};
+use crate::support::{local_config, stream_processor, unique, Inspector};
 use eda_actors::core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
 use eda_actors::core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
 use eda_actors::core::cdc::{MetadataCache, QlikMessage, TableRef};
 use eda_actors::core::change_event::{change_entry, into_base_event};
-use eda_lambda_shims::stream_processor::StreamProcessor;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -110,7 +109,7 @@ async fn the_daemon_and_the_stream_processor_publish_the_same_change_event() {
         }
     });
     let inspector = Inspector::start(&config, region).await;
-    let processor = StreamProcessor::new(&config, publisher(&config, region).await);
+    let processor = stream_processor(&config).await;
     let response = processor
         .process(json!({"Records": [record]}), Duration::from_secs(20))
         .await;

@@ -1,8 +1,8 @@
 //! The stream processor with AWS's sample DynamoDB Streams batches: its change events reach the
-//! inspection queue, and a record it cannot read is reported as the first batch item failure.
+//! inspection queue, and their cross-region copies the other region's, and a record it cannot
+//! read is reported as the first batch item failure.
 
-use crate::support::{fixture, local_config, publisher, unique, Inspector};
-use eda_lambda_shims::stream_processor::StreamProcessor;
+use crate::support::{envelope_of, fixture, local_config, stream_processor, unique, Inspector};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -52,11 +52,12 @@ fn applied_record(sequence: &str, op: &str, customer: &str) -> Value {
 async fn insert_modify_and_remove_reach_the_inspection_queue_as_change_events() {
     let config = local_config();
     let region = &config.regions.primary;
-    let processor = StreamProcessor::new(&config, publisher(&config, region).await);
+    let processor = stream_processor(&config).await;
     let table = unique("stream-sample");
     let batch = on_table(serde_json::from_str(LAMBDA_SAMPLE).unwrap(), &table);
 
     let inspector = Inspector::start(&config, region).await;
+    let other = Inspector::start(&config, &config.regions.secondary).await;
     let response = processor.process(batch, Duration::from_secs(20)).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
@@ -64,7 +65,14 @@ async fn insert_modify_and_remove_reach_the_inspection_queue_as_change_events() 
         .iter()
         .map(|op| format!("dynamodb.{table}.{op}"))
         .collect();
-    let events = inspector.wait_for(&markers).await;
+    let (events, crossed) = tokio::join!(inspector.wait_for(&markers), other.wait_for(&markers));
+    // Every table is replicated by default: each change also crossed, in the envelope.
+    for (event, marker) in crossed.iter().zip(&markers) {
+        let envelope = envelope_of(event);
+        assert_eq!(&envelope.event_type, marker);
+        assert_eq!(envelope.source_region, "us-west-2");
+        assert_eq!(envelope.target_region, "us-east-1");
+    }
     for (event, marker) in events.iter().zip(&markers) {
         assert_eq!(event["source"], "eda.cdc");
         assert_eq!(event["detail-type"], marker.as_str());
@@ -82,7 +90,7 @@ async fn insert_modify_and_remove_reach_the_inspection_queue_as_change_events() 
 async fn the_aws_lambda_events_sample_batch_is_published_whole() {
     let config = local_config();
     let region = &config.regions.primary;
-    let processor = StreamProcessor::new(&config, publisher(&config, region).await);
+    let processor = stream_processor(&config).await;
     let table = unique("stream-go-sample");
     let batch = on_table(fixture("example-dynamodb-event.json"), &table);
     let inspector = Inspector::start(&config, region).await;
@@ -99,7 +107,7 @@ async fn the_aws_lambda_events_sample_batch_is_published_whole() {
 async fn a_record_that_cannot_be_read_is_the_first_batch_item_failure() {
     let config = local_config();
     let region = &config.regions.primary;
-    let processor = StreamProcessor::new(&config, publisher(&config, region).await);
+    let processor = stream_processor(&config).await;
     let (good, bad, after) = (unique("c"), unique("c"), unique("c"));
     let batch = json!({"Records": [
         applied_record("1000", "UPDATE", &good),

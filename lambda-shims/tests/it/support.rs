@@ -8,6 +8,7 @@ use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
 use eda_lambda_shims::event_router::EventRouter;
 use eda_lambda_shims::publishing::{CrossRegion, RegionPublisher};
+use eda_lambda_shims::stream_processor::StreamProcessor;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,14 @@ pub async fn cross_region(
     CrossRegion::spawn(config, home, publisher.dlq(), Arc::new(Metrics::new()))
         .await
         .expect("routers start")
+}
+
+/// The stream processor a cold start in the primary region builds.
+pub async fn stream_processor(config: &Config) -> StreamProcessor {
+    let home = &config.regions.primary;
+    let publisher = publisher(config, home).await;
+    let routers = cross_region(config, home, &publisher).await;
+    StreamProcessor::new(config, publisher, routers)
 }
 
 /// The event router a cold start in the primary region builds.
