@@ -1,24 +1,56 @@
-//! The same change through both shapes of eda: the daemon path (Qlik JSON decoded, planned and
-//! described as the daemon's publisher describes it) and the Lambda path (the item the applier
-//! writes, as the DynamoDB stream record a `stream-processor` receives). The EventBridge output
-//! is the same entry: source, detail-type, and the detail's id, type, region, time, table,
-//! operation, sequence, key and row.
+//! The same change through both shapes of eda, against the local stack:
+//!
+//! - the daemon path: the Qlik JSON message decoded as a partition consumer decodes it, then
+//!   the daemon's own `CdcApplier` writing it to DynamoDB Local and handing its event to the
+//!   daemon's publisher and, replicated, to the daemon's region routers;
+//! - the Lambda path: the item that applier wrote, read back from DynamoDB Local as the stream
+//!   record a `stream-processor` receives, published and routed by the stream processor; then
+//!   both published events, as EventBridge delivers them, through the `event-router`.
+//!
+//! The EventBridge output is the same entry: source, detail-type, and the detail's id, type,
+//! region, time, table, operation, sequence, key and row. The cross-region envelope is the same
+//! too: every path's envelope has the same event id, event type, source and target region and
+//! compression, and carries exactly the detail that path published (unpacking checks the content
+//! hash and sizes); the payloads agree on the same fields as the details. The `event-router`
+//! given the daemon's (or the stream processor's) published event makes the envelope the daemon
+//! (or the stream processor) made, field for field, content hash and compressed bytes included;
+//! only `created_at`, a wall-clock stamp, differs.
 //!
 //! What the stream cannot carry and so differs, by design: `payload.before` (the stream's old
 //! image is the previous item, not Qlik's before image), `correlation_id` (Qlik's transaction id
 //! is not stored on the item) and `metadata` (Kafka coordinates on one side, the stream position
-//! on the other). The cross-region envelope is not compared: the daemon has no region router yet.
+//! on the other); so the daemon's and the stream processor's envelopes differ in those parts of
+//! the payload, and therefore in content hash and sizes.
 
-use crate::support::{local_config, stream_processor, unique, Inspector};
+use crate::support::{
+    envelope_of, event_router, local_config, stream_processor, unique, Inspector,
+};
+use eda_actors::ack::Ack;
+use eda_actors::aws::{from_sdk, DynamoDbItemWriter, RegionClients};
+use eda_actors::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
 use eda_actors::core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
 use eda_actors::core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
-use eda_actors::core::cdc::{MetadataCache, QlikMessage, TableRef};
-use eda_actors::core::change_event::{change_entry, into_base_event};
+use eda_actors::core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
+use eda_actors::core::change_event::event_id;
+use eda_actors::core::envelope::{CrossRegionEvent, EnvelopePacker};
+use eda_actors::eventbridge_publisher::spawn_unsupervised;
+use eda_actors::pipeline::applier_settings;
+use eda_actors::region_router::RegionRouters;
+use eda_actors::telemetry::Metrics;
+use eda_config::Config;
+use eda_lambda_shims::publishing::dlq_sink;
+use ractor::Actor;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 const QLIK_UPDATE: &str =
     include_str!("../../../actors/tests/fixtures/qlik/update_with_table_name.json");
+
+/// The detail fields both paths must agree on, and the payload fields.
+const DETAIL_FIELDS: [&str; 4] = ["event_id", "event_type", "source_region", "timestamp"];
+const PAYLOAD_FIELDS: [&str; 5] = ["table", "operation", "change_sequence", "key", "after"];
 
 /// An item attribute in DynamoDB's typed JSON, as a stream record carries it.
 fn typed(value: &AttrValue) -> Value {
@@ -38,22 +70,12 @@ fn typed(value: &AttrValue) -> Value {
     }
 }
 
-#[tokio::test]
-async fn the_daemon_and_the_stream_processor_publish_the_same_change_event() {
-    let mut config = local_config();
-    let table = TableRef::new("SALES", "CUSTOMERS");
-    config
-        .kafka
-        .key_columns
-        .insert(table.qualified(), vec!["ID".into()]);
-    let region = &config.regions.primary;
-    let id = unique("conf");
+/// The Qlik sample, renamed to a key of its own, decoded as the daemon's consumer decodes it.
+fn decoded_change(table: &TableRef, id: &str) -> CdcEvent {
     let message = QLIK_UPDATE.replace(r#""ID":"2""#, &format!(r#""ID":"{id}""#));
-
-    // The daemon path: decode, then describe the change as the publisher does.
-    let keys = FallbackKeys::none().with_table(&table, vec!["ID".into()]);
+    let keys = FallbackKeys::none().with_table(table, vec!["ID".into()]);
     let ctx = DecodeContext {
-        default_table: Some(&table),
+        default_table: Some(table),
         fallback_keys: &keys,
     };
     let origin = KafkaCoordinates {
@@ -61,38 +83,97 @@ async fn the_daemon_and_the_stream_processor_publish_the_same_change_event() {
         partition: 0,
         offset: 42,
     };
-    let QlikMessage::Change(change) = decode_qlik_json(
+    match decode_qlik_json(
         message.as_bytes(),
         &ctx,
         &mut MetadataCache::new(),
         Some(origin),
-    )
-    .expect("the sample decodes") else {
-        panic!("a data message");
-    };
-    let daemon = change_entry(
-        &into_base_event(change.clone(), &region.name),
-        &config.publish.source,
-        &region.event_bus,
-    );
+    ) {
+        Ok(QlikMessage::Change(change)) => change,
+        other => panic!("the sample is a data message: {other:?}"),
+    }
+}
 
-    // The Lambda path: the item the applier writes, as its stream record.
+/// The daemon path: its applier, publisher and routers (started as the daemon starts them) take
+/// the change; returns once the applier has acknowledged it (written, published, routed).
+async fn through_the_daemon(config: &Config, change: CdcEvent) {
+    let region = &config.regions.primary;
+    let metrics = Arc::new(Metrics::new());
+    let clients = RegionClients::new(region, &config.aws).await;
+    let (publisher, dlq) = spawn_unsupervised(
+        config,
+        region,
+        clients.eventbridge.clone(),
+        dlq_sink(region, &clients),
+        metrics.clone(),
+    )
+    .await
+    .expect("publisher starts");
+    let routers = RegionRouters::spawn(config, region, dlq.clone(), metrics.clone())
+        .await
+        .expect("routers start");
+    let (applier, _) = Actor::spawn(
+        None,
+        CdcApplier,
+        CdcApplierArgs {
+            writer: Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone())),
+            publisher,
+            dlq,
+            // The daemon's appliers route to the secondary region's router.
+            router: Some(routers.away.clone()),
+            settings: Arc::new(applier_settings(config)),
+            metrics,
+        },
+    )
+    .await
+    .expect("applier starts");
+    let (tx, rx) = oneshot::channel();
+    applier
+        .cast(CdcApplierMsg::Apply {
+            events: vec![change],
+            ack: Ack::Notify(tx),
+        })
+        .expect("applier takes the change");
+    tokio::time::timeout(Duration::from_secs(20), rx)
+        .await
+        .expect("the applier settles the change in time")
+        .expect("the change is written, published and routed");
+    applier.stop(None);
+    routers.stop();
+}
+
+/// The item the applier wrote for `change`, read back from DynamoDB Local, as the stream record
+/// of that write.
+async fn stream_record_of(config: &Config, change: &CdcEvent) -> Value {
+    let region = &config.regions.primary;
     let options = PlanOptions {
         now_epoch_secs: chrono::Utc::now().timestamp(),
         tombstone_ttl_secs: 86_400,
         refresh_started_at: None,
     };
     let planned = plan(
-        std::slice::from_ref(&change),
+        std::slice::from_ref(change),
         &TableRouting::new(&region.cdc_table),
         &options,
     );
-    let item: Map<String, Value> = planned.writes[0]
+    let pk = planned.writes[0].item["pk"].clone();
+    let clients = RegionClients::new(region, &config.aws).await;
+    let written = clients
+        .dynamodb
+        .get_item()
+        .table_name(&region.cdc_table)
+        .key("pk", eda_actors::aws::to_sdk(&pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
         .item
+        .expect("the applier wrote the item");
+    let item: Map<String, Value> = written
         .iter()
-        .map(|(k, v)| (k.clone(), typed(v)))
+        .map(|(k, v)| (k.clone(), typed(&from_sdk(v))))
         .collect();
-    let record = json!({
+    json!({
         "eventID": "conformance-1",
         "eventName": "MODIFY",
         "eventVersion": "1.1",
@@ -107,27 +188,152 @@ async fn the_daemon_and_the_stream_processor_publish_the_same_change_event() {
             "SizeBytes": 200,
             "StreamViewType": "NEW_AND_OLD_IMAGES"
         }
-    });
-    let inspector = Inspector::start(&config, region).await;
+    })
+}
+
+/// An envelope from an event seen on a bus, and the payload it carries.
+fn opened(packer: &mut EnvelopePacker, event: &Value) -> (CrossRegionEvent, Value) {
+    let envelope = envelope_of(event);
+    // `unpack` checks the sizes and the content hash against the payload.
+    let payload = packer.unpack(&envelope).expect("the envelope opens");
+    let payload = serde_json::from_slice(&payload).expect("the payload is JSON");
+    (envelope, payload)
+}
+
+/// The envelope with its wall-clock stamp removed, for comparing the rest whole.
+fn timeless(envelope: &CrossRegionEvent) -> CrossRegionEvent {
+    let mut envelope = envelope.clone();
+    envelope.created_at = chrono::DateTime::UNIX_EPOCH;
+    envelope
+}
+
+#[tokio::test]
+async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
+    let mut config = local_config();
+    let table = TableRef::new("SALES", "CUSTOMERS");
+    config
+        .kafka
+        .key_columns
+        .insert(table.qualified(), vec!["ID".into()]);
+    // What the SAM template gives the event-router; every table is replicated by default.
+    config.routing.replicate_event_types = vec!["*".into()];
+    let (home, other) = (&config.regions.primary, &config.regions.secondary);
+    let change = decoded_change(&table, &unique("conf"));
+    // Both paths publish, and route, under the change's own event id: the marker to look for.
+    let id = event_id(&change).to_string();
+
+    // The daemon path. Both paths publish the same event id, so each is read on its own.
+    let (home_bus, other_bus) = (
+        Inspector::start(&config, home).await,
+        Inspector::start(&config, other).await,
+    );
+    through_the_daemon(&config, change.clone()).await;
+    let marker = std::slice::from_ref(&id);
+    let (daemon, daemon_crossed) =
+        tokio::join!(home_bus.wait_for(marker), other_bus.wait_for(marker));
+    let (daemon, daemon_crossed) = (&daemon[0], &daemon_crossed[0]);
+
+    // The Lambda path: the stream processor on the written item's stream record.
+    let record = stream_record_of(&config, &change).await;
+    let (home_bus, other_bus) = (
+        Inspector::start(&config, home).await,
+        Inspector::start(&config, other).await,
+    );
     let processor = stream_processor(&config).await;
     let response = processor
         .process(json!({"Records": [record]}), Duration::from_secs(20))
         .await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let (lambda, lambda_crossed) =
+        tokio::join!(home_bus.wait_for(marker), other_bus.wait_for(marker));
+    let (lambda, lambda_crossed) = (&lambda[0], &lambda_crossed[0]);
 
-    let lambda = inspector.wait_for(std::slice::from_ref(&id)).await;
-    let lambda = &lambda[0];
-    assert_eq!(lambda["source"], daemon.source.as_str());
-    assert_eq!(lambda["detail-type"], daemon.detail_type.as_str());
-    let daemon_detail: Value = serde_json::from_str(&daemon.detail).unwrap();
-    let lambda_detail = &lambda["detail"];
-    for field in ["event_id", "event_type", "source_region", "timestamp"] {
-        assert_eq!(lambda_detail[field], daemon_detail[field], "{field}");
+    // The same EventBridge output.
+    assert_eq!(lambda["source"], daemon["source"]);
+    assert_eq!(lambda["source"], config.publish.source.as_str());
+    assert_eq!(lambda["detail-type"], daemon["detail-type"]);
+    for field in DETAIL_FIELDS {
+        assert_eq!(lambda["detail"][field], daemon["detail"][field], "{field}");
     }
-    for field in ["table", "operation", "change_sequence", "key", "after"] {
+    for field in PAYLOAD_FIELDS {
         assert_eq!(
-            lambda_detail["payload"][field], daemon_detail["payload"][field],
+            lambda["detail"]["payload"][field], daemon["detail"]["payload"][field],
             "payload.{field}"
         );
     }
+
+    // The same cross-region envelope.
+    let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+    let (daemon_envelope, daemon_payload) = opened(&mut packer, daemon_crossed);
+    let (lambda_envelope, lambda_payload) = opened(&mut packer, lambda_crossed);
+    assert_eq!(daemon_envelope.event_id, id);
+    assert_eq!(daemon["detail"]["event_id"], id.as_str());
+    assert_eq!(lambda_envelope.event_id, daemon_envelope.event_id);
+    assert_eq!(lambda_envelope.event_type, daemon_envelope.event_type);
+    assert_eq!(
+        daemon_envelope.event_type,
+        daemon["detail-type"].as_str().unwrap_or("")
+    );
+    assert_eq!(
+        (
+            &daemon_envelope.source_region,
+            &daemon_envelope.target_region
+        ),
+        (&home.name, &other.name)
+    );
+    assert_eq!(
+        (
+            &lambda_envelope.source_region,
+            &lambda_envelope.target_region
+        ),
+        (&home.name, &other.name)
+    );
+    assert_eq!(lambda_envelope.compression, daemon_envelope.compression);
+    assert_eq!(lambda_envelope.dictionary_id, daemon_envelope.dictionary_id);
+    // Each envelope carries exactly the detail its path published...
+    assert_eq!(daemon_payload, daemon["detail"]);
+    assert_eq!(lambda_payload, lambda["detail"]);
+    // ...so the two payloads agree where the details agree.
+    for field in DETAIL_FIELDS {
+        assert_eq!(lambda_payload[field], daemon_payload[field], "{field}");
+    }
+    for field in PAYLOAD_FIELDS {
+        assert_eq!(
+            lambda_payload["payload"][field], daemon_payload["payload"][field],
+            "payload.{field}"
+        );
+    }
+
+    // The event-router, given each published event as EventBridge delivers it, makes the
+    // envelope that path's own router made.
+    let router = event_router(&config).await;
+    let other_bus = Inspector::start(&config, other).await;
+    for event in [daemon, lambda] {
+        router
+            .route(event.clone(), "req-conformance", Duration::from_secs(20))
+            .await
+            .expect("the event-router settles the event");
+    }
+    let hashes = [
+        daemon_envelope.content_hash.clone(),
+        lambda_envelope.content_hash.clone(),
+    ];
+    let routed = other_bus.wait_for(&hashes).await;
+    let (from_daemon, _) = opened(&mut packer, &routed[0]);
+    let (from_lambda, _) = opened(&mut packer, &routed[1]);
+    assert_eq!(timeless(&from_daemon), timeless(&daemon_envelope));
+    assert_eq!(timeless(&from_lambda), timeless(&lambda_envelope));
+    router.cross_region().stop();
+    println!(
+        "CONFORMANCE: envelope {} ({}): daemon content hash {} ({} -> {} bytes), stream \
+         processor {} ({} -> {} bytes); event-router equal to each but created_at",
+        daemon_envelope.event_id,
+        daemon_envelope.event_type,
+        daemon_envelope.content_hash,
+        daemon_envelope.original_size,
+        daemon_envelope.compressed_size,
+        lambda_envelope.content_hash,
+        lambda_envelope.original_size,
+        lambda_envelope.compressed_size,
+    );
 }
