@@ -1,6 +1,10 @@
 //! Cross-region packing cost of a realistic ~1 KB Qlik CDC event, with and without the shipped
 //! zstd dictionary, and the compression ratio each achieves.
 
+// The daemon's and the Lambda binaries' allocator, so the figures are theirs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use eda_actors::core::envelope::{samples, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};

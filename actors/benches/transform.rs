@@ -8,6 +8,10 @@
 //! Run: `cargo bench -p eda-actors --bench transform`. Criterion prints time per event and
 //! throughput (elements/s).
 
+// The daemon's and the Lambda binaries' allocator, so the figures are theirs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eda_actors::core::breaker::{CircuitBreaker, ManualClock, SystemClock};

@@ -427,7 +427,7 @@ mod tests {
                 name: "ID".into(),
                 value: json!(id),
             }],
-            after: Some(after),
+            after: Some(after.into()),
             before: None,
             change_sequence: seq.into(),
             source_timestamp: None,

@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(event.change_sequence, seq);
         assert_eq!(event.key[0].value, json!("C000001"));
         assert_eq!(
-            event.after.expect("after")["NAME"],
+            event.after.expect("after").to_map()["NAME"],
             json!("Customer C000001")
         );
     }

@@ -329,8 +329,12 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
 /// without cloning, since for almost every update it equals the new one.
 fn old_pk(event: &CdcEvent) -> Option<String> {
     let before = event.before.as_ref()?;
-    let values: Option<Vec<&Value>> = event.key.iter().map(|k| before.get(&k.name)).collect();
-    Some(render_pk(&event.table, values?.into_iter()))
+    let values: Option<Vec<Value>> = event
+        .key
+        .iter()
+        .map(|k| before.get(&k.name).map(|cell| cell.to_value()))
+        .collect();
+    Some(render_pk(&event.table, values?.iter()))
 }
 
 /// The key columns with their before-image values (only called when `old_pk` found them all).
@@ -343,8 +347,7 @@ fn old_key(event: &CdcEvent) -> Vec<KeyColumn> {
             name: k.name.clone(),
             value: before
                 .and_then(|b| b.get(&k.name))
-                .cloned()
-                .unwrap_or(Value::Null),
+                .map_or(Value::Null, |cell| cell.to_value()),
         })
         .collect()
 }
@@ -449,8 +452,8 @@ fn build_write(
         let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
         item.insert(TTL_ATTR.into(), AttrValue::N(expires.to_string()));
     } else if let Some(image) = event.row_image() {
-        for (name, value) in image {
-            item.insert(column_attr(name), AttrValue::from_json(value));
+        for (name, value) in image.to_map() {
+            item.insert(column_attr(&name), AttrValue::from_json(&value));
         }
     }
     let op = if tombstone {

@@ -8,8 +8,8 @@
 use super::apply_plan::render_pk;
 use super::cdc::CdcEvent;
 use super::eventbridge::EventBridgeEntry;
-use super::transform::BaseEvent;
-use serde_json::{json, Map, Value};
+use super::transform::{BaseEvent, ChangePayload};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -60,14 +60,15 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
         source_region: source_region.to_string(),
         timestamp: event.source_timestamp.unwrap_or_default(),
         correlation_id: event.transaction_id,
-        payload: json!({
-            "table": event.table.qualified(),
-            "operation": event.operation.as_str(),
-            "change_sequence": event.change_sequence,
-            "key": key,
-            "after": event.after,
-            "before": event.before,
-        }),
+        payload: ChangePayload {
+            after: event.after,
+            before: event.before,
+            change_sequence: event.change_sequence,
+            key,
+            operation: event.operation.as_str(),
+            table: event.table.qualified(),
+        }
+        .into(),
         metadata,
     }
 }
@@ -110,6 +111,7 @@ pub fn published_detail(detail: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::core::cdc::{KeyColumn, Operation, TableRef};
+    use serde_json::json;
 
     fn change(seq: &str) -> CdcEvent {
         let mut after = Map::new();
@@ -122,7 +124,7 @@ mod tests {
                 name: "ID".into(),
                 value: json!("7"),
             }],
-            after: Some(after),
+            after: Some(after.into()),
             before: None,
             change_sequence: seq.into(),
             source_timestamp: Some("2024-05-01T12:00:00.000".into()),
@@ -184,8 +186,8 @@ mod tests {
         assert_eq!(base.event_type, "SALES.CUSTOMERS.UPDATE");
         assert!(uuid::Uuid::try_parse(&base.event_id).is_ok());
         assert_eq!(base.correlation_id.as_deref(), Some("tx-1"));
-        assert_eq!(base.payload["key"]["ID"], "7");
-        assert_eq!(base.payload["after"]["EMAIL"], "A@B.COM");
+        assert_eq!(base.payload.to_value()["key"]["ID"], "7");
+        assert_eq!(base.payload.to_value()["after"]["EMAIL"], "A@B.COM");
         assert_eq!(base.timestamp, "2024-05-01T12:00:00.000");
     }
 }

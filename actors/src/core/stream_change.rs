@@ -24,7 +24,7 @@ use thiserror::Error;
 use super::apply_plan::{
     DELETED_ATTR, ESCAPED_COLUMN_PREFIX, OP_ATTR, PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
 };
-use super::cdc::{CdcEvent, KeyColumn, Operation, TableRef};
+use super::cdc::{CdcEvent, KeyColumn, Operation, RowImage, TableRef};
 use super::stream_record::{image_to_plain, AttributeValue, EventRecord, Image, StreamEventName};
 
 /// Schema given to tables that eda did not write (no `_table` attribute).
@@ -86,8 +86,14 @@ pub fn record_to_change(
             key: keys_of(&table, &dynamodb.keys, &dynamodb.keys, key_columns, false)?,
             table,
             operation,
-            after: dynamodb.new_image.as_ref().map(image_to_plain),
-            before: dynamodb.old_image.as_ref().map(image_to_plain),
+            after: dynamodb
+                .new_image
+                .as_ref()
+                .map(|i| RowImage::from(image_to_plain(i))),
+            before: dynamodb
+                .old_image
+                .as_ref()
+                .map(|i| RowImage::from(image_to_plain(i))),
             change_sequence: dynamodb.sequence_number.clone(),
             source_timestamp: timestamp,
             transaction_id: None,
@@ -117,7 +123,12 @@ pub fn record_to_change(
         Some(AttributeValue::Bool(true))
     );
     let after = (!tombstone && record.event_name != StreamEventName::Remove)
-        .then(|| dynamodb.new_image.as_ref().map(row_of))
+        .then(|| {
+            dynamodb
+                .new_image
+                .as_ref()
+                .map(|i| RowImage::from(row_of(i)))
+        })
         .flatten();
     Ok(CdcEvent {
         key: keys_of(&table, meta_image, &dynamodb.keys, key_columns, tombstone)?,
@@ -128,7 +139,7 @@ pub fn record_to_change(
             .old_image
             .as_ref()
             .filter(|_| record.event_name != StreamEventName::Remove || !tombstone)
-            .map(row_of),
+            .map(|i| RowImage::from(row_of(i))),
         change_sequence: string_attr(meta_image, SEQ_ATTR)?
             .unwrap_or_default()
             .to_owned(),
@@ -258,7 +269,7 @@ mod tests {
                 name: "CUSTOMER_ID".into(),
                 value: json!("7"),
             }],
-            after: (op != Operation::Delete).then_some(after),
+            after: (op != Operation::Delete).then_some(after.into()),
             before: None,
             change_sequence: seq.into(),
             source_timestamp: Some("2024-05-01T12:00:00.000".into()),
@@ -326,10 +337,11 @@ mod tests {
         assert_eq!(a.event_id, b.event_id);
         assert_eq!(a.event_type, b.event_type);
         assert_eq!(a.timestamp, b.timestamp);
-        assert_eq!(a.payload["key"], b.payload["key"]);
-        assert_eq!(a.payload["after"], b.payload["after"]);
+        assert_eq!(a.payload.to_value()["key"], b.payload.to_value()["key"]);
+        assert_eq!(a.payload.to_value()["after"], b.payload.to_value()["after"]);
         assert_eq!(
-            b.payload["after"]["_hidden"], 1,
+            b.payload.to_value()["after"]["_hidden"],
+            1,
             "escaped column renamed back"
         );
     }

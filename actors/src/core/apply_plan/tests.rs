@@ -14,8 +14,8 @@ pub(super) fn event(op: Operation, id: i64, seq: &str, name: &str) -> CdcEvent {
             name: "ID".into(),
             value: json!(id),
         }],
-        after: (op != Operation::Delete).then_some(after.clone()),
-        before: (op == Operation::Delete).then_some(after),
+        after: (op != Operation::Delete).then_some(after.clone().into()),
+        before: (op == Operation::Delete).then_some(after.into()),
         change_sequence: seq.into(),
         source_timestamp: Some("2023-09-11T03:23:25.000".into()),
         transaction_id: None,
@@ -38,8 +38,8 @@ pub(super) const OPTS: PlanOptions = PlanOptions {
 fn item_layout_matches_the_module_doc() {
     let mut e = event(Operation::Insert, 7, &seq(1), "a|b");
     if let Some(after) = e.after.as_mut() {
-        after.insert("_seq".into(), json!("evil"));
-        after.insert("pk".into(), json!("evil"));
+        after.set("_seq", &json!("evil"));
+        after.set("pk", &json!("evil"));
     }
     let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
     let w = &p.writes[0];
@@ -161,7 +161,7 @@ fn a_key_changing_update_tombstones_the_old_key() {
     let mut e = event(Operation::Update, 2, &seq(9), "moved");
     let mut before = Map::new();
     before.insert("ID".into(), json!(1));
-    e.before = Some(before);
+    e.before = Some(before.into());
     let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
     assert_eq!(p.writes.len(), 2);
     assert_eq!(p.writes[0].pk(), "dbo.users#1");

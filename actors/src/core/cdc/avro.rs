@@ -21,13 +21,14 @@
 use std::collections::HashMap;
 
 use apache_avro::schema::Schema;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::avro_read::{ReadError, Reader};
 use super::avro_schema::{Compiled, Node};
 use super::error::{AvroError, SchemaSourceError};
 use super::metadata::{key_names, MetadataCache};
 use super::qlik_json::parse_operation;
+use super::row::RowImage;
 use super::{
     extract_key, is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
 };
@@ -253,11 +254,13 @@ impl AvroDecoder {
                             .map_err(|e| body_err(e.within(name)))?,
                     );
                 }
+                Role::Data => data = r.row(c, *idx, 1).map_err(|e| body_err(e.within(name)))?,
+                Role::BeforeData => {
+                    before = r.row(c, *idx, 1).map_err(|e| body_err(e.within(name)))?
+                }
                 _ => {
                     let v = r.value(c, *idx, 1).map_err(|e| body_err(e.within(name)))?;
                     match (role, v) {
-                        (Role::Data, Value::Object(m)) => data = Some(m),
-                        (Role::BeforeData, Value::Object(m)) => before = Some(m),
                         (Role::Schema, Value::String(s)) => schema = Some(s),
                         (Role::Table, Value::String(s)) => table = Some(s),
                         _ => {}
@@ -319,8 +322,8 @@ fn read_headers(
 fn build_event(
     id: u32,
     h: RawHeaders,
-    data: Option<Map<String, Value>>,
-    before: Option<Map<String, Value>>,
+    data: Option<RowImage>,
+    before: Option<RowImage>,
     schema: Option<String>,
     table: Option<String>,
     ctx: &DecodeContext<'_>,

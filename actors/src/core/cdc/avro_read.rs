@@ -9,6 +9,8 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use serde_json::{Map, Number, Value};
 
+use super::row::{RowImage, RowWriter};
+
 use super::avro_logical::{b64, decimal_string, rfc3339};
 use super::avro_schema::{Compiled, Node, TimeUnit};
 
@@ -349,6 +351,38 @@ impl<'a> Reader<'a> {
             }
             Node::Pending => return Err(self.err("schema node is incomplete")),
         })
+    }
+
+    /// Reads a row image: a record (possibly inside nullable unions) written straight into a
+    /// [`RowImage`], without building a map. `None` for a null branch; `Ok(None)` too for a
+    /// value that is not a record, which the caller ignores as before.
+    pub(crate) fn row(
+        &mut self,
+        c: &Compiled,
+        idx: usize,
+        depth: usize,
+    ) -> Result<Option<RowImage>, Box<ReadError>> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting deeper than 64 levels"));
+        }
+        match c.node(idx) {
+            Node::Union(branches) => {
+                let b = self.union_branch(branches)?;
+                self.row(c, b, depth + 1)
+            }
+            Node::Record(fields) => {
+                let mut row = RowWriter::with_capacity(fields.len() * 32);
+                for (name, idx) in fields {
+                    let v = self.value(c, *idx, depth + 1).map_err(|e| e.within(name))?;
+                    row.push(name, &v);
+                }
+                Ok(Some(row.finish()))
+            }
+            _ => {
+                self.value(c, idx, depth)?;
+                Ok(None)
+            }
+        }
     }
 
     /// Reads the fields of a record into a map.

@@ -40,6 +40,7 @@ use serde_json::{Map, Value};
 use super::error::DebeziumError;
 use super::metadata::key_names;
 use super::qlik_json::Scalar;
+use super::row::RowImage;
 use super::{
     extract_key, CdcEvent, DecodeContext, KafkaCoordinates, KeyColumn, Operation, TableRef,
 };
@@ -91,7 +92,9 @@ pub fn decode_debezium(
         })?,
     };
     let (change_sequence, stream_position) = derive_sequence(&source)?;
-    let image = p.after.as_ref().or(p.before.as_ref());
+    let after = p.after.map(RowImage::from);
+    let before = p.before.map(RowImage::from);
+    let image = after.as_ref().or(before.as_ref());
     let key = match key {
         Some(k) if !k.iter().all(u8::is_ascii_whitespace) => key_from_message_key(k)?,
         _ => key_names(&table, None, ctx.fallback_keys)
@@ -122,8 +125,8 @@ pub fn decode_debezium(
         table,
         operation: op,
         key,
-        after: p.after,
-        before: p.before,
+        after,
+        before,
         change_sequence,
         source_timestamp,
         transaction_id,

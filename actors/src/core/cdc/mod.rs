@@ -27,7 +27,7 @@
 //! carry no sequence; the apply plan gives it a synthetic one (see `apply_plan`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub mod avro;
 mod avro_logical;
@@ -37,12 +37,14 @@ pub mod debezium;
 pub mod error;
 pub mod metadata;
 pub mod qlik_json;
+pub mod row;
 
 pub use avro::{AvroDecoder, NoSchemaSource, SchemaSource};
 pub use debezium::decode_debezium;
 pub use error::{AvroError, DebeziumError, KeyError, QlikJsonError, SchemaSourceError};
 pub use metadata::{ColumnMetadata, FallbackKeys, MetadataCache, TableMetadata};
 pub use qlik_json::{decode_qlik_json, QlikMessage};
+pub use row::{Cell, RowError, RowImage, RowWriter};
 
 /// Length of a change sequence: Qlik's `changeSequence` is 35 decimal digits, and the Debezium
 /// decoder derives sequences of the same shape so one guard orders both.
@@ -142,9 +144,9 @@ pub struct CdcEvent {
     /// Primary-key columns in key order; never empty for a decoded event.
     pub key: Vec<KeyColumn>,
     /// Row after the change (`None` for a delete that carries no after image).
-    pub after: Option<Map<String, Value>>,
+    pub after: Option<RowImage>,
     /// Row before the change, when the source sends it (updates and deletes).
-    pub before: Option<Map<String, Value>>,
+    pub before: Option<RowImage>,
     /// The [`SEQUENCE_LEN`]-digit change sequence; may be empty for a REFRESH row.
     pub change_sequence: String,
     /// Source commit time as the source spelled it (Qlik: `2023-09-11T03:23:25.000`, UTC;
@@ -161,7 +163,7 @@ pub struct CdcEvent {
 impl CdcEvent {
     /// The image that holds the row's current column values: the after image, or for a delete
     /// without one, the before image.
-    pub fn row_image(&self) -> Option<&Map<String, Value>> {
+    pub fn row_image(&self) -> Option<&RowImage> {
         self.after.as_ref().or(self.before.as_ref())
     }
 }
@@ -180,7 +182,7 @@ pub struct DecodeContext<'a> {
 /// the row image. Shared by every decoder so all formats agree on keys.
 pub(crate) fn extract_key(
     names: &[String],
-    image: Option<&Map<String, Value>>,
+    image: Option<&RowImage>,
 ) -> Result<Vec<KeyColumn>, KeyError> {
     let image = image.ok_or(KeyError::NoRowImage)?;
     let mut key = Vec::with_capacity(names.len());
@@ -188,7 +190,7 @@ pub(crate) fn extract_key(
         match image.get(name) {
             Some(value) => key.push(KeyColumn {
                 name: name.clone(),
-                value: value.clone(),
+                value: value.to_value(),
             }),
             None => {
                 return Err(KeyError::MissingKeyColumn {
@@ -203,6 +205,7 @@ pub(crate) fn extract_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     #[test]
     fn sequence_shape_is_checked() {
@@ -222,7 +225,7 @@ mod tests {
                 name: "ID".into(),
                 value: Value::from("2"),
             }],
-            after: Some(after),
+            after: Some(after.into()),
             before: None,
             change_sequence: "20230911032325000000000000000000005".into(),
             source_timestamp: Some("2023-09-11T03:23:25.000".into()),

@@ -25,10 +25,11 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::error::QlikJsonError;
 use super::metadata::{key_names, ColumnMetadata, MetadataCache, TableMetadata};
+use super::row::RowImage;
 use super::{
     extract_key, is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
 };
@@ -61,7 +62,13 @@ pub fn decode_qlik_json(
     metadata: &mut MetadataCache,
     origin: Option<KafkaCoordinates>,
 ) -> Result<QlikMessage, QlikJsonError> {
-    let top: Top<'_> = serde_json::from_slice(bytes).map_err(|e| QlikJsonError::from(&e))?;
+    // UTF-8 checked once for the whole message (fast for ASCII), so the parser need not check
+    // every string again; invalid bytes go through `from_slice` for its positioned error.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<Top<'_>>(text),
+        Err(_) => serde_json::from_slice::<Top<'_>>(bytes),
+    };
+    let top = parsed.map_err(|e| QlikJsonError::from(&e))?;
     match top.magic {
         Some(magic) => {
             if magic != "atMSG" {
@@ -109,8 +116,8 @@ pub fn decode_qlik_json(
 
 /// The pieces of a data message, whichever shape carried them.
 struct DataParts<'a> {
-    data: Option<Map<String, Value>>,
-    before: Option<Map<String, Value>>,
+    data: Option<&'a RawValue>,
+    before: Option<&'a RawValue>,
     schema: Option<Cow<'a, str>>,
     table: Option<Cow<'a, str>>,
 }
@@ -222,6 +229,13 @@ fn data_message(
         }
     }
 
+    let image = |raw: Option<&RawValue>, field: &'static str| {
+        raw.map(RowImage::from_raw)
+            .transpose()
+            .map_err(|e| invalid(image_path(hpath, field), e.to_string()))
+    };
+    let after = image(parts.data, "data")?;
+    let before = image(parts.before, "beforeData")?;
     let table = match (parts.schema, parts.table) {
         (Some(schema), Some(table)) => TableRef {
             schema: schema.into_owned(),
@@ -230,7 +244,7 @@ fn data_message(
         _ => ctx.default_table.cloned().ok_or(QlikJsonError::NoTable)?,
     };
     let key = key_names(&table, Some(metadata), ctx.fallback_keys)
-        .and_then(|names| extract_key(names, parts.data.as_ref().or(parts.before.as_ref())))
+        .and_then(|names| extract_key(names, after.as_ref().or(before.as_ref())))
         .map_err(|source| QlikJsonError::Key {
             table: table.qualified(),
             source,
@@ -239,14 +253,24 @@ fn data_message(
         table,
         operation,
         key,
-        after: parts.data,
-        before: parts.before,
+        after,
+        before,
         change_sequence,
         source_timestamp,
         transaction_id,
         stream_position,
         kafka: origin,
     }))
+}
+
+/// Where a row image sits in either shape, for errors.
+fn image_path(hpath: &'static str, field: &'static str) -> &'static str {
+    match (hpath, field) {
+        ("headers", "data") => "data",
+        ("headers", _) => "beforeData",
+        (_, "data") => "message.data",
+        _ => "message.beforeData",
+    }
 }
 
 fn metadata_message(
@@ -326,10 +350,10 @@ struct Top<'a> {
     headers: Option<Headers<'a>>,
     #[serde(borrow, default)]
     message: Option<Body<'a>>,
-    #[serde(default)]
-    data: Option<Map<String, Value>>,
-    #[serde(rename = "beforeData", default)]
-    before_data: Option<Map<String, Value>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(rename = "beforeData", borrow, default)]
+    before_data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     schema: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -340,10 +364,10 @@ struct Top<'a> {
 /// reads either whatever order the keys come in.
 #[derive(Deserialize)]
 struct Body<'a> {
-    #[serde(default)]
-    data: Option<Map<String, Value>>,
-    #[serde(rename = "beforeData", default)]
-    before_data: Option<Map<String, Value>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(rename = "beforeData", borrow, default)]
+    before_data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     headers: Option<Headers<'a>>,
     #[serde(borrow, default)]

@@ -5,6 +5,7 @@
 //! path resolves against either to the same [`Found`] view and every check is written once.
 
 use super::BaseEvent;
+use crate::core::cdc::Cell;
 use serde_json::{Map, Value};
 
 /// The event fields a path can start from.
@@ -49,9 +50,9 @@ impl Root {
 
 /// One step below the root: an object key, which also indexes an array when it is a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Segment {
-    key: String,
-    index: Option<usize>,
+pub(crate) struct Segment {
+    pub(crate) key: String,
+    pub(crate) index: Option<usize>,
 }
 
 /// A parsed dotted path; keeps its text for the reasons it appears in.
@@ -150,7 +151,7 @@ impl FieldPath {
                     .get(&seg.key)
                     .map_or(Found::Missing, |v| Found::Str(v)),
             },
-            Root::Payload => Found::of_value(descend(&event.payload, &self.rest)),
+            Root::Payload => event.payload.find(&self.rest),
         }
     }
 
@@ -170,36 +171,28 @@ impl FieldPath {
         }
     }
 
-    /// The string the path addresses in a built event, for normalizing it in place; `None` when
-    /// it is absent or not a string.
-    pub(crate) fn find_str_mut<'a>(&self, event: &'a mut BaseEvent) -> Option<&'a mut String> {
-        match self.root {
+    /// Applies `edit` to the string the path addresses in a built event, if it is one.
+    pub(crate) fn edit_str(&self, event: &mut BaseEvent, edit: impl FnOnce(&mut String)) {
+        let target = match self.root {
             Root::EventId => Some(&mut event.event_id),
             Root::EventType => Some(&mut event.event_type),
             Root::SourceRegion => Some(&mut event.source_region),
             Root::Timestamp => Some(&mut event.timestamp),
             Root::CorrelationId => event.correlation_id.as_mut(),
-            Root::Metadata => event.metadata.get_mut(&self.rest.first()?.key),
-            Root::Payload => {
-                let mut value = &mut event.payload;
-                for seg in &self.rest {
-                    value = match value {
-                        Value::Object(map) => map.get_mut(&seg.key)?,
-                        Value::Array(items) => items.get_mut(seg.index?)?,
-                        _ => return None,
-                    };
-                }
-                match value {
-                    Value::String(s) => Some(s),
-                    _ => None,
-                }
-            }
+            Root::Metadata => self
+                .rest
+                .first()
+                .and_then(|seg| event.metadata.get_mut(&seg.key)),
+            Root::Payload => return event.payload.edit_str(&self.rest, edit),
+        };
+        if let Some(s) = target {
+            edit(s);
         }
     }
 }
 
 /// Walks nested objects (and arrays, by numeric segment) below a value.
-fn descend<'a>(mut value: &'a Value, rest: &[Segment]) -> Option<&'a Value> {
+pub(crate) fn descend<'a>(mut value: &'a Value, rest: &[Segment]) -> Option<&'a Value> {
     for seg in rest {
         value = match value {
             Value::Object(map) => map.get(&seg.key)?,
@@ -234,7 +227,17 @@ impl<'a> Found<'a> {
         }
     }
 
-    fn of_value(value: Option<&'a Value>) -> Found<'a> {
+    /// A row column's value.
+    pub(crate) fn of_cell(cell: Cell<'a>) -> Found<'a> {
+        match cell {
+            Cell::Null => Found::Null,
+            Cell::Str(s) => Found::Str(s),
+            Cell::Number(text) => text.parse().map_or(Found::Other, Found::Number),
+            Cell::Bool(_) | Cell::Nested(_) => Found::Other,
+        }
+    }
+
+    pub(crate) fn of_value(value: Option<&'a Value>) -> Found<'a> {
         match value {
             None => Found::Missing,
             Some(Value::Null) => Found::Null,

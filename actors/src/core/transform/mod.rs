@@ -23,6 +23,7 @@
 //! - [`time`]: the timestamp forms accepted and the one emitted.
 
 mod field;
+mod payload;
 pub mod time;
 mod validate;
 
@@ -38,6 +39,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub use payload::{ChangePayload, Payload};
 pub use validate::is_valid_email;
 
 /// EventBridge detail-type of a valid, normalized event.
@@ -63,7 +65,7 @@ pub struct BaseEvent {
     pub correlation_id: Option<String>,
     /// The business data.
     #[serde(default)]
-    pub payload: Value,
+    pub payload: Payload,
     /// Producer-supplied string attributes (trace ids, schema versions), carried through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -94,7 +96,7 @@ impl From<BaseEvent> for Value {
         if let Some(id) = event.correlation_id {
             map.insert("correlation_id".into(), Value::String(id));
         }
-        map.insert("payload".into(), event.payload);
+        map.insert("payload".into(), event.payload.into_value());
         if !event.metadata.is_empty() {
             let metadata = event
                 .metadata
@@ -122,7 +124,7 @@ pub struct TransformedEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     /// The business data with strings trimmed and e-mail addresses lower-cased.
-    pub payload: Value,
+    pub payload: Payload,
     /// The producer's attributes, with configured e-mail fields lower-cased.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -484,12 +486,10 @@ impl Transformer {
         now: DateTime<Utc>,
     ) -> TransformedEvent {
         if self.trim_strings {
-            trim_strings(&mut event.payload);
+            event.payload.trim_strings(trim_strings, trim_in_place);
         }
         for path in &self.email_fields {
-            if let Some(email) = path.find_str_mut(&mut event) {
-                normalize_email(email);
-            }
+            path.edit_str(&mut event, normalize_email);
         }
         let geo = self.geolocate(&event);
         TransformedEvent {
@@ -556,7 +556,7 @@ fn into_base_event(mut map: Map<String, Value>) -> BaseEvent {
         source_region,
         timestamp: String::new(),
         correlation_id,
-        payload: map.remove("payload").unwrap_or(Value::Null),
+        payload: map.remove("payload").unwrap_or(Value::Null).into(),
         metadata,
     }
 }

@@ -1,0 +1,354 @@
+//! [`Payload`]: an event's business data, either any JSON (events from EventBridge) or a CDC
+//! change whose row images stay as their JSON text ([`RowImage`]) from decode to publish.
+//!
+//! The change form exists for speed: a change's rows are most of its bytes, and building them as
+//! `serde_json` maps only to serialize them again was most of the cost of the CDC path. Both forms
+//! serialize to the same JSON shape, so consumers cannot tell them apart; a payload read back from
+//! JSON is always the `Json` form.
+
+use super::field::{descend, Found, Segment};
+use crate::core::cdc::{Cell, RowImage};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The business data of an event.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Any JSON value.
+    Json(Value),
+    /// A CDC change (boxed: the `Json` form is the small one).
+    Change(Box<ChangePayload>),
+}
+
+/// A CDC change as event payload. Fields are declared in the order a `serde_json` map would
+/// sort them, so the JSON is the same as a map's apart from the rows' column order (the source's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangePayload {
+    /// The row after the change, or `null`.
+    pub after: Option<RowImage>,
+    /// The row before the change, or `null`.
+    pub before: Option<RowImage>,
+    /// The change sequence.
+    pub change_sequence: String,
+    /// The key columns and their values.
+    pub key: Map<String, Value>,
+    /// `INSERT`, `UPDATE`, `DELETE` or `REFRESH`.
+    pub operation: &'static str,
+    /// `SCHEMA.TABLE`.
+    pub table: String,
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Json(Value::Null)
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Payload::Json(value)
+    }
+}
+
+impl From<ChangePayload> for Payload {
+    fn from(change: ChangePayload) -> Self {
+        Payload::Change(Box::new(change))
+    }
+}
+
+impl Payload {
+    /// The payload as a JSON value (builds it for the change form).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Payload::Json(v) => v.clone(),
+            Payload::Change(_) => serde_json::to_value(self).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The payload as a JSON value, moving the `Json` form.
+    pub fn into_value(self) -> Value {
+        match self {
+            Payload::Json(v) => v,
+            change => change.to_value(),
+        }
+    }
+
+    /// What `rest` (the path below `payload`) addresses.
+    pub(crate) fn find(&self, rest: &[Segment]) -> Found<'_> {
+        let change = match self {
+            Payload::Json(v) => return Found::of_value(descend(v, rest)),
+            Payload::Change(change) => change,
+        };
+        let Some((first, below)) = rest.split_first() else {
+            return Found::Other;
+        };
+        match first.key.as_str() {
+            "table" if below.is_empty() => Found::Str(&change.table),
+            "operation" if below.is_empty() => Found::Str(change.operation),
+            "change_sequence" if below.is_empty() => Found::Str(&change.change_sequence),
+            "key" if below.is_empty() => Found::Other,
+            "key" => {
+                let (name, deeper) = (&below[0], &below[1..]);
+                Found::of_value(change.key.get(&name.key).and_then(|v| descend(v, deeper)))
+            }
+            "after" | "before" => {
+                let row = if first.key == "after" {
+                    &change.after
+                } else {
+                    &change.before
+                };
+                match (row, below.split_first()) {
+                    (None, None) => Found::Null,
+                    (None, Some(_)) => Found::Missing,
+                    (Some(_), None) => Found::Other,
+                    (Some(row), Some((column, deeper))) => match row.get(&column.key) {
+                        None => Found::Missing,
+                        Some(cell) if deeper.is_empty() => Found::of_cell(cell),
+                        Some(Cell::Nested(v)) => Found::of_value(descend(v, deeper)),
+                        Some(_) => Found::Missing,
+                    },
+                }
+            }
+            _ => Found::Missing,
+        }
+    }
+
+    /// Applies `edit` to the string `rest` addresses, if there is one.
+    pub(crate) fn edit_str(&mut self, rest: &[Segment], edit: impl FnOnce(&mut String)) {
+        let change = match self {
+            Payload::Json(v) => {
+                if let Some(s) = descend_str_mut(v, rest) {
+                    edit(s);
+                }
+                return;
+            }
+            Payload::Change(change) => change,
+        };
+        let Some((first, below)) = rest.split_first() else {
+            return;
+        };
+        match first.key.as_str() {
+            "table" if below.is_empty() => edit(&mut change.table),
+            "change_sequence" if below.is_empty() => edit(&mut change.change_sequence),
+            "key" => {
+                if let Some((name, deeper)) = below.split_first() {
+                    if let Some(s) = change
+                        .key
+                        .get_mut(&name.key)
+                        .and_then(|v| descend_str_mut(v, deeper))
+                    {
+                        edit(s);
+                    }
+                }
+            }
+            "after" | "before" => {
+                let row = if first.key == "after" {
+                    &mut change.after
+                } else {
+                    &mut change.before
+                };
+                let (Some(image), Some((column, deeper))) = (row.as_mut(), below.split_first())
+                else {
+                    return;
+                };
+                if deeper.is_empty() {
+                    let mut edit = Some(edit);
+                    let rewritten = image.rewrite_strings(|name, value| {
+                        if name != column.key {
+                            return None;
+                        }
+                        let mut s = value.to_owned();
+                        (edit.take()?)(&mut s);
+                        (s != value).then_some(s)
+                    });
+                    if let Some(new) = rewritten {
+                        *image = new;
+                    }
+                } else {
+                    // Below a nested column (rare): edit a map of the row and rebuild it.
+                    let mut map = Value::Object(image.to_map());
+                    if let Some(s) = descend_str_mut(&mut map, below) {
+                        edit(s);
+                        if let Value::Object(map) = &map {
+                            *image = RowImage::from_map(map);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Trims every string of the payload (`trim` trims one string in place).
+    pub(crate) fn trim_strings(&mut self, trim_value: fn(&mut Value), trim: fn(&mut String)) {
+        let change = match self {
+            Payload::Json(v) => return trim_value(v),
+            Payload::Change(change) => change,
+        };
+        trim(&mut change.table);
+        trim(&mut change.change_sequence);
+        change.key.values_mut().for_each(trim_value);
+        for row in [&mut change.after, &mut change.before]
+            .into_iter()
+            .flatten()
+        {
+            let rebuilt = if row.has_nested() {
+                let mut map = Value::Object(row.to_map());
+                trim_value(&mut map);
+                match map {
+                    Value::Object(map) if map != row.to_map() => Some(RowImage::from_map(&map)),
+                    _ => None,
+                }
+            } else {
+                row.rewrite_strings(|_, value| {
+                    let mut s = value.to_owned();
+                    trim(&mut s);
+                    (s.len() != value.len()).then_some(s)
+                })
+            };
+            if let Some(new) = rebuilt {
+                *row = new;
+            }
+        }
+    }
+}
+
+/// The string below `value` at `rest`, for editing.
+fn descend_str_mut<'a>(mut value: &'a mut Value, rest: &[Segment]) -> Option<&'a mut String> {
+    for seg in rest {
+        value = match value {
+            Value::Object(map) => map.get_mut(&seg.key)?,
+            Value::Array(items) => items.get_mut(seg.index?)?,
+            _ => return None,
+        };
+    }
+    match value {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Equal when their JSON is equal, whichever form each is in.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Payload::Json(a), Payload::Json(b)) => a == b,
+            (Payload::Change(a), Payload::Change(b)) => a == b,
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Json(v) => v.serialize(s),
+            Payload::Change(change) => change.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Payload::Json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::transform::{BaseEvent, Outcome, Transformer};
+    use eda_config::TransformerConfig;
+    use serde_json::json;
+
+    /// The same change in both forms: the row form as the CDC path builds it, and the JSON form
+    /// a consumer would read back.
+    fn both() -> (Payload, Payload) {
+        let after = RowImage::from_map(
+            &json!({"ID": " 7 ", "EMAIL": " Ann@Example.COM", "N": 3, "TAGS": {"a": [" x "]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let change = Payload::from(ChangePayload {
+            after: Some(after),
+            before: None,
+            change_sequence: "1".into(),
+            key: json!({"ID": " 7 "})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            operation: "UPDATE",
+            table: "S.T".into(),
+        });
+        let json = Payload::Json(change.to_value());
+        (change, json)
+    }
+
+    #[test]
+    fn both_forms_serialize_alike_and_compare_equal() {
+        let (change, json) = both();
+        assert_eq!(change, json);
+        assert_eq!(
+            serde_json::to_value(&change).ok(),
+            serde_json::to_value(&json).ok()
+        );
+        assert_eq!(json.to_value()["before"], Value::Null);
+    }
+
+    #[test]
+    fn the_transformer_gives_the_same_result_for_both_forms() {
+        let config = TransformerConfig {
+            email_fields: vec!["payload.after.EMAIL".into()],
+            rules: vec![eda_config::FieldRule {
+                field: "payload.after.N".into(),
+                max: Some(2.0),
+                ..Default::default()
+            }],
+            ..TransformerConfig::default()
+        };
+        let t = Transformer::new(&config, "r").expect("valid config");
+        let now = chrono::Utc::now();
+        let (change, json) = both();
+        let event = |payload| BaseEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            event_type: "S.T.UPDATE".into(),
+            source_region: "r".into(),
+            timestamp: now.to_rfc3339(),
+            payload,
+            ..BaseEvent::default()
+        };
+        let (a, b) = (event(change), event(json));
+        let mut b = b;
+        b.event_id = a.event_id.clone();
+        let (out_a, out_b) = (t.transform(a.clone(), now), t.transform(b.clone(), now));
+        assert_eq!(out_a, out_b);
+        // The rule fails (N = 3 > 2): fix it in both and compare the normalized payloads.
+        assert!(!out_a.is_valid());
+        let fixed = |mut e: BaseEvent| {
+            let mut v = e.payload.to_value();
+            v["after"]["N"] = json!(1);
+            e.payload = match e.payload {
+                Payload::Change(mut c) => {
+                    if let Some(row) = c.after.as_mut() {
+                        row.set("N", &json!(1));
+                    }
+                    Payload::Change(c)
+                }
+                Payload::Json(_) => Payload::Json(v),
+            };
+            e
+        };
+        let (Outcome::Transformed(x), Outcome::Transformed(y)) =
+            (t.transform(fixed(a), now), t.transform(fixed(b), now))
+        else {
+            panic!("both valid once fixed");
+        };
+        assert_eq!(x.payload, y.payload);
+        let v = x.payload.to_value();
+        assert_eq!(v["after"]["EMAIL"], "ann@example.com");
+        assert_eq!(v["after"]["ID"], "7");
+        assert_eq!(v["after"]["TAGS"]["a"][0], "x");
+        assert_eq!(v["key"]["ID"], "7");
+    }
+}
