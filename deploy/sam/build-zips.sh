@@ -2,24 +2,32 @@
 # Builds the five Lambda zips (deploy/sam/dist/<function>.zip, each holding one `bootstrap`) for
 # the provided.al2023 runtime, with the size-optimized `lambda` profile.
 #
-#   build-zips.sh            plain cargo build for the host target (what works on any machine
-#                            with a Rust toolchain; x86_64 here, so the template's arm64 needs
-#                            TARGET=aarch64-unknown-linux-gnu and that target's std and linker)
-#   TARGET=... build-zips.sh cross-build for another target triple
+#   build-zips.sh                                  the template's arm64: TARGET defaults to
+#                                                  aarch64-unknown-linux-gnu
+#   TARGET=x86_64-unknown-linux-gnu build-zips.sh  the host's x86_64 (rustup's toolchain)
 #
-# cargo-lambda (`pip install cargo-lambda`, which brings zig) does the same with
-# `cargo lambda build --profile lambda --arm64 --output-format zip`; it needs the aarch64 std
-# from rustup, which this machine cannot download, hence the plain build.
+# For aarch64 this machine's rustup toolchain has no aarch64 standard library and cannot fetch
+# one, so the build uses Debian's rustc-web, whose aarch64 std comes from the arm64 package
+# libstd-rust-web-dev, with Debian's aarch64 cross gcc as C compiler and linker
+# (install-arm64-toolchain.sh installs them). Elsewhere, cargo-lambda does the same with zig:
+# `cargo lambda build --profile lambda --arm64 --output-format zip`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 FUNCTIONS=(authorizer stream-processor event-transformer health-checker event-router)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-ARGS=(build --profile lambda -p eda-lambda-shims --bins)
-OUT="$TARGET_DIR/lambda"
-if [ -n "${TARGET:-}" ]; then
-  ARGS+=(--target "$TARGET")
-  OUT="$TARGET_DIR/$TARGET/lambda"
+TARGET=${TARGET:-aarch64-unknown-linux-gnu}
+ARGS=(build --profile lambda -p eda-lambda-shims --bins --target "$TARGET")
+OUT="$TARGET_DIR/$TARGET/lambda"
+if [ "$TARGET" = aarch64-unknown-linux-gnu ] && [ "$(uname -m)" != aarch64 ]; then
+  bash "$ROOT/deploy/sam/install-arm64-toolchain.sh"
+  # Debian's compiler (its aarch64 std is installed beside it); rustup's cargo drives it.
+  export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+  export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+  export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+  export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+  export PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 fi
 ${CARGO:-cargo} "${ARGS[@]}"
 DIST="$ROOT/deploy/sam/dist"
@@ -39,5 +47,9 @@ with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as
     z.writestr(info, open('bootstrap', 'rb').read(), compresslevel=9)
 " "$DIST/$f.zip")
   rm -rf "$stage"
-  printf '%-18s binary %8d bytes  zip %8d bytes\n' "$f" "$(stat -c %s "$OUT/$f")" "$(stat -c %s "$DIST/$f.zip")"
+  # provided.al2023 has glibc 2.34: no symbol may need a newer one.
+  glibc=$(readelf -W --dyn-syms "$OUT/$f" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
+  printf '%-18s %-7s binary %8d bytes  zip %8d bytes  needs %s\n' "$f" \
+    "$(file -b "$OUT/$f" | grep -o 'x86-64\|aarch64' | head -1)" "$(stat -c %s "$OUT/$f")" \
+    "$(stat -c %s "$DIST/$f.zip")" "$glibc"
 done
