@@ -486,7 +486,7 @@ impl Transformer {
         now: DateTime<Utc>,
     ) -> TransformedEvent {
         if self.trim_strings {
-            event.payload.trim_strings(trim_strings, trim_in_place);
+            event.payload.trim_strings();
         }
         for path in &self.email_fields {
             path.edit_str(&mut event, normalize_email);

@@ -7,6 +7,7 @@
 //! JSON is always the `Json` form.
 
 use super::field::{descend, Found, Segment};
+use super::{trim_in_place, trim_strings};
 use crate::core::cdc::{Cell, RowImage};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -179,30 +180,33 @@ impl Payload {
         }
     }
 
-    /// Trims every string of the payload (`trim` trims one string in place).
-    pub(crate) fn trim_strings(&mut self, trim_value: fn(&mut Value), trim: fn(&mut String)) {
+    /// Trims every string of the payload, with the transformer's own trimming.
+    pub(crate) fn trim_strings(&mut self) {
         let change = match self {
-            Payload::Json(v) => return trim_value(v),
+            Payload::Json(v) => return trim_strings(v),
             Payload::Change(change) => change,
         };
-        trim(&mut change.table);
-        trim(&mut change.change_sequence);
-        change.key.values_mut().for_each(trim_value);
+        trim_in_place(&mut change.table);
+        trim_in_place(&mut change.change_sequence);
+        change.key.values_mut().for_each(trim_strings);
         for row in [&mut change.after, &mut change.before]
             .into_iter()
             .flatten()
         {
             let rebuilt = if row.has_nested() {
-                let mut map = Value::Object(row.to_map());
-                trim_value(&mut map);
-                match map {
-                    Value::Object(map) if map != row.to_map() => Some(RowImage::from_map(&map)),
+                let before = Value::Object(row.to_map());
+                let mut trimmed = before.clone();
+                trim_strings(&mut trimmed);
+                match trimmed {
+                    Value::Object(map) if before.as_object() != Some(&map) => {
+                        Some(RowImage::from_map(&map))
+                    }
                     _ => None,
                 }
             } else {
                 row.rewrite_strings(|_, value| {
                     let mut s = value.to_owned();
-                    trim(&mut s);
+                    trim_in_place(&mut s);
                     (s.len() != value.len()).then_some(s)
                 })
             };
