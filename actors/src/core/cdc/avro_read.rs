@@ -373,8 +373,8 @@ impl<'a> Reader<'a> {
             Node::Record(fields) => {
                 let mut row = RowWriter::with_capacity(fields.len() * 32);
                 for (name, idx) in fields {
-                    let v = self.value(c, *idx, depth + 1).map_err(|e| e.within(name))?;
-                    row.push(name, &v);
+                    self.column(c, *idx, depth + 1, name, &mut row)
+                        .map_err(|e| e.within(name))?;
                 }
                 Ok(Some(row.finish()))
             }
@@ -383,6 +383,33 @@ impl<'a> Reader<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// Reads one column of a row straight into the row's text: the plain kinds (null, int, long,
+    /// string) are written with no `Value` in between; the others through one.
+    fn column(
+        &mut self,
+        c: &Compiled,
+        idx: usize,
+        depth: usize,
+        name: &str,
+        row: &mut RowWriter,
+    ) -> Result<(), Box<ReadError>> {
+        match c.node(idx) {
+            Node::Null => row.push_null(name),
+            Node::Int => row.push_number(name, itoa::Buffer::new().format(self.int()?)),
+            Node::Long => row.push_number(name, itoa::Buffer::new().format(self.long()?)),
+            Node::String => row.push_str(name, self.string()?),
+            Node::Union(branches) if depth <= MAX_DEPTH => {
+                let b = self.union_branch(branches)?;
+                return self.column(c, b, depth + 1, name, row);
+            }
+            _ => {
+                let v = self.value(c, idx, depth)?;
+                row.push(name, &v);
+            }
+        }
+        Ok(())
     }
 
     /// Reads the fields of a record into a map.

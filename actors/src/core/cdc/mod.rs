@@ -38,6 +38,7 @@ pub mod error;
 pub mod metadata;
 pub mod qlik_json;
 pub mod row;
+mod scan;
 
 pub use avro::{AvroDecoder, NoSchemaSource, SchemaSource};
 pub use debezium::decode_debezium;

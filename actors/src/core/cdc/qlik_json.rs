@@ -9,10 +9,11 @@
 //!   {"tableColumns":{"COL":{"ordinal","type","primaryKeyPosition",..}}},"dataSchema":..}`;
 //! - the unwrapped data message `{"data":{..},"beforeData":{..},"headers":{..}}`.
 //!
-//! The bytes are parsed once into borrowed structs (header strings borrow from the input when they
-//! contain no escapes); only the row images are built as owned `serde_json` maps, because they are
-//! what the event carries. Metadata messages update the [`MetadataCache`]; data messages take
-//! their key columns from it, or from [`super::FallbackKeys`].
+//! The message is read in one pass by the strict scanner of [`super::scan`]: header strings borrow
+//! from the input when they contain no escapes, and the row images are indexed (and checked) as
+//! they are met, each keeping a copy of its own JSON text ([`RowImage`]). Metadata messages update
+//! the [`MetadataCache`]; data messages take their key columns from it, or from
+//! [`super::FallbackKeys`].
 //!
 //! Where the table comes from: Qlik's Kafka target does not put the table name in a data message
 //! by default (one topic per table is the usual layout), so the decoder uses a `schema`/`table`
@@ -25,11 +26,11 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::error::QlikJsonError;
 use super::metadata::{key_names, ColumnMetadata, MetadataCache, TableMetadata};
-use super::row::RowImage;
+use super::row::{RowError, RowImage};
+use super::scan::{kind_at, line_column, JsonStr, ScanError, Scanner};
 use super::{
     extract_key, is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
 };
@@ -62,13 +63,18 @@ pub fn decode_qlik_json(
     metadata: &mut MetadataCache,
     origin: Option<KafkaCoordinates>,
 ) -> Result<QlikMessage, QlikJsonError> {
-    // UTF-8 checked once for the whole message (fast for ASCII), so the parser need not check
-    // every string again; invalid bytes go through `from_slice` for its positioned error.
-    let parsed = match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str::<Top<'_>>(text),
-        Err(_) => serde_json::from_slice::<Top<'_>>(bytes),
-    };
-    let top = parsed.map_err(|e| QlikJsonError::from(&e))?;
+    // UTF-8 checked once for the whole message (fast for ASCII); then one pass of the strict
+    // scanner reads the envelope and indexes the row images.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let (line, column) = line_column(bytes, at);
+        QlikJsonError::Syntax {
+            message: format!("invalid UTF-8 at line {line} column {column}"),
+            line,
+            column,
+        }
+    })?;
+    let top = read_top(text).map_err(|fail| fail.into_error(text))?;
     match top.magic {
         Some(magic) => {
             if magic != "atMSG" {
@@ -100,6 +106,12 @@ pub fn decode_qlik_json(
             }
         }
         None => {
+            if let Some(found) = top.headers_not_object {
+                return Err(invalid(
+                    "headers",
+                    format!("expected an object, found {found}"),
+                ));
+            }
             let headers = top
                 .headers
                 .ok_or(QlikJsonError::Missing { path: "headers" })?;
@@ -116,8 +128,8 @@ pub fn decode_qlik_json(
 
 /// The pieces of a data message, whichever shape carried them.
 struct DataParts<'a> {
-    data: Option<&'a RawValue>,
-    before: Option<&'a RawValue>,
+    data: Option<RowImage>,
+    before: Option<RowImage>,
     schema: Option<Cow<'a, str>>,
     table: Option<Cow<'a, str>>,
 }
@@ -229,13 +241,7 @@ fn data_message(
         }
     }
 
-    let image = |raw: Option<&RawValue>, field: &'static str| {
-        raw.map(RowImage::from_raw)
-            .transpose()
-            .map_err(|e| invalid(image_path(hpath, field), e.to_string()))
-    };
-    let after = image(parts.data, "data")?;
-    let before = image(parts.before, "beforeData")?;
+    let (after, before) = (parts.data, parts.before);
     let table = match (parts.schema, parts.table) {
         (Some(schema), Some(table)) => TableRef {
             schema: schema.into_owned(),
@@ -261,16 +267,6 @@ fn data_message(
         stream_position,
         kafka: origin,
     }))
-}
-
-/// Where a row image sits in either shape, for errors.
-fn image_path(hpath: &'static str, field: &'static str) -> &'static str {
-    match (hpath, field) {
-        ("headers", "data") => "data",
-        ("headers", _) => "beforeData",
-        (_, "data") => "message.data",
-        _ => "message.beforeData",
-    }
 }
 
 fn metadata_message(
@@ -339,45 +335,295 @@ fn optional_string<'s>(
 }
 
 /// The top level of either shape; fields of the other shape are simply absent.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Top<'a> {
-    #[serde(borrow, default)]
     magic: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     /// Envelope headers (free-form, usually null) or, unwrapped, the change headers.
-    #[serde(borrow, default)]
     headers: Option<Headers<'a>>,
-    #[serde(borrow, default)]
+    /// What `headers` was when it was neither an object nor null (an error only when unwrapped).
+    headers_not_object: Option<&'static str>,
     message: Option<Body<'a>>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(rename = "beforeData", borrow, default)]
-    before_data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    data: Option<RowImage>,
+    before_data: Option<RowImage>,
     schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     table: Option<Cow<'a, str>>,
 }
 
 /// The enveloped message: data-message and metadata-message fields side by side, so one pass
 /// reads either whatever order the keys come in.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Body<'a> {
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(rename = "beforeData", borrow, default)]
-    before_data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    data: Option<RowImage>,
+    before_data: Option<RowImage>,
     headers: Option<Headers<'a>>,
-    #[serde(borrow, default)]
     schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     table: Option<Cow<'a, str>>,
-    #[serde(default)]
     lineage: Option<Lineage>,
-    #[serde(rename = "tableStructure", default)]
     table_structure: Option<TableStructure>,
+}
+
+/// Why reading the message failed: bad JSON (placed by byte offset), or a field of the wrong
+/// kind.
+enum Fail {
+    Syntax(ScanError),
+    Field(QlikJsonError),
+}
+
+impl From<ScanError> for Fail {
+    fn from(e: ScanError) -> Self {
+        Fail::Syntax(e)
+    }
+}
+
+impl Fail {
+    fn into_error(self, text: &str) -> QlikJsonError {
+        match self {
+            Fail::Field(e) => e,
+            Fail::Syntax(e) => {
+                let (line, column) = e.line_column(text);
+                QlikJsonError::Syntax {
+                    message: format!("{} at line {line} column {column}", e.problem),
+                    line,
+                    column,
+                }
+            }
+        }
+    }
+}
+
+/// Which fields an object has had, so a repeated one is refused (as serde does).
+struct Seen(u16);
+
+impl Seen {
+    fn first(&mut self, bit: u16, key: &JsonStr, name: &str) -> Result<(), Fail> {
+        if self.0 & (1 << bit) != 0 {
+            return Err(Fail::Syntax(ScanError {
+                at: key.open,
+                problem: format!("duplicate field `{name}`").into(),
+            }));
+        }
+        self.0 |= 1 << bit;
+        Ok(())
+    }
+}
+
+fn read_top(text: &str) -> Result<Top<'_>, Fail> {
+    let mut scan = Scanner::new(text);
+    scan.ws();
+    if scan.peek() != Some(b'{') {
+        let found = kind_at(scan.peek());
+        return Err(Fail::Syntax(scan.fail(match found {
+            "no value" if scan.peek().is_none() => "EOF while parsing a value",
+            "no value" => "expected a value",
+            _ => "expected a JSON object",
+        })));
+    }
+    scan.open_object()?;
+    let mut top = Top::default();
+    let mut seen = Seen(0);
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first)? {
+        let name = scan.decode(key)?;
+        match &*name {
+            "magic" => {
+                seen.first(0, &key, &name)?;
+                top.magic = string_field(&mut scan, "magic")?;
+            }
+            "type" => {
+                seen.first(1, &key, &name)?;
+                top.kind = string_field(&mut scan, "type")?;
+            }
+            "headers" => {
+                seen.first(2, &key, &name)?;
+                match scan.peek() {
+                    Some(b'{') => top.headers = Some(read_headers(&mut scan)?),
+                    Some(b'n') => scan.literal("null")?,
+                    found => {
+                        top.headers_not_object = Some(kind_at(found));
+                        scan.skip_value()?;
+                    }
+                }
+            }
+            "message" => {
+                seen.first(3, &key, &name)?;
+                match scan.peek() {
+                    Some(b'n') => scan.literal("null")?,
+                    Some(b'{') => top.message = Some(read_body(&mut scan)?),
+                    found => {
+                        return Err(Fail::Field(invalid(
+                            "message",
+                            format!("expected an object, found {}", kind_at(found)),
+                        )))
+                    }
+                }
+            }
+            "data" => {
+                seen.first(4, &key, &name)?;
+                top.data = image_field(&mut scan, "data")?;
+            }
+            "beforeData" => {
+                seen.first(5, &key, &name)?;
+                top.before_data = image_field(&mut scan, "beforeData")?;
+            }
+            "schema" => {
+                seen.first(6, &key, &name)?;
+                top.schema = string_field(&mut scan, "schema")?;
+            }
+            "table" => {
+                seen.first(7, &key, &name)?;
+                top.table = string_field(&mut scan, "table")?;
+            }
+            _ => scan.skip_value()?,
+        }
+    }
+    scan.end()?;
+    Ok(top)
+}
+
+fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
+    scan.open_object()?;
+    let mut body = Body::default();
+    let mut seen = Seen(0);
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first)? {
+        let name = scan.decode(key)?;
+        match &*name {
+            "data" => {
+                seen.first(0, &key, &name)?;
+                body.data = image_field(scan, "message.data")?;
+            }
+            "beforeData" => {
+                seen.first(1, &key, &name)?;
+                body.before_data = image_field(scan, "message.beforeData")?;
+            }
+            "headers" => {
+                seen.first(2, &key, &name)?;
+                match scan.peek() {
+                    Some(b'n') => scan.literal("null")?,
+                    Some(b'{') => body.headers = Some(read_headers(scan)?),
+                    found => {
+                        return Err(Fail::Field(invalid(
+                            "message.headers",
+                            format!("expected an object, found {}", kind_at(found)),
+                        )))
+                    }
+                }
+            }
+            "schema" => {
+                seen.first(3, &key, &name)?;
+                body.schema = string_field(scan, "message.schema")?;
+            }
+            "table" => {
+                seen.first(4, &key, &name)?;
+                body.table = string_field(scan, "message.table")?;
+            }
+            "lineage" => {
+                seen.first(5, &key, &name)?;
+                body.lineage = scan.nested()?;
+            }
+            "tableStructure" => {
+                seen.first(6, &key, &name)?;
+                body.table_structure = scan.nested()?;
+            }
+            _ => scan.skip_value()?,
+        }
+    }
+    Ok(body)
+}
+
+/// A string or null.
+fn string_field<'a>(
+    scan: &mut Scanner<'a>,
+    path: &'static str,
+) -> Result<Option<Cow<'a, str>>, Fail> {
+    match scan.peek() {
+        Some(b'"') => {
+            let s = scan.string()?;
+            Ok(Some(scan.decode(s)?))
+        }
+        Some(b'n') => {
+            scan.literal("null")?;
+            Ok(None)
+        }
+        found => Err(Fail::Field(invalid(
+            path,
+            format!("expected a string, found {}", kind_at(found)),
+        ))),
+    }
+}
+
+/// A row image (an object, indexed in this same pass) or null.
+fn image_field(scan: &mut Scanner<'_>, path: &'static str) -> Result<Option<RowImage>, Fail> {
+    if scan.peek() == Some(b'n') {
+        scan.literal("null")?;
+        return Ok(None);
+    }
+    match RowImage::scan(scan) {
+        Ok(row) => Ok(Some(row)),
+        Err(RowError::Malformed { at, problem }) => Err(Fail::Syntax(ScanError { at, problem })),
+        Err(other) => Err(Fail::Field(invalid(path, other.to_string()))),
+    }
+}
+
+/// The change headers; every field is read as whatever JSON it holds, so type problems become
+/// errors with a field path later.
+fn read_headers<'a>(scan: &mut Scanner<'a>) -> Result<Headers<'a>, Fail> {
+    scan.open_object()?;
+    let mut headers = Headers::default();
+    let mut seen = Seen(0);
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first)? {
+        let name = scan.decode(key)?;
+        let (bit, slot) = match &*name {
+            "operation" => (0, &mut headers.operation),
+            "changeSequence" => (1, &mut headers.change_sequence),
+            "timestamp" => (2, &mut headers.timestamp),
+            "streamPosition" => (3, &mut headers.stream_position),
+            "transactionId" => (4, &mut headers.transaction_id),
+            "transactionEventCounter" => (5, &mut headers.transaction_event_counter),
+            "transactionLastEvent" => (6, &mut headers.transaction_last_event),
+            "changeMask" => (7, &mut headers.change_mask),
+            "columnMask" => (8, &mut headers.column_mask),
+            _ => {
+                scan.skip_value()?;
+                continue;
+            }
+        };
+        seen.first(bit, &key, &name)?;
+        *slot = Some(read_scalar(scan)?);
+    }
+    Ok(headers)
+}
+
+/// Any JSON value as a [`Scalar`] (nested values checked and skipped).
+fn read_scalar<'a>(scan: &mut Scanner<'a>) -> Result<Scalar<'a>, ScanError> {
+    Ok(match scan.peek() {
+        Some(b'"') => {
+            let s = scan.string()?;
+            Scalar::Str(scan.decode(s)?)
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let (start, end) = scan.number()?;
+            let digits = scan.text().get(start..end).unwrap_or("");
+            if let Ok(n) = digits.parse::<i64>() {
+                Scalar::I64(n)
+            } else if let Ok(n) = digits.parse::<u64>() {
+                Scalar::U64(n)
+            } else {
+                Scalar::Float
+            }
+        }
+        Some(b't') => scan.literal("true").map(|()| Scalar::Bool)?,
+        Some(b'f') => scan.literal("false").map(|()| Scalar::Bool)?,
+        Some(b'n') => scan.literal("null").map(|()| Scalar::Null)?,
+        Some(b'{' | b'[') => {
+            scan.skip_value()?;
+            Scalar::Nested
+        }
+        Some(_) => return Err(scan.fail("expected a value")),
+        None => return Err(scan.fail("EOF while parsing a value")),
+    })
 }
 
 #[derive(Deserialize)]
@@ -407,25 +653,16 @@ struct ColumnDef {
 }
 
 /// Change headers, every field lenient so type problems become errors with a field path.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Headers<'a> {
-    #[serde(borrow, default)]
     operation: Option<Scalar<'a>>,
-    #[serde(rename = "changeSequence", borrow, default)]
     change_sequence: Option<Scalar<'a>>,
-    #[serde(borrow, default)]
     timestamp: Option<Scalar<'a>>,
-    #[serde(rename = "streamPosition", borrow, default)]
     stream_position: Option<Scalar<'a>>,
-    #[serde(rename = "transactionId", borrow, default)]
     transaction_id: Option<Scalar<'a>>,
-    #[serde(rename = "transactionEventCounter", borrow, default)]
     transaction_event_counter: Option<Scalar<'a>>,
-    #[serde(rename = "transactionLastEvent", borrow, default)]
     transaction_last_event: Option<Scalar<'a>>,
-    #[serde(rename = "changeMask", borrow, default)]
     change_mask: Option<Scalar<'a>>,
-    #[serde(rename = "columnMask", borrow, default)]
     column_mask: Option<Scalar<'a>>,
 }
 

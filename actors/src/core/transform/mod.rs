@@ -589,14 +589,7 @@ fn maybe_blank(b: u8) -> bool {
 
 /// Trims a string in place; the common case (nothing to trim) costs two byte tests.
 fn trim_in_place(s: &mut String) {
-    let bytes = s.as_bytes();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
-        return;
-    };
-    if !maybe_blank(first) && !maybe_blank(last) {
-        return;
-    }
-    let trimmed = s.trim();
+    let trimmed = trimmed(s);
     if trimmed.len() == s.len() {
         return;
     }
@@ -605,6 +598,17 @@ fn trim_in_place(s: &mut String) {
     let end = start + trimmed.len();
     s.truncate(end);
     s.drain(..start);
+}
+
+/// `s` without leading and trailing whitespace (`str::trim`), checking only the two end bytes
+/// when they cannot be blank (nearly every value).
+#[inline]
+fn trimmed(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) if maybe_blank(first) || maybe_blank(last) => s.trim(),
+        _ => s,
+    }
 }
 
 /// Trims and lower-cases an address in place. Validation admits ASCII addresses only, so

@@ -7,7 +7,7 @@
 //! JSON is always the `Json` form.
 
 use super::field::{descend, Found, Segment};
-use super::{trim_in_place, trim_strings};
+use super::{trim_in_place, trim_strings, trimmed};
 use crate::core::cdc::{Cell, RowImage};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -205,9 +205,8 @@ impl Payload {
                 }
             } else {
                 row.rewrite_strings(|_, value| {
-                    let mut s = value.to_owned();
-                    trim_in_place(&mut s);
-                    (s.len() != value.len()).then_some(s)
+                    let t = trimmed(value);
+                    (t.len() != value.len()).then(|| t.to_owned())
                 })
             };
             if let Some(new) = rebuilt {
