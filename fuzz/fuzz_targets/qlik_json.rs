@@ -1,7 +1,15 @@
 #![no_main]
 //! Arbitrary bytes into the Qlik JSON decoder: it must return an error, never panic. Two inputs
 //! are decoded with one metadata cache so a metadata message can shape the next data message.
-use eda_actors::core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, TableRef};
+//!
+//! The decoder reads JSON with its own strict scanner, so each input is also checked against
+//! serde_json: the decoder never accepts what serde_json refuses as JSON, and it reports a syntax
+//! error only for text serde_json refuses too, or for the two things it refuses beyond plain
+//! grammar (a message that is not an object, a repeated envelope field, a string a
+//! Rust `String` cannot hold).
+use eda_actors::core::cdc::{
+    decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikJsonError, TableRef,
+};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let table = TableRef::new("dbo", "ORDERS");
@@ -15,6 +23,19 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),
     };
-    let _ = decode_qlik_json(first, &ctx, &mut cache, None);
-    let _ = decode_qlik_json(second, &ctx, &mut cache, None);
+    for input in [first, second] {
+        let outcome = decode_qlik_json(input, &ctx, &mut cache, None);
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(input).is_ok();
+        match &outcome {
+            Ok(_) => assert!(json, "accepted what serde_json refuses: {outcome:?}"),
+            Err(QlikJsonError::Syntax { message, .. }) if json => {
+                let beyond_grammar = message.starts_with("duplicate field")
+                    || message.starts_with("expected a JSON object")
+                    || (message.starts_with("invalid escape")
+                        && serde_json::from_slice::<serde_json::Value>(input).is_err());
+                assert!(beyond_grammar, "refused JSON serde_json reads: {message}");
+            }
+            Err(_) => {}
+        }
+    }
 });

@@ -418,12 +418,14 @@ pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) 
 }
 
 fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c == '\\' || c == '|' {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut plain_from = 0;
+    for at in memchr::memchr2_iter(b'\\', b'|', s.as_bytes()) {
+        // Both bytes are ASCII, so the cuts fall on character boundaries.
+        out.push_str(s.get(plain_from..at).unwrap_or(""));
+        out.push('\\');
+        plain_from = at;
     }
+    out.push_str(s.get(plain_from..).unwrap_or(""));
 }
 
 /// The attribute name of a source column, moved aside if it would collide with ours.

@@ -29,18 +29,27 @@ pub fn event_id(event: &CdcEvent) -> uuid::Uuid {
 /// The event type (and EventBridge detail-type) of a change: `SCHEMA.TABLE.OPERATION`, so rules
 /// can match one table, or one kind of change to it.
 pub fn event_type(event: &CdcEvent) -> String {
-    format!(
-        "{}.{}.{}",
-        event.table.schema,
-        event.table.table,
-        event.operation.as_str()
-    )
+    let (schema, table, op) = (
+        &event.table.schema,
+        &event.table.table,
+        event.operation.as_str(),
+    );
+    let mut s = String::with_capacity(schema.len() + table.len() + op.len() + 2);
+    s.push_str(schema);
+    s.push('.');
+    s.push_str(table);
+    s.push('.');
+    s.push_str(op);
+    s
 }
 
 /// Turns a decoded change into the business event for it, moving the row images rather than
 /// copying them (this is on the hot path).
 pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
-    let event_id = event_id(&event).to_string();
+    let event_id = event_id(&event)
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
     let event_type = event_type(&event);
     let key: Map<String, Value> = event.key.into_iter().map(|k| (k.name, k.value)).collect();
     let mut metadata = BTreeMap::new();

@@ -107,7 +107,7 @@ impl Layout {
         let fields: Vec<(String, usize, Role)> = top
             .iter()
             .map(|(name, idx)| {
-                let role = match name.as_str() {
+                let role = match &**name {
                     "data" => Role::Data,
                     "beforeData" => Role::BeforeData,
                     "headers" => Role::Headers,
@@ -115,7 +115,7 @@ impl Layout {
                     "table" => Role::Table,
                     _ => Role::Other,
                 };
-                (name.clone(), *idx, role)
+                (name.to_string(), *idx, role)
             })
             .collect();
         let headers_idx = fields
@@ -130,7 +130,7 @@ impl Layout {
         let header_fields: Vec<(usize, HeaderRole)> = hfields
             .iter()
             .map(|(name, idx)| {
-                let role = match name.as_str() {
+                let role = match &**name {
                     "operation" => HeaderRole::Operation,
                     "changeSequence" => HeaderRole::ChangeSequence,
                     "timestamp" => HeaderRole::Timestamp,

@@ -21,43 +21,78 @@ pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool)
         SecondsFormat::Micros => (6, dt.nanosecond() / 1_000),
         _ => (9, dt.nanosecond()),
     };
-    let mut s = String::with_capacity(32);
-    push_num(&mut s, year.unsigned_abs(), 4);
-    s.push('-');
-    push_num(&mut s, dt.month(), 2);
-    s.push('-');
-    push_num(&mut s, dt.day(), 2);
-    s.push('T');
-    push_num(&mut s, dt.hour(), 2);
-    s.push(':');
-    push_num(&mut s, dt.minute(), 2);
-    s.push(':');
+    // `YYYY-MM-DDTHH:MM:SS.` then the fraction and `Z`.
+    let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+    put_digits(&mut buf[0..4], year.unsigned_abs());
+    put_digits(&mut buf[5..7], dt.month());
+    put_digits(&mut buf[8..10], dt.day());
+    put_digits(&mut buf[11..13], dt.hour());
+    put_digits(&mut buf[14..16], dt.minute());
     // A leap second shows as nanosecond >= 1e9; clamp the fraction, keep the second.
-    push_num(&mut s, dt.second(), 2);
-    s.push('.');
-    let max = 10u32.pow(digits) - 1;
-    push_num(&mut s, frac.min(max), digits);
+    put_digits(&mut buf[17..19], dt.second());
+    let end = 20 + digits;
+    put_digits(&mut buf[20..end], frac.min(10u32.pow(digits as u32) - 1));
+    let mut s = String::with_capacity(end + 1);
+    s.push_str(ascii(&buf[..end]));
     if utc {
         s.push('Z');
     }
     s
 }
 
-/// Appends `v` zero-padded to `width` digits.
-fn push_num(s: &mut String, v: u32, width: u32) {
-    let mut buf = [b'0'; 10];
-    let mut n = v;
-    let mut i = buf.len();
-    while n > 0 && i > 0 {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+/// A date as `YYYY-MM-DD`, written by hand like [`rfc3339`]; other years as chrono spells them.
+pub(crate) fn iso_date(date: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        return date.to_string();
     }
-    let used = buf.len() - i;
-    for _ in used..width as usize {
-        s.push('0');
+    let mut buf = *b"0000-00-00";
+    put_digits(&mut buf[0..4], year.unsigned_abs());
+    put_digits(&mut buf[5..7], date.month());
+    put_digits(&mut buf[8..10], date.day());
+    ascii(&buf).to_owned()
+}
+
+/// Writes the last `out.len()` decimal digits of `v` into `out`, zero-padded.
+fn put_digits(out: &mut [u8], mut v: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
     }
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or(""));
+}
+
+/// Text made only of ASCII digits and punctuation by the writers above.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// [`decimal_string`] for unscaled values that fit an `i128` (every decimal of precision up to
+/// 38): sign-extended, then written with `itoa`.
+fn small_decimal(raw: &[u8], scale: usize) -> String {
+    let negative = raw.first().is_some_and(|b| b & 0x80 != 0);
+    let mut wide = if negative { [0xff; 16] } else { [0; 16] };
+    wide[16 - raw.len()..].copy_from_slice(raw);
+    let unscaled = i128::from_be_bytes(wide);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(unscaled.unsigned_abs());
+    let mut s = String::with_capacity(digits.len() + scale + 3);
+    if negative {
+        s.push('-');
+    }
+    if scale == 0 {
+        s.push_str(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        s.push_str(int);
+        s.push('.');
+        s.push_str(frac);
+    } else {
+        s.push_str("0.");
+        s.extend(std::iter::repeat_n('0', scale - digits.len()));
+        s.push_str(digits);
+    }
+    s
 }
 
 /// Binary values (Avro `bytes`/`fixed`) become standard base64 text, the usual JSON spelling.
@@ -68,6 +103,9 @@ pub(crate) fn b64(b: &[u8]) -> String {
 /// Renders a two's-complement big-endian unscaled integer with `scale` fractional digits, exactly
 /// (no float conversion): decimals come out as strings such as `"-12.50"`.
 pub(crate) fn decimal_string(raw: &[u8], scale: usize) -> String {
+    if raw.len() <= 16 {
+        return small_decimal(raw, scale);
+    }
     let negative = raw.first().is_some_and(|b| b & 0x80 != 0);
     // Magnitude as big-endian bytes.
     let mut mag: Vec<u8> = if negative {
@@ -124,8 +162,11 @@ mod tests {
     }
     proptest::proptest! {
         #[test]
-        fn decimals_match_integer_formatting(unscaled in proptest::prelude::any::<i64>(), scale in 0usize..8) {
-            let text = decimal_string(&unscaled.to_be_bytes(), scale);
+        fn decimals_match_integer_formatting(unscaled in proptest::prelude::any::<i64>(), scale in 0usize..8, width in 8usize..20) {
+            // Also as wider two's complement (sign-extended), past the i128 fast path.
+            let mut wide = vec![if unscaled < 0 { 0xff } else { 0 }; width - 8];
+            wide.extend_from_slice(&unscaled.to_be_bytes());
+            let text = decimal_string(&wide, scale);
             let digits = unscaled.unsigned_abs().to_string();
             let padded = format!("{digits:0>width$}", width = scale + 1);
             let (int, frac) = padded.split_at(padded.len() - scale);
@@ -141,6 +182,14 @@ mod tests {
                 rfc3339(&dt, SecondsFormat::Micros, true),
                 dt.to_rfc3339_opts(SecondsFormat::Micros, true)
             );
+        }
+
+        #[test]
+        fn dates_match_chrono(days in -1_000_000i64..3_500_000) {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
+                .expect("in range");
+            proptest::prop_assert_eq!(iso_date(date), date.to_string());
         }
     }
 }

@@ -9,9 +9,9 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use serde_json::{Map, Number, Value};
 
-use super::row::{RowImage, RowWriter};
+use super::row::{ColumnKey, RowImage, RowWriter};
 
-use super::avro_logical::{b64, decimal_string, rfc3339};
+use super::avro_logical::{b64, decimal_string, iso_date, rfc3339};
 use super::avro_schema::{Compiled, Node, TimeUnit};
 
 /// Deepest nesting of records/arrays/maps/unions the reader follows.
@@ -187,14 +187,7 @@ impl<'a> Reader<'a> {
         }
         Ok(match c.node(idx) {
             Node::Null => Value::Null,
-            Node::Boolean => {
-                let start = self.offset();
-                match self.take(1)? {
-                    [0] => Value::Bool(false),
-                    [1] => Value::Bool(true),
-                    other => return Err(ReadError::new(start, format!("boolean byte {other:?}"))),
-                }
-            }
+            Node::Boolean => Value::Bool(self.boolean()?),
             Node::Int => Value::from(self.int()?),
             Node::Long => Value::from(self.long()?),
             Node::Float => {
@@ -252,13 +245,7 @@ impl<'a> Reader<'a> {
                 self.value(c, b, depth + 1)?
             }
             Node::Record(fields) => Value::Object(self.record(c, fields, depth)?),
-            Node::Decimal { scale, fixed } => {
-                let raw = match fixed {
-                    Some(n) => self.take(*n)?,
-                    None => self.bytes()?,
-                };
-                Value::String(decimal_string(raw, *scale))
-            }
+            Node::Decimal { scale, fixed } => Value::String(self.decimal(*scale, *fixed)?),
             Node::BigDecimal => {
                 let inner = self.bytes()?;
                 let mut r = Reader::new(inner, self.offset().saturating_sub(inner.len()));
@@ -269,27 +256,8 @@ impl<'a> Reader<'a> {
                     .map_err(|_| ReadError::new(start, format!("negative scale {scale}")))?;
                 Value::String(decimal_string(digits, scale))
             }
-            Node::Uuid => {
-                let start = self.offset();
-                let b = self.bytes()?;
-                if b.len() == 16 {
-                    let u = uuid::Uuid::from_slice(b)
-                        .map_err(|e| ReadError::new(start, e.to_string()))?;
-                    Value::String(u.hyphenated().to_string())
-                } else {
-                    let s = std::str::from_utf8(b)
-                        .map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))?;
-                    Value::String(s.to_owned())
-                }
-            }
-            Node::Date => {
-                let start = self.offset();
-                let days = self.int()?;
-                let date = NaiveDate::from_ymd_opt(1970, 1, 1)
-                    .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
-                    .ok_or_else(|| ReadError::new(start, format!("date {days} out of range")))?;
-                Value::String(date.to_string())
-            }
+            Node::Uuid => Value::String(self.uuid(&mut uuid::Uuid::encode_buffer())?.to_owned()),
+            Node::Date => Value::String(self.date()?),
             Node::TimeMillis => {
                 let start = self.offset();
                 let ms = self.int()?;
@@ -321,21 +289,7 @@ impl<'a> Reader<'a> {
                     })?;
                 Value::String(t.format("%H:%M:%S%.6f").to_string())
             }
-            Node::Timestamp(unit, utc) => {
-                let start = self.offset();
-                let v = self.long()?;
-                let (dt, fmt) = match unit {
-                    TimeUnit::Millis => (DateTime::from_timestamp_millis(v), SecondsFormat::Millis),
-                    TimeUnit::Micros => (DateTime::from_timestamp_micros(v), SecondsFormat::Micros),
-                    TimeUnit::Nanos => (
-                        Some(DateTime::from_timestamp_nanos(v)),
-                        SecondsFormat::Nanos,
-                    ),
-                };
-                let dt =
-                    dt.ok_or_else(|| ReadError::new(start, format!("timestamp {v} out of range")))?;
-                Value::String(rfc3339(&dt, fmt, *utc))
-            }
+            Node::Timestamp(unit, utc) => Value::String(self.timestamp(*unit, *utc)?),
             Node::Duration => {
                 let b = self.array::<12>()?;
                 let word = |i: usize| {
@@ -385,14 +339,73 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads one column of a row straight into the row's text: the plain kinds (null, int, long,
-    /// string) are written with no `Value` in between; the others through one.
+    fn boolean(&mut self) -> Result<bool, Box<ReadError>> {
+        let start = self.offset();
+        match self.take(1)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            other => Err(ReadError::new(start, format!("boolean byte {other:?}"))),
+        }
+    }
+
+    /// A decimal (bytes or fixed) as its exact decimal text.
+    fn decimal(&mut self, scale: usize, fixed: Option<usize>) -> Result<String, Box<ReadError>> {
+        let raw = match fixed {
+            Some(n) => self.take(n)?,
+            None => self.bytes()?,
+        };
+        Ok(decimal_string(raw, scale))
+    }
+
+    /// A uuid: 16 bytes (rendered into `buf`) or its text.
+    fn uuid<'b>(&mut self, buf: &'b mut [u8; 45]) -> Result<&'b str, Box<ReadError>>
+    where
+        'a: 'b,
+    {
+        let start = self.offset();
+        let b = self.bytes()?;
+        if b.len() == 16 {
+            let u = uuid::Uuid::from_slice(b).map_err(|e| ReadError::new(start, e.to_string()))?;
+            Ok(u.hyphenated().encode_lower(buf))
+        } else {
+            std::str::from_utf8(b).map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))
+        }
+    }
+
+    /// A date as `YYYY-MM-DD`.
+    fn date(&mut self) -> Result<String, Box<ReadError>> {
+        let start = self.offset();
+        let days = self.int()?;
+        let date = NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
+            .ok_or_else(|| ReadError::new(start, format!("date {days} out of range")))?;
+        Ok(iso_date(date))
+    }
+
+    /// A timestamp in RFC 3339 (with `Z` when the schema says it is UTC).
+    fn timestamp(&mut self, unit: TimeUnit, utc: bool) -> Result<String, Box<ReadError>> {
+        let start = self.offset();
+        let v = self.long()?;
+        let (dt, fmt) = match unit {
+            TimeUnit::Millis => (DateTime::from_timestamp_millis(v), SecondsFormat::Millis),
+            TimeUnit::Micros => (DateTime::from_timestamp_micros(v), SecondsFormat::Micros),
+            TimeUnit::Nanos => (
+                Some(DateTime::from_timestamp_nanos(v)),
+                SecondsFormat::Nanos,
+            ),
+        };
+        let dt = dt.ok_or_else(|| ReadError::new(start, format!("timestamp {v} out of range")))?;
+        Ok(rfc3339(&dt, fmt, utc))
+    }
+
+    /// Reads one column of a row straight into the row's text: the plain kinds (null, boolean, int,
+    /// long, string, decimal, uuid, date, timestamp) are written with no `Value` in between; the others through one.
     fn column(
         &mut self,
         c: &Compiled,
         idx: usize,
         depth: usize,
-        name: &str,
+        name: &ColumnKey,
         row: &mut RowWriter,
     ) -> Result<(), Box<ReadError>> {
         match c.node(idx) {
@@ -400,6 +413,11 @@ impl<'a> Reader<'a> {
             Node::Int => row.push_number(name, itoa::Buffer::new().format(self.int()?)),
             Node::Long => row.push_number(name, itoa::Buffer::new().format(self.long()?)),
             Node::String => row.push_str(name, self.string()?),
+            Node::Boolean => row.push_bool(name, self.boolean()?),
+            Node::Decimal { scale, fixed } => row.push_str(name, &self.decimal(*scale, *fixed)?),
+            Node::Uuid => row.push_str(name, self.uuid(&mut uuid::Uuid::encode_buffer())?),
+            Node::Date => row.push_str(name, &self.date()?),
+            Node::Timestamp(unit, utc) => row.push_str(name, &self.timestamp(*unit, *utc)?),
             Node::Union(branches) if depth <= MAX_DEPTH => {
                 let b = self.union_branch(branches)?;
                 return self.column(c, b, depth + 1, name, row);
@@ -416,13 +434,13 @@ impl<'a> Reader<'a> {
     pub(crate) fn record(
         &mut self,
         c: &Compiled,
-        fields: &[(String, usize)],
+        fields: &[(ColumnKey, usize)],
         depth: usize,
     ) -> Result<Map<String, Value>, Box<ReadError>> {
         let mut out = Map::new();
         for (name, idx) in fields {
             let v = self.value(c, *idx, depth + 1).map_err(|e| e.within(name))?;
-            out.insert(name.clone(), v);
+            out.insert(name.to_string(), v);
         }
         Ok(out)
     }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use apache_avro::schema::Schema;
 
+use super::row::ColumnKey;
+
 /// One compiled schema node; children are indices into [`Compiled::nodes`].
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
@@ -24,7 +26,7 @@ pub(crate) enum Node {
     Array(usize),
     Map(usize),
     Union(Vec<usize>),
-    Record(Vec<(String, usize)>),
+    Record(Vec<(ColumnKey, usize)>),
     /// Decimal over `bytes` (`fixed: None`) or a fixed of that size.
     Decimal {
         scale: usize,
@@ -172,7 +174,7 @@ impl Compiler {
                 self.named.insert(r.name.fullname(None), idx);
                 let mut fields = Vec::with_capacity(r.fields.len());
                 for f in &r.fields {
-                    fields.push((f.name.clone(), self.compile(&f.schema)?));
+                    fields.push((ColumnKey::new(&f.name), self.compile(&f.schema)?));
                 }
                 self.nodes[idx] = Node::Record(fields);
                 return Ok(idx);

@@ -46,7 +46,7 @@ pub struct RowImage {
 /// (start in the low 32 bits, end in the next 31, the top bit set for the side buffer), which
 /// keeps the indexer's hot loop in registers.
 #[derive(Debug, Clone, Copy)]
-struct Span(u64);
+pub struct Span(u64);
 
 /// Largest offset a [`Span`] can hold: rows are shorter than 2 GiB.
 const SPAN_MAX: usize = (1 << 31) - 1;
@@ -62,6 +62,10 @@ impl Span {
 
     fn range(self) -> std::ops::Range<usize> {
         (self.0 as u32) as usize..((self.0 >> 32) as u32 & 0x7fff_ffff) as usize
+    }
+
+    fn len(self) -> usize {
+        self.range().len()
     }
 
     fn is_decoded(self) -> bool {
@@ -304,7 +308,10 @@ impl RowImage {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.columns.iter().rposition(|c| self.text(c.name) == name)
+        // Lengths first: they reject nearly every other column without reading its text.
+        self.columns
+            .iter()
+            .rposition(|c| c.name.len() == name.len() && self.text(c.name) == name)
     }
 
     fn text(&self, span: Span) -> &str {
@@ -419,6 +426,74 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// A column name a [`RowWriter`] can write: a plain `&str` (escaped as it is written), or a
+/// [`ColumnKey`] escaped once ahead of time.
+pub trait ColumnName {
+    /// Writes `"name":` (after a comma unless it is the first column) and returns the name's span
+    /// and where the value starts.
+    #[doc(hidden)]
+    fn write_to(&self, row: &mut RowWriter) -> (Span, usize);
+}
+
+impl ColumnName for &str {
+    fn write_to(&self, row: &mut RowWriter) -> (Span, usize) {
+        row.comma();
+        let span = row.string(self);
+        row.text.push(':');
+        (span, row.text.len())
+    }
+}
+
+impl ColumnName for &String {
+    fn write_to(&self, row: &mut RowWriter) -> (Span, usize) {
+        self.as_str().write_to(row)
+    }
+}
+
+/// A column name with its JSON key text (`"NAME":`) prepared once, for writers that write the
+/// same columns for every message (the Avro decoder, per schema). Reads as the plain name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnKey {
+    name: String,
+    json: String,
+    escaped: bool,
+}
+
+impl ColumnKey {
+    /// Prepares `name`.
+    pub fn new(name: &str) -> ColumnKey {
+        let mut json = String::with_capacity(name.len() + 3);
+        let escaped = write_json_string(&mut json, name);
+        json.push(':');
+        ColumnKey {
+            name: name.to_owned(),
+            json,
+            escaped,
+        }
+    }
+}
+
+impl std::ops::Deref for ColumnKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl ColumnName for &ColumnKey {
+    fn write_to(&self, row: &mut RowWriter) -> (Span, usize) {
+        row.comma();
+        let start = row.text.len() + 1;
+        row.text.push_str(&self.json);
+        let span = if self.escaped {
+            row.decoded_copy(&self.name)
+        } else {
+            Span::raw(start as u32, (start + self.name.len()) as u32)
+        };
+        (span, row.text.len())
+    }
+}
+
 /// Writes a row's JSON text column by column, indexing it as it goes.
 pub struct RowWriter {
     text: String,
@@ -445,23 +520,30 @@ impl RowWriter {
     fn string(&mut self, s: &str) -> Span {
         let start = self.text.len() + 1;
         if write_json_string(&mut self.text, s) {
-            let at = self.decoded.len();
-            self.decoded.push_str(s);
-            Span::decoded(at as u32, self.decoded.len() as u32)
+            self.decoded_copy(s)
         } else {
             Span::raw(start as u32, (start + s.len()) as u32)
         }
     }
 
-    /// Starts a column: its name and the colon; returns the name's span and where the value
-    /// starts.
-    fn name(&mut self, name: &str) -> (Span, usize) {
+    /// A span of `s` copied into the side buffer (its JSON spelling needed escapes).
+    fn decoded_copy(&mut self, s: &str) -> Span {
+        let at = self.decoded.len();
+        self.decoded.push_str(s);
+        Span::decoded(at as u32, self.decoded.len() as u32)
+    }
+
+    /// The comma before every column but the first.
+    fn comma(&mut self) {
         if !self.columns.is_empty() {
             self.text.push(',');
         }
-        let span = self.string(name);
-        self.text.push(':');
-        (span, self.text.len())
+    }
+
+    /// Starts a column: its name and the colon; returns the name's span and where the value
+    /// starts.
+    fn name(&mut self, name: impl ColumnName) -> (Span, usize) {
+        name.write_to(self)
     }
 
     /// Ends a column whose value was written from `start`.
@@ -474,7 +556,7 @@ impl RowWriter {
     }
 
     /// Appends a column with a JSON value.
-    pub fn push(&mut self, name: &str, value: &Value) {
+    pub fn push(&mut self, name: impl ColumnName, value: &Value) {
         match value {
             Value::String(s) => self.push_str(name, s),
             Value::Number(n) => {
@@ -496,14 +578,14 @@ impl RowWriter {
     }
 
     /// Appends a string column.
-    pub fn push_str(&mut self, name: &str, value: &str) {
+    pub fn push_str(&mut self, name: impl ColumnName, value: &str) {
         let at = self.name(name);
         let span = self.string(value);
         self.column(at, Kind::Str(span));
     }
 
     /// Appends a number column from its JSON text (digits written by the caller's formatter).
-    pub(crate) fn push_number(&mut self, name: &str, json_number: &str) {
+    pub(crate) fn push_number(&mut self, name: impl ColumnName, json_number: &str) {
         let at = self.name(name);
         self.text.push_str(json_number);
         let number = Span::raw(at.1 as u32, self.text.len() as u32);
@@ -511,14 +593,14 @@ impl RowWriter {
     }
 
     /// Appends a boolean column.
-    pub(crate) fn push_bool(&mut self, name: &str, value: bool) {
+    pub(crate) fn push_bool(&mut self, name: impl ColumnName, value: bool) {
         let at = self.name(name);
         self.text.push_str(if value { "true" } else { "false" });
         self.column(at, Kind::Bool(value));
     }
 
     /// Appends a null column.
-    pub(crate) fn push_null(&mut self, name: &str) {
+    pub(crate) fn push_null(&mut self, name: impl ColumnName) {
         let at = self.name(name);
         self.text.push_str("null");
         self.column(at, Kind::Null);
