@@ -16,7 +16,12 @@
 //!
 //! The index is built by the strict scanner of [`super::scan`] in the same pass that checks the
 //! text is JSON, so a decoder reads a message once (see `qlik_json`); text that is not JSON is an
-//! error with its offset, never a panic.
+//! error with its offset, never a panic. [`RowWriter`] writes a row's text and its index together
+//! (decoders with typed values such as Avro, maps, rewritten rows), with column keys escaped once
+//! per schema when the writer is given [`ColumnKey`]s. Each row also remembers whether any string
+//! value could start or end with whitespace, so the transformer's trimming skips the rows where
+//! it would change nothing.
+//!
 //! Column order is the source's; when a column name repeats, the last occurrence wins, as in a
 //! `serde_json::Map`.
 
@@ -40,6 +45,18 @@ pub struct RowImage {
     decoded: String,
     /// Parsed nested values (objects and arrays).
     nested: Vec<Value>,
+    /// Whether some string value may start or end with whitespace ([`may_be_padded`]).
+    padded: bool,
+}
+
+/// Whether `s` may start or end with whitespace: its first or last byte is ASCII whitespace
+/// (vertical tab included, as `char::is_whitespace` has it) or not ASCII, which is left for the
+/// full Unicode check of `str::trim`. Nearly every value answers no from two byte tests.
+#[inline]
+pub(crate) fn may_be_padded(s: &str) -> bool {
+    let blank = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b) || !b.is_ascii();
+    let bytes = s.as_bytes();
+    bytes.first().is_some_and(blank) || bytes.last().is_some_and(blank)
 }
 
 /// Where a piece of text lies: in the raw JSON or in the decoded side buffer. Packed in one word
@@ -221,6 +238,12 @@ impl RowImage {
     /// Whether a column holds an object or an array.
     pub fn has_nested(&self) -> bool {
         !self.nested.is_empty()
+    }
+
+    /// Whether some string value may start or end with whitespace; when false, trimming every
+    /// string of the row would change nothing.
+    pub fn may_have_padded_strings(&self) -> bool {
+        self.padded
     }
 
     /// Whether the row has column `name`.
@@ -500,6 +523,7 @@ pub struct RowWriter {
     columns: Vec<Column>,
     decoded: String,
     nested: Vec<Value>,
+    padded: bool,
 }
 
 impl RowWriter {
@@ -512,6 +536,7 @@ impl RowWriter {
             columns: Vec::with_capacity(16),
             decoded: String::new(),
             nested: Vec::new(),
+            padded: false,
         }
     }
 
@@ -579,6 +604,7 @@ impl RowWriter {
 
     /// Appends a string column.
     pub fn push_str(&mut self, name: impl ColumnName, value: &str) {
+        self.padded |= may_be_padded(value);
         let at = self.name(name);
         let span = self.string(value);
         self.column(at, Kind::Str(span));
@@ -612,6 +638,9 @@ impl RowWriter {
         let (from, to) = column.raw_value;
         self.text
             .push_str(row.raw.get(from as usize..to as usize).unwrap_or("null"));
+        if let Kind::Str(span) = column.value {
+            self.padded |= may_be_padded(row.text(span));
+        }
         let value = match column.value {
             Kind::Str(span) if span.is_decoded() => {
                 let start = self.decoded.len();
@@ -642,6 +671,7 @@ impl RowWriter {
             columns: self.columns,
             decoded: self.decoded,
             nested: self.nested,
+            padded: self.padded,
         }
     }
 }
@@ -654,6 +684,7 @@ impl RowImage {
             columns: Vec::new(),
             decoded: String::new(),
             nested: Vec::new(),
+            padded: false,
         }
     }
 }
@@ -716,6 +747,7 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
         decoded: String::new(),
         nested: Vec::new(),
         range: (base, base),
+        padded: false,
     };
     let mut first = true;
     while let Some(key) = scan.next_key(&mut first).map_err(malformed)? {
@@ -724,7 +756,13 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
         let value = match scan.peek() {
             Some(b'"') => {
                 let s = scan.string().map_err(malformed)?;
-                Kind::Str(parts.span(scan, s, rel)?)
+                let span = parts.span(scan, s, rel)?;
+                parts.padded |= if s.escaped {
+                    may_be_padded(parts.decoded.get(span.range()).unwrap_or(""))
+                } else {
+                    may_be_padded(scan.text().get(s.start..s.end).unwrap_or(""))
+                };
+                Kind::Str(span)
             }
             Some(b'-' | b'0'..=b'9') => {
                 let (from, to) = scan.number().map_err(malformed)?;
@@ -768,6 +806,7 @@ struct Parts {
     nested: Vec<Value>,
     /// The object's byte range in the scanned text.
     range: (usize, usize),
+    padded: bool,
 }
 
 impl Parts {
@@ -807,6 +846,7 @@ impl Parts {
             columns: self.columns,
             decoded: self.decoded,
             nested: self.nested,
+            padded: self.padded,
         })
     }
 }
@@ -889,6 +929,19 @@ mod tests {
     }
 
     #[test]
+    fn rows_know_whether_a_string_may_need_trimming() {
+        assert!(!row(r#"{"A":"x","B":1,"C":"q\"r"}"#).may_have_padded_strings());
+        assert!(row(r#"{"A":"x","B":"y "}"#).may_have_padded_strings());
+        assert!(row(r#"{"A":"\tx"}"#).may_have_padded_strings());
+        assert!(row(r#"{"A":"caf\u00e9"}"#).may_have_padded_strings());
+        let clean = row(r#"{"A":"x","B":2}"#);
+        assert!(!clean.may_have_padded_strings());
+        let mut set = clean.clone();
+        set.set("C", &json!(" y"));
+        assert!(set.may_have_padded_strings());
+    }
+
+    #[test]
     fn rewriting_changes_only_what_it_answers_for() {
         let r = row(r#"{"A":" x ","B":1,"C":"Y@Z.COM"}"#);
         assert!(r.rewrite_strings(|_, _| None).is_none());
@@ -921,6 +974,11 @@ mod tests {
             prop_assert_eq!(serde_json::to_string(&indexed).ok(), Some(text.clone()));
             let built = RowImage::from_map(&map);
             prop_assert_eq!(built.to_map(), map.clone());
+            // Trimming may skip a row only when no string of it would change.
+            let untrimmed = |r: &RowImage| r.iter().any(|(_, c)| matches!(c, Cell::Str(v) if v.trim() != v));
+            for r in [&indexed, &built] {
+                prop_assert!(!untrimmed(r) || r.may_have_padded_strings());
+            }
             // The writer's index is the one a scan of its text builds.
             let scanned = RowImage::parse(built.as_json()).expect("the writer writes JSON");
             prop_assert_eq!(built.iter().collect::<Vec<_>>(), scanned.iter().collect::<Vec<_>>());

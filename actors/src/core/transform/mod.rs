@@ -39,6 +39,8 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::core::cdc::row::may_be_padded;
+
 pub use payload::{ChangePayload, Payload};
 pub use validate::is_valid_email;
 
@@ -580,13 +582,6 @@ fn trim_child(value: &mut Value) {
     }
 }
 
-/// Whether a byte may be (part of) whitespace that `str::trim` removes: ASCII whitespace as
-/// `char::is_whitespace` defines it (vertical tab included), or any non-ASCII byte, which is
-/// left for the full Unicode check.
-fn maybe_blank(b: u8) -> bool {
-    b == b' ' || (b'\t'..=b'\r').contains(&b) || !b.is_ascii()
-}
-
 /// Trims a string in place; the common case (nothing to trim) costs two byte tests.
 fn trim_in_place(s: &mut String) {
     let trimmed = trimmed(s);
@@ -604,10 +599,10 @@ fn trim_in_place(s: &mut String) {
 /// when they cannot be blank (nearly every value).
 #[inline]
 fn trimmed(s: &str) -> &str {
-    let bytes = s.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(&first), Some(&last)) if maybe_blank(first) || maybe_blank(last) => s.trim(),
-        _ => s,
+    if may_be_padded(s) {
+        s.trim()
+    } else {
+        s
     }
 }
 

@@ -192,6 +192,7 @@ impl Payload {
         for row in [&mut change.after, &mut change.before]
             .into_iter()
             .flatten()
+            .filter(|row| row.has_nested() || row.may_have_padded_strings())
         {
             let rebuilt = if row.has_nested() {
                 let before = Value::Object(row.to_map());
