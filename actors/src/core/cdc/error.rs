@@ -32,10 +32,10 @@ pub enum KeyError {
 /// Why a Qlik Replicate JSON message could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QlikJsonError {
-    /// The bytes are not JSON of the expected shape; serde's message includes line and column.
+    /// The bytes are not JSON (or not UTF-8): what is wrong, and where.
     #[error("invalid Qlik JSON at line {line} column {column}: {message}")]
     Syntax {
-        /// What serde_json reported.
+        /// What is wrong, e.g. `control character in a string`.
         message: String,
         /// 1-based line of the error.
         line: usize,
@@ -233,16 +233,6 @@ pub enum DebeziumError {
         /// Why.
         source: KeyError,
     },
-}
-
-impl From<&serde_json::Error> for QlikJsonError {
-    fn from(e: &serde_json::Error) -> Self {
-        QlikJsonError::Syntax {
-            message: e.to_string(),
-            line: e.line(),
-            column: e.column(),
-        }
-    }
 }
 
 impl From<&serde_json::Error> for DebeziumError {

@@ -69,7 +69,7 @@ pub fn decode_qlik_json(
         let at = e.valid_up_to();
         let (line, column) = line_column(bytes, at);
         QlikJsonError::Syntax {
-            message: format!("invalid UTF-8 at line {line} column {column}"),
+            message: format!("invalid UTF-8 (byte {at})"),
             line,
             column,
         }
@@ -383,7 +383,7 @@ impl Fail {
             Fail::Syntax(e) => {
                 let (line, column) = e.line_column(text);
                 QlikJsonError::Syntax {
-                    message: format!("{} at line {line} column {column}", e.problem),
+                    message: e.problem.into_owned(),
                     line,
                     column,
                 }
