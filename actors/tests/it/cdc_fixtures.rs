@@ -191,10 +191,17 @@ fn qlik_table_without_metadata_uses_the_fallback_or_fails_typed() {
 
 #[test]
 fn qlik_malformed_inputs_fail_with_what_and_where() {
+    let truncated = qlik("qlik/malformed/truncated.json");
     assert!(matches!(
-        qlik("qlik/malformed/truncated.json"),
+        truncated,
         Err(QlikJsonError::Syntax { line: 1, .. })
     ));
+    let text = truncated.err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        text.matches(" line ").count(),
+        1,
+        "the place is said once: {text}"
+    );
     assert_eq!(
         qlik("qlik/malformed/wrong_magic.json"),
         Err(QlikJsonError::BadMagic {
@@ -238,6 +245,40 @@ fn qlik_malformed_inputs_fail_with_what_and_where() {
             source: KeyError::MissingKeyColumn { .. },
             ..
         })
+    ));
+    // Checked by the decoder's own scanner: where, and what.
+    for (text, column, problem) in [
+        (
+            &b"{\"data\":{\"A\":\"x\ty\"}}"[..],
+            16,
+            "control character in a string",
+        ),
+        (
+            b"{\"data\":{\"A\":1.}}",
+            16,
+            "invalid number: a digit must follow `.`",
+        ),
+        (
+            b"{\"type\":\"DT\",\"type\":\"MD\"}",
+            14,
+            "duplicate field `type`",
+        ),
+        (b"{\"headers\":{}} x", 16, "trailing characters"),
+    ] {
+        assert_eq!(
+            qlik_bytes(text),
+            Err(QlikJsonError::Syntax {
+                message: problem.into(),
+                line: 1,
+                column
+            }),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    assert!(matches!(
+        qlik_bytes(b"{\"magic\":1}"),
+        Err(QlikJsonError::Invalid { path: "magic", .. })
     ));
     for junk in [&b""[..], b"[]", b"null", b"{\"magic\":1}", b"\xff\xfe"] {
         assert!(qlik_bytes(junk).is_err(), "{junk:?} must be rejected");
@@ -438,10 +479,17 @@ fn debezium_events_map_ops_tables_and_positions() {
 
 #[test]
 fn debezium_malformed_inputs_fail_typed() {
+    let truncated = dbz("debezium/malformed/truncated.json", None);
     assert!(matches!(
-        dbz("debezium/malformed/truncated.json", None),
-        Err(DebeziumError::Syntax { .. })
+        truncated,
+        Err(DebeziumError::Syntax { line: 1, .. })
     ));
+    let text = truncated.err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        text.matches(" line ").count(),
+        1,
+        "the place is said once: {text}"
+    );
     assert!(matches!(
         dbz("debezium/malformed/bad_op.json", None),
         Err(DebeziumError::Invalid {

@@ -237,8 +237,13 @@ pub enum DebeziumError {
 
 impl From<&serde_json::Error> for DebeziumError {
     fn from(e: &serde_json::Error) -> Self {
+        // serde's text ends with its own "at line .. column ..", which the variant prints already.
+        let mut message = e.to_string();
+        if let Some(at) = message.rfind(" at line ") {
+            message.truncate(at);
+        }
         DebeziumError::Syntax {
-            message: e.to_string(),
+            message,
             line: e.line(),
             column: e.column(),
         }
