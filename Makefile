@@ -45,6 +45,7 @@ bench:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	CARGO="$(CARGO)" bash deploy/check.sh
 
 deploy-check:

@@ -1,5 +1,5 @@
 //! Loading the authorizer's keys: the HS256 secret from Secrets Manager and RS256 keys from a
-//! JWKS URL, into the pure [`JwtVerifier`](crate::core::jwt::JwtVerifier).
+//! JWKS URL, into the pure [`crate::core::jwt::JwtVerifier`].
 //!
 //! The verifier itself does no I/O; this module is the edge that fetches what it needs, used by
 //! `eda-daemon jwt verify` and the authorizer Lambda.

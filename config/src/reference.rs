@@ -1,7 +1,7 @@
 //! The configuration reference, generated from this crate's own doc comments.
 //!
 //! The sources of every section are compiled in, so the reference can never drift from the
-//! code: [`markdown`] walks the structs from [`Config`](crate::Config) down and prints one row
+//! code: [`markdown`] walks the structs from [`crate::Config`] down and prints one row
 //! per key with its type, default and the field's doc comment. The README embeds the output; a
 //! test fails when the two differ (run `UPDATE_README=1 cargo test -p eda-config` to refresh).
 

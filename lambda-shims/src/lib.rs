@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! - [`cold_start`]: the configuration (defaults, optional `CONFIG_FILE`, `EDA_` environment),
-//!   logging, and [`run`](cold_start::run), which hands a [`Shim`] to the Lambda runtime.
+//!   logging, and [`run`], which hands a [`Shim`] to the Lambda runtime.
 //! - [`publishing`]: one region's `EventBridgePublisher` + `DlqWriter` actor pair, the two
 //!   `RegionRouter`s (started by the daemon's own start function, one breaker per region), and
 //!   waiting on the `Ack` that says a batch is published, routed or dead-lettered.

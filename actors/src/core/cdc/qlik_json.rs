@@ -9,7 +9,7 @@
 //!   {"tableColumns":{"COL":{"ordinal","type","primaryKeyPosition",..}}},"dataSchema":..}`;
 //! - the unwrapped data message `{"data":{..},"beforeData":{..},"headers":{..}}`.
 //!
-//! The message is read in one pass by the strict scanner of [`super::scan`]: header strings borrow
+//! The message is read in one pass by the strict scanner of `scan.rs`: header strings borrow
 //! from the input when they contain no escapes, and the row images are indexed (and checked) as
 //! they are met, each keeping a copy of its own JSON text ([`RowImage`]). Metadata messages update
 //! the [`MetadataCache`]; data messages take their key columns from it, or from
