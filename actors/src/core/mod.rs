@@ -38,4 +38,6 @@ pub mod offsets;
 pub mod restart;
 pub mod stream_change;
 pub mod stream_record;
+#[cfg(test)]
+mod test_json;
 pub mod transform;

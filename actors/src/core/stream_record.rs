@@ -394,26 +394,6 @@ mod tests {
         }
     }
 
-    fn plain_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|i| json!(i)),
-            any::<u64>().prop_map(|u| json!(u)),
-            any::<f64>()
-                .prop_filter_map("finite", Number::from_f64)
-                .prop_map(Value::Number),
-            ".{0,20}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                proptest::collection::btree_map(".{0,8}", inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
     fn lossless_typed() -> impl Strategy<Value = AttributeValue> {
         let leaf = prop_oneof![
             ".{0,20}".prop_map(AttributeValue::S),
@@ -432,7 +412,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn plain_to_typed_and_back_is_exact(value in plain_json()) {
+        fn plain_to_typed_and_back_is_exact(value in crate::core::test_json::any_json()) {
             let typed = AttributeValue::from_plain(&value);
             // Through the wire form too, as a stream record would carry it.
             let wire = serde_json::to_string(&typed).unwrap();

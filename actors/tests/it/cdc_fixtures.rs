@@ -196,12 +196,7 @@ fn qlik_malformed_inputs_fail_with_what_and_where() {
         truncated,
         Err(QlikJsonError::Syntax { line: 1, .. })
     ));
-    let text = truncated.err().map(|e| e.to_string()).unwrap_or_default();
-    assert_eq!(
-        text.matches(" line ").count(),
-        1,
-        "the place is said once: {text}"
-    );
+    says_its_place_once(truncated.err());
     assert_eq!(
         qlik("qlik/malformed/wrong_magic.json"),
         Err(QlikJsonError::BadMagic {
@@ -283,6 +278,16 @@ fn qlik_malformed_inputs_fail_with_what_and_where() {
     for junk in [&b""[..], b"[]", b"null", b"{\"magic\":1}", b"\xff\xfe"] {
         assert!(qlik_bytes(junk).is_err(), "{junk:?} must be rejected");
     }
+}
+
+/// A decode error's text names its line and column once.
+fn says_its_place_once(error: Option<impl std::fmt::Display>) {
+    let text = error.map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        text.matches(" line ").count(),
+        1,
+        "the place is said once: {text}"
+    );
 }
 
 fn qlik_bytes(b: &[u8]) -> Result<QlikMessage, QlikJsonError> {
@@ -484,12 +489,7 @@ fn debezium_malformed_inputs_fail_typed() {
         truncated,
         Err(DebeziumError::Syntax { line: 1, .. })
     ));
-    let text = truncated.err().map(|e| e.to_string()).unwrap_or_default();
-    assert_eq!(
-        text.matches(" line ").count(),
-        1,
-        "the place is said once: {text}"
-    );
+    says_its_place_once(truncated.err());
     assert!(matches!(
         dbz("debezium/malformed/bad_op.json", None),
         Err(DebeziumError::Invalid {

@@ -91,13 +91,14 @@ pub fn decode_qlik_json(
                     let headers = body.headers.ok_or(QlikJsonError::Missing {
                         path: "message.headers",
                     })?;
-                    let parts = DataParts {
-                        data: body.data,
-                        before: body.before_data,
-                        schema: body.schema,
-                        table: body.table,
-                    };
-                    data_message(parts, &headers, "message.headers", ctx, metadata, origin)
+                    data_message(
+                        body.parts,
+                        &headers,
+                        "message.headers",
+                        ctx,
+                        metadata,
+                        origin,
+                    )
                 }
                 "MD" => metadata_message(body, metadata),
                 other => Err(QlikJsonError::BadMessageType {
@@ -115,23 +116,74 @@ pub fn decode_qlik_json(
             let headers = top
                 .headers
                 .ok_or(QlikJsonError::Missing { path: "headers" })?;
-            let parts = DataParts {
-                data: top.data,
-                before: top.before_data,
-                schema: top.schema,
-                table: top.table,
-            };
-            data_message(parts, &headers, "headers", ctx, metadata, origin)
+            data_message(top.parts, &headers, "headers", ctx, metadata, origin)
         }
     }
 }
 
 /// The pieces of a data message, whichever shape carried them.
+#[derive(Default)]
 struct DataParts<'a> {
     data: Option<RowImage>,
     before: Option<RowImage>,
     schema: Option<Cow<'a, str>>,
     table: Option<Cow<'a, str>>,
+}
+
+/// Where the [`DataParts`] fields sit in one shape, for errors.
+struct PartPaths {
+    data: &'static str,
+    before: &'static str,
+    schema: &'static str,
+    table: &'static str,
+}
+
+const UNWRAPPED: PartPaths = PartPaths {
+    data: "data",
+    before: "beforeData",
+    schema: "schema",
+    table: "table",
+};
+
+const ENVELOPED: PartPaths = PartPaths {
+    data: "message.data",
+    before: "message.beforeData",
+    schema: "message.schema",
+    table: "message.table",
+};
+
+impl<'a> DataParts<'a> {
+    /// Reads the member `name` if it is one of the parts (answering whether it was); the parts
+    /// take bits 8 to 11 of `seen`.
+    fn read(
+        &mut self,
+        scan: &mut Scanner<'a>,
+        key: &JsonStr,
+        name: &str,
+        seen: &mut Seen,
+        paths: &PartPaths,
+    ) -> Result<bool, Fail> {
+        match name {
+            "data" => {
+                seen.first(8, key, name)?;
+                self.data = image_field(scan, paths.data)?;
+            }
+            "beforeData" => {
+                seen.first(9, key, name)?;
+                self.before = image_field(scan, paths.before)?;
+            }
+            "schema" => {
+                seen.first(10, key, name)?;
+                self.schema = string_field(scan, paths.schema)?;
+            }
+            "table" => {
+                seen.first(11, key, name)?;
+                self.table = string_field(scan, paths.table)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 fn data_message(
@@ -344,21 +396,15 @@ struct Top<'a> {
     /// What `headers` was when it was neither an object nor null (an error only when unwrapped).
     headers_not_object: Option<&'static str>,
     message: Option<Body<'a>>,
-    data: Option<RowImage>,
-    before_data: Option<RowImage>,
-    schema: Option<Cow<'a, str>>,
-    table: Option<Cow<'a, str>>,
+    parts: DataParts<'a>,
 }
 
 /// The enveloped message: data-message and metadata-message fields side by side, so one pass
 /// reads either whatever order the keys come in.
 #[derive(Default)]
 struct Body<'a> {
-    data: Option<RowImage>,
-    before_data: Option<RowImage>,
+    parts: DataParts<'a>,
     headers: Option<Headers<'a>>,
-    schema: Option<Cow<'a, str>>,
-    table: Option<Cow<'a, str>>,
     lineage: Option<Lineage>,
     table_structure: Option<TableStructure>,
 }
@@ -447,34 +493,16 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
             }
             "message" => {
                 seen.first(3, &key, &name)?;
-                match scan.peek() {
-                    Some(b'n') => scan.literal("null")?,
-                    Some(b'{') => top.message = Some(read_body(&mut scan)?),
-                    found => {
-                        return Err(Fail::Field(invalid(
-                            "message",
-                            format!("expected an object, found {}", kind_at(found)),
-                        )))
-                    }
+                top.message = object_field(&mut scan, "message", read_body)?;
+            }
+            other => {
+                if !top
+                    .parts
+                    .read(&mut scan, &key, other, &mut seen, &UNWRAPPED)?
+                {
+                    scan.skip_value()?;
                 }
             }
-            "data" => {
-                seen.first(4, &key, &name)?;
-                top.data = image_field(&mut scan, "data")?;
-            }
-            "beforeData" => {
-                seen.first(5, &key, &name)?;
-                top.before_data = image_field(&mut scan, "beforeData")?;
-            }
-            "schema" => {
-                seen.first(6, &key, &name)?;
-                top.schema = string_field(&mut scan, "schema")?;
-            }
-            "table" => {
-                seen.first(7, &key, &name)?;
-                top.table = string_field(&mut scan, "table")?;
-            }
-            _ => scan.skip_value()?,
         }
     }
     scan.end()?;
@@ -489,34 +517,9 @@ fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
     while let Some(key) = scan.next_key(&mut first)? {
         let name = scan.decode(key)?;
         match &*name {
-            "data" => {
-                seen.first(0, &key, &name)?;
-                body.data = image_field(scan, "message.data")?;
-            }
-            "beforeData" => {
-                seen.first(1, &key, &name)?;
-                body.before_data = image_field(scan, "message.beforeData")?;
-            }
             "headers" => {
                 seen.first(2, &key, &name)?;
-                match scan.peek() {
-                    Some(b'n') => scan.literal("null")?,
-                    Some(b'{') => body.headers = Some(read_headers(scan)?),
-                    found => {
-                        return Err(Fail::Field(invalid(
-                            "message.headers",
-                            format!("expected an object, found {}", kind_at(found)),
-                        )))
-                    }
-                }
-            }
-            "schema" => {
-                seen.first(3, &key, &name)?;
-                body.schema = string_field(scan, "message.schema")?;
-            }
-            "table" => {
-                seen.first(4, &key, &name)?;
-                body.table = string_field(scan, "message.table")?;
+                body.headers = object_field(scan, "message.headers", read_headers)?;
             }
             "lineage" => {
                 seen.first(5, &key, &name)?;
@@ -526,10 +529,33 @@ fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
                 seen.first(6, &key, &name)?;
                 body.table_structure = scan.nested()?;
             }
-            _ => scan.skip_value()?,
+            other => {
+                if !body.parts.read(scan, &key, other, &mut seen, &ENVELOPED)? {
+                    scan.skip_value()?;
+                }
+            }
         }
     }
     Ok(body)
+}
+
+/// An object read by `read`, or null; anything else is an error at `path`.
+fn object_field<'a, T>(
+    scan: &mut Scanner<'a>,
+    path: &'static str,
+    read: impl FnOnce(&mut Scanner<'a>) -> Result<T, Fail>,
+) -> Result<Option<T>, Fail> {
+    match scan.peek() {
+        Some(b'{') => read(scan).map(Some),
+        Some(b'n') => {
+            scan.literal("null")?;
+            Ok(None)
+        }
+        found => Err(Fail::Field(invalid(
+            path,
+            format!("expected an object, found {}", kind_at(found)),
+        ))),
+    }
 }
 
 /// A string or null.

@@ -553,9 +553,7 @@ impl RowWriter {
 
     /// A span of `s` copied into the side buffer (its JSON spelling needed escapes).
     fn decoded_copy(&mut self, s: &str) -> Span {
-        let at = self.decoded.len();
-        self.decoded.push_str(s);
-        Span::decoded(at as u32, self.decoded.len() as u32)
+        append_decoded(&mut self.decoded, s)
     }
 
     /// The comma before every column but the first.
@@ -642,11 +640,7 @@ impl RowWriter {
             self.padded |= may_be_padded(row.text(span));
         }
         let value = match column.value {
-            Kind::Str(span) if span.is_decoded() => {
-                let start = self.decoded.len();
-                self.decoded.push_str(row.text(span));
-                Kind::Str(Span::decoded(start as u32, self.decoded.len() as u32))
-            }
+            Kind::Str(span) if span.is_decoded() => Kind::Str(self.decoded_copy(row.text(span))),
             Kind::Str(span) => Kind::Str(span.moved(from, at.1)),
             Kind::Number(span) => Kind::Number(span.moved(from, at.1)),
             Kind::Nested(i) => {
@@ -829,12 +823,11 @@ impl Parts {
     #[inline(never)]
     fn decoded_span(&mut self, scan: &Scanner<'_>, s: JsonStr) -> Result<Span, RowError> {
         let value = scan.unescape(s).map_err(malformed)?;
-        let at = self.decoded.len();
-        self.decoded.push_str(&value);
+        let span = append_decoded(&mut self.decoded, &value);
         if self.decoded.len() > SPAN_MAX {
             return Err(RowError::TooLarge);
         }
-        Ok(Span::decoded(at as u32, self.decoded.len() as u32))
+        Ok(span)
     }
 
     /// The row, owning a copy of the object's text.
@@ -849,6 +842,13 @@ impl Parts {
             padded: self.padded,
         })
     }
+}
+
+/// Appends `s` to a row's side buffer; its span there (the caller bounds the buffer's size).
+fn append_decoded(buf: &mut String, s: &str) -> Span {
+    let at = buf.len();
+    buf.push_str(s);
+    Span::decoded(at as u32, buf.len() as u32)
 }
 
 fn malformed(e: ScanError) -> RowError {

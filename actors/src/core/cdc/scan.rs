@@ -391,7 +391,6 @@ pub(crate) fn special_from(bytes: &[u8], mut i: usize) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::Value;
 
     /// Skips one value and checks nothing is left, the way a decoder would.
     fn check(text: &str) -> Result<(), ScanError> {
@@ -466,30 +465,11 @@ mod tests {
         }
 
         #[test]
-        fn any_value_serde_writes_is_accepted(value in any_json()) {
+        fn any_value_serde_writes_is_accepted(value in crate::core::test_json::any_json()) {
             let text = serde_json::to_string(&value).expect("serializes");
             prop_assert!(check(&text).is_ok());
             let pretty = serde_json::to_string_pretty(&value).expect("serializes");
             prop_assert!(check(&pretty).is_ok());
         }
-    }
-
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            ".{0,12}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map(".{0,6}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 }
