@@ -152,17 +152,17 @@ impl TableRouting {
     /// Routes one source table elsewhere.
     pub fn with_override(mut self, table: &TableRef, target: impl Into<String>) -> Self {
         self.overrides
-            .entry(table.schema.clone())
+            .entry(table.schema.to_string())
             .or_default()
-            .insert(table.table.clone(), target.into());
+            .insert(table.table.to_string(), target.into());
         self
     }
 
     /// The DynamoDB table for `table`.
     pub fn target(&self, table: &TableRef) -> &str {
         self.overrides
-            .get(&table.schema)
-            .and_then(|t| t.get(&table.table))
+            .get(&*table.schema)
+            .and_then(|t| t.get(&*table.table))
             .unwrap_or(&self.default)
     }
 }

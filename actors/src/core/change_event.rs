@@ -9,7 +9,7 @@ use super::apply_plan::render_pk;
 use super::cdc::CdcEvent;
 use super::eventbridge::EventBridgeEntry;
 use super::transform::{BaseEvent, ChangePayload};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -51,7 +51,6 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned();
     let event_type = event_type(&event);
-    let key: Map<String, Value> = event.key.into_iter().map(|k| (k.name, k.value)).collect();
     let mut metadata = BTreeMap::new();
     metadata.insert("change_sequence".to_string(), event.change_sequence.clone());
     if let Some(position) = event.stream_position {
@@ -73,7 +72,7 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
             after: event.after,
             before: event.before,
             change_sequence: event.change_sequence,
-            key,
+            key: event.key,
             operation: event.operation.as_str(),
             table: event.table.qualified(),
         }
@@ -120,7 +119,7 @@ pub fn published_detail(detail: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::core::cdc::{KeyColumn, Operation, TableRef};
-    use serde_json::json;
+    use serde_json::{json, Map};
 
     fn change(seq: &str) -> CdcEvent {
         let mut after = Map::new();

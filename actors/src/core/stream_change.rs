@@ -171,7 +171,7 @@ fn keys_of(
                     }
                 })?;
                 Ok(KeyColumn {
-                    name: column.clone(),
+                    name: column.as_str().into(),
                     value: value.to_plain(),
                 })
             })
@@ -180,12 +180,18 @@ fn keys_of(
     let source = if tombstone { image } else { keys };
     let mut columns: Vec<KeyColumn> = row_of(source)
         .into_iter()
-        .map(|(name, value)| KeyColumn { name, value })
+        .map(|(name, value)| KeyColumn {
+            name: name.into(),
+            value,
+        })
         .collect();
     if columns.is_empty() {
         columns = image_to_plain(keys)
             .into_iter()
-            .map(|(name, value)| KeyColumn { name, value })
+            .map(|(name, value)| KeyColumn {
+                name: name.into(),
+                value,
+            })
             .collect();
     }
     Ok(columns)

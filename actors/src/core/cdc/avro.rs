@@ -359,7 +359,7 @@ fn build_event(
         _ => None,
     };
     let table = match (schema, table) {
-        (Some(schema), Some(table)) => TableRef { schema, table },
+        (Some(schema), Some(table)) => TableRef::new(schema, table),
         _ => ctx.default_table.cloned().ok_or(AvroError::NoTable)?,
     };
     let key = key_names(&table, metadata, ctx.fallback_keys)

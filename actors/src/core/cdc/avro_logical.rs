@@ -5,16 +5,16 @@ use chrono::{DateTime, SecondsFormat};
 
 /// RFC 3339 with a fixed number of fractional digits, written by hand: chrono's formatter costs
 /// more than the rest of a column's decoding. Years outside 0..=9999 fall back to chrono.
-pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool) -> String {
+pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool) -> Rendered {
     use chrono::{Datelike, Timelike};
     let year = dt.year();
     if !(0..=9999).contains(&year) {
         let text = dt.to_rfc3339_opts(fmt, true);
-        return if utc {
+        return Rendered::Owned(if utc {
             text
         } else {
             text.trim_end_matches('Z').to_owned()
-        };
+        });
     }
     let (digits, frac) = match fmt {
         SecondsFormat::Millis => (3, dt.nanosecond() / 1_000_000),
@@ -22,7 +22,8 @@ pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool)
         _ => (9, dt.nanosecond()),
     };
     // `YYYY-MM-DDTHH:MM:SS.` then the fraction and `Z`.
-    let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+    let mut buf = [0u8; INLINE];
+    buf[..30].copy_from_slice(b"0000-00-00T00:00:00.000000000Z");
     put_digits(&mut buf[0..4], year.unsigned_abs());
     put_digits(&mut buf[5..7], dt.month());
     put_digits(&mut buf[8..10], dt.day());
@@ -32,26 +33,58 @@ pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool)
     put_digits(&mut buf[17..19], dt.second());
     let end = 20 + digits;
     put_digits(&mut buf[20..end], frac.min(10u32.pow(digits as u32) - 1));
-    let mut s = String::with_capacity(end + 1);
-    s.push_str(ascii(&buf[..end]));
-    if utc {
-        s.push('Z');
-    }
-    s
+    let len = if utc {
+        buf[end] = b'Z';
+        end + 1
+    } else {
+        end
+    };
+    Rendered::Inline(buf, len)
 }
 
 /// A date as `YYYY-MM-DD`, written by hand like [`rfc3339`]; other years as chrono spells them.
-pub(crate) fn iso_date(date: chrono::NaiveDate) -> String {
+pub(crate) fn iso_date(date: chrono::NaiveDate) -> Rendered {
     use chrono::Datelike;
     let year = date.year();
     if !(0..=9999).contains(&year) {
-        return date.to_string();
+        return Rendered::Owned(date.to_string());
     }
-    let mut buf = *b"0000-00-00";
+    let mut buf = [0u8; INLINE];
+    buf[..10].copy_from_slice(b"0000-00-00");
     put_digits(&mut buf[0..4], year.unsigned_abs());
     put_digits(&mut buf[5..7], date.month());
     put_digits(&mut buf[8..10], date.day());
-    ascii(&buf).to_owned()
+    Rendered::Inline(buf, 10)
+}
+
+/// Room for the longest hand-written text: a timestamp with nanoseconds and `Z`.
+const INLINE: usize = 30;
+
+/// Text of a date or timestamp: ASCII written by hand on the stack (no allocation), or chrono's
+/// own spelling for years outside 0..=9999.
+pub(crate) enum Rendered {
+    /// The first `.1` bytes of the buffer.
+    Inline([u8; INLINE], usize),
+    /// chrono's text.
+    Owned(String),
+}
+
+impl Rendered {
+    /// The text's bytes (UTF-8: ASCII when inline).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Rendered::Inline(buf, len) => buf.get(..*len).unwrap_or_default(),
+            Rendered::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    /// The text as a `String`.
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            Rendered::Inline(..) => String::from_utf8_lossy(self.as_bytes()).into_owned(),
+            Rendered::Owned(s) => s,
+        }
+    }
 }
 
 /// Writes the last `out.len()` decimal digits of `v` into `out`, zero-padded.
@@ -60,11 +93,6 @@ fn put_digits(out: &mut [u8], mut v: u32) {
         *b = b'0' + (v % 10) as u8;
         v /= 10;
     }
-}
-
-/// Text made only of ASCII digits and punctuation by the writers above.
-fn ascii(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// [`decimal_string`] for unscaled values that fit an `i128` (every decimal of precision up to
@@ -179,7 +207,7 @@ mod tests {
         fn timestamps_match_chrono(micros in -62_135_596_800_000_000i64..253_402_300_799_000_000) {
             let dt = DateTime::from_timestamp_micros(micros).expect("in range");
             proptest::prop_assert_eq!(
-                rfc3339(&dt, SecondsFormat::Micros, true),
+                rfc3339(&dt, SecondsFormat::Micros, true).into_string(),
                 dt.to_rfc3339_opts(SecondsFormat::Micros, true)
             );
         }
@@ -189,7 +217,7 @@ mod tests {
             let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
                 .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
                 .expect("in range");
-            proptest::prop_assert_eq!(iso_date(date), date.to_string());
+            proptest::prop_assert_eq!(iso_date(date).into_string(), date.to_string());
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 
 use super::row::{ColumnKey, RowImage, RowWriter};
 
-use super::avro_logical::{b64, decimal_string, iso_date, rfc3339};
+use super::avro_logical::{b64, decimal_string, iso_date, rfc3339, Rendered};
 use super::avro_schema::{Compiled, Node, TimeUnit};
 
 /// Deepest nesting of records/arrays/maps/unions the reader follows.
@@ -257,7 +257,7 @@ impl<'a> Reader<'a> {
                 Value::String(decimal_string(digits, scale))
             }
             Node::Uuid => Value::String(self.uuid(&mut uuid::Uuid::encode_buffer())?.to_owned()),
-            Node::Date => Value::String(self.date()?),
+            Node::Date => Value::String(self.date()?.into_string()),
             Node::TimeMillis => {
                 let start = self.offset();
                 let ms = self.int()?;
@@ -289,7 +289,7 @@ impl<'a> Reader<'a> {
                     })?;
                 Value::String(t.format("%H:%M:%S%.6f").to_string())
             }
-            Node::Timestamp(unit, utc) => Value::String(self.timestamp(*unit, *utc)?),
+            Node::Timestamp(unit, utc) => Value::String(self.timestamp(*unit, *utc)?.into_string()),
             Node::Duration => {
                 let b = self.array::<12>()?;
                 let word = |i: usize| {
@@ -373,7 +373,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A date as `YYYY-MM-DD`.
-    fn date(&mut self) -> Result<String, Box<ReadError>> {
+    fn date(&mut self) -> Result<Rendered, Box<ReadError>> {
         let start = self.offset();
         let days = self.int()?;
         let date = NaiveDate::from_ymd_opt(1970, 1, 1)
@@ -383,7 +383,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A timestamp in RFC 3339 (with `Z` when the schema says it is UTC).
-    fn timestamp(&mut self, unit: TimeUnit, utc: bool) -> Result<String, Box<ReadError>> {
+    fn timestamp(&mut self, unit: TimeUnit, utc: bool) -> Result<Rendered, Box<ReadError>> {
         let start = self.offset();
         let v = self.long()?;
         let (dt, fmt) = match unit {
@@ -412,12 +412,16 @@ impl<'a> Reader<'a> {
             Node::Null => row.push_null(name),
             Node::Int => row.push_number(name, itoa::Buffer::new().format(self.int()?)),
             Node::Long => row.push_number(name, itoa::Buffer::new().format(self.long()?)),
-            Node::String => row.push_str(name, self.string()?),
+            Node::String => {
+                let start = self.offset();
+                row.push_utf8(name, self.bytes()?)
+                    .map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))?;
+            }
             Node::Boolean => row.push_bool(name, self.boolean()?),
             Node::Decimal { scale, fixed } => row.push_str(name, &self.decimal(*scale, *fixed)?),
             Node::Uuid => row.push_str(name, self.uuid(&mut uuid::Uuid::encode_buffer())?),
-            Node::Date => row.push_str(name, &self.date()?),
-            Node::Timestamp(unit, utc) => row.push_str(name, &self.timestamp(*unit, *utc)?),
+            Node::Date => row.push_rendered(name, &self.date()?),
+            Node::Timestamp(unit, utc) => row.push_rendered(name, &self.timestamp(*unit, *utc)?),
             Node::Union(branches) if depth <= MAX_DEPTH => {
                 let b = self.union_branch(branches)?;
                 return self.column(c, b, depth + 1, name, row);

@@ -150,7 +150,10 @@ fn key_from_message_key(k: &[u8]) -> Result<Vec<KeyColumn>, DebeziumError> {
     match obj {
         Value::Object(m) if !m.is_empty() => Ok(m
             .into_iter()
-            .map(|(name, value)| KeyColumn { name, value })
+            .map(|(name, value)| KeyColumn {
+                name: name.into(),
+                value,
+            })
             .collect()),
         _ => Err(DebeziumError::Invalid {
             path: "key",

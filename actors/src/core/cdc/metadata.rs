@@ -7,6 +7,7 @@
 //! never seen (e.g. consumed before this process started).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +37,8 @@ pub struct TableMetadata {
     pub table_version: i64,
     /// Columns in ordinal order.
     pub columns: Vec<ColumnMetadata>,
-    /// Primary-key column names in key order, precomputed once so data messages only borrow it.
-    pub key_columns: Vec<String>,
+    /// Primary-key column names in key order, precomputed once so data messages share them.
+    pub key_columns: Vec<Arc<str>>,
 }
 
 impl TableMetadata {
@@ -49,7 +50,7 @@ impl TableMetadata {
             .filter(|c| c.primary_key_position > 0)
             .collect();
         keyed.sort_by_key(|c| c.primary_key_position);
-        let key_columns = keyed.iter().map(|c| c.name.clone()).collect();
+        let key_columns = keyed.iter().map(|c| Arc::from(c.name.as_str())).collect();
         Self {
             table,
             table_version,
@@ -66,7 +67,7 @@ impl TableMetadata {
 #[derive(Debug, Clone, Default)]
 pub struct MetadataCache {
     /// schema -> table -> structure.
-    tables: HashMap<String, HashMap<String, TableMetadata>>,
+    tables: HashMap<Arc<str>, HashMap<Arc<str>, TableMetadata>>,
 }
 
 impl MetadataCache {
@@ -104,15 +105,18 @@ impl MetadataCache {
     }
 }
 
+/// Key column names in key order, shared with every change that carries them.
+pub type KeyNames = Vec<Arc<str>>;
+
 /// Key columns configured by the operator, for tables whose metadata message is not known.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FallbackKeys {
     /// schema -> table -> key column names, in key order.
     #[serde(default)]
-    pub per_table: HashMap<String, HashMap<String, Vec<String>>>,
+    pub per_table: HashMap<Arc<str>, HashMap<Arc<str>, KeyNames>>,
     /// Key columns assumed for any other table (e.g. `["ID"]`), if set.
     #[serde(default)]
-    pub default: Option<Vec<String>>,
+    pub default: Option<KeyNames>,
 }
 
 impl FallbackKeys {
@@ -126,18 +130,18 @@ impl FallbackKeys {
         self.per_table
             .entry(table.schema.clone())
             .or_default()
-            .insert(table.table.clone(), columns);
+            .insert(table.table.clone(), shared(columns));
         self
     }
 
     /// Sets the key columns assumed for unlisted tables.
     pub fn with_default(mut self, columns: Vec<String>) -> Self {
-        self.default = Some(columns);
+        self.default = Some(shared(columns));
         self
     }
 
     /// The configured key of `schema.table`, if any.
-    pub fn get(&self, schema: &str, table: &str) -> Option<&[String]> {
+    pub fn get(&self, schema: &str, table: &str) -> Option<&[Arc<str>]> {
         self.per_table
             .get(schema)
             .and_then(|t| t.get(table))
@@ -148,11 +152,15 @@ impl FallbackKeys {
 }
 
 /// Key column names of a table: metadata first (it follows DDL changes), then configuration.
+fn shared(columns: Vec<String>) -> Vec<Arc<str>> {
+    columns.into_iter().map(Arc::from).collect()
+}
+
 pub(crate) fn key_names<'a>(
     table: &TableRef,
     cache: Option<&'a MetadataCache>,
     fallback: &'a FallbackKeys,
-) -> Result<&'a [String], KeyError> {
+) -> Result<&'a [Arc<str>], KeyError> {
     if let Some(meta) = cache.and_then(|c| c.get(&table.schema, &table.table)) {
         if !meta.key_columns.is_empty() {
             return Ok(&meta.key_columns);
@@ -168,6 +176,10 @@ pub(crate) fn key_names<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(names: &[&str]) -> Vec<Arc<str>> {
+        names.iter().map(|&n| Arc::from(n)).collect()
+    }
 
     fn col(name: &str, ordinal: i64, pk: i64) -> ColumnMetadata {
         ColumnMetadata {
@@ -185,7 +197,7 @@ mod tests {
             1,
             vec![col("B", 2, 1), col("A", 1, 2), col("C", 3, 0)],
         );
-        assert_eq!(meta.key_columns, vec!["B".to_string(), "A".to_string()]);
+        assert_eq!(meta.key_columns, names(&["B", "A"]));
     }
 
     #[test]
@@ -196,7 +208,7 @@ mod tests {
         assert!(!cache.insert(TableMetadata::new(t.clone(), 1, vec![col("X", 1, 1)])));
         assert_eq!(
             cache.get("s", "t").map(|m| m.key_columns.clone()),
-            Some(vec!["ID".to_string()])
+            Some(names(&["ID"]))
         );
     }
 
@@ -206,13 +218,13 @@ mod tests {
         let fallback = FallbackKeys::none().with_table(&t, vec!["FB".into()]);
         let mut cache = MetadataCache::new();
         assert_eq!(
-            key_names(&t, Some(&cache), &fallback).map(<[String]>::to_vec),
-            Ok(vec!["FB".to_string()])
+            key_names(&t, Some(&cache), &fallback).map(<[_]>::to_vec),
+            Ok(names(&["FB"]))
         );
         cache.insert(TableMetadata::new(t.clone(), 1, vec![col("ID", 1, 1)]));
         assert_eq!(
-            key_names(&t, Some(&cache), &fallback).map(<[String]>::to_vec),
-            Ok(vec!["ID".to_string()])
+            key_names(&t, Some(&cache), &fallback).map(<[_]>::to_vec),
+            Ok(names(&["ID"]))
         );
         let other = TableRef::new("s", "u");
         assert!(matches!(

@@ -28,6 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 pub mod avro;
 mod avro_logical;
@@ -58,18 +59,19 @@ pub fn is_valid_sequence(seq: &str) -> bool {
 }
 
 /// The source table a change belongs to; it names the DynamoDB partition key prefix and selects
-/// the target table and the key columns.
+/// the target table and the key columns. The names are shared (`Arc<str>`): every change of a
+/// topic carries its table, and a clone is two reference counts, not two allocations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableRef {
     /// Source schema (or database, for sources without schemas such as MySQL).
-    pub schema: String,
+    pub schema: Arc<str>,
     /// Source table name.
-    pub table: String,
+    pub table: Arc<str>,
 }
 
 impl TableRef {
-    /// Builds a table reference; a convenience for tests and configuration.
-    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+    /// Builds a table reference.
+    pub fn new(schema: impl Into<Arc<str>>, table: impl Into<Arc<str>>) -> Self {
         Self {
             schema: schema.into(),
             table: table.into(),
@@ -116,8 +118,8 @@ impl Operation {
 /// item key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyColumn {
-    /// Column name as the source spells it.
-    pub name: String,
+    /// Column name as the source spells it; shared with the table's metadata or configuration.
+    pub name: Arc<str>,
     /// Column value, as decoded (Qlik JSON sends most values as strings, Avro as typed values).
     pub value: Value,
 }
@@ -182,7 +184,7 @@ pub struct DecodeContext<'a> {
 /// Finds the key columns of a row: their names from metadata or configuration, their values from
 /// the row image. Shared by every decoder so all formats agree on keys.
 pub(crate) fn extract_key(
-    names: &[String],
+    names: &[Arc<str>],
     image: Option<&RowImage>,
 ) -> Result<Vec<KeyColumn>, KeyError> {
     let image = image.ok_or(KeyError::NoRowImage)?;
@@ -190,12 +192,12 @@ pub(crate) fn extract_key(
     for name in names {
         match image.get(name) {
             Some(value) => key.push(KeyColumn {
-                name: name.clone(),
+                name: Arc::clone(name),
                 value: value.to_value(),
             }),
             None => {
                 return Err(KeyError::MissingKeyColumn {
-                    column: name.clone(),
+                    column: name.to_string(),
                 })
             }
         }

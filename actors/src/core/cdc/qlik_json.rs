@@ -295,10 +295,7 @@ fn data_message(
 
     let (after, before) = (parts.data, parts.before);
     let table = match (parts.schema, parts.table) {
-        (Some(schema), Some(table)) => TableRef {
-            schema: schema.into_owned(),
-            table: table.into_owned(),
-        },
+        (Some(schema), Some(table)) => TableRef::new(&*schema, &*table),
         _ => ctx.default_table.cloned().ok_or(QlikJsonError::NoTable)?,
     };
     let key = key_names(&table, Some(metadata), ctx.fallback_keys)
@@ -347,10 +344,7 @@ fn metadata_message(
             primary_key_position: c.primary_key_position.unwrap_or(0),
         })
         .collect();
-    let table = TableRef {
-        schema,
-        table: table_name,
-    };
+    let table = TableRef::new(schema, table_name);
     let table_version = lineage.table_version.unwrap_or(0);
     let updated = metadata.insert(TableMetadata::new(table.clone(), table_version, columns));
     Ok(QlikMessage::Metadata {

@@ -33,6 +33,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::avro_logical::Rendered;
 use super::scan::{kind_at, special_from, JsonStr, ScanError, Scanner};
 
 /// A row image: one JSON object, kept as text with an index of its columns.
@@ -54,8 +55,13 @@ pub struct RowImage {
 /// full Unicode check of `str::trim`. Nearly every value answers no from two byte tests.
 #[inline]
 pub(crate) fn may_be_padded(s: &str) -> bool {
+    bytes_may_be_padded(s.as_bytes())
+}
+
+/// [`may_be_padded`] on the bytes of a string.
+#[inline(always)]
+fn bytes_may_be_padded(bytes: &[u8]) -> bool {
     let blank = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b) || !b.is_ascii();
-    let bytes = s.as_bytes();
     bytes.first().is_some_and(blank) || bytes.last().is_some_and(blank)
 }
 
@@ -331,10 +337,22 @@ impl RowImage {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        // Lengths first: they reject nearly every other column without reading its text.
+        // Lengths first: they reject nearly every other column without reading its text. Bytes
+        // rather than `str`s: equal bytes are equal text, and a byte slice needs no boundary
+        // checks.
+        let name = name.as_bytes();
         self.columns
             .iter()
-            .rposition(|c| c.name.len() == name.len() && self.text(c.name) == name)
+            .rposition(|c| c.name.len() == name.len() && self.bytes(c.name) == name)
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        let from = if span.is_decoded() {
+            &self.decoded
+        } else {
+            &*self.raw
+        };
+        from.as_bytes().get(span.range()).unwrap_or(&[])
     }
 
     fn text(&self, span: Span) -> &str {
@@ -461,8 +479,8 @@ pub trait ColumnName {
 impl ColumnName for &str {
     fn write_to(&self, row: &mut RowWriter) -> (Span, usize) {
         row.comma();
-        let span = row.string(self);
-        row.text.push(':');
+        let span = row.string(self.as_bytes());
+        row.text.push(b':');
         (span, row.text.len())
     }
 }
@@ -478,16 +496,17 @@ impl ColumnName for &String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnKey {
     name: String,
-    json: String,
+    /// `"NAME":`, escaped.
+    json: Vec<u8>,
     escaped: bool,
 }
 
 impl ColumnKey {
     /// Prepares `name`.
     pub fn new(name: &str) -> ColumnKey {
-        let mut json = String::with_capacity(name.len() + 3);
-        let escaped = write_json_string(&mut json, name);
-        json.push(':');
+        let mut json = Vec::with_capacity(name.len() + 3);
+        let escaped = write_json_string(&mut json, name.as_bytes());
+        json.push(b':');
         ColumnKey {
             name: name.to_owned(),
             json,
@@ -507,7 +526,7 @@ impl ColumnName for &ColumnKey {
     fn write_to(&self, row: &mut RowWriter) -> (Span, usize) {
         row.comma();
         let start = row.text.len() + 1;
-        row.text.push_str(&self.json);
+        row.text.extend_from_slice(&self.json);
         let span = if self.escaped {
             row.decoded_copy(&self.name)
         } else {
@@ -519,7 +538,10 @@ impl ColumnName for &ColumnKey {
 
 /// Writes a row's JSON text column by column, indexing it as it goes.
 pub struct RowWriter {
-    text: String,
+    /// The text so far: UTF-8 by construction (every piece written is a `str` or checked ASCII),
+    /// kept as bytes so a decoder's ASCII strings need no `str` check of their own; checked once,
+    /// whole, by [`RowWriter::finish`].
+    text: Vec<u8>,
     columns: Vec<Column>,
     decoded: String,
     nested: Vec<Value>,
@@ -529,8 +551,8 @@ pub struct RowWriter {
 impl RowWriter {
     /// A writer with room for about `bytes` of text.
     pub fn with_capacity(bytes: usize) -> RowWriter {
-        let mut text = String::with_capacity(bytes + 2);
-        text.push('{');
+        let mut text = Vec::with_capacity(bytes + 2);
+        text.push(b'{');
         RowWriter {
             text,
             columns: Vec::with_capacity(16),
@@ -540,14 +562,15 @@ impl RowWriter {
         }
     }
 
-    /// Writes `s` as a JSON string; the span of its content (a decoded copy when it needed
-    /// escapes).
-    fn string(&mut self, s: &str) -> Span {
+    /// Writes the UTF-8 text `bytes` as a JSON string; the span of its content (a decoded copy
+    /// when it needed escapes).
+    fn string(&mut self, bytes: &[u8]) -> Span {
         let start = self.text.len() + 1;
-        if write_json_string(&mut self.text, s) {
-            self.decoded_copy(s)
+        if write_json_string(&mut self.text, bytes) {
+            // Callers pass UTF-8, so this cannot fail; only strings with escapes come here.
+            self.decoded_copy(std::str::from_utf8(bytes).unwrap_or_default())
         } else {
-            Span::raw(start as u32, (start + s.len()) as u32)
+            Span::raw(start as u32, (start + bytes.len()) as u32)
         }
     }
 
@@ -559,7 +582,7 @@ impl RowWriter {
     /// The comma before every column but the first.
     fn comma(&mut self) {
         if !self.columns.is_empty() {
-            self.text.push(',');
+            self.text.push(b',');
         }
     }
 
@@ -583,8 +606,9 @@ impl RowWriter {
         match value {
             Value::String(s) => self.push_str(name, s),
             Value::Number(n) => {
-                use std::fmt::Write as _;
+                use std::io::Write as _;
                 let at = self.name(name);
+                // Writing to a `Vec` cannot fail.
                 let _ = write!(self.text, "{n}");
                 let number = Span::raw(at.1 as u32, self.text.len() as u32);
                 self.column(at, Kind::Number(number));
@@ -593,7 +617,7 @@ impl RowWriter {
             Value::Null => self.push_null(name),
             nested => {
                 let at = self.name(name);
-                self.text.push_str(&nested.to_string());
+                self.text.extend_from_slice(nested.to_string().as_bytes());
                 self.nested.push(nested.clone());
                 self.column(at, Kind::Nested((self.nested.len() - 1) as u32));
             }
@@ -602,16 +626,42 @@ impl RowWriter {
 
     /// Appends a string column.
     pub fn push_str(&mut self, name: impl ColumnName, value: &str) {
-        self.padded |= may_be_padded(value);
+        self.push_text(name, value.as_bytes());
+    }
+
+    /// Appends a string column from UTF-8 text.
+    fn push_text(&mut self, name: impl ColumnName, value: &[u8]) {
+        self.padded |= bytes_may_be_padded(value);
         let at = self.name(name);
         let span = self.string(value);
         self.column(at, Kind::Str(span));
     }
 
+    /// Appends a string column from bytes that must be UTF-8: ASCII text (nearly all of it) is
+    /// written with no `str` check of its own, anything else is checked first. On an error
+    /// nothing is written.
+    pub(crate) fn push_utf8(
+        &mut self,
+        name: impl ColumnName,
+        value: &[u8],
+    ) -> Result<(), std::str::Utf8Error> {
+        if !value.is_ascii() {
+            return std::str::from_utf8(value).map(|s| self.push_str(name, s));
+        }
+        self.push_text(name, value);
+        Ok(())
+    }
+
+    /// Appends a date or timestamp column.
+    pub(crate) fn push_rendered(&mut self, name: impl ColumnName, value: &Rendered) {
+        // Inline text is ASCII and owned text a `String`: both are UTF-8, so this never fails.
+        let _ = self.push_utf8(name, value.as_bytes());
+    }
+
     /// Appends a number column from its JSON text (digits written by the caller's formatter).
     pub(crate) fn push_number(&mut self, name: impl ColumnName, json_number: &str) {
         let at = self.name(name);
-        self.text.push_str(json_number);
+        self.text.extend_from_slice(json_number.as_bytes());
         let number = Span::raw(at.1 as u32, self.text.len() as u32);
         self.column(at, Kind::Number(number));
     }
@@ -619,14 +669,15 @@ impl RowWriter {
     /// Appends a boolean column.
     pub(crate) fn push_bool(&mut self, name: impl ColumnName, value: bool) {
         let at = self.name(name);
-        self.text.push_str(if value { "true" } else { "false" });
+        self.text
+            .extend_from_slice(if value { b"true" } else { b"false" });
         self.column(at, Kind::Bool(value));
     }
 
     /// Appends a null column.
     pub(crate) fn push_null(&mut self, name: impl ColumnName) {
         let at = self.name(name);
-        self.text.push_str("null");
+        self.text.extend_from_slice(b"null");
         self.column(at, Kind::Null);
     }
 
@@ -634,8 +685,12 @@ impl RowWriter {
     fn push_column(&mut self, row: &RowImage, column: &Column) {
         let at = self.name(row.text(column.name));
         let (from, to) = column.raw_value;
-        self.text
-            .push_str(row.raw.get(from as usize..to as usize).unwrap_or("null"));
+        self.text.extend_from_slice(
+            row.raw
+                .as_bytes()
+                .get(from as usize..to as usize)
+                .unwrap_or(b"null"),
+        );
         if let Kind::Str(span) = column.value {
             self.padded |= may_be_padded(row.text(span));
         }
@@ -655,13 +710,18 @@ impl RowWriter {
 
     /// The finished row.
     pub fn finish(mut self) -> RowImage {
-        self.text.push('}');
+        self.text.push(b'}');
         if self.text.len() > SPAN_MAX || self.decoded.len() > SPAN_MAX {
             // Spans cannot address it; DynamoDB items and Kafka messages are far smaller.
             return RowImage::empty();
         }
+        // Every piece written was UTF-8 (see `text`), so this check passes; it is one pass over
+        // the whole text, cheaper than one per string.
+        let Ok(text) = String::from_utf8(self.text) else {
+            return RowImage::empty();
+        };
         RowImage {
-            raw: self.text.into_boxed_str(),
+            raw: text.into_boxed_str(),
             columns: self.columns,
             decoded: self.decoded,
             nested: self.nested,
@@ -683,37 +743,36 @@ impl RowImage {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped as serde_json escapes; returns whether
-/// anything needed escaping.
-fn write_json_string(out: &mut String, s: &str) -> bool {
-    out.push('"');
-    let bytes = s.as_bytes();
+/// Appends the UTF-8 text `bytes` as a JSON string literal, escaped as serde_json escapes; returns
+/// whether anything needed escaping.
+fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    out.push(b'"');
     let mut plain_from = 0;
     let mut escaped = false;
     loop {
-        // Special bytes are ASCII, so every cut is on a character boundary.
         let i = special_from(bytes, plain_from);
-        out.push_str(s.get(plain_from..i).unwrap_or(""));
+        out.extend_from_slice(bytes.get(plain_from..i).unwrap_or(&[]));
         let Some(&b) = bytes.get(i) else {
             break;
         };
         escaped = true;
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ => {
-                use std::fmt::Write as _;
+                use std::io::Write as _;
+                // Writing to a `Vec` cannot fail.
                 let _ = write!(out, "\\u{b:04x}");
             }
         }
         plain_from = i + 1;
     }
-    out.push('"');
+    out.push(b'"');
     escaped
 }
 
@@ -754,7 +813,8 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
                 parts.padded |= if s.escaped {
                     may_be_padded(parts.decoded.get(span.range()).unwrap_or(""))
                 } else {
-                    may_be_padded(scan.text().get(s.start..s.end).unwrap_or(""))
+                    // The bytes of an unescaped string are its text: no need to slice a `str`.
+                    bytes_may_be_padded(scan.text().as_bytes().get(s.start..s.end).unwrap_or(&[]))
                 };
                 Kind::Str(span)
             }
@@ -993,6 +1053,38 @@ mod tests {
             set.set("é\"", &json!({"k": ["\u{1}"]}));
             let scanned = RowImage::parse(set.as_json()).expect("JSON");
             prop_assert_eq!(set.iter().collect::<Vec<_>>(), scanned.iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn a_string_from_bytes_is_written_as_the_same_text_or_refused_whole(
+            bytes in proptest::collection::vec(
+                prop_oneof![3 => 0x20u8..0x7f, 1 => any::<u8>()],
+                0..24,
+            )
+        ) {
+            let mut from_bytes = RowWriter::with_capacity(32);
+            from_bytes.push_str("A", "x");
+            let pushed = from_bytes.push_utf8("B", &bytes);
+            let from_bytes = from_bytes.finish();
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    prop_assert!(pushed.is_ok());
+                    let mut from_str = RowWriter::with_capacity(32);
+                    from_str.push_str("A", "x");
+                    from_str.push_str("B", text);
+                    let from_str = from_str.finish();
+                    prop_assert_eq!(from_bytes.as_json(), from_str.as_json());
+                    prop_assert_eq!(from_bytes.get("B"), Some(Cell::Str(text)));
+                    prop_assert_eq!(from_bytes.may_have_padded_strings(), from_str.may_have_padded_strings());
+                    let scanned = RowImage::parse(from_bytes.as_json()).expect("JSON");
+                    prop_assert_eq!(from_bytes.iter().collect::<Vec<_>>(), scanned.iter().collect::<Vec<_>>());
+                }
+                // Not UTF-8: an error, and the row keeps only what came before.
+                Err(_) => {
+                    prop_assert!(pushed.is_err());
+                    prop_assert_eq!(from_bytes.as_json(), r#"{"A":"x"}"#);
+                }
+            }
         }
     }
 }

@@ -172,7 +172,9 @@ impl FieldPath {
     }
 
     /// Applies `edit` to the string the path addresses in a built event, if it is one.
-    pub(crate) fn edit_str(&self, event: &mut BaseEvent, edit: impl FnOnce(&mut String)) {
+    /// Replaces the string the path addresses by `edit`'s answer; `edit` answers `None` to keep
+    /// it (so an unchanged value costs no copy).
+    pub(crate) fn edit_str(&self, event: &mut BaseEvent, edit: impl Fn(&str) -> Option<String>) {
         let target = match self.root {
             Root::EventId => Some(&mut event.event_id),
             Root::EventType => Some(&mut event.event_type),
@@ -186,7 +188,9 @@ impl FieldPath {
             Root::Payload => return event.payload.edit_str(&self.rest, edit),
         };
         if let Some(s) = target {
-            edit(s);
+            if let Some(new) = edit(s) {
+                *s = new;
+            }
         }
     }
 }

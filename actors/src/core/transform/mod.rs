@@ -491,7 +491,7 @@ impl Transformer {
             event.payload.trim_strings();
         }
         for path in &self.email_fields {
-            path.edit_str(&mut event, normalize_email);
+            path.edit_str(&mut event, normalized_email);
         }
         let geo = self.geolocate(&event);
         TransformedEvent {
@@ -606,13 +606,17 @@ fn trimmed(s: &str) -> &str {
     }
 }
 
-/// Trims and lower-cases an address in place. Validation admits ASCII addresses only, so
-/// lower-casing never changes the length and needs no allocation.
-fn normalize_email(email: &mut String) {
-    trim_in_place(email);
-    if email.is_ascii() {
-        email.make_ascii_lowercase();
-    } else if email.chars().any(char::is_uppercase) {
-        *email = email.to_lowercase();
+/// The address trimmed and lower-cased, or `None` when it already is (most are: no copy).
+fn normalized_email(email: &str) -> Option<String> {
+    let trimmed = trimmed(email);
+    let upper = if trimmed.is_ascii() {
+        trimmed.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        trimmed.chars().any(char::is_uppercase)
+    };
+    match (upper, trimmed.len() == email.len()) {
+        (false, true) => None,
+        (false, false) => Some(trimmed.to_owned()),
+        (true, _) => Some(trimmed.to_lowercase()),
     }
 }

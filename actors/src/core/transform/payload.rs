@@ -8,9 +8,10 @@
 
 use super::field::{descend, Found, Segment};
 use super::{trim_in_place, trim_strings, trimmed};
-use crate::core::cdc::{Cell, RowImage};
+use crate::core::cdc::{Cell, KeyColumn, RowImage};
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The business data of an event.
 #[derive(Debug, Clone)]
@@ -31,12 +32,41 @@ pub struct ChangePayload {
     pub before: Option<RowImage>,
     /// The change sequence.
     pub change_sequence: String,
-    /// The key columns and their values.
-    pub key: Map<String, Value>,
+    /// The key columns and their values, in key order; written as a JSON object whose members
+    /// are sorted by name, as a `serde_json` map would write them (a repeated name keeps its
+    /// last value).
+    #[serde(serialize_with = "key_object")]
+    pub key: Vec<KeyColumn>,
     /// `INSERT`, `UPDATE`, `DELETE` or `REFRESH`.
     pub operation: &'static str,
     /// `SCHEMA.TABLE`.
     pub table: String,
+}
+
+/// The key columns as a JSON object: sorted by name, a repeated name written once with its last
+/// value, like the `serde_json::Map` the JSON form reads back.
+fn key_object<S: Serializer>(key: &[KeyColumn], s: S) -> Result<S::Ok, S::Error> {
+    let mut order: Vec<&KeyColumn> = key.iter().collect();
+    // Stable: among equal names the last one stays last.
+    order.sort_by(|a, b| a.name.cmp(&b.name));
+    let unique = |i: &usize| {
+        order
+            .get(i + 1)
+            .is_none_or(|next| next.name != order[*i].name)
+    };
+    let mut map = s.serialize_map(None)?;
+    for i in (0..order.len()).filter(unique) {
+        map.serialize_entry(&*order[i].name, &order[i].value)?;
+    }
+    map.end()
+}
+
+/// The value of key column `name` (its last occurrence).
+fn key_value<'k>(key: &'k [KeyColumn], name: &str) -> Option<&'k Value> {
+    key.iter()
+        .rev()
+        .find(|k| &*k.name == name)
+        .map(|k| &k.value)
 }
 
 impl Default for Payload {
@@ -90,7 +120,7 @@ impl Payload {
             "key" if below.is_empty() => Found::Other,
             "key" => {
                 let (name, deeper) = (&below[0], &below[1..]);
-                Found::of_value(change.key.get(&name.key).and_then(|v| descend(v, deeper)))
+                Found::of_value(key_value(&change.key, &name.key).and_then(|v| descend(v, deeper)))
             }
             "after" | "before" => {
                 let row = if first.key == "after" {
@@ -114,12 +144,18 @@ impl Payload {
         }
     }
 
-    /// Applies `edit` to the string `rest` addresses, if there is one.
-    pub(crate) fn edit_str(&mut self, rest: &[Segment], edit: impl FnOnce(&mut String)) {
+    /// Replaces the string `rest` addresses, if there is one, by `edit`'s answer (`None` keeps
+    /// it).
+    pub(crate) fn edit_str(&mut self, rest: &[Segment], edit: impl Fn(&str) -> Option<String>) {
+        let replace = |s: &mut String| {
+            if let Some(new) = edit(s) {
+                *s = new;
+            }
+        };
         let change = match self {
             Payload::Json(v) => {
                 if let Some(s) = descend_str_mut(v, rest) {
-                    edit(s);
+                    replace(s);
                 }
                 return;
             }
@@ -129,16 +165,18 @@ impl Payload {
             return;
         };
         match first.key.as_str() {
-            "table" if below.is_empty() => edit(&mut change.table),
-            "change_sequence" if below.is_empty() => edit(&mut change.change_sequence),
+            "table" if below.is_empty() => replace(&mut change.table),
+            "change_sequence" if below.is_empty() => replace(&mut change.change_sequence),
             "key" => {
                 if let Some((name, deeper)) = below.split_first() {
                     if let Some(s) = change
                         .key
-                        .get_mut(&name.key)
-                        .and_then(|v| descend_str_mut(v, deeper))
+                        .iter_mut()
+                        .rev()
+                        .find(|k| *k.name == *name.key)
+                        .and_then(|k| descend_str_mut(&mut k.value, deeper))
                     {
-                        edit(s);
+                        replace(s);
                     }
                 }
             }
@@ -153,14 +191,8 @@ impl Payload {
                     return;
                 };
                 if deeper.is_empty() {
-                    let mut edit = Some(edit);
                     let rewritten = image.rewrite_strings(|name, value| {
-                        if name != column.key {
-                            return None;
-                        }
-                        let mut s = value.to_owned();
-                        (edit.take()?)(&mut s);
-                        (s != value).then_some(s)
+                        (name == column.key).then(|| edit(value)).flatten()
                     });
                     if let Some(new) = rewritten {
                         *image = new;
@@ -169,7 +201,7 @@ impl Payload {
                     // Below a nested column (rare): edit a map of the row and rebuild it.
                     let mut map = Value::Object(image.to_map());
                     if let Some(s) = descend_str_mut(&mut map, below) {
-                        edit(s);
+                        replace(s);
                         if let Value::Object(map) = &map {
                             *image = RowImage::from_map(map);
                         }
@@ -188,7 +220,10 @@ impl Payload {
         };
         trim_in_place(&mut change.table);
         trim_in_place(&mut change.change_sequence);
-        change.key.values_mut().for_each(trim_strings);
+        change
+            .key
+            .iter_mut()
+            .for_each(|k| trim_strings(&mut k.value));
         for row in [&mut change.after, &mut change.before]
             .into_iter()
             .flatten()
@@ -278,15 +313,47 @@ mod tests {
             after: Some(after),
             before: None,
             change_sequence: "1".into(),
-            key: json!({"ID": " 7 "})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            key: vec![KeyColumn {
+                name: "ID".into(),
+                value: json!(" 7 "),
+            }],
             operation: "UPDATE",
             table: "S.T".into(),
         });
         let json = Payload::Json(change.to_value());
         (change, json)
+    }
+
+    #[test]
+    fn key_columns_are_written_as_a_sorted_object_keeping_the_last_of_a_name() {
+        let column = |name: &str, value: Value| KeyColumn {
+            name: name.into(),
+            value,
+        };
+        let change = Payload::from(ChangePayload {
+            after: None,
+            before: None,
+            change_sequence: "1".into(),
+            key: vec![
+                column("REGION", json!("eu")),
+                column("ID", json!(1)),
+                column("REGION", json!("us")),
+            ],
+            operation: "UPDATE",
+            table: "S.T".into(),
+        });
+        let text = serde_json::to_string(&change).expect("serializes");
+        assert!(text.contains(r#""key":{"ID":1,"REGION":"us"}"#), "{text}");
+        // The JSON form read back writes the same bytes.
+        let json = Payload::Json(serde_json::from_str(&text).expect("JSON"));
+        assert_eq!(serde_json::to_string(&json).ok(), Some(text));
+        // And a path into the key finds what the object holds.
+        let segment = |key: &str| Segment {
+            key: key.into(),
+            index: None,
+        };
+        let found = change.find(&[segment("key"), segment("REGION")]);
+        assert_eq!(found, Found::Str("us"));
     }
 
     #[test]

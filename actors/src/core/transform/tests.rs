@@ -273,9 +273,13 @@ fn trimming_handles_every_kind_of_blank_in_place() {
         trim_in_place(&mut s);
         assert_eq!(s, want, "{input:?}");
     }
-    let mut email = " Jane@EXAMPLE.com ".to_owned();
-    normalize_email(&mut email);
-    assert_eq!(email, "jane@example.com");
+    let email = normalized_email(" Jane@EXAMPLE.com ");
+    assert_eq!(email.as_deref(), Some("jane@example.com"));
+    assert_eq!(
+        normalized_email(" jane@example.com").as_deref(),
+        Some("jane@example.com")
+    );
+    assert_eq!(normalized_email("jane@example.com"), None);
 }
 
 #[test]
