@@ -38,7 +38,7 @@ pub struct TableMetadata {
     /// Columns in ordinal order.
     pub columns: Vec<ColumnMetadata>,
     /// Primary-key column names in key order, precomputed once so data messages share them.
-    pub key_columns: Vec<Arc<str>>,
+    pub key_columns: KeyNames,
 }
 
 impl TableMetadata {
