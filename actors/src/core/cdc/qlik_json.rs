@@ -459,25 +459,21 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
             _ => "expected a JSON object",
         })));
     }
-    scan.open_object()?;
     let mut top = Top::default();
-    let mut seen = Seen(0);
-    let mut first = true;
-    while let Some(key) = scan.next_key(&mut first)? {
-        let name = scan.decode(key)?;
-        match &*name {
+    members(&mut scan, |scan, key, name, seen| {
+        match name {
             "magic" => {
-                seen.first(0, &key, &name)?;
-                top.magic = string_field(&mut scan, "magic")?;
+                seen.first(0, key, name)?;
+                top.magic = string_field(scan, "magic")?;
             }
             "type" => {
-                seen.first(1, &key, &name)?;
-                top.kind = string_field(&mut scan, "type")?;
+                seen.first(1, key, name)?;
+                top.kind = string_field(scan, "type")?;
             }
             "headers" => {
-                seen.first(2, &key, &name)?;
+                seen.first(2, key, name)?;
                 match scan.peek() {
-                    Some(b'{') => top.headers = Some(read_headers(&mut scan)?),
+                    Some(b'{') => top.headers = Some(read_headers(scan)?),
                     Some(b'n') => scan.literal("null")?,
                     found => {
                         top.headers_not_object = Some(kind_at(found));
@@ -486,51 +482,64 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
                 }
             }
             "message" => {
-                seen.first(3, &key, &name)?;
-                top.message = object_field(&mut scan, "message", read_body)?;
+                seen.first(3, key, name)?;
+                top.message = object_field(scan, "message", read_body)?;
             }
             other => {
-                if !top
-                    .parts
-                    .read(&mut scan, &key, other, &mut seen, &UNWRAPPED)?
-                {
+                if !top.parts.read(scan, key, other, seen, &UNWRAPPED)? {
                     scan.skip_value()?;
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     scan.end()?;
     Ok(top)
 }
 
 fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
-    scan.open_object()?;
     let mut body = Body::default();
-    let mut seen = Seen(0);
-    let mut first = true;
-    while let Some(key) = scan.next_key(&mut first)? {
-        let name = scan.decode(key)?;
-        match &*name {
+    members(scan, |scan, key, name, seen| {
+        match name {
             "headers" => {
-                seen.first(2, &key, &name)?;
+                seen.first(2, key, name)?;
                 body.headers = object_field(scan, "message.headers", read_headers)?;
             }
             "lineage" => {
-                seen.first(5, &key, &name)?;
+                seen.first(5, key, name)?;
                 body.lineage = scan.nested()?;
             }
             "tableStructure" => {
-                seen.first(6, &key, &name)?;
+                seen.first(6, key, name)?;
                 body.table_structure = scan.nested()?;
             }
             other => {
-                if !body.parts.read(scan, &key, other, &mut seen, &ENVELOPED)? {
+                if !body.parts.read(scan, key, other, seen, &ENVELOPED)? {
                     scan.skip_value()?;
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(body)
+}
+
+/// Reads the object at the scanner's offset member by member: `member` gets the scanner (on the
+/// value), the key (its place, for errors), the decoded name and the fields seen so far, and
+/// reads the value.
+#[inline(always)]
+fn members<'a>(
+    scan: &mut Scanner<'a>,
+    mut member: impl FnMut(&mut Scanner<'a>, &JsonStr, &str, &mut Seen) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    scan.open_object()?;
+    let mut seen = Seen(0);
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first)? {
+        let name = scan.decode(key)?;
+        member(scan, &key, &name, &mut seen)?;
+    }
+    Ok(())
 }
 
 /// An object read by `read`, or null; anything else is an error at `path`.
@@ -589,13 +598,9 @@ fn image_field(scan: &mut Scanner<'_>, path: &'static str) -> Result<Option<RowI
 /// The change headers; every field is read as whatever JSON it holds, so type problems become
 /// errors with a field path later.
 fn read_headers<'a>(scan: &mut Scanner<'a>) -> Result<Headers<'a>, Fail> {
-    scan.open_object()?;
     let mut headers = Headers::default();
-    let mut seen = Seen(0);
-    let mut first = true;
-    while let Some(key) = scan.next_key(&mut first)? {
-        let name = scan.decode(key)?;
-        let (bit, slot) = match &*name {
+    members(scan, |scan, key, name, seen| {
+        let (bit, slot) = match name {
             "operation" => (0, &mut headers.operation),
             "changeSequence" => (1, &mut headers.change_sequence),
             "timestamp" => (2, &mut headers.timestamp),
@@ -605,14 +610,12 @@ fn read_headers<'a>(scan: &mut Scanner<'a>) -> Result<Headers<'a>, Fail> {
             "transactionLastEvent" => (6, &mut headers.transaction_last_event),
             "changeMask" => (7, &mut headers.change_mask),
             "columnMask" => (8, &mut headers.column_mask),
-            _ => {
-                scan.skip_value()?;
-                continue;
-            }
+            _ => return Ok(scan.skip_value()?),
         };
-        seen.first(bit, &key, &name)?;
+        seen.first(bit, key, name)?;
         *slot = Some(read_scalar(scan)?);
-    }
+        Ok(())
+    })?;
     Ok(headers)
 }
 
