@@ -35,6 +35,11 @@ impl ReadError {
         })
     }
 
+    /// A string at `offset` that is not UTF-8.
+    fn utf8(offset: usize, e: std::str::Utf8Error) -> Box<Self> {
+        ReadError::new(offset, format!("invalid UTF-8: {e}"))
+    }
+
     pub(crate) fn within(mut self: Box<Self>, segment: &str) -> Box<Self> {
         self.path.push(segment.to_owned());
         self
@@ -138,7 +143,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> Result<&'a str, Box<ReadError>> {
         let start = self.offset();
         let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))
+        std::str::from_utf8(b).map_err(|e| ReadError::utf8(start, e))
     }
 
     /// Reads one block count of an array or map: `Ok(0)` ends the sequence.
@@ -368,7 +373,7 @@ impl<'a> Reader<'a> {
             let u = uuid::Uuid::from_slice(b).map_err(|e| ReadError::new(start, e.to_string()))?;
             Ok(u.hyphenated().encode_lower(buf))
         } else {
-            std::str::from_utf8(b).map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))
+            std::str::from_utf8(b).map_err(|e| ReadError::utf8(start, e))
         }
     }
 
@@ -415,7 +420,7 @@ impl<'a> Reader<'a> {
             Node::String => {
                 let start = self.offset();
                 row.push_utf8(name, self.bytes()?)
-                    .map_err(|e| ReadError::new(start, format!("invalid UTF-8: {e}")))?;
+                    .map_err(|e| ReadError::utf8(start, e))?;
             }
             Node::Boolean => row.push_bool(name, self.boolean()?),
             Node::Decimal { scale, fixed } => row.push_str(name, &self.decimal(*scale, *fixed)?),
