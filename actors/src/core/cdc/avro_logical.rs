@@ -22,8 +22,7 @@ pub(crate) fn rfc3339(dt: &DateTime<chrono::Utc>, fmt: SecondsFormat, utc: bool)
         _ => (9, dt.nanosecond()),
     };
     // `YYYY-MM-DDTHH:MM:SS.` then the fraction and `Z`.
-    let mut buf = [0u8; INLINE];
-    buf[..30].copy_from_slice(b"0000-00-00T00:00:00.000000000Z");
+    let mut buf: [u8; INLINE] = *b"0000-00-00T00:00:00.000000000Z";
     put_digits(&mut buf[0..4], year.unsigned_abs());
     put_digits(&mut buf[5..7], dt.month());
     put_digits(&mut buf[8..10], dt.day());
