@@ -74,7 +74,10 @@ pub fn decode_qlik_json(
             column,
         }
     })?;
-    let top = read_top(text).map_err(|fail| fail.into_error(text))?;
+    // The message is read into `top` in place: its parts are large, and returning them through
+    // each reader cost a copy per level.
+    let mut top = Top::default();
+    read_top(text, &mut top).map_err(|fail| fail.into_error(text))?;
     match top.magic {
         Some(magic) => {
             if magic != "atMSG" {
@@ -85,22 +88,23 @@ pub fn decode_qlik_json(
             let kind = top.kind.ok_or(QlikJsonError::Missing { path: "type" })?;
             let body = top
                 .message
+                .as_mut()
                 .ok_or(QlikJsonError::Missing { path: "message" })?;
             match kind.as_ref() {
                 "DT" => {
-                    let headers = body.headers.ok_or(QlikJsonError::Missing {
+                    let headers = body.headers.as_ref().ok_or(QlikJsonError::Missing {
                         path: "message.headers",
                     })?;
                     data_message(
-                        body.parts,
-                        &headers,
+                        &mut body.parts,
+                        headers,
                         "message.headers",
                         ctx,
                         metadata,
                         origin,
                     )
                 }
-                "MD" => metadata_message(body, metadata),
+                "MD" => metadata_message(std::mem::take(body), metadata),
                 other => Err(QlikJsonError::BadMessageType {
                     found: other.to_owned(),
                 }),
@@ -115,8 +119,9 @@ pub fn decode_qlik_json(
             }
             let headers = top
                 .headers
+                .as_ref()
                 .ok_or(QlikJsonError::Missing { path: "headers" })?;
-            data_message(top.parts, &headers, "headers", ctx, metadata, origin)
+            data_message(&mut top.parts, headers, "headers", ctx, metadata, origin)
         }
     }
 }
@@ -187,7 +192,7 @@ impl<'a> DataParts<'a> {
 }
 
 fn data_message(
-    parts: DataParts<'_>,
+    parts: &mut DataParts<'_>,
     headers: &Headers<'_>,
     hpath: &'static str,
     ctx: &DecodeContext<'_>,
@@ -293,9 +298,9 @@ fn data_message(
         }
     }
 
-    let (after, before) = (parts.data, parts.before);
-    let table = match (parts.schema, parts.table) {
-        (Some(schema), Some(table)) => TableRef::new(&*schema, &*table),
+    let (after, before) = (parts.data.take(), parts.before.take());
+    let table = match (&parts.schema, &parts.table) {
+        (Some(schema), Some(table)) => TableRef::new(&**schema, &**table),
         _ => ctx.default_table.cloned().ok_or(QlikJsonError::NoTable)?,
     };
     let key = key_names(&table, Some(metadata), ctx.fallback_keys)
@@ -448,7 +453,7 @@ impl Seen {
     }
 }
 
-fn read_top(text: &str) -> Result<Top<'_>, Fail> {
+fn read_top<'a>(text: &'a str, top: &mut Top<'a>) -> Result<(), Fail> {
     let mut scan = Scanner::new(text);
     scan.ws();
     if scan.peek() != Some(b'{') {
@@ -459,7 +464,6 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
             _ => "expected a JSON object",
         })));
     }
-    let mut top = Top::default();
     members(&mut scan, |scan, key, name, seen| {
         match name {
             "magic" => {
@@ -473,7 +477,7 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
             "headers" => {
                 seen.first(2, key, name)?;
                 match scan.peek() {
-                    Some(b'{') => top.headers = Some(read_headers(scan)?),
+                    Some(b'{') => read_headers(scan, top.headers.insert(Headers::default()))?,
                     Some(b'n') => scan.literal("null")?,
                     found => {
                         top.headers_not_object = Some(kind_at(found));
@@ -483,7 +487,7 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
             }
             "message" => {
                 seen.first(3, key, name)?;
-                top.message = object_field(scan, "message", read_body)?;
+                object_field(scan, "message", &mut top.message, read_body)?;
             }
             other => {
                 if !top.parts.read(scan, key, other, seen, &UNWRAPPED)? {
@@ -494,16 +498,15 @@ fn read_top(text: &str) -> Result<Top<'_>, Fail> {
         Ok(())
     })?;
     scan.end()?;
-    Ok(top)
+    Ok(())
 }
 
-fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
-    let mut body = Body::default();
+fn read_body<'a>(scan: &mut Scanner<'a>, body: &mut Body<'a>) -> Result<(), Fail> {
     members(scan, |scan, key, name, seen| {
         match name {
             "headers" => {
                 seen.first(2, key, name)?;
-                body.headers = object_field(scan, "message.headers", read_headers)?;
+                object_field(scan, "message.headers", &mut body.headers, read_headers)?;
             }
             "lineage" => {
                 seen.first(5, key, name)?;
@@ -520,8 +523,7 @@ fn read_body<'a>(scan: &mut Scanner<'a>) -> Result<Body<'a>, Fail> {
             }
         }
         Ok(())
-    })?;
-    Ok(body)
+    })
 }
 
 /// Reads the object at the scanner's offset member by member: `member` gets the scanner (on the
@@ -542,17 +544,20 @@ fn members<'a>(
     Ok(())
 }
 
-/// An object read by `read`, or null; anything else is an error at `path`.
-fn object_field<'a, T>(
+/// An object read by `read` into `slot`, or null (leaving it empty); anything else is an error
+/// at `path`.
+fn object_field<'a, T: Default>(
     scan: &mut Scanner<'a>,
     path: &'static str,
-    read: impl FnOnce(&mut Scanner<'a>) -> Result<T, Fail>,
-) -> Result<Option<T>, Fail> {
+    slot: &mut Option<T>,
+    read: impl FnOnce(&mut Scanner<'a>, &mut T) -> Result<(), Fail>,
+) -> Result<(), Fail> {
     match scan.peek() {
-        Some(b'{') => read(scan).map(Some),
+        Some(b'{') => read(scan, slot.insert(T::default())),
         Some(b'n') => {
             scan.literal("null")?;
-            Ok(None)
+            *slot = None;
+            Ok(())
         }
         found => Err(Fail::Field(invalid(
             path,
@@ -597,8 +602,7 @@ fn image_field(scan: &mut Scanner<'_>, path: &'static str) -> Result<Option<RowI
 
 /// The change headers; every field is read as whatever JSON it holds, so type problems become
 /// errors with a field path later.
-fn read_headers<'a>(scan: &mut Scanner<'a>) -> Result<Headers<'a>, Fail> {
-    let mut headers = Headers::default();
+fn read_headers<'a>(scan: &mut Scanner<'a>, headers: &mut Headers<'a>) -> Result<(), Fail> {
     members(scan, |scan, key, name, seen| {
         let (bit, slot) = match name {
             "operation" => (0, &mut headers.operation),
@@ -615,8 +619,7 @@ fn read_headers<'a>(scan: &mut Scanner<'a>) -> Result<Headers<'a>, Fail> {
         seen.first(bit, key, name)?;
         *slot = Some(read_scalar(scan)?);
         Ok(())
-    })?;
-    Ok(headers)
+    })
 }
 
 /// Any JSON value as a [`Scalar`] (nested values checked and skipped). Inlined: returned
