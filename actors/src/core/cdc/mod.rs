@@ -40,6 +40,7 @@ pub mod metadata;
 pub mod qlik_json;
 pub mod row;
 mod scan;
+mod simd;
 
 pub use avro::{AvroDecoder, NoSchemaSource, SchemaSource};
 pub use debezium::decode_debezium;

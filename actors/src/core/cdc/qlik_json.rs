@@ -65,7 +65,7 @@ pub fn decode_qlik_json(
 ) -> Result<QlikMessage, QlikJsonError> {
     // UTF-8 checked once for the whole message (fast for ASCII); then one pass of the strict
     // scanner reads the envelope and indexes the row images.
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    let text = super::simd::utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
         let (line, column) = line_column(bytes, at);
         QlikJsonError::Syntax {

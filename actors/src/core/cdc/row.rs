@@ -87,8 +87,10 @@ impl Span {
         (self.0 as u32) as usize..((self.0 >> 32) as u32 & 0x7fff_ffff) as usize
     }
 
+    /// The length, computed from the packed word (no range checks: a lookup runs this once per
+    /// column).
     fn len(self) -> usize {
-        self.range().len()
+        ((self.0 >> 32) as u32 & 0x7fff_ffff).wrapping_sub(self.0 as u32) as usize
     }
 
     fn is_decoded(self) -> bool {
@@ -275,13 +277,34 @@ impl RowImage {
     /// A copy of the row with the string columns that `change` rewrites replaced; `change` sees
     /// each string column's name and value and answers the new value, or `None` to keep it.
     /// Returns `None` when nothing changed (and so costs no copy).
-    pub fn rewrite_strings<F>(&self, mut change: F) -> Option<RowImage>
+    pub fn rewrite_strings<F>(&self, change: F) -> Option<RowImage>
     where
+        F: FnMut(&str, &str) -> Option<String>,
+    {
+        self.rewrite(|_| true, change)
+    }
+
+    /// [`RowImage::rewrite_strings`] for the string columns called `name` (every occurrence);
+    /// the other columns are passed over by name, their values never read.
+    pub fn rewrite_column<F>(&self, name: &str, mut change: F) -> Option<RowImage>
+    where
+        F: FnMut(&str) -> Option<String>,
+    {
+        let name = name.as_bytes();
+        self.rewrite(|c| self.is_named(c, name), |_, value| change(value))
+    }
+
+    fn rewrite<S, F>(&self, mut select: S, mut change: F) -> Option<RowImage>
+    where
+        S: FnMut(&Column) -> bool,
         F: FnMut(&str, &str) -> Option<String>,
     {
         let mut replaced: Vec<(usize, String)> = Vec::new();
         for (i, column) in self.columns.iter().enumerate() {
             if let Kind::Str(span) = column.value {
+                if !select(column) {
+                    continue;
+                }
                 if let Some(new) = change(self.text(column.name), self.text(span)) {
                     replaced.push((i, new));
                 }
@@ -341,9 +364,12 @@ impl RowImage {
         // rather than `str`s: equal bytes are equal text, and a byte slice needs no boundary
         // checks.
         let name = name.as_bytes();
-        self.columns
-            .iter()
-            .rposition(|c| c.name.len() == name.len() && self.bytes(c.name) == name)
+        self.columns.iter().rposition(|c| self.is_named(c, name))
+    }
+
+    #[inline(always)]
+    fn is_named(&self, column: &Column, name: &[u8]) -> bool {
+        column.name.len() == name.len() && self.bytes(column.name) == name
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
@@ -717,7 +743,7 @@ impl RowWriter {
         }
         // Every piece written was UTF-8 (see `text`), so this check passes; it is one pass over
         // the whole text, cheaper than one per string.
-        let Ok(text) = String::from_utf8(self.text) else {
+        let Ok(text) = super::simd::utf8_string(self.text) else {
             return RowImage::empty();
         };
         RowImage {
@@ -1010,6 +1036,22 @@ mod tests {
             .expect("changed");
         assert_eq!(out.as_json(), r#"{"A":"x","B":1,"C":"Y@Z.COM"}"#);
         assert_eq!(out.get("A"), Some(Cell::Str("x")));
+    }
+
+    #[test]
+    fn rewriting_one_column_edits_each_of_its_string_occurrences_only() {
+        // "A" twice, an escaped name that decodes to "A", a number under the name "A", and a
+        // column whose name only shares the length.
+        let r = row(r#"{"A":"a","B":"a","\u0041":"b","A":7,"Z":"a","A":"c"}"#);
+        let out = r
+            .rewrite_column("A", |v| Some(v.to_uppercase()))
+            .expect("changed");
+        assert_eq!(
+            out.as_json(),
+            r#"{"A":"A","B":"a","A":"B","A":7,"Z":"a","A":"C"}"#
+        );
+        assert!(r.rewrite_column("A", |_| None).is_none());
+        assert!(r.rewrite_column("Q", |_| Some(String::new())).is_none());
     }
 
     proptest! {

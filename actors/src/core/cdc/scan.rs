@@ -137,22 +137,31 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The byte at the current offset once whitespace is skipped. When the byte is `expected`
+    /// (what compact JSON has there), that one test is all it costs.
+    #[inline(always)]
+    fn peek_for(&mut self, expected: u8) -> Option<u8> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b == expected => Some(b),
+            _ => {
+                self.ws();
+                self.peek()
+            }
+        }
+    }
+
     /// The next member's key of an object opened by [`Scanner::open_object`], leaving the offset
     /// on the member's value; `None` after the closing `}`. `first` is true until the first call.
     #[inline(always)]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<JsonStr>, ScanError> {
-        self.ws();
-        if *first {
-            *first = false;
-            if self.peek() == Some(b'}') {
-                self.pos += 1;
-                return Ok(None);
-            }
+        let was_first = std::mem::replace(first, false);
+        let open = if was_first {
+            self.peek_for(b'"')
         } else {
-            match self.peek() {
+            match self.peek_for(b',') {
                 Some(b',') => {
                     self.pos += 1;
-                    self.ws();
+                    self.peek_for(b'"')
                 }
                 Some(b'}') => {
                     self.pos += 1;
@@ -161,15 +170,18 @@ impl<'a> Scanner<'a> {
                 Some(_) => return Err(self.fail("expected `,` or `}` after an object member")),
                 None => return Err(self.fail("EOF while parsing an object")),
             }
-        }
-        match self.peek() {
+        };
+        match open {
             Some(b'"') => {}
+            Some(b'}') if was_first => {
+                self.pos += 1;
+                return Ok(None);
+            }
             Some(_) => return Err(self.fail("expected a string as an object key")),
             None => return Err(self.fail("EOF while parsing an object")),
         }
         let key = self.string()?;
-        self.ws();
-        if self.peek() != Some(b':') {
+        if self.peek_for(b':') != Some(b':') {
             return Err(self.fail("expected `:` after an object key"));
         }
         self.pos += 1;
@@ -359,11 +371,33 @@ fn digits_from(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The offset of the first byte from `i` on that ends a plain run of string content: a quote, a
-/// backslash or a control character (or the end). Eight bytes at a time: for each of the three
-/// tests, `(x - 0x01..) & !x & 0x80..` marks the bytes that are zero, and its lowest mark is
-/// exact (a borrow only spreads upward from a marked byte).
+/// backslash or a control character (or the end). On x86-64, sixteen bytes at a time with SSE2
+/// (see [`super::simd`]); the rest, and every byte on other targets, by [`special_from_swar`].
 #[inline(always)]
-pub(crate) fn special_from(bytes: &[u8], mut i: usize) -> usize {
+pub(crate) fn special_from(bytes: &[u8], i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let i = {
+        let mut i = i;
+        while let Some(block) = bytes.get(i..i + 16) {
+            let Ok(block) = <&[u8; 16]>::try_from(block) else {
+                break;
+            };
+            let marks = super::simd::special_marks(block);
+            if marks != 0 {
+                return i + marks.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i
+    };
+    special_from_swar(bytes, i)
+}
+
+/// [`special_from`] eight bytes at a time in a `u64`: for each of the three tests,
+/// `(x - 0x01..) & !x & 0x80..` marks the bytes that are zero, and its lowest mark is exact (a
+/// borrow only spreads upward from a marked byte).
+#[inline(always)]
+fn special_from_swar(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const QUOTES: u64 = ONES * b'"' as u64;
@@ -460,6 +494,36 @@ mod tests {
             assert_eq!(special_from(&bytes, 0), 9 + i);
         }
         assert_eq!(special_from(b"\x7f\x80\xff ~", 0), 5);
+    }
+
+    /// The first special byte from `i`, one byte at a time.
+    fn special_by_bytes(bytes: &[u8], i: usize) -> usize {
+        let rest = bytes.get(i..).unwrap_or_default();
+        i + rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(rest.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Both searches (the SSE2 one on x86-64, the portable one everywhere) find the byte a
+        /// byte-by-byte search finds, from any start, in text with few special bytes or many.
+        #[test]
+        fn the_special_byte_searches_agree_with_a_byte_loop(
+            bytes in prop_oneof![
+                proptest::collection::vec(prop_oneof![8 => 0x20u8..=0xff, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20], 0..80),
+                proptest::collection::vec(0x20u8..=0xff, 0..80),
+                proptest::collection::vec(any::<u8>(), 0..80),
+            ],
+            start in 0usize..90,
+        ) {
+            let expected = special_by_bytes(&bytes, start.min(bytes.len()));
+            let start = start.min(bytes.len());
+            prop_assert_eq!(special_from(&bytes, start), expected);
+            prop_assert_eq!(special_from_swar(&bytes, start), expected);
+        }
     }
 
     proptest! {

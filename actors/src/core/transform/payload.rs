@@ -191,9 +191,7 @@ impl Payload {
                     return;
                 };
                 if deeper.is_empty() {
-                    let rewritten = image.rewrite_strings(|name, value| {
-                        (name == column.key).then(|| edit(value)).flatten()
-                    });
+                    let rewritten = image.rewrite_column(&column.key, &edit);
                     if let Some(new) = rewritten {
                         *image = new;
                     }

@@ -66,7 +66,12 @@ pub fn is_valid_email(s: &str) -> bool {
     let mut previous_dot = true; // a leading dot is refused like a doubled one
     for &b in local {
         let dot = b == b'.';
-        if if dot { previous_dot } else { EMAIL_CLASS[usize::from(b)] & ATEXT == 0 } {
+        let refused = if dot {
+            previous_dot
+        } else {
+            EMAIL_CLASS[usize::from(b)] & ATEXT == 0
+        };
+        if refused {
             return false;
         }
         previous_dot = dot;
@@ -452,8 +457,7 @@ mod tests {
         let mut previous_dot = true;
         for &b in local.as_bytes() {
             let dot = b == b'.';
-            let allowed =
-                b.is_ascii_alphanumeric() || dot || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
+            let allowed = b.is_ascii_alphanumeric() || dot || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
             if !allowed || (dot && previous_dot) {
                 return false;
             }
@@ -467,7 +471,9 @@ mod tests {
             let bytes = label.as_bytes();
             let ok = matches!((bytes.first(), bytes.last()), (Some(f), Some(l)) if *f != b'-' && *l != b'-')
                 && bytes.len() <= 63
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
             if !ok {
                 return false;
             }
