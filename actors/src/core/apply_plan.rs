@@ -398,6 +398,16 @@ fn timestamp_digits(ts: &str) -> Option<String> {
 /// `schema.table#v1|v2`, escaping as the module doc says.
 pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) -> String {
     let mut pk = String::with_capacity(table.schema.len() + table.table.len() + 24);
+    write_pk(&mut pk, table, values);
+    pk
+}
+
+/// [`render_pk`] appended to `pk` (for callers that reuse a buffer).
+pub(crate) fn write_pk<'v>(
+    pk: &mut String,
+    table: &TableRef,
+    values: impl Iterator<Item = &'v Value>,
+) {
     pk.push_str(&table.schema);
     pk.push('.');
     pk.push_str(&table.table);
@@ -408,13 +418,12 @@ pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) 
         }
         match v {
             Value::Null => pk.push_str("\\N"),
-            Value::String(s) => push_escaped(&mut pk, s),
+            Value::String(s) => push_escaped(pk, s),
             Value::Number(n) => pk.push_str(&n.to_string()),
             Value::Bool(b) => pk.push_str(if *b { "true" } else { "false" }),
-            other => push_escaped(&mut pk, &other.to_string()),
+            other => push_escaped(pk, &other.to_string()),
         }
     }
-    pk
 }
 
 fn push_escaped(out: &mut String, s: &str) {

@@ -5,19 +5,28 @@
 //! The event id is derived from the change itself (table, key, sequence), so a change that is
 //! replayed after a crash is published under the same id and consumers can de-duplicate it.
 
-use super::apply_plan::render_pk;
+use super::apply_plan::write_pk;
 use super::cdc::CdcEvent;
 use super::eventbridge::EventBridgeEntry;
 use super::transform::{BaseEvent, ChangePayload};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// The id of the event published for `event`: a UUID (version 8, "custom") made of the SHA-256
 /// of its table, key and change sequence. The same change always gets the same id.
 pub fn event_id(event: &CdcEvent) -> uuid::Uuid {
+    thread_local! {
+        // The rendered key, reused: one allocation per thread instead of one per event.
+        static PK: RefCell<String> = const { RefCell::new(String::new()) };
+    }
     let mut hasher = Sha256::new();
-    hasher.update(render_pk(&event.table, event.key.iter().map(|k| &k.value)).as_bytes());
+    PK.with_borrow_mut(|pk| {
+        pk.clear();
+        write_pk(pk, &event.table, event.key.iter().map(|k| &k.value));
+        hasher.update(pk.as_bytes());
+    });
     hasher.update([0u8]);
     hasher.update(event.change_sequence.as_bytes());
     let digest = hasher.finalize();
@@ -52,13 +61,13 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
         .to_owned();
     let event_type = event_type(&event);
     let mut metadata = BTreeMap::new();
-    metadata.insert("change_sequence".to_string(), event.change_sequence.clone());
+    metadata.insert("change_sequence".into(), event.change_sequence.clone());
     if let Some(position) = event.stream_position {
-        metadata.insert("stream_position".to_string(), position);
+        metadata.insert("stream_position".into(), position);
     }
     if let Some(kafka) = &event.kafka {
         metadata.insert(
-            "kafka".to_string(),
+            "kafka".into(),
             format!("{}/{}/{}", kafka.topic, kafka.partition, kafka.offset),
         );
     }
@@ -149,6 +158,25 @@ mod tests {
         assert_ne!(
             event_id(&change(seq)),
             event_id(&change("20240501120000000000000000000000002"))
+        );
+    }
+
+    #[test]
+    fn the_id_is_the_sha_256_of_key_and_sequence_and_does_not_carry_over_between_events() {
+        // Pinned: consumers de-duplicate on these ids, so the derivation must not drift. The
+        // values are uuid v8 of SHA-256("SALES.CUSTOMERS#<key>" 0x00 <sequence>), computed
+        // outside eda. The first key holds a `|` (escaped) and is the longer, so a key buffer
+        // left uncleared would change the second id.
+        let seq = "20240501120000000000000000000000001";
+        let mut other = change(seq);
+        other.key[0].value = json!("8|9");
+        assert_eq!(
+            event_id(&other).to_string(),
+            "97c98dbe-4211-811b-8e0e-61be5ded685a"
+        );
+        assert_eq!(
+            event_id(&change(seq)).to_string(),
+            "9f9879f3-bee3-8f59-82c2-230198dcc5d2"
         );
     }
 

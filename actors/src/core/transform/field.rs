@@ -148,7 +148,7 @@ impl FieldPath {
                 None => Found::Other,
                 Some(seg) => event
                     .metadata
-                    .get(&seg.key)
+                    .get(seg.key.as_str())
                     .map_or(Found::Missing, |v| Found::Str(v)),
             },
             Root::Payload => event.payload.find(&self.rest),
@@ -184,7 +184,7 @@ impl FieldPath {
             Root::Metadata => self
                 .rest
                 .first()
-                .and_then(|seg| event.metadata.get_mut(&seg.key)),
+                .and_then(|seg| event.metadata.get_mut(seg.key.as_str())),
             Root::Payload => return event.payload.edit_str(&self.rest, edit),
         };
         if let Some(s) = target {
@@ -199,7 +199,7 @@ impl FieldPath {
 pub(crate) fn descend<'a>(mut value: &'a Value, rest: &[Segment]) -> Option<&'a Value> {
     for seg in rest {
         value = match value {
-            Value::Object(map) => map.get(&seg.key)?,
+            Value::Object(map) => map.get(seg.key.as_str())?,
             Value::Array(items) => items.get(seg.index?)?,
             _ => return None,
         };

@@ -36,6 +36,7 @@ use field::FieldPath;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -68,9 +69,10 @@ pub struct BaseEvent {
     /// The business data.
     #[serde(default)]
     pub payload: Payload,
-    /// Producer-supplied string attributes (trace ids, schema versions), carried through.
+    /// Producer-supplied string attributes (trace ids, schema versions), carried through. Keys
+    /// are `Cow` so the ones eda sets itself (`change_sequence`, ...) cost no allocation.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: BTreeMap<Cow<'static, str>, String>,
 }
 
 /// Accepts a timestamp given as a JSON string or as an integer (epoch milliseconds).
@@ -103,7 +105,7 @@ impl From<BaseEvent> for Value {
             let metadata = event
                 .metadata
                 .into_iter()
-                .map(|(k, v)| (k, Value::String(v)));
+                .map(|(k, v)| (k.into_owned(), Value::String(v)));
             map.insert("metadata".into(), Value::Object(metadata.collect()));
         }
         Value::Object(map)
@@ -129,7 +131,7 @@ pub struct TransformedEvent {
     pub payload: Payload,
     /// The producer's attributes, with configured e-mail fields lower-cased.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: BTreeMap<Cow<'static, str>, String>,
     /// Region that transformed the event; with `source_region` it shows a cross-region hop.
     pub processing_region: String,
     /// When eda received the event, to measure end-to-end delay.
@@ -546,7 +548,7 @@ fn into_base_event(mut map: Map<String, Value>) -> BaseEvent {
         Some(Value::Object(m)) => m
             .into_iter()
             .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k, s)),
+                Value::String(s) => Some((Cow::Owned(k), s)),
                 _ => None,
             })
             .collect(),
