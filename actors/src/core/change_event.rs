@@ -26,6 +26,10 @@ pub fn event_id(event: &CdcEvent) -> uuid::Uuid {
         pk.clear();
         write_pk(pk, &event.table, event.key.iter().map(|k| &k.value));
         hasher.update(pk.as_bytes());
+        if pk.capacity() > 4096 {
+            // One huge key should not pin its buffer for the thread's life.
+            *pk = String::new();
+        }
     });
     hasher.update([0u8]);
     hasher.update(event.change_sequence.as_bytes());
