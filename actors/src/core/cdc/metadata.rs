@@ -151,11 +151,12 @@ impl FallbackKeys {
     }
 }
 
-/// Key column names of a table: metadata first (it follows DDL changes), then configuration.
-fn shared(columns: Vec<String>) -> Vec<Arc<str>> {
+/// Configured names as [`KeyNames`], shared from here on.
+fn shared(columns: Vec<String>) -> KeyNames {
     columns.into_iter().map(Arc::from).collect()
 }
 
+/// Key column names of a table: metadata first (it follows DDL changes), then configuration.
 pub(crate) fn key_names<'a>(
     table: &TableRef,
     cache: Option<&'a MetadataCache>,
