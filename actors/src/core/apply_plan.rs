@@ -427,6 +427,12 @@ pub(crate) fn write_pk<'v>(
 }
 
 fn push_escaped(out: &mut String, s: &str) {
+    // Key values are short and seldom hold either byte: one plain pass answers that, where
+    // memchr's set-up alone cost more than the whole value.
+    if !s.bytes().any(|b| b == b'\\' || b == b'|') {
+        out.push_str(s);
+        return;
+    }
     let mut plain_from = 0;
     for at in memchr::memchr2_iter(b'\\', b'|', s.as_bytes()) {
         // Both bytes are ASCII, so the cuts fall on character boundaries.

@@ -56,7 +56,43 @@ pub const SEQUENCE_LEN: usize = 35;
 /// Whether `seq` has the shape every ordered comparison relies on: exactly [`SEQUENCE_LEN`] ASCII
 /// digits. Two such strings compare (bytewise) in change order; anything else would mis-order.
 pub fn is_valid_sequence(seq: &str) -> bool {
-    seq.len() == SEQUENCE_LEN && seq.bytes().all(|b| b.is_ascii_digit())
+    packed_sequence(seq).is_some()
+}
+
+/// Bytes of a [`packed_sequence`].
+pub const PACKED_SEQUENCE_LEN: usize = SEQUENCE_LEN.div_ceil(2);
+
+/// The digits of a valid sequence ([`is_valid_sequence`]) two to a byte, high nibble first (the
+/// last byte's low nibble is 0); `None` for anything else. Eight digits are checked and packed at
+/// a time in a `u64`.
+pub fn packed_sequence(seq: &str) -> Option<[u8; PACKED_SEQUENCE_LEN]> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let bytes: &[u8; SEQUENCE_LEN] = seq.as_bytes().try_into().ok()?;
+    let (words, tail) = bytes.split_at(32);
+    let mut packed = [0u8; PACKED_SEQUENCE_LEN];
+    for (out, word) in packed.chunks_exact_mut(4).zip(words.chunks_exact(8)) {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        // Digits are 0x30..=0x39: the high nibble is 3, and adding 6 leaves it 3 (a low nibble
+        // above 9 carries into its own byte's high nibble, never further).
+        let high = ONES * 0xf0;
+        if w & high != ONES * 0x30 || w.wrapping_add(ONES * 6) & high != ONES * 0x30 {
+            return None;
+        }
+        // Byte k of `pairs` is digit k shifted up a nibble joined with digit k + 1; the even
+        // bytes are the packed pairs, gathered into the low four.
+        let digits = w & (ONES * 0x0f);
+        let pairs = (digits << 4 | digits >> 8) & 0x00ff_00ff_00ff_00ff;
+        let pairs = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;
+        let pairs = (pairs | pairs >> 16) as u32;
+        out.copy_from_slice(&pairs.to_le_bytes());
+    }
+    let &[a, b, c] = tail else { return None };
+    if ![a, b, c].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    packed[16] = (a - b'0') << 4 | (b - b'0');
+    packed[17] = (c - b'0') << 4;
+    Some(packed)
 }
 
 /// The source table a change belongs to; it names the DynamoDB partition key prefix and selects
@@ -216,6 +252,45 @@ mod tests {
         assert!(is_valid_sequence("20230911032325000000000000000000005"));
         assert!(!is_valid_sequence("2023091103232500000000000000000005"));
         assert!(!is_valid_sequence("2023091103232500000000000000000000x"));
+        assert_eq!(
+            packed_sequence("20230911032325000000000000000000005").map(hex::encode),
+            Some("202309110323250000000000000000000050".to_owned())
+        );
+    }
+
+    /// The byte-at-a-time definition [`packed_sequence`] must agree with.
+    fn packed_plainly(seq: &str) -> Option<Vec<u8>> {
+        let digits = seq.as_bytes();
+        if digits.len() != SEQUENCE_LEN || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let nibbles: Vec<u8> = digits.iter().map(|d| d - b'0').chain([0]).collect();
+        Some(nibbles.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
+    }
+
+    proptest::proptest! {
+        // Characters next to the digits ('/' and ':', '0' + 16, non-ASCII ones, an Arabic-Indic
+        // digit) in any of the places, and lengths around 35: the word-at-a-time checks must miss
+        // none of them.
+        #[test]
+        fn packed_sequence_agrees_with_the_plain_definition(
+            mut digits in proptest::collection::vec(proptest::char::range('0', '9'), 33..=37),
+            odd in proptest::option::of((0usize..37, proptest::sample::select(
+                vec!['/', ':', '@', '\0', ' ', '?', 'F', 'é', '\u{663}'],
+            ))),
+        ) {
+            if let Some((at, c)) = odd {
+                if let Some(slot) = digits.get_mut(at) {
+                    *slot = c;
+                }
+            }
+            let seq: String = digits.into_iter().collect();
+            proptest::prop_assert_eq!(
+                packed_sequence(&seq).map(|p| p.to_vec()),
+                packed_plainly(&seq)
+            );
+            proptest::prop_assert_eq!(is_valid_sequence(&seq), packed_plainly(&seq).is_some());
+        }
     }
 
     #[test]
