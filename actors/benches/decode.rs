@@ -6,7 +6,7 @@
 
 // The daemon's and the Lambda binaries' allocator, so the figures are theirs.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
 
 use std::hint::black_box;
 

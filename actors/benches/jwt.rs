@@ -4,7 +4,7 @@
 
 // The daemon's and the Lambda binaries' allocator, so the figures are theirs.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use eda_actors::core::jwt::{rest_policy, JwtVerifier, ResourceScope};

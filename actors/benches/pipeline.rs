@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 // The daemon's and the Lambda binaries' allocator, so the figure is theirs.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
 
 const QLIK_UPDATE: &[u8] = include_bytes!("../tests/fixtures/qlik/bench_update_1kb.json");
 

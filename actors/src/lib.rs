@@ -23,8 +23,10 @@
 //!   `DeadLetterSink`); [`aws`] holds their SDK adapters.
 //! - [`retry`]: exponential backoff with full jitter around those calls.
 //! - [`jwt_keys`]: loads the authorizer's keys (Secrets Manager, JWKS) into the core verifier.
+//! - [`alloc`]: the global allocator of every eda binary (mimalloc).
 
 pub mod ack;
+pub mod alloc;
 pub mod aws;
 pub mod cdc_applier;
 pub mod consumer_group;

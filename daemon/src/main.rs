@@ -11,9 +11,10 @@
 //! undecodable message, denied token).
 
 /// mimalloc: the CDC path allocates small strings and rows per change, and mimalloc's per-thread
-/// free lists cost a fraction of glibc's malloc there (see the `pipeline` bench).
+/// free lists cost a fraction of glibc's malloc there (see the `pipeline` bench and
+/// `eda_actors::alloc`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
 
 mod cli;
 mod commands;

@@ -17,7 +17,7 @@
 /// The daemon's allocator, for every binary built on this crate (the five functions and their
 /// tests): the same allocation costs in both shapes.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
 
 pub mod authorizer;
 pub mod cold_start;
