@@ -32,6 +32,8 @@ fn decode_and_transform(c: &mut Criterion) {
     };
     let transformer = Transformer::new(&config, "us-west-2").expect("transformer");
     let now = chrono::Utc::now();
+    // One region name for every event, as the daemon holds it.
+    let region: std::sync::Arc<str> = "us-west-2".into();
     let mut metadata = MetadataCache::new();
 
     // The path must succeed, or the figure would time an error branch.
@@ -41,7 +43,7 @@ fn decode_and_transform(c: &mut Criterion) {
         panic!("the fixture is a data message");
     };
     assert!(transformer
-        .transform(into_base_event(probe, "us-west-2"), now)
+        .transform(into_base_event(probe, std::sync::Arc::clone(&region)), now)
         .is_valid());
 
     let mut group = c.benchmark_group("pipeline");
@@ -53,7 +55,9 @@ fn decode_and_transform(c: &mut Criterion) {
             else {
                 unreachable!("checked above");
             };
-            black_box(transformer.transform(into_base_event(event, "us-west-2"), now))
+            black_box(
+                transformer.transform(into_base_event(event, std::sync::Arc::clone(&region)), now),
+            )
         })
     });
     group.finish();

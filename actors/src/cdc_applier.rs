@@ -67,7 +67,7 @@ pub struct ApplierSettings {
     /// Retries of throttled and failed writes.
     pub retry: RetryConfig,
     /// The region the changes are applied in (`source_region` of the events).
-    pub region: String,
+    pub region: Arc<str>,
     /// EventBridge `Source` of change events.
     pub event_source: String,
     /// The bus change events go to.
@@ -181,7 +181,7 @@ impl CdcApplierState {
                     applied[op_index(event.operation)] += 1;
                     let source = source_of(&event);
                     let table = event.table.qualified();
-                    let base = into_base_event(event, &settings.region);
+                    let base = into_base_event(event, Arc::clone(&settings.region));
                     let correlation_id = base.correlation_id.clone();
                     tracing::trace!(
                         event_id = %base.event_id,

@@ -367,7 +367,7 @@ pub fn applier_settings(config: &Config) -> ApplierSettings {
         tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),
         max_concurrency: config.apply.max_concurrency,
         retry: config.apply.retry.clone(),
-        region: region.name.clone(),
+        region: region.name.as_str().into(),
         event_source: config.publish.source.clone(),
         event_bus: region.event_bus.clone(),
         replication: config.routing.clone(),

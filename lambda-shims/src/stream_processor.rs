@@ -127,7 +127,7 @@ impl StreamProcessor {
         let record: EventRecord = serde_json::from_value(raw).map_err(|e| e.to_string())?;
         let change = record_to_change(&record, &self.key_columns).map_err(|e| e.to_string())?;
         let table = change.table.qualified();
-        let base = into_base_event(change, &record.aws_region);
+        let base = into_base_event(change, record.aws_region.as_str());
         let entry = change_entry(&base, &self.source, &self.publisher.bus);
         let source = DeadLetterSource::DynamoDbStream {
             event_id: record.event_id,

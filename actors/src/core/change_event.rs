@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The id of the event published for `event`: a UUID (version 8, "custom") made of the SHA-256
 /// of its change sequence and its key (the DynamoDB partition key: table and key values). The
@@ -93,7 +94,10 @@ pub fn event_type(event: &CdcEvent) -> String {
 
 /// Turns a decoded change into the business event for it, moving the row images rather than
 /// copying them (this is on the hot path).
-pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
+///
+/// `source_region` is shared by every event of a region: pass a clone of one `Arc<str>` (a
+/// `&str` works too, at the cost of an allocation).
+pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> BaseEvent {
     let event_id = event_id(&event)
         .hyphenated()
         .encode_lower(&mut uuid::Uuid::encode_buffer())
@@ -113,7 +117,7 @@ pub fn into_base_event(event: CdcEvent, source_region: &str) -> BaseEvent {
     BaseEvent {
         event_id,
         event_type,
-        source_region: source_region.to_string(),
+        source_region: source_region.into(),
         timestamp: event.source_timestamp.unwrap_or_default(),
         correlation_id: event.transaction_id,
         payload: ChangePayload {

@@ -178,7 +178,12 @@ impl FieldPath {
         let target = match self.root {
             Root::EventId => Some(&mut event.event_id),
             Root::EventType => Some(&mut event.event_type),
-            Root::SourceRegion => Some(&mut event.source_region),
+            Root::SourceRegion => {
+                if let Some(new) = edit(&event.source_region) {
+                    event.source_region = new.into();
+                }
+                return;
+            }
             Root::Timestamp => Some(&mut event.timestamp),
             Root::CorrelationId => event.correlation_id.as_mut(),
             Root::Metadata => self

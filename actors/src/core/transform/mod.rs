@@ -57,8 +57,9 @@ pub struct BaseEvent {
     pub event_id: String,
     /// What happened (`order.created`); consumers route on it.
     pub event_type: String,
-    /// Region the event was produced in, so cross-region copies are recognizable.
-    pub source_region: String,
+    /// Region the event was produced in, so cross-region copies are recognizable. Shared: every
+    /// event of a region names the same one.
+    pub source_region: Arc<str>,
     /// When it happened, as the producer wrote it: RFC 3339, epoch milliseconds, or Qlik's
     /// zone-less UTC form. Kept as text so a bad value is a validation reason, not a decode error.
     #[serde(deserialize_with = "text_or_integer")]
@@ -95,7 +96,10 @@ impl From<BaseEvent> for Value {
         let mut map = Map::new();
         map.insert("event_id".into(), Value::String(event.event_id));
         map.insert("event_type".into(), Value::String(event.event_type));
-        map.insert("source_region".into(), Value::String(event.source_region));
+        map.insert(
+            "source_region".into(),
+            Value::String(event.source_region.to_string()),
+        );
         map.insert("timestamp".into(), Value::String(event.timestamp));
         if let Some(id) = event.correlation_id {
             map.insert("correlation_id".into(), Value::String(id));
@@ -120,7 +124,7 @@ pub struct TransformedEvent {
     /// The producer's event type, unchanged.
     pub event_type: String,
     /// The producer's region, unchanged.
-    pub source_region: String,
+    pub source_region: Arc<str>,
     /// When it happened, in UTC to the millisecond (emitted as `2024-05-01T12:00:00.123Z`).
     #[serde(with = "time::rfc3339_millis")]
     pub timestamp: DateTime<Utc>,
@@ -133,7 +137,7 @@ pub struct TransformedEvent {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<Cow<'static, str>, String>,
     /// Region that transformed the event; with `source_region` it shows a cross-region hop.
-    pub processing_region: String,
+    pub processing_region: Arc<str>,
     /// When eda received the event, to measure end-to-end delay.
     #[serde(with = "time::rfc3339_millis")]
     pub received_at: DateTime<Utc>,
@@ -192,7 +196,7 @@ pub struct ValidationFailed {
     /// Every reason it failed, in check order; never empty.
     pub reasons: Vec<Reason>,
     /// Region that validated the event.
-    pub processing_region: String,
+    pub processing_region: Arc<str>,
     /// When eda received the event.
     #[serde(with = "time::rfc3339_millis")]
     pub received_at: DateTime<Utc>,
@@ -343,7 +347,7 @@ struct Geo {
 /// Validates, enriches and normalizes events; build one per process and share it by reference.
 #[derive(Debug)]
 pub struct Transformer {
-    processing_region: String,
+    processing_region: Arc<str>,
     max_age: TimeDelta,
     max_future: TimeDelta,
     trim_strings: bool,
@@ -423,7 +427,7 @@ impl Transformer {
             by_ip_prefix,
         };
         Ok(Transformer {
-            processing_region: processing_region.into(),
+            processing_region: processing_region.into().into(),
             max_age: seconds("transformer.max_age_secs", config.max_age_secs)?,
             max_future: seconds("transformer.max_future_secs", config.max_future_secs)?,
             trim_strings: config.trim_strings,
@@ -557,7 +561,7 @@ fn into_base_event(mut map: Map<String, Value>) -> BaseEvent {
     BaseEvent {
         event_id,
         event_type,
-        source_region,
+        source_region: source_region.into(),
         timestamp: String::new(),
         correlation_id,
         payload: map.remove("payload").unwrap_or(Value::Null).into(),

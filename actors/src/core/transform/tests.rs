@@ -114,7 +114,7 @@ fn a_valid_event_is_normalized_and_enriched() {
     assert_eq!(t.payload.to_value()["status"], "paid");
     assert_eq!(t.payload.to_value()["lines"][0]["name"], "widget");
     assert_eq!(t.metadata["owner"], "ops@example.com");
-    assert_eq!(t.processing_region, "us-west-2");
+    assert_eq!(&*t.processing_region, "us-west-2");
     assert_eq!(
         t.enrichment.geo.as_deref().map(|g| g.region.as_str()),
         Some("North America")
