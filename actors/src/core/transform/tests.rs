@@ -280,6 +280,38 @@ fn trimming_handles_every_kind_of_blank_in_place() {
         Some("jane@example.com")
     );
     assert_eq!(normalized_email("jane@example.com"), None);
+    // A and Z are capitals, their neighbours are not; a non-ASCII capital is one too.
+    assert_eq!(normalized_email("[@]`{"), None);
+    assert_eq!(normalized_email("z@Z.io").as_deref(), Some("z@z.io"));
+    assert_eq!(normalized_email("a@A.io").as_deref(), Some("a@a.io"));
+    assert_eq!(
+        normalized_email("ÉLODIE@example.com").as_deref(),
+        Some("élodie@example.com")
+    );
+}
+
+/// [`normalized_email`] as it was written before its one-pass scan: the oracle below.
+fn normalized_email_plainly(email: &str) -> Option<String> {
+    let trimmed = email.trim();
+    let upper = if trimmed.is_ascii() {
+        trimmed.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        trimmed.chars().any(char::is_uppercase)
+    };
+    match (upper, trimmed.len() == email.len()) {
+        (false, true) => None,
+        (false, false) => Some(trimmed.to_owned()),
+        (true, _) => Some(trimmed.to_lowercase()),
+    }
+}
+
+proptest! {
+    #[test]
+    fn normalized_email_agrees_with_the_plain_definition(
+        email in "[ \t@AZ\\[`az{09.ÉéǅΣ]{0,12}"
+    ) {
+        prop_assert_eq!(normalized_email(&email), normalized_email_plainly(&email));
+    }
 }
 
 #[test]
