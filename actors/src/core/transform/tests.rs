@@ -106,6 +106,20 @@ fn codes(f: &ValidationFailed) -> BTreeSet<(String, &'static str)> {
 }
 
 #[test]
+fn a_configured_field_at_the_top_is_normalized_too() {
+    // `source_region` is a shared `Arc<str>`: editing it replaces this event's copy only.
+    let mut c = config();
+    c.email_fields.push("source_region".into());
+    let t = Transformer::new(&c, "us-west-2").expect("valid config");
+    let mut event = valid_event();
+    event.source_region = " Ops@Example.COM".into();
+    let kept = event.source_region.clone();
+    let out = transformed(t.transform(event, now()));
+    assert_eq!(&*out.source_region, "ops@example.com");
+    assert_eq!(&*kept, " Ops@Example.COM");
+}
+
+#[test]
 fn a_valid_event_is_normalized_and_enriched() {
     let outcome = transformer().transform(valid_event(), now());
     assert_eq!(outcome.detail_type(), "transformed");
