@@ -3,12 +3,13 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help install stack-up stack-down stack-status demo test bench lint deploy-check fmt build lambdas lambda-invoke
+.PHONY: help install stack-up stack-down stack-status demo test bench bench-ir lint deploy-check fmt build lambdas lambda-invoke
 
 help:
 	@echo "make demo        the daemon on the local stack with sample traffic"
 	@echo "make test        every test, with the local stack started (and stopped) as needed"
 	@echo "make bench       criterion benchmarks of the hot paths, and the end-to-end figure"
+	@echo "make bench-ir    instructions per event of the hot paths (callgrind; steady on a noisy machine)"
 	@echo "make lint        rustfmt --check, clippy -D warnings, and the deploy checks"
 	@echo "make deploy-check  Dockerfile, Kubernetes, Prometheus and Grafana files, with real tools"
 	@echo "make lambdas     the five arm64 Lambda zips (deploy/sam/dist/); TARGET=x86_64-unknown-linux-gnu for x86_64"
@@ -41,6 +42,9 @@ bench:
 	$(CARGO) bench -p eda-actors
 	$(CARGO) build -q --release -p eda-loadtest
 	bash $(STACK) with $(CARGO) run -q --release -p eda-loadtest -- e2e --config config/local.toml --messages 20000
+
+bench-ir:
+	CARGO="$(CARGO)" bash actors/benches/instructions.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

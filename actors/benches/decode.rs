@@ -13,27 +13,15 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eda_actors::core::apply_plan::{plan, PlanOptions, TableRouting};
 use eda_actors::core::cdc::avro::NoSchemaSource;
-use eda_actors::core::cdc::{
-    decode_qlik_json, AvroDecoder, CdcEvent, DecodeContext, FallbackKeys, MetadataCache,
-    QlikMessage, TableRef,
-};
+use eda_actors::core::cdc::{decode_qlik_json, CdcEvent, MetadataCache, QlikMessage};
 
-#[path = "../tests/it/avro_support.rs"]
-mod avro_support;
-
-const QLIK_UPDATE: &[u8] = include_bytes!("../tests/fixtures/qlik/bench_update_1kb.json");
-
-fn keys() -> FallbackKeys {
-    FallbackKeys::none().with_default(vec!["ORDER_ID".into(), "REGION".into()])
-}
+#[path = "workloads.rs"]
+mod workloads;
+use workloads::{avro_cached, Source, QLIK_UPDATE};
 
 fn qlik_json(c: &mut Criterion) {
-    let table = TableRef::new("dbo", "ORDERS");
-    let keys = keys();
-    let ctx = DecodeContext {
-        default_table: Some(&table),
-        fallback_keys: &keys,
-    };
+    let source = Source::new("dbo", "ORDERS");
+    let ctx = source.ctx();
     let mut cache = MetadataCache::new();
     let mut g = c.benchmark_group("qlik_json");
     g.throughput(Throughput::Elements(1));
@@ -61,17 +49,9 @@ fn qlik_json(c: &mut Criterion) {
 }
 
 fn avro(c: &mut Criterion) {
-    let bytes = avro_support::update_message(1, "20230911032410000000000000000000017");
-    let table = TableRef::new("dbo", "ORDERS");
-    let keys = keys();
-    let ctx = DecodeContext {
-        default_table: Some(&table),
-        fallback_keys: &keys,
-    };
-    let mut decoder = AvroDecoder::new();
-    decoder
-        .insert_schema(1, avro_support::SCHEMA)
-        .expect("fixture schema compiles");
+    let (bytes, mut decoder) = avro_cached();
+    let source = Source::new("dbo", "ORDERS");
+    let ctx = source.ctx();
     let mut g = c.benchmark_group("avro");
     g.throughput(Throughput::Elements(1));
     g.bench_function(format!("decode_cached_update_{}B", bytes.len()), |b| {
@@ -85,12 +65,8 @@ fn avro(c: &mut Criterion) {
 
 /// 500 changes over 200 keys, so coalescing has work to do.
 fn batch() -> Vec<CdcEvent> {
-    let table = TableRef::new("dbo", "ORDERS");
-    let keys = keys();
-    let ctx = DecodeContext {
-        default_table: Some(&table),
-        fallback_keys: &keys,
-    };
+    let source = Source::new("dbo", "ORDERS");
+    let ctx = source.ctx();
     let mut cache = MetadataCache::new();
     let template = match decode_qlik_json(QLIK_UPDATE, &ctx, &mut cache, None) {
         Ok(QlikMessage::Change(e)) => e,
