@@ -56,7 +56,25 @@ pub const SEQUENCE_LEN: usize = 35;
 /// Whether `seq` has the shape every ordered comparison relies on: exactly [`SEQUENCE_LEN`] ASCII
 /// digits. Two such strings compare (bytewise) in change order; anything else would mis-order.
 pub fn is_valid_sequence(seq: &str) -> bool {
-    packed_sequence(seq).is_some()
+    let Ok(bytes) = <&[u8; SEQUENCE_LEN]>::try_from(seq.as_bytes()) else {
+        return false;
+    };
+    let (words, tail) = bytes.split_at(32);
+    words.chunks_exact(8).all(|word| {
+        word.try_into()
+            .is_ok_and(|w| eight_digits(u64::from_le_bytes(w)))
+    }) && tail.iter().all(u8::is_ascii_digit)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Whether the eight bytes of `w` are all ASCII digits, 0x30..=0x39: each high nibble is 3, and
+/// stays 3 when 6 is added (a low nibble above 9 carries into its own byte's high nibble, never
+/// further).
+#[inline(always)]
+fn eight_digits(w: u64) -> bool {
+    let high = ONES * 0xf0;
+    w & high == ONES * 0x30 && w.wrapping_add(ONES * 6) & high == ONES * 0x30
 }
 
 /// Bytes of a [`packed_sequence`].
@@ -66,16 +84,12 @@ pub const PACKED_SEQUENCE_LEN: usize = SEQUENCE_LEN.div_ceil(2);
 /// last byte's low nibble is 0); `None` for anything else. Eight digits are checked and packed at
 /// a time in a `u64`.
 pub fn packed_sequence(seq: &str) -> Option<[u8; PACKED_SEQUENCE_LEN]> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let bytes: &[u8; SEQUENCE_LEN] = seq.as_bytes().try_into().ok()?;
     let (words, tail) = bytes.split_at(32);
     let mut packed = [0u8; PACKED_SEQUENCE_LEN];
     for (out, word) in packed.chunks_exact_mut(4).zip(words.chunks_exact(8)) {
         let w = u64::from_le_bytes(word.try_into().ok()?);
-        // Digits are 0x30..=0x39: the high nibble is 3, and adding 6 leaves it 3 (a low nibble
-        // above 9 carries into its own byte's high nibble, never further).
-        let high = ONES * 0xf0;
-        if w & high != ONES * 0x30 || w.wrapping_add(ONES * 6) & high != ONES * 0x30 {
+        if !eight_digits(w) {
             return None;
         }
         // Byte k of `pairs` is digit k shifted up a nibble joined with digit k + 1; the even
