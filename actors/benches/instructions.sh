@@ -16,14 +16,19 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 $CARGO build -q --release -p eda-actors --example instructions
-bin=target/release/examples/instructions
+bin=${CARGO_TARGET_DIR:-target}/release/examples/instructions
 
 # Instructions callgrind counted for `$bin $path $n` (the program's output is checked too: every
 # event must have gone through, or the figure would time an error path).
 count() {
   local path=$1 n=$2 out ir
   out=$(mktemp)
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$path" "$n" >"$out.stdout" 2>"$out"
+  if ! valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$path" "$n" \
+    >"$out.stdout" 2>"$out"; then
+    echo "bench-ir: valgrind failed on $path: $(tail -n 3 "$out")" >&2
+    rm -f "$out" "$out.stdout"
+    exit 1
+  fi
   if ! grep -qx "$n of $n events" "$out.stdout"; then
     echo "bench-ir: $path did not put all $n events through: $(cat "$out.stdout")" >&2
     rm -f "$out" "$out.stdout"
