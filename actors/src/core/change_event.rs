@@ -103,6 +103,10 @@ pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> B
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned();
     let event_type = event_type(&event);
+    // `SCHEMA.TABLE` is how the event type starts: copied, not built again.
+    let table = event_type
+        .get(..event.table.schema.len() + 1 + event.table.table.len())
+        .map_or_else(|| event.table.qualified(), str::to_owned);
     let mut metadata = BTreeMap::new();
     metadata.insert("change_sequence".into(), event.change_sequence.clone());
     if let Some(position) = event.stream_position {
@@ -126,7 +130,7 @@ pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> B
             change_sequence: event.change_sequence,
             key: event.key,
             operation: event.operation.as_str(),
-            table: event.table.qualified(),
+            table,
         }
         .into(),
         metadata,
@@ -277,6 +281,8 @@ mod tests {
     fn base_event_carries_the_change() {
         let base = into_base_event(change("20240501120000000000000000000000001"), "us-west-2");
         assert_eq!(base.event_type, "SALES.CUSTOMERS.UPDATE");
+        assert_eq!(base.payload.to_value()["table"], "SALES.CUSTOMERS");
+        assert_eq!(base.payload.to_value()["operation"], "UPDATE");
         assert!(uuid::Uuid::try_parse(&base.event_id).is_ok());
         assert_eq!(base.correlation_id.as_deref(), Some("tx-1"));
         assert_eq!(base.payload.to_value()["key"]["ID"], "7");
