@@ -56,14 +56,7 @@ pub const SEQUENCE_LEN: usize = 35;
 /// Whether `seq` has the shape every ordered comparison relies on: exactly [`SEQUENCE_LEN`] ASCII
 /// digits. Two such strings compare (bytewise) in change order; anything else would mis-order.
 pub fn is_valid_sequence(seq: &str) -> bool {
-    let Ok(bytes) = <&[u8; SEQUENCE_LEN]>::try_from(seq.as_bytes()) else {
-        return false;
-    };
-    let (words, tail) = bytes.split_at(32);
-    words.chunks_exact(8).all(|word| {
-        word.try_into()
-            .is_ok_and(|w| eight_digits(u64::from_le_bytes(w)))
-    }) && tail.iter().all(u8::is_ascii_digit)
+    packed_sequence(seq).is_some()
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
