@@ -51,20 +51,24 @@ fn hash_change(seq: &str, pk: &[u8]) -> [u8; 32] {
     // What one block holds: 64 bytes less the padding's 0x80 and 8-byte length.
     const ONE_BLOCK: usize = 55;
     match packed_sequence(seq) {
-        Some(digits) if PREFIX + pk.len() <= ONE_BLOCK => {
-            // One contiguous input: the incremental API's buffering cost more than the copy.
+        Some(digits) => {
+            // One contiguous input when it fits one block: the incremental API's buffering
+            // cost more than the copy.
             let mut input = [0u8; ONE_BLOCK];
             input[0] = 1;
             input[1..PREFIX].copy_from_slice(&digits);
-            input[PREFIX..PREFIX + pk.len()].copy_from_slice(pk);
-            Sha256::digest(&input[..PREFIX + pk.len()]).into()
+            match input.get_mut(PREFIX..PREFIX + pk.len()) {
+                Some(key) => {
+                    key.copy_from_slice(pk);
+                    Sha256::digest(&input[..PREFIX + pk.len()]).into()
+                }
+                None => Sha256::new()
+                    .chain_update(&input[..PREFIX])
+                    .chain_update(pk)
+                    .finalize()
+                    .into(),
+            }
         }
-        Some(digits) => Sha256::new()
-            .chain_update([1u8])
-            .chain_update(digits)
-            .chain_update(pk)
-            .finalize()
-            .into(),
         None => Sha256::new()
             .chain_update([0u8])
             .chain_update((seq.len() as u64).to_be_bytes())
