@@ -100,8 +100,14 @@ async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
         .await;
     assert!(
         mismatches.is_empty(),
-        "after kill -9 and restart the table differs: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "after kill -9 and restart the table differs: {}",
+        sinks
+            .explain(
+                &mismatches,
+                Some((&topic, &group)),
+                &[&log_path("crash-first"), &log_path("crash-second")]
+            )
+            .await
     );
     second.signal("-TERM");
     let status = second

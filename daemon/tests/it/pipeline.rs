@@ -47,6 +47,7 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
         .expect("produced");
 
     let config = Arc::new(sinks.config(&topic));
+    let group = config.kafka.group_id.clone();
     let obs = Observability::new(&config);
     let metrics = obs.metrics.clone();
     // moto's ReceiveMessage slows down as a queue grows: read the inspection queue while the
@@ -67,8 +68,10 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
         .await;
     assert!(
         mismatches.is_empty(),
-        "table differs from the source: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "table differs from the source: {}",
+        sinks
+            .explain(&mismatches, Some((&topic, &group)), &[])
+            .await
     );
 
     let bodies = inspect.await.expect("drainer");
@@ -116,6 +119,7 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
         .expect("first half produced");
 
     let config = Arc::new(sinks.config(&topic));
+    let group = config.kafka.group_id.clone();
     let obs = Observability::new(&config);
     let metrics = obs.metrics.clone();
     let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
@@ -136,8 +140,10 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
         .await;
     assert!(
         mismatches.is_empty(),
-        "after the restart the table differs: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "after the restart the table differs: {}",
+        sinks
+            .explain(&mismatches, Some((&topic, &group)), &[])
+            .await
     );
     let text = metrics.encode().expect("metrics encode");
     let restarts: f64 = text
@@ -160,6 +166,7 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
     let sinks = Sinks::create_uninspected().await;
     let topic = unique("cdc-avro");
     let mut config = sinks.config(&topic);
+    let group = config.kafka.group_id.clone();
     config.kafka.format = eda_config::MessageFormat::QlikAvro;
     let registry = eda_actors::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
         .expect("registry client");
@@ -192,8 +199,10 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
         .await;
     assert!(
         mismatches.is_empty(),
-        "Avro: the table differs from the source: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "Avro: the table differs from the source: {}",
+        sinks
+            .explain(&mismatches, Some((&topic, &group)), &[])
+            .await
     );
     pipeline.shutdown().await;
 }
@@ -219,6 +228,7 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
         .expect("first half produced");
 
     let config = Arc::new(sinks.config(&topic));
+    let group = config.kafka.group_id.clone();
     let first_obs = Observability::new(&config);
     let first_ready = first_obs.readiness.clone();
     let first = Pipeline::start(config.clone(), first_obs)
@@ -252,8 +262,10 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
         .await;
     assert!(
         mismatches.is_empty(),
-        "after the rebalance the table differs: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "after the rebalance the table differs: {}",
+        sinks
+            .explain(&mismatches, Some((&topic, &group)), &[])
+            .await
     );
     second.shutdown().await;
     first.shutdown().await;
@@ -283,6 +295,7 @@ async fn a_partition_held_at_its_in_flight_limit_skips_nothing() {
     config.kafka.max_in_flight_per_partition = 100;
     config.kafka.batch_max = 50;
     let config = Arc::new(config);
+    let group = config.kafka.group_id.clone();
     let pipeline = Pipeline::start(config.clone(), Observability::new(&config))
         .await
         .expect("pipeline starts");
@@ -291,8 +304,10 @@ async fn a_partition_held_at_its_in_flight_limit_skips_nothing() {
         .await;
     assert!(
         mismatches.is_empty(),
-        "under flow control the table differs: {:?}",
-        &mismatches[..mismatches.len().min(10)]
+        "under flow control the table differs: {}",
+        sinks
+            .explain(&mismatches, Some((&topic, &group)), &[])
+            .await
     );
     pipeline.shutdown().await;
 }

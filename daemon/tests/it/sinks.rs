@@ -11,6 +11,7 @@ use eda_actors::aws::RegionClients;
 use eda_config::Config;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The resources of one test.
@@ -193,6 +194,87 @@ impl Sinks {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// Why the table may differ, for a failing test's message: how many mismatches and the
+    /// first ones, the dead letters waiting in the DLQ (read, not deleted), the group's committed
+    /// offset of each partition against its end (when `kafka` names the topic and group), and
+    /// the warnings and assignment changes in `logs` (daemon processes' stderr).
+    pub async fn explain(
+        &self,
+        mismatches: &[String],
+        kafka: Option<(&str, &str)>,
+        logs: &[&Path],
+    ) -> String {
+        let mut out = format!(
+            "{} mismatches, the first: {:?}",
+            mismatches.len(),
+            &mismatches[..mismatches.len().min(10)]
+        );
+        let letters = self.peek_dead_letters().await;
+        out.push_str(&format!("\ndead letters seen: {}", letters.len()));
+        for letter in letters.iter().take(10) {
+            out.push_str(&format!("\n  {letter}"));
+        }
+        if let Some((topic, group)) = kafka {
+            out.push_str(&format!(
+                "\ngroup {group} on {topic}: {}",
+                group_progress(topic, group).await
+            ));
+        }
+        for log in logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let notable: Vec<String> = text
+                .lines()
+                .map(strip_ansi)
+                .filter(|l| {
+                    l.contains(" WARN ")
+                        || l.contains(" ERROR ")
+                        || l.contains("assignment changed")
+                        || l.contains("Consumer group")
+                })
+                .collect();
+            out.push_str(&format!(
+                "\n{} ({} notable lines, the last 30):",
+                log.display(),
+                notable.len()
+            ));
+            for line in &notable[notable.len().saturating_sub(30)..] {
+                out.push_str(&format!("\n  {line}"));
+            }
+        }
+        out
+    }
+
+    /// Up to 20 dead letters of the DLQ as `class stage attempts: message`, left in the queue.
+    async fn peek_dead_letters(&self) -> Vec<String> {
+        let mut letters = Vec::new();
+        for _ in 0..2 {
+            let Ok(received) = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .wait_time_seconds(0)
+                .send()
+                .await
+            else {
+                break;
+            };
+            for message in received.messages() {
+                let body: Value = message
+                    .body()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or_default();
+                letters.push(format!(
+                    "{} {} x{}: {}",
+                    body["error_class"], body["stage"], body["attempts"], body["error_message"]
+                ));
+            }
+        }
+        letters
     }
 
     /// A reader of the inspection queue that can run in a task of its own.
@@ -395,4 +477,65 @@ fn compare(
         }
     }
     mismatches
+}
+
+/// Each partition of `topic` as `p<N> committed <offset> of <end>`: whether the group consumed
+/// everything, or where it stopped.
+async fn group_progress(topic: &str, group: &str) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (topic, group) = (topic.to_string(), group.to_string());
+    let report =
+        tokio::task::spawn_blocking(move || -> Result<String, rdkafka::error::KafkaError> {
+            let timeout = Duration::from_secs(5);
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", super::support::BROKERS)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .create()?;
+            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            let mut wanted = rdkafka::TopicPartitionList::new();
+            for &p in &partitions {
+                wanted.add_partition(&topic, p);
+            }
+            let committed = consumer.committed_offsets(wanted, timeout)?;
+            let mut parts = Vec::new();
+            for p in partitions {
+                let (_, end) = consumer.fetch_watermarks(&topic, p, timeout)?;
+                let at = committed
+                    .find_partition(&topic, p)
+                    .map(|e| format!("{:?}", e.offset()))
+                    .unwrap_or_else(|| "none".into());
+                parts.push(format!("p{p} committed {at} of {end}"));
+            }
+            Ok(parts.join(", "))
+        })
+        .await;
+    match report {
+        Ok(Ok(report)) => report,
+        Ok(Err(err)) => format!("not known ({err})"),
+        Err(err) => format!("not known ({err})"),
+    }
+}
+
+/// `line` without its terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
