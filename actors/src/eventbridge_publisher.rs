@@ -16,6 +16,7 @@ use crate::telemetry::{EventBridgeFailed, EventBridgePublished, InternalEvent, M
 use eda_config::RetryConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The EventBridge publisher actor.
@@ -152,7 +153,7 @@ async fn publish_request(
     if !dead.is_empty() {
         let letters = dead
             .into_iter()
-            .map(|(index, err)| dead_letter(&items[index], &err, shared.retry.max_attempts))
+            .map(|(index, err, attempts)| dead_letter(&items[index], &err, attempts))
             .collect();
         // A DLQ writer that is down means the pipeline is restarting and these offsets will be
         // read again: do not acknowledge.
@@ -166,9 +167,9 @@ async fn publish_request(
     ack.settle();
 }
 
-/// Publishes every item, retrying refused entries; returns the ones that never went through
-/// (an entry over EventBridge's size limit on its own is never sent).
-async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, SinkError)> {
+/// Publishes every item, retrying refused entries; returns the ones that never went through,
+/// with the attempts made (an entry over EventBridge's size limit on its own is never sent).
+async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, SinkError, u32)> {
     let mut dead = Vec::new();
     let mut keep = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -185,31 +186,38 @@ async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, Sink
                         shared.limits.max_bytes
                     ),
                 },
+                0,
             ));
         } else {
             keep.push(index);
         }
     }
     let entries: Vec<&EventBridgeEntry> = keep.iter().map(|&i| &items[i].entry).collect();
-    for (position, err) in publish_indices(shared, &entries).await {
-        dead.push((keep[position], err));
+    for (position, err, attempts) in publish_indices(shared, &entries).await {
+        dead.push((keep[position], err, attempts));
     }
     dead
 }
 
-/// Publishes `entries` (each within the limit); returns indices that never went through.
+/// Publishes `entries` (each within the limit); returns indices that never went through, with
+/// the attempts made.
 async fn publish_indices(
     shared: &Shared,
     entries: &[&EventBridgeEntry],
-) -> Vec<(usize, SinkError)> {
+) -> Vec<(usize, SinkError, u32)> {
     let mut waiting: Vec<usize> = (0..entries.len()).collect();
     let mut dead = Vec::new();
     let mut rng = fastrand::Rng::new();
     let bus = shared.publisher.bus().to_string();
     let region = shared.publisher.region().to_string();
     let mut attempt = 0u32;
+    let started = tokio::time::Instant::now();
     while !waiting.is_empty() {
         attempt += 1;
+        // Whether an entry refused in this round for a retryable reason gets another one.
+        let again = shared
+            .retry
+            .allows_another(attempt, started.elapsed(), Duration::ZERO);
         let round: Vec<EventBridgeEntry> = waiting.iter().map(|&i| entries[i].clone()).collect();
         // Every entry fits on its own (checked by the caller), so planning cannot fail.
         let batches = plan_batches(&round, shared.limits)
@@ -225,9 +233,7 @@ async fn publish_indices(
                         let original = waiting[range.start + offset];
                         match result {
                             Ok(_) => published += 1,
-                            Err(err)
-                                if err.is_retryable() && attempt < shared.retry.max_attempts =>
-                            {
+                            Err(err) if err.is_retryable() && again => {
                                 retry.push(original);
                                 last_error = Some(err);
                             }
@@ -239,7 +245,7 @@ async fn publish_indices(
                                     class: err.class,
                                 }
                                 .emit(&shared.metrics);
-                                dead.push((original, err));
+                                dead.push((original, err, attempt));
                             }
                         }
                     }
@@ -261,11 +267,11 @@ async fn publish_indices(
                     }
                     .emit(&shared.metrics);
                     let originals = range.clone().map(|o| waiting[o]);
-                    if err.is_retryable() && attempt < shared.retry.max_attempts {
+                    if err.is_retryable() && again {
                         retry.extend(originals);
                         last_error = Some(err);
                     } else {
-                        dead.extend(originals.map(|i| (i, err.clone())));
+                        dead.extend(originals.map(|i| (i, err.clone(), attempt)));
                     }
                 }
             }

@@ -19,7 +19,10 @@ pub struct ApplyConfig {
     pub appliers: usize,
     /// Conditional writes one applier keeps in flight at once.
     pub max_concurrency: usize,
-    /// Retry policy for throttling and 5xx answers.
+    /// Retry policy for throttling, timeouts, lost connections and 5xx answers. By default a
+    /// change is retried for up to five minutes, however many attempts that takes, before it is
+    /// dead-lettered: the table is the system of record, and a DynamoDB hiccup must not send good
+    /// changes to the DLQ. Meanwhile the applier holds its batch and the partition pauses.
     pub retry: RetryConfig,
 }
 
@@ -30,7 +33,11 @@ impl Default for ApplyConfig {
             tombstone_ttl_secs: 7 * 24 * 3600,
             appliers: 4,
             max_concurrency: 32,
-            retry: RetryConfig::default(),
+            retry: RetryConfig {
+                max_attempts: 0,
+                max_elapsed_ms: 300_000,
+                ..RetryConfig::default()
+            },
         }
     }
 }
@@ -56,12 +63,16 @@ impl ApplyConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
-    /// Attempts in all (the first call included) before the failure goes to the DLQ.
+    /// Attempts in all (the first call included) before the failure goes to the DLQ; 0: no
+    /// limit on the count (`max_elapsed_ms` decides).
     pub max_attempts: u32,
     /// Backoff before the second attempt; it doubles per attempt.
     pub base_delay_ms: u64,
     /// Ceiling on one backoff.
     pub max_delay_ms: u64,
+    /// No attempt starts this long after the first one; 0: no limit on the time. With both
+    /// limits 0 a retryable failure is retried until it succeeds.
+    pub max_elapsed_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -70,11 +81,21 @@ impl Default for RetryConfig {
             max_attempts: 8,
             base_delay_ms: 25,
             max_delay_ms: 5_000,
+            max_elapsed_ms: 0,
         }
     }
 }
 
 impl RetryConfig {
+    /// Whether a retryable failure may be tried again after `attempts` attempts, the first of
+    /// them `elapsed` ago, and a backoff of `delay`.
+    pub fn allows_another(&self, attempts: u32, elapsed: Duration, delay: Duration) -> bool {
+        let count_left = self.max_attempts == 0 || attempts < self.max_attempts;
+        let time_left = self.max_elapsed_ms == 0
+            || elapsed.saturating_add(delay) < Duration::from_millis(self.max_elapsed_ms);
+        count_left && time_left
+    }
+
     /// `base_delay_ms` as a duration.
     pub fn base_delay(&self) -> Duration {
         Duration::from_millis(self.base_delay_ms)
@@ -86,7 +107,18 @@ impl RetryConfig {
     }
 
     pub(crate) fn validate(&self, prefix: &str, v: &mut Validator) {
-        v.range(&format!("{prefix}.max_attempts"), self.max_attempts, 1, 100);
+        v.range(
+            &format!("{prefix}.max_attempts"),
+            self.max_attempts,
+            0,
+            1_000,
+        );
+        v.range(
+            &format!("{prefix}.max_elapsed_ms"),
+            self.max_elapsed_ms,
+            0,
+            24 * 3_600_000,
+        );
         v.range(
             &format!("{prefix}.base_delay_ms"),
             self.base_delay_ms,

@@ -167,6 +167,7 @@ impl Config {
         self.schema_registry
             .validate(self.kafka.format == MessageFormat::QlikAvro, &mut v);
         self.regions.validate(&mut v);
+        self.aws.validate(&mut v);
         self.apply.validate(&mut v);
         self.publish.validate(&mut v);
         self.dlq.validate(&mut v);

@@ -4,6 +4,7 @@
 use crate::error::Validator;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The two regions. eda is a two-region system (us-west-2 primary, us-east-1 secondary by
 /// default); naming them by role keeps environment overrides simple
@@ -133,8 +134,8 @@ impl Endpoints {
     }
 }
 
-/// How the AWS SDK clients find credentials.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How the AWS SDK clients find credentials, and how long they wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AwsConfig {
     /// Named profile from the shared AWS config files; unset uses the default chain
@@ -142,6 +143,49 @@ pub struct AwsConfig {
     pub profile: Option<String>,
     /// Fixed credentials, for local stand-ins that accept any key; never use in production.
     pub static_credentials: Option<StaticCredentials>,
+    /// Longest wait for a connection to a service endpoint.
+    pub connect_timeout_ms: u64,
+    /// Longest one attempt of any AWS call may take before it counts as a timeout and is
+    /// retried: a server that takes a request and never answers cannot hold a worker.
+    pub attempt_timeout_ms: u64,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            profile: None,
+            static_credentials: None,
+            connect_timeout_ms: 3_000,
+            attempt_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl AwsConfig {
+    /// `connect_timeout_ms` as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// `attempt_timeout_ms` as a duration.
+    pub fn attempt_timeout(&self) -> Duration {
+        Duration::from_millis(self.attempt_timeout_ms)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.range(
+            "aws.connect_timeout_ms",
+            self.connect_timeout_ms,
+            10,
+            60_000,
+        );
+        v.range(
+            "aws.attempt_timeout_ms",
+            self.attempt_timeout_ms,
+            10,
+            600_000,
+        );
+    }
 }
 
 /// An access key pair given in the configuration.

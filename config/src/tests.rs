@@ -113,6 +113,23 @@ fn drain_timeout_must_stay_under_session_timeout() {
 }
 
 #[test]
+fn an_aws_timeout_of_zero_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[aws]\nattempt_timeout_ms = 0\n"),
+        )?;
+        let err = load_in(jail, "eda.toml").expect_err("broken rule");
+        assert!(
+            err.to_string()
+                .contains("aws.attempt_timeout_ms (0) must be between 10 and 600000"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn every_broken_rule_is_reported_at_once() {
     let mut config = Config::default();
     config.kafka.topics.clear();

@@ -71,7 +71,13 @@ impl RegionClients {
 
 async fn shared_config(region: &RegionConfig, aws: &AwsConfig) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.name.clone()));
+        .region(aws_config::Region::new(region.name.clone()))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(aws.connect_timeout())
+                .operation_attempt_timeout(aws.attempt_timeout())
+                .build(),
+        );
     if let Some(creds) = &aws.static_credentials {
         loader = loader.credentials_provider(aws_credential_types::Credentials::new(
             creds.access_key_id.clone(),

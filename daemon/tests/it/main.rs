@@ -10,3 +10,4 @@ mod scrape;
 mod sinks;
 mod stack;
 mod support;
+mod timeouts;
