@@ -146,7 +146,9 @@ pub struct AwsConfig {
     /// Longest wait for a connection to a service endpoint.
     pub connect_timeout_ms: u64,
     /// Longest one attempt of any AWS call may take before it counts as a timeout and is
-    /// retried: a server that takes a request and never answers cannot hold a worker.
+    /// retried: a server that takes a request and never answers cannot hold a worker. Keep it
+    /// well above the slowest answer a working service gives: the service still does the work
+    /// of an attempt given up on, and asking again adds to its load.
     pub attempt_timeout_ms: u64,
 }
 
@@ -156,7 +158,7 @@ impl Default for AwsConfig {
             profile: None,
             static_credentials: None,
             connect_timeout_ms: 3_000,
-            attempt_timeout_ms: 10_000,
+            attempt_timeout_ms: 60_000,
         }
     }
 }
