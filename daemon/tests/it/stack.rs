@@ -105,6 +105,20 @@ async fn dynamodb_local_holds_the_cdc_table_with_streams() {
 async fn moto_copies_every_bus_event_to_the_inspection_queue() {
     let clients = primary_clients().await;
     let marker = unique("smoke");
+    let queue_url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name("eda-inspect")
+        .send()
+        .await
+        .expect("eda-inspect exists")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    // The queue is the stack's copy of the bus, for looking at: `make demo` leaves thousands
+    // of events in it when moto falls behind, and reading moto's queue up to the marker would
+    // take minutes. Emptied first, as the demo's own readers do when they start.
+    let _ = clients.sqs.purge_queue().queue_url(&queue_url).send().await;
     let put = clients
         .eventbridge
         .put_events()
@@ -121,22 +135,11 @@ async fn moto_copies_every_bus_event_to_the_inspection_queue() {
         .expect("put_events");
     assert_eq!(put.failed_entry_count(), 0);
 
-    let queue_url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name("eda-inspect")
-        .send()
-        .await
-        .expect("eda-inspect exists")
-        .queue_url()
-        .expect("url")
-        .to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        // The queue is the stack's, and may hold earlier runs' events: each message read is
-        // hidden for a while so the next receive reaches further into the backlog (with a
-        // visibility timeout of 0, moto answered the same first ten every time). Nothing is
-        // deleted: another reader (`make demo`) sees every message once the timeout passes.
+        // Events may have arrived since the purge: each message read is hidden for a while so
+        // the next receive reaches further (with a visibility timeout of 0, moto answered the
+        // same first ten every time).
         let received = clients
             .sqs
             .receive_message()
