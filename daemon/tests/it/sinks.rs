@@ -211,9 +211,23 @@ impl Sinks {
             mismatches.len(),
             &mismatches[..mismatches.len().min(10)]
         );
-        let letters = self.peek_dead_letters().await;
-        out.push_str(&format!("\ndead letters seen: {}", letters.len()));
-        for letter in letters.iter().take(10) {
+        let waiting = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .ok()
+            .and_then(|a| {
+                a.attributes()?
+                    .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .cloned()
+            })
+            .unwrap_or_else(|| "an unknown number of".into());
+        out.push_str(&format!("\n{waiting} dead letters in the DLQ, the first:"));
+        for letter in self.peek_dead_letters().await {
             out.push_str(&format!("\n  {letter}"));
         }
         if let Some((topic, group)) = kafka {
@@ -246,35 +260,35 @@ impl Sinks {
         out
     }
 
-    /// Up to 20 dead letters of the DLQ as `class stage attempts: message`, left in the queue.
+    /// Up to 10 dead letters of the DLQ as `class stage attempts: message`, left in the queue.
     async fn peek_dead_letters(&self) -> Vec<String> {
-        let mut letters = Vec::new();
-        for _ in 0..2 {
-            let Ok(received) = self
-                .clients
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .wait_time_seconds(0)
-                .send()
-                .await
-            else {
-                break;
-            };
-            for message in received.messages() {
+        let Ok(received) = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(0)
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        received
+            .messages()
+            .iter()
+            .map(|message| {
                 let body: Value = message
                     .body()
                     .and_then(|b| serde_json::from_str(b).ok())
                     .unwrap_or_default();
-                letters.push(format!(
+                format!(
                     "{} {} x{}: {}",
                     body["error_class"], body["stage"], body["attempts"], body["error_message"]
-                ));
-            }
-        }
-        letters
+                )
+            })
+            .collect()
     }
 
     /// A reader of the inspection queue that can run in a task of its own.
