@@ -154,23 +154,7 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
     // Wait for the dead letter to land, without consuming it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let attrs = sinks
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&sinks.dlq_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .expect("attributes");
-        let count = attrs
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                    .cloned()
-            })
-            .unwrap_or_default();
-        if count == "1" {
+        if sinks.dlq_depth().await.expect("attributes") == Some(1) {
             break;
         }
         assert!(Instant::now() < deadline, "no dead letter");

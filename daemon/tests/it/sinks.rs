@@ -211,21 +211,10 @@ impl Sinks {
             mismatches.len(),
             &mismatches[..mismatches.len().min(10)]
         );
-        let waiting = self
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.dlq_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .ok()
-            .and_then(|a| {
-                a.attributes()?
-                    .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                    .cloned()
-            })
-            .unwrap_or_else(|| "an unknown number of".into());
+        let waiting = match self.dlq_depth().await {
+            Ok(Some(n)) => n.to_string(),
+            _ => "an unknown number of".into(),
+        };
         out.push_str(&format!("\n{waiting} dead letters in the DLQ, the first:"));
         for letter in self.peek_dead_letters().await {
             out.push_str(&format!("\n  {letter}"));
@@ -258,6 +247,24 @@ impl Sinks {
             }
         }
         out
+    }
+
+    /// The messages waiting in the DLQ (SQS's approximate count; `None` if the answer lacks it).
+    pub async fn dlq_depth(&self) -> Result<Option<u64>, String> {
+        use aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+        let attrs = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(attrs
+            .attributes()
+            .and_then(|a| a.get(&ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok()))
     }
 
     /// Up to 10 dead letters of the DLQ as `class stage attempts: message`, left in the queue.
