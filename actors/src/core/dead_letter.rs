@@ -606,7 +606,20 @@ mod tests {
             prop_assert!(body.len() <= max, "{} > {}", body.len(), max);
             let back = DeadLetterEvent::from_sqs_body(&body).unwrap();
             prop_assert_eq!(back.error_class, dl.error_class);
-            prop_assert_eq!(&back.error_message, &dl.error_message);
+            // The message is whole whenever the letter fits without its payload; only a context
+            // too big on its own is cut, after the payload, and the cut says so.
+            let mut bare = dl.clone();
+            bare.payload = String::new();
+            bare.payload_truncated = true;
+            let context_fits = serde_json::to_string(&bare).unwrap().len() <= max;
+            prop_assert_eq!(back.error_message_truncated, !context_fits);
+            if context_fits {
+                prop_assert_eq!(&back.error_message, &dl.error_message);
+            } else {
+                prop_assert!(back.payload.is_empty());
+                prop_assert!(dl.error_message.starts_with(&back.error_message));
+                prop_assert!(back.error_message.len() < dl.error_message.len());
+            }
             prop_assert_eq!(&back.stage, &dl.stage);
             prop_assert_eq!(&back.source, &dl.source);
             prop_assert_eq!(back.attempts, dl.attempts);
