@@ -50,9 +50,10 @@ pub struct RowImage {
     padded: bool,
 }
 
-/// Whether `s` may start or end with whitespace: its first or last byte is ASCII whitespace
-/// (vertical tab included, as `char::is_whitespace` has it) or not ASCII, which is left for the
-/// full Unicode check of `str::trim`. Nearly every value answers no from two byte tests.
+/// Whether `s` may start or end with whitespace: its first or last byte is a space, a control
+/// character (ASCII's other whitespace, vertical tab included as `char::is_whitespace` has it, is
+/// among them) or not ASCII, which is left for the full Unicode check of `str::trim`. Nearly
+/// every value answers no from two byte tests.
 #[inline]
 pub(crate) fn may_be_padded(s: &str) -> bool {
     bytes_may_be_padded(s.as_bytes())
@@ -61,7 +62,9 @@ pub(crate) fn may_be_padded(s: &str) -> bool {
 /// [`may_be_padded`] on the bytes of a string.
 #[inline(always)]
 fn bytes_may_be_padded(bytes: &[u8]) -> bool {
-    let blank = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b) || !b.is_ascii();
+    // One test: 0x21..=0x7f (printable ASCII and DEL) is not blank; wrapping puts the space
+    // and the control characters above 0x5e with the non-ASCII bytes.
+    let blank = |b: &u8| b.wrapping_sub(0x21) > 0x5e;
     bytes.first().is_some_and(blank) || bytes.last().is_some_and(blank)
 }
 
@@ -835,7 +838,23 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
         padded: false,
     };
     let mut first = true;
-    while let Some(key) = scan.next_key(&mut first).map_err(malformed)? {
+    loop {
+        // Nearly every member of a Qlik row is `"NAME":"value"` with no escapes: read in one step.
+        if let Some(member) = scan.compact_string_member(first) {
+            first = false;
+            let (start, end) = member.value;
+            parts.padded |=
+                bytes_may_be_padded(scan.text().as_bytes().get(start..end).unwrap_or(&[]));
+            parts.columns.push(Column {
+                name: Span::raw(rel(member.key.0), rel(member.key.1)),
+                value: Kind::Str(Span::raw(rel(start), rel(end))),
+                raw_value: (rel(start - 1), rel(end + 1)),
+            });
+            continue;
+        }
+        let Some(key) = scan.next_key(&mut first).map_err(malformed)? else {
+            break;
+        };
         let name = parts.span(scan, key, rel)?;
         let start = scan.pos();
         let value = match scan.peek() {
@@ -1101,6 +1120,40 @@ mod tests {
             set.set("é\"", &json!({"k": ["\u{1}"]}));
             let scanned = RowImage::parse(set.as_json()).expect("JSON");
             prop_assert_eq!(set.iter().collect::<Vec<_>>(), scanned.iter().collect::<Vec<_>>());
+        }
+
+        /// Rows as Qlik writes them (compact, plain strings: the indexer's one-step path), with
+        /// one byte changed, removed or added: the index takes exactly the text serde_json takes
+        /// as an object, and reads the same columns from it.
+        #[test]
+        fn a_damaged_compact_row_is_refused_or_read_as_serde_reads_it(
+            map in proptest::collection::btree_map(
+                "[A-Z_]{1,6}",
+                prop_oneof![
+                    4 => "[a-z .@-]{0,20}".prop_map(Value::from),
+                    1 => any::<i32>().prop_map(Value::from),
+                    1 => Just(Value::Null),
+                ],
+                1..6,
+            ),
+            at in any::<prop::sample::Index>(),
+            edit in 0u8..3,
+            byte in prop::sample::select(b"\"\\:,{}[] \x01\ta0nu".to_vec()),
+        ) {
+            let map: Map<String, Value> = map.into_iter().collect();
+            let mut text = serde_json::to_string(&map).expect("serializes").into_bytes();
+            let i = at.index(text.len());
+            match edit {
+                0 => text[i] = byte,
+                1 => { text.remove(i); }
+                _ => text.insert(i, byte),
+            }
+            let Ok(text) = String::from_utf8(text) else { return Ok(()) };
+            let serde = serde_json::from_str::<Map<String, Value>>(&text);
+            match RowImage::parse(&text) {
+                Ok(indexed) => prop_assert_eq!(Some(indexed.to_map()), serde.ok(), "{:?}", text),
+                Err(e) => prop_assert!(serde.is_err(), "{:?} refused: {}", text, e),
+            }
         }
 
         #[test]

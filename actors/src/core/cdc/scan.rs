@@ -189,6 +189,38 @@ impl<'a> Scanner<'a> {
         Ok(Some(key))
     }
 
+    /// The next member of an object when it is in the compact form Qlik writes, `"name":"value"`
+    /// with both strings free of escapes (and, unless `first`, the `,` before it with no
+    /// whitespace): the spans of the name's and the value's content, and the offset moves past
+    /// the value. Anything else (whitespace, another kind of value, an escape, the end of the
+    /// object, an error) answers `None` and leaves the offset where it was, for
+    /// [`Scanner::next_key`] to read the member the general way.
+    #[inline(always)]
+    pub fn compact_string_member(&mut self, first: bool) -> Option<CompactMember> {
+        let b = self.bytes;
+        let key_open = if first {
+            self.pos
+        } else if b.get(self.pos) == Some(&b',') {
+            self.pos + 1
+        } else {
+            return None;
+        };
+        if b.get(key_open) != Some(&b'"') {
+            return None;
+        }
+        let key_end = plain_string_end(b, key_open)?;
+        if b.get(key_end + 1..key_end + 3) != Some(b":\"") {
+            return None;
+        }
+        let value_open = key_end + 2;
+        let value_end = plain_string_end(b, value_open)?;
+        self.pos = value_end + 1;
+        Some(CompactMember {
+            key: (key_open + 1, key_end),
+            value: (value_open + 1, value_end),
+        })
+    }
+
     /// The string whose opening quote is at the current offset. Checks what JSON forbids in a
     /// string (raw control characters, unknown escapes, short `\u` escapes); the content is
     /// decoded only when read ([`Scanner::decode`]).
@@ -368,6 +400,21 @@ fn digits_from(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// A member [`Scanner::compact_string_member`] read: content ranges of its name and value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompactMember {
+    pub key: (usize, usize),
+    pub value: (usize, usize),
+}
+
+/// The closing quote of the string that opens at `open`, when nothing special (a backslash or a
+/// control character) comes before it.
+#[inline(always)]
+fn plain_string_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let end = special_from(bytes, open + 1);
+    (bytes.get(end) == Some(&b'"')).then_some(end)
 }
 
 /// The offset of the first byte from `i` on that ends a plain run of string content: a quote, a
