@@ -69,24 +69,20 @@ fn main() {
         .is_ok()
     };
 
-    let mut paths: Vec<(&str, &mut dyn FnMut() -> bool, Vec<f64>)> = vec![
-        (
-            "pipeline/qlik_json_decode_transform_1364B",
-            &mut qlik,
-            Vec::new(),
-        ),
-        ("avro/decode_cached_update_388B", &mut avro, Vec::new()),
+    let mut paths = vec![
+        Path::new("pipeline/qlik_json_decode_transform_1364B", &mut qlik),
+        Path::new("avro/decode_cached_update_388B", &mut avro),
     ];
-    paths.retain(|(name, _, _)| wanted(name));
+    paths.retain(|p| wanted(p.name));
     if paths.is_empty() {
         return;
     }
     // Every event must go through, or the figure would time an error path.
-    for (name, run, _) in &mut paths {
+    for Path { name, run, .. } in &mut paths {
         assert!(run(), "{name}: the workload failed");
     }
     for _ in 0..ROUNDS {
-        for (name, run, times) in &mut paths {
+        for Path { name, run, times } in &mut paths {
             let start = Instant::now();
             let mut ok = 0u32;
             for _ in 0..EVENTS {
@@ -98,7 +94,10 @@ fn main() {
         }
     }
     println!("rounds of {EVENTS} events, {ROUNDS} per path, interleaved; per event:");
-    for (name, _, mut times) in paths {
+    for Path {
+        name, mut times, ..
+    } in paths
+    {
         times.sort_by(f64::total_cmp);
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         let (best, p10, median) = (times[0], at(0.1), at(0.5));
@@ -107,5 +106,22 @@ fn main() {
             1e6 / best,
             1e6 / median,
         );
+    }
+}
+
+/// One measured path: its name, one event's work, and the per-event time of each round.
+struct Path<'a> {
+    name: &'static str,
+    run: &'a mut dyn FnMut() -> bool,
+    times: Vec<f64>,
+}
+
+impl<'a> Path<'a> {
+    fn new(name: &'static str, run: &'a mut dyn FnMut() -> bool) -> Self {
+        Path {
+            name,
+            run,
+            times: Vec::with_capacity(ROUNDS),
+        }
     }
 }

@@ -13,6 +13,7 @@ use eda_actors::core::cdc::{
     DecodeContext, FallbackKeys, KafkaCoordinates, KeyError, MetadataCache, Operation,
     QlikJsonError, QlikMessage, SchemaSource, SchemaSourceError, TableRef,
 };
+use serde::Serialize;
 use serde_json::json;
 
 use crate::avro_support;
@@ -134,6 +135,60 @@ fn qlik_update_keeps_both_images_and_round_trips_through_serde() {
     let text = serde_json::to_string(&e).expect("serializes");
     let back: CdcEvent = serde_json::from_str(&text).expect("deserializes");
     assert_eq!(back, e);
+}
+
+/// Whitespace where JSON allows it (a pretty-printed message, or a space after each colon)
+/// changes nothing in the change decoded: the compact form Qlik writes is read by shortcuts that
+/// must step aside for it.
+#[test]
+fn qlik_messages_with_whitespace_decode_as_the_compact_ones() {
+    let table = orders();
+    let none = FallbackKeys::none();
+    let ctx = DecodeContext {
+        default_table: Some(&table),
+        fallback_keys: &none,
+    };
+    let metadata = fixture("qlik/metadata_envelope.json");
+    for path in [
+        "qlik/insert_envelope.json",
+        "qlik/update_envelope.json",
+        "qlik/delete_unwrapped.json",
+        "qlik/refresh_envelope.json",
+        "qlik/bench_update_1kb.json",
+    ] {
+        let compact = fixture(path);
+        let parsed: serde_json::Value = serde_json::from_slice(&compact).expect("fixture is JSON");
+        let pretty = serde_json::to_vec_pretty(&parsed).expect("serializes");
+        // Compact but for a space after each `:`, where the shortcuts are tempted the most.
+        let mut spaced = Vec::new();
+        parsed
+            .serialize(&mut serde_json::Serializer::with_formatter(
+                &mut spaced,
+                SpaceAfterColon,
+            ))
+            .expect("serializes");
+        let decode = |bytes: &[u8]| {
+            let mut cache = MetadataCache::new();
+            decode_qlik_json(&metadata, &ctx, &mut cache, None).expect("metadata decodes");
+            match decode_qlik_json(bytes, &ctx, &mut cache, coords(7)) {
+                Ok(QlikMessage::Change(e)) => Ok(serde_json::to_value(e).expect("serializes")),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        let expected = decode(&compact);
+        assert!(expected.is_ok(), "{path}: {expected:?}");
+        assert_eq!(decode(&pretty), expected, "{path} pretty");
+        assert_eq!(decode(&spaced), expected, "{path} spaced");
+    }
+}
+
+/// JSON written compact except for `": "` between a key and its value.
+struct SpaceAfterColon;
+
+impl serde_json::ser::Formatter for SpaceAfterColon {
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
 }
 
 #[test]

@@ -537,7 +537,14 @@ fn members<'a>(
     scan.open_object()?;
     let mut seen = Seen(0);
     let mut first = true;
-    while let Some(key) = scan.next_key(&mut first)? {
+    loop {
+        let key = match scan.compact_key(&mut first) {
+            Some(key) => key,
+            None => match scan.next_key(&mut first)? {
+                Some(key) => key,
+                None => break,
+            },
+        };
         let name = scan.decode(key)?;
         member(scan, &key, &name, &mut seen)?;
     }

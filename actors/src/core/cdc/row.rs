@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::avro_logical::Rendered;
-use super::scan::{kind_at, special_from, JsonStr, ScanError, Scanner};
+use super::scan::{kind_at, plain_string_end, special_from, JsonStr, ScanError, Scanner};
 
 /// A row image: one JSON object, kept as text with an index of its columns.
 #[derive(Clone)]
@@ -840,18 +840,8 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
     let mut first = true;
     loop {
         // Nearly every member of a Qlik row is `"NAME":"value"` with no escapes: read in one step.
-        if let Some(member) = scan.compact_string_member(first) {
-            first = false;
-            let (start, end) = member.value;
-            parts.padded |=
-                bytes_may_be_padded(scan.text().as_bytes().get(start..end).unwrap_or(&[]));
-            parts.columns.push(Column {
-                name: Span::raw(rel(member.key.0), rel(member.key.1)),
-                value: Kind::Str(Span::raw(rel(start), rel(end))),
-                raw_value: (rel(start - 1), rel(end + 1)),
-            });
-            continue;
-        }
+        let at = compact_members(scan.bytes(), scan.pos(), base, &mut first, &mut parts);
+        scan.seek(at);
         let Some(key) = scan.next_key(&mut first).map_err(malformed)? else {
             break;
         };
@@ -902,6 +892,55 @@ fn index_at(scan: &mut Scanner<'_>) -> Result<Parts, RowError> {
     }
     parts.range = (base, scan.pos());
     Ok(parts)
+}
+
+/// Indexes the run of members from `pos` that are in the compact form Qlik writes,
+/// `"NAME":"value"` with no escapes in either string (and, unless `first`, the `,` before with no
+/// whitespace); returns the offset after the last one. The first member of any other form (or
+/// the object's end, or an error) stops the run, for the general reader to take from there.
+/// Spans are relative to `base`, the object's first byte, whose text is shorter than 2 GiB.
+#[inline(always)]
+fn compact_members(
+    bytes: &[u8],
+    mut pos: usize,
+    base: usize,
+    first: &mut bool,
+    parts: &mut Parts,
+) -> usize {
+    let rel = |at: usize| (at - base) as u32;
+    let mut padded = false;
+    loop {
+        let key_open = if *first {
+            pos
+        } else if bytes.get(pos) == Some(&b',') {
+            pos + 1
+        } else {
+            break;
+        };
+        if bytes.get(key_open) != Some(&b'"') {
+            break;
+        }
+        let Some(key_end) = plain_string_end(bytes, key_open) else {
+            break;
+        };
+        if bytes.get(key_end + 1..key_end + 3) != Some(b":\"") {
+            break;
+        }
+        let value_open = key_end + 2;
+        let Some(value_end) = plain_string_end(bytes, value_open) else {
+            break;
+        };
+        padded |= bytes_may_be_padded(bytes.get(value_open + 1..value_end).unwrap_or(&[]));
+        parts.columns.push(Column {
+            name: Span::raw(rel(key_open + 1), rel(key_end)),
+            value: Kind::Str(Span::raw(rel(value_open + 1), rel(value_end))),
+            raw_value: (rel(value_open), rel(value_end + 1)),
+        });
+        *first = false;
+        pos = value_end + 1;
+    }
+    parts.padded |= padded;
+    pos
 }
 
 /// What indexing an object found, before the row takes its text.

@@ -189,35 +189,46 @@ impl<'a> Scanner<'a> {
         Ok(Some(key))
     }
 
-    /// The next member of an object when it is in the compact form Qlik writes, `"name":"value"`
-    /// with both strings free of escapes (and, unless `first`, the `,` before it with no
-    /// whitespace): the spans of the name's and the value's content, and the offset moves past
-    /// the value. Anything else (whitespace, another kind of value, an escape, the end of the
-    /// object, an error) answers `None` and leaves the offset where it was, for
-    /// [`Scanner::next_key`] to read the member the general way.
+    /// Moves the offset to `pos`, which a reader of [`Scanner::bytes`] found to be the end of
+    /// what it checked.
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    /// The text's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// [`Scanner::next_key`] for a member in the compact form, `,"name":` (or `"name":` when
+    /// `first`) with no escapes in the name: read in one step, leaving the offset on the value
+    /// (whitespace skipped).
+    /// Anything else answers `None` and moves nothing, for `next_key` to read.
     #[inline(always)]
-    pub fn compact_string_member(&mut self, first: bool) -> Option<CompactMember> {
+    pub fn compact_key(&mut self, first: &mut bool) -> Option<JsonStr> {
         let b = self.bytes;
-        let key_open = if first {
+        let open = if *first {
             self.pos
         } else if b.get(self.pos) == Some(&b',') {
             self.pos + 1
         } else {
             return None;
         };
-        if b.get(key_open) != Some(&b'"') {
+        if b.get(open) != Some(&b'"') {
             return None;
         }
-        let key_end = plain_string_end(b, key_open)?;
-        if b.get(key_end + 1..key_end + 3) != Some(b":\"") {
+        let end = plain_string_end(b, open)?;
+        if b.get(end + 1) != Some(&b':') {
             return None;
         }
-        let value_open = key_end + 2;
-        let value_end = plain_string_end(b, value_open)?;
-        self.pos = value_end + 1;
-        Some(CompactMember {
-            key: (key_open + 1, key_end),
-            value: (value_open + 1, value_end),
+        *first = false;
+        self.pos = end + 2;
+        self.ws();
+        Some(JsonStr {
+            open,
+            start: open + 1,
+            end,
+            escaped: false,
         })
     }
 
@@ -402,17 +413,10 @@ fn digits_from(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// A member [`Scanner::compact_string_member`] read: content ranges of its name and value.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CompactMember {
-    pub key: (usize, usize),
-    pub value: (usize, usize),
-}
-
 /// The closing quote of the string that opens at `open`, when nothing special (a backslash or a
 /// control character) comes before it.
 #[inline(always)]
-fn plain_string_end(bytes: &[u8], open: usize) -> Option<usize> {
+pub(crate) fn plain_string_end(bytes: &[u8], open: usize) -> Option<usize> {
     let end = special_from(bytes, open + 1);
     (bytes.get(end) == Some(&b'"')).then_some(end)
 }
