@@ -202,8 +202,8 @@ impl<'a> Scanner<'a> {
 
     /// [`Scanner::next_key`] for a member in the compact form, `,"name":` (or `"name":` when
     /// `first`) with no escapes in the name: read in one step, leaving the offset on the value
-    /// (whitespace skipped).
-    /// Anything else answers `None` and moves nothing, for `next_key` to read.
+    /// (whitespace skipped). Anything else answers `None` and moves nothing, for `next_key` to
+    /// read.
     #[inline(always)]
     pub fn compact_key(&mut self, first: &mut bool) -> Option<JsonStr> {
         let b = self.bytes;
