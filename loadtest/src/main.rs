@@ -172,16 +172,20 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
     let topic = format!("eda-bench-{}", &run[..8]);
     config.kafka.topics = vec![topic.clone()];
     config.kafka.group_id = format!("eda-bench-{}", &run[..8]);
-    // A bus without rules: the figure is the daemon's, not moto's rule delivery to SQS (which
-    // slows down as the target queue grows). DynamoDB Local and moto still answer every call.
-    config.regions.primary.event_bus = "eda-bench".into();
-    let clients = eda_actors::aws::RegionClients::new(&config.regions.primary, &config.aws).await;
-    let _ = clients
-        .eventbridge
-        .create_event_bus()
-        .name("eda-bench")
-        .send()
-        .await;
+    // Buses without rules, in both regions (the secondary takes every change's cross-region
+    // envelope): the figure is the daemon's, not moto's rule delivery to SQS, which slows down as
+    // the target queue grows until moto's health probes fail and the breakers open. DynamoDB
+    // Local and moto still answer every call.
+    for region in [&mut config.regions.primary, &mut config.regions.secondary] {
+        region.event_bus = "eda-bench".into();
+        let clients = eda_actors::aws::RegionClients::new(region, &config.aws).await;
+        let _ = clients
+            .eventbridge
+            .create_event_bus()
+            .name("eda-bench")
+            .send()
+            .await;
+    }
     let changes = changes.max(1);
     let history = History::generate(&HistorySpec {
         seed: 11,
