@@ -37,6 +37,11 @@ fn coords(offset: i64) -> Option<KafkaCoordinates> {
 
 /// Decodes a Qlik fixture with the ORDERS metadata already seen.
 fn qlik(path: &str) -> Result<QlikMessage, QlikJsonError> {
+    qlik_after_metadata(&fixture(path))
+}
+
+/// Decodes a Qlik message with the ORDERS metadata already seen.
+fn qlik_after_metadata(message: &[u8]) -> Result<QlikMessage, QlikJsonError> {
     let table = orders();
     let none = FallbackKeys::none();
     let ctx = DecodeContext {
@@ -51,7 +56,7 @@ fn qlik(path: &str) -> Result<QlikMessage, QlikJsonError> {
         None,
     )
     .expect("metadata decodes");
-    decode_qlik_json(&fixture(path), &ctx, &mut cache, coords(7))
+    decode_qlik_json(message, &ctx, &mut cache, coords(7))
 }
 
 fn change(m: QlikMessage) -> CdcEvent {
@@ -142,13 +147,6 @@ fn qlik_update_keeps_both_images_and_round_trips_through_serde() {
 /// must step aside for it.
 #[test]
 fn qlik_messages_with_whitespace_decode_as_the_compact_ones() {
-    let table = orders();
-    let none = FallbackKeys::none();
-    let ctx = DecodeContext {
-        default_table: Some(&table),
-        fallback_keys: &none,
-    };
-    let metadata = fixture("qlik/metadata_envelope.json");
     for path in [
         "qlik/insert_envelope.json",
         "qlik/update_envelope.json",
@@ -167,13 +165,9 @@ fn qlik_messages_with_whitespace_decode_as_the_compact_ones() {
                 SpaceAfterColon,
             ))
             .expect("serializes");
-        let decode = |bytes: &[u8]| {
-            let mut cache = MetadataCache::new();
-            decode_qlik_json(&metadata, &ctx, &mut cache, None).expect("metadata decodes");
-            match decode_qlik_json(bytes, &ctx, &mut cache, coords(7)) {
-                Ok(QlikMessage::Change(e)) => Ok(serde_json::to_value(e).expect("serializes")),
-                other => Err(format!("{other:?}")),
-            }
+        let decode = |bytes: &[u8]| match qlik_after_metadata(bytes) {
+            Ok(QlikMessage::Change(e)) => Ok(serde_json::to_value(e).expect("serializes")),
+            other => Err(format!("{other:?}")),
         };
         let expected = decode(&compact);
         assert!(expected.is_ok(), "{path}: {expected:?}");
