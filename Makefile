@@ -39,12 +39,12 @@ test:
 	CARGO="$(CARGO)" bash deploy/check.sh
 
 bench:
-	$(CARGO) bench -p eda-actors
+	$(CARGO) bench -p eda-core
 	$(CARGO) build -q --release -p eda-loadtest
 	bash $(STACK) with $(CARGO) run -q --release -p eda-loadtest -- e2e --config config/local.toml --messages 20000
 
 bench-ir:
-	CARGO="$(CARGO)" bash actors/benches/instructions.sh
+	CARGO="$(CARGO)" bash core/benches/instructions.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -10,19 +10,15 @@
 //! or `routing.replicate_event_types` name — once the region router has delivered their events
 //! to the other region (or, on failover, anywhere) or dead-lettered them.
 //!
-//! Which events are published is decided from what each write did (see [`settle`]): one event
+//! Which events are published is decided from what each write did (see [`eda_core::apply_plan::verdict`]): one event
 //! per change that is newer than what the table held, and — for a replayed change that is
 //! exactly what the table holds — the same event again under the same id, because a crash may
 //! have come between the write and the publish. Downstream de-duplicates on the event id.
 
 use crate::ack::Ack;
-use crate::core::apply_plan::{self, effective_sequence, ApplyPlan, PlanOptions, TableRouting};
-use crate::core::cdc::{CdcEvent, Operation};
-use crate::core::change_event::{change_entry, into_base_event};
-use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as DlqClass};
 use crate::dlq_writer::DlqWriterMsg;
 use crate::eventbridge_publisher::{EventBridgePublisherMsg, PublishItem};
-use crate::ports::{ItemWriter, SinkError, WriteOutcome};
+use crate::ports::ItemWriter;
 use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::{
@@ -30,6 +26,11 @@ use crate::telemetry::{
     InternalEvent, Metrics,
 };
 use eda_config::{RetryConfig, RoutingConfig};
+use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting};
+use eda_core::apply_plan::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
+use eda_core::cdc::{CdcEvent, Operation};
+use eda_core::change_event::{change_entry, into_base_event};
+use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -140,7 +141,13 @@ impl CdcApplierState {
             .map(|i| {
                 let write = &plan.writes[i];
                 async move {
-                    let result = with_retry(&settings.retry, || writer.write(write)).await;
+                    let result = with_retry(&settings.retry, || writer.write(write))
+                        .await
+                        .map_err(|(err, attempts)| WriteFailure {
+                            class: err.class,
+                            message: err.to_string(),
+                            attempts,
+                        });
                     (i, result)
                 }
             })
@@ -154,7 +161,7 @@ impl CdcApplierState {
                 outcome: match &outcome {
                     Ok(WriteOutcome::Applied { .. }) => DynamoDbOutcome::Success,
                     Ok(WriteOutcome::Superseded { .. }) => DynamoDbOutcome::ConditionFailed,
-                    Err((err, _)) => DynamoDbOutcome::Failed(err.class),
+                    Err(failure) => DynamoDbOutcome::Failed(failure.class),
                 },
             }
             .emit(metrics);
@@ -221,8 +228,8 @@ impl CdcApplierState {
                         stage,
                         source_of(&event),
                         chrono::Utc::now(),
-                    );
-                    letter.attempts = attempts.max(1);
+                    )
+                    .with_attempts(attempts);
                     if let Some(tx) = &event.transaction_id {
                         letter = letter.with_correlation_id(tx.clone());
                     }
@@ -310,219 +317,5 @@ fn source_of(event: &CdcEvent) -> DeadLetterSource {
             request_id: String::new(),
             function: "cdc-applier".into(),
         },
-    }
-}
-
-/// A write's outcome after retries: what it did, or the last error and the attempts made.
-pub type WriteResult = Result<WriteOutcome, (SinkError, u32)>;
-
-/// What happens to one change of a batch after its writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// It took effect (or is a replay of what the table holds): publish its event.
-    Publish,
-    /// The table already holds a newer change: nothing to publish.
-    Skip,
-    /// It could not be applied.
-    DeadLetter {
-        /// Why, as the DLQ classifies it.
-        class: DlqClass,
-        /// The error.
-        message: String,
-        /// `plan` or `apply`.
-        stage: &'static str,
-        /// Attempts made.
-        attempts: u32,
-    },
-}
-
-/// Decides each change's fate from the plan and what each write did (`outcomes[i]` for
-/// `plan.writes[i]`; `None` only if a write was never attempted, treated as a failure).
-///
-/// - a write that was applied over sequence `previous` publishes every change it covers whose
-///   sequence is above `previous` (all of them over a new item) — the coalesced changes took
-///   effect in order, even though only the last was written;
-/// - a write the guard refused publishes the covered change whose sequence equals the stored
-///   one (a replay of the current state), and skips the older ones;
-/// - a failed write dead-letters every change it covers; a rejected change (no key, bad
-///   sequence) is dead-lettered at the `plan` stage.
-pub fn settle(
-    plan: &ApplyPlan,
-    outcomes: &[Option<WriteResult>],
-    sequences: &[Option<String>],
-) -> Vec<Verdict> {
-    let mut verdicts = vec![Verdict::Skip; sequences.len()];
-    for (write, outcome) in plan.writes.iter().zip(outcomes) {
-        for &index in &write.covers {
-            let seq = sequences[index].as_deref();
-            let publish = match outcome {
-                Some(Ok(WriteOutcome::Applied { previous })) => match previous.as_deref() {
-                    None => true,
-                    Some(prev) => seq.is_some_and(|s| s > prev),
-                },
-                Some(Ok(WriteOutcome::Superseded { current })) => {
-                    current.is_some() && seq == current.as_deref()
-                }
-                Some(Err((err, attempts))) => {
-                    verdicts[index] = Verdict::DeadLetter {
-                        class: if err.class == crate::telemetry::ErrorClass::Throttled {
-                            DlqClass::Throttled
-                        } else if err.class == crate::telemetry::ErrorClass::Timeout {
-                            DlqClass::Timeout
-                        } else {
-                            DlqClass::Apply
-                        },
-                        message: err.to_string(),
-                        stage: "apply",
-                        attempts: *attempts,
-                    };
-                    continue;
-                }
-                None => {
-                    verdicts[index] = Verdict::DeadLetter {
-                        class: DlqClass::Internal,
-                        message: "the write was never attempted".into(),
-                        stage: "apply",
-                        attempts: 0,
-                    };
-                    continue;
-                }
-            };
-            // The same change delivered twice in one batch is published once.
-            let repeat = write
-                .covers
-                .iter()
-                .take_while(|&&i| i != index)
-                .any(|&i| sequences[i].as_deref() == seq && verdicts[i] == Verdict::Publish);
-            if publish && !repeat && verdicts[index] == Verdict::Skip {
-                verdicts[index] = Verdict::Publish;
-            }
-        }
-    }
-    for rejected in &plan.rejected {
-        verdicts[rejected.index] = Verdict::DeadLetter {
-            class: DlqClass::Validation,
-            message: rejected.error.to_string(),
-            stage: "plan",
-            attempts: 1,
-        };
-    }
-    verdicts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::cdc::{KeyColumn, TableRef};
-    use crate::telemetry::ErrorClass;
-    use serde_json::{json, Map};
-
-    fn change(id: &str, seq: &str) -> CdcEvent {
-        let mut after = Map::new();
-        after.insert("ID".into(), json!(id));
-        CdcEvent {
-            table: TableRef::new("S", "T"),
-            operation: Operation::Update,
-            key: vec![KeyColumn {
-                name: "ID".into(),
-                value: json!(id),
-            }],
-            after: Some(after.into()),
-            before: None,
-            change_sequence: seq.into(),
-            source_timestamp: None,
-            transaction_id: None,
-            stream_position: None,
-            kafka: None,
-        }
-    }
-
-    fn seq(n: u32) -> String {
-        format!("{n:035}")
-    }
-
-    fn planned(events: &[CdcEvent]) -> (ApplyPlan, Vec<Option<String>>) {
-        let opts = PlanOptions {
-            now_epoch_secs: 0,
-            tombstone_ttl_secs: 60,
-            refresh_started_at: None,
-        };
-        let plan = apply_plan::plan(events, &TableRouting::new("t"), &opts);
-        let seqs = events
-            .iter()
-            .map(|e| effective_sequence(e, &opts).ok())
-            .collect();
-        (plan, seqs)
-    }
-
-    #[test]
-    fn coalesced_changes_newer_than_the_stored_item_are_all_published() {
-        let events = [
-            change("1", &seq(5)),
-            change("1", &seq(6)),
-            change("1", &seq(7)),
-        ];
-        let (plan, seqs) = planned(&events);
-        let outcomes = [Some(Ok(WriteOutcome::Applied {
-            previous: Some(seq(5)),
-        }))];
-        let v = settle(&plan, &outcomes, &seqs);
-        assert_eq!(v, [Verdict::Skip, Verdict::Publish, Verdict::Publish]);
-    }
-
-    #[test]
-    fn a_change_delivered_twice_in_a_batch_is_published_once() {
-        let events = [
-            change("1", &seq(5)),
-            change("1", &seq(5)),
-            change("1", &seq(6)),
-        ];
-        let (plan, seqs) = planned(&events);
-        let outcomes = [Some(Ok(WriteOutcome::Applied { previous: None }))];
-        let v = settle(&plan, &outcomes, &seqs);
-        assert_eq!(v, [Verdict::Publish, Verdict::Skip, Verdict::Publish]);
-    }
-
-    #[test]
-    fn a_replay_of_the_stored_change_is_published_again_and_older_ones_are_not() {
-        let events = [change("1", &seq(3)), change("1", &seq(4))];
-        let (plan, seqs) = planned(&events);
-        let outcomes = [Some(Ok(WriteOutcome::Superseded {
-            current: Some(seq(4)),
-        }))];
-        assert_eq!(
-            settle(&plan, &outcomes, &seqs),
-            [Verdict::Skip, Verdict::Publish]
-        );
-        let outcomes = [Some(Ok(WriteOutcome::Superseded {
-            current: Some(seq(9)),
-        }))];
-        assert_eq!(
-            settle(&plan, &outcomes, &seqs),
-            [Verdict::Skip, Verdict::Skip]
-        );
-    }
-
-    #[test]
-    fn a_failed_write_dead_letters_what_it_covers_and_a_bad_sequence_is_rejected() {
-        let events = [change("1", &seq(3)), change("2", "not-a-sequence")];
-        let (plan, seqs) = planned(&events);
-        let err = SinkError {
-            service: "dynamodb",
-            operation: "PutItem",
-            class: ErrorClass::Client,
-            message: "ValidationException".into(),
-        };
-        let outcomes = [Some(Err((err, 1)))];
-        let v = settle(&plan, &outcomes, &seqs);
-        assert!(matches!(v[0], Verdict::DeadLetter { stage: "apply", .. }));
-        assert!(matches!(
-            v[1],
-            Verdict::DeadLetter {
-                stage: "plan",
-                class: DlqClass::Validation,
-                ..
-            }
-        ));
     }
 }

@@ -6,11 +6,11 @@
 //! partitions whose offsets wait on it stall — backpressure — rather than lose the event.
 
 use crate::ack::Ack;
-use crate::core::dead_letter::DeadLetterEvent;
 use crate::ports::DeadLetterSink;
 use crate::retry::backoff;
-use crate::telemetry::{DeadLettered, DlqSource, ErrorClass, InternalEvent, Metrics};
+use crate::telemetry::{DeadLettered, DlqSource, InternalEvent, Metrics};
 use eda_config::DlqConfig;
+use eda_core::dead_letter::DeadLetterEvent;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -221,23 +221,14 @@ impl DlqWriterState {
 }
 
 fn emit_dead_lettered(metrics: &Metrics, letter: &DeadLetterEvent) {
-    use crate::core::dead_letter::{DeadLetterSource, ErrorClass as Class};
+    use eda_core::dead_letter::DeadLetterSource;
     let source = match letter.source {
         DeadLetterSource::Kafka { .. } => DlqSource::Kafka,
         DeadLetterSource::Lambda { .. } => DlqSource::Lambda,
         DeadLetterSource::DynamoDbStream { .. } => DlqSource::Stream,
         DeadLetterSource::EventBridge { .. } => DlqSource::EventBridge,
     };
-    let class = match letter.error_class {
-        Class::Decode => ErrorClass::Decode,
-        Class::Schema => ErrorClass::Schema,
-        Class::Validation => ErrorClass::Validation,
-        Class::Timeout => ErrorClass::Timeout,
-        Class::Throttled => ErrorClass::Throttled,
-        Class::Apply | Class::Publish => ErrorClass::Client,
-        Class::Route => ErrorClass::CircuitOpen,
-        Class::Internal => ErrorClass::Other,
-    };
+    let class = letter.error_class;
     DeadLettered {
         source,
         class,

@@ -7,13 +7,14 @@
 //! their own, so one slow call does not hold up the others; the bound is the backpressure.
 
 use crate::ack::Ack;
-use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as DlqClass};
-use crate::core::eventbridge::{plan_batches, BatchLimits, EventBridgeEntry};
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::retry::backoff;
 use crate::telemetry::{EventBridgeFailed, EventBridgePublished, InternalEvent, Metrics};
 use eda_config::RetryConfig;
+use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::eventbridge::{plan_batches, BatchLimits, EventBridgeEntry};
+use eda_core::failure::{ErrorClass, Stage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,7 +181,7 @@ async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, Sink
                 SinkError {
                     service: "eventbridge",
                     operation: "PutEvents",
-                    class: crate::telemetry::ErrorClass::TooLarge,
+                    class: ErrorClass::TooLarge,
                     message: format!(
                         "entry is {size} bytes, over the {}-byte limit",
                         shared.limits.max_bytes
@@ -289,13 +290,13 @@ fn dead_letter(item: &PublishItem, err: &SinkError, attempts: u32) -> DeadLetter
     let mut letter = DeadLetterEvent::new(
         uuid::Uuid::new_v4().to_string(),
         item.entry.detail.as_bytes(),
-        DlqClass::Publish,
+        err.class,
         &err.to_string(),
-        "publish",
+        Stage::Publish,
         item.source.clone(),
         now,
-    );
-    letter.attempts = attempts.max(1);
+    )
+    .with_attempts(attempts);
     if let Some(id) = &item.correlation_id {
         letter = letter.with_correlation_id(id.clone());
     }

@@ -1,6 +1,6 @@
 //! [`HealthProber`]: one per region. On the health interval it probes the region's DynamoDB
 //! (`ListTables`), EventBridge (`ListEventBuses`) and SQS (`ListQueues`) at once, each under the
-//! per-call timeout, classifies the round with [`crate::core::health`], and then
+//! per-call timeout, classifies the round with [`eda_core::health`], and then
 //!
 //! - records each service's verdict in the metrics and in `/readyz`,
 //! - publishes the round as a `HealthCheckEvent` on the region's own bus (`health.publish_events`),
@@ -10,16 +10,16 @@
 //! message; a tick that finds the previous round still running is skipped.
 
 use crate::aws::RegionClients;
-use crate::core::eventbridge::EventBridgeEntry;
-use crate::core::health::{
-    HealthCheckEvent, HealthTracker, ProbeOutcome, ProbeResult, RegionHealth, Service, Status,
-};
 use crate::ports::EventPublisher;
 use crate::region_router::RegionRouterMsg;
 use crate::telemetry::{
     HealthProbed, HealthStatus, InternalEvent, Metrics, Readiness, Service as ServiceLabel,
 };
 use eda_config::HealthConfig;
+use eda_core::eventbridge::EventBridgeEntry;
+use eda_core::health::{
+    HealthCheckEvent, HealthTracker, ProbeOutcome, ProbeResult, RegionHealth, Service, Status,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::future::Future;
 use std::sync::Arc;

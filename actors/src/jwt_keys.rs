@@ -1,11 +1,11 @@
 //! Loading the authorizer's keys: the HS256 secret from Secrets Manager and RS256 keys from a
-//! JWKS URL, into the pure [`crate::core::jwt::JwtVerifier`].
+//! JWKS URL, into the pure [`eda_core::jwt::JwtVerifier`].
 //!
 //! The verifier itself does no I/O; this module is the edge that fetches what it needs, used by
 //! `eda-daemon jwt verify` and the authorizer Lambda.
 
-use crate::core::jwt::{JwtSetupError, JwtVerifier};
 use eda_config::JwtConfig;
+use eda_core::jwt::{JwtSetupError, JwtVerifier};
 
 /// Why the keys could not be loaded.
 #[derive(Debug, thiserror::Error)]

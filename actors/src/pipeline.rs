@@ -30,24 +30,23 @@
 //! partition consumer (a mailbox hop per lookup would cost more than the lookup), built once here.
 
 use crate::aws::{DynamoDbItemWriter, EventBridgeClient, RegionClients, SqsDeadLetterQueue};
-use crate::cdc_applier::{ApplierSettings, CdcApplier, CdcApplierArgs, CdcApplierMsg};
-use crate::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg};
-use crate::core::apply_plan::TableRouting;
-use crate::core::cdc::TableRef;
-use crate::core::envelope::Dictionary;
+use crate::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
 use crate::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use crate::eventbridge_publisher::{
     EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg,
 };
 use crate::health_prober::{HealthProber, HealthProberArgs};
+use crate::kafka::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg};
+use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::region_router::{
     load_dictionary, region_publisher, spawn_router, RegionRouterMsg, RouterStartError,
     RouterWiring,
 };
-use crate::schema_registry::SchemaRegistryClient;
+use crate::settings::applier_settings;
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::telemetry::{ActorKind, Liveness, Metrics, Readiness, Service, Sink};
 use eda_config::Config;
+use eda_core::envelope::Dictionary;
 use ractor::{Actor, ActorCell, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +118,7 @@ pub struct Pipeline {
 pub enum PipelineError {
     /// The Schema Registry client could not be built.
     #[error(transparent)]
-    SchemaRegistry(#[from] crate::schema_registry::SchemaRegistryError),
+    SchemaRegistry(#[from] crate::kafka::schema_registry::SchemaRegistryError),
     /// The zstd dictionary at `routing.dictionary_path` could not be read or loaded.
     #[error("routing.dictionary_path: {0}")]
     Dictionary(String),
@@ -345,33 +344,6 @@ fn pipeline_children(
 
 fn missing(name: &str) -> ractor::SpawnErr {
     ractor::SpawnErr::StartupFailed(format!("dependency {name} is not running").into())
-}
-
-/// Which DynamoDB table each source table goes to: the primary region's `cdc_table`, except
-/// where `apply.table_map` (`"SCHEMA.TABLE" = "target"`) says otherwise.
-pub fn table_routing(config: &Config) -> TableRouting {
-    let mut routing = TableRouting::new(config.regions.primary.cdc_table.clone());
-    for (source, target) in &config.apply.table_map {
-        if let Some((schema, name)) = source.split_once('.') {
-            routing = routing.with_override(&TableRef::new(schema, name), target.clone());
-        }
-    }
-    routing
-}
-
-/// The applier settings from the configuration (routing from `apply.table_map`).
-pub fn applier_settings(config: &Config) -> ApplierSettings {
-    let region = &config.regions.primary;
-    ApplierSettings {
-        routing: table_routing(config),
-        tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),
-        max_concurrency: config.apply.max_concurrency,
-        retry: config.apply.retry.clone(),
-        region: region.name.as_str().into(),
-        event_source: config.publish.source.clone(),
-        event_bus: region.event_bus.clone(),
-        replication: config.routing.clone(),
-    }
 }
 
 /// The region routers and health probers of both regions.

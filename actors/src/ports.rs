@@ -5,10 +5,11 @@
 //! against DynamoDB Local and moto. A hand-written implementation is only for an error path the
 //! local servers cannot produce, and says so in its name.
 
-use crate::core::apply_plan::PlannedWrite;
-use crate::core::dead_letter::SqsMessage;
-use crate::core::eventbridge::EventBridgeEntry;
-use crate::telemetry::ErrorClass;
+use eda_core::apply_plan::PlannedWrite;
+use eda_core::apply_plan::WriteOutcome;
+use eda_core::dead_letter::SqsMessage;
+use eda_core::eventbridge::EventBridgeEntry;
+use eda_core::failure::ErrorClass;
 use futures_util::future::BoxFuture;
 
 /// A call to AWS that did not succeed, classified so retry loops and metrics agree.
@@ -29,27 +30,8 @@ impl SinkError {
     /// Throttling, timeouts, connection failures and 5xx are worth another attempt; anything the
     /// service refused on its merits (validation, access, missing resource) is not.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.class,
-            ErrorClass::Throttled | ErrorClass::Timeout | ErrorClass::Connect | ErrorClass::Server
-        )
+        self.class.is_retryable()
     }
-}
-
-/// What a sequence-guarded write did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// The item was written; `previous` is the sequence it replaced (`None`: a new item).
-    Applied {
-        /// `_seq` of the item that was there before.
-        previous: Option<String>,
-    },
-    /// The guard held: the stored item is as new as this change or newer. Not an error — a
-    /// replayed or out-of-order change. `current` is the stored sequence, when known.
-    Superseded {
-        /// `_seq` of the stored item.
-        current: Option<String>,
-    },
 }
 
 /// Executes the apply plan's conditional writes (DynamoDB `PutItem`).
@@ -64,7 +46,7 @@ pub trait ItemWriter: Send + Sync + 'static {
 /// Sends events to an EventBridge bus (`PutEvents`).
 pub trait EventPublisher: Send + Sync + 'static {
     /// Sends one call's worth of entries (at most 10, within 256 KB: plan them with
-    /// [`crate::core::eventbridge::plan_batches`]). On a call that EventBridge answered, returns
+    /// [`eda_core::eventbridge::plan_batches`]). On a call that EventBridge answered, returns
     /// one result per entry, in order: `Ok(event id)` or the entry's error.
     fn put_events<'a>(
         &'a self,

@@ -16,18 +16,19 @@
 use crate::ack::Ack;
 use crate::aws::{DynamoDbItemWriter, RegionClients, SqsDeadLetterQueue};
 use crate::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
-use crate::core::cdc::{CdcEvent, KafkaCoordinates};
-use crate::core::change_event::change_entry;
-use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource};
-use crate::core::transform::BaseEvent;
 use crate::dlq_writer::DlqWriterMsg;
 use crate::eventbridge_publisher::{spawn_unsupervised, EventBridgePublisherMsg, PublishItem};
-use crate::message_decoder::{Decoded, MessageDecoder};
-use crate::pipeline::applier_settings;
+use crate::kafka::message_decoder::{Decoded, MessageDecoder};
+use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::ports::{DeadLetterSink, SinkError};
-use crate::schema_registry::SchemaRegistryClient;
+use crate::settings::applier_settings;
 use crate::telemetry::Metrics;
 use eda_config::Config;
+use eda_core::cdc::{CdcEvent, KafkaCoordinates};
+use eda_core::change_event::change_entry;
+use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::failure::Stage;
+use eda_core::transform::BaseEvent;
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
 use std::sync::Arc;
@@ -191,8 +192,8 @@ async fn replay(
         .map_err(|e| ReplayError::Unreplayable(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
     let ack = Ack::Notify(tx);
-    let sent = match letter.stage.as_str() {
-        "decode" => {
+    let sent = match letter.stage {
+        Stage::Decode => {
             let origin = match &letter.source {
                 DeadLetterSource::Kafka {
                     topic,
@@ -235,7 +236,7 @@ async fn replay(
                 }
             }
         }
-        "plan" | "apply" => {
+        Stage::Plan | Stage::Apply => {
             let event: CdcEvent = serde_json::from_slice(&payload)
                 .map_err(|e| ReplayError::Unreplayable(format!("not a change: {e}")))?;
             replayers
@@ -246,7 +247,7 @@ async fn replay(
                 })
                 .map_err(drop)
         }
-        "publish" => {
+        Stage::Publish => {
             let event: BaseEvent = serde_json::from_slice(&payload)
                 .map_err(|e| ReplayError::Unreplayable(format!("not an event: {e}")))?;
             replayers
@@ -261,10 +262,10 @@ async fn replay(
                 })
                 .map_err(drop)
         }
-        other => {
-            return Err(ReplayError::Unreplayable(format!(
-                "no replay for stage {other:?}"
-            )))
+        Stage::Route => {
+            return Err(ReplayError::Unreplayable(
+                "no replay for stage \"route\"".into(),
+            ))
         }
     };
     sent.map_err(|_| ReplayError::Interrupted)?;

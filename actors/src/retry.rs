@@ -62,7 +62,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::ErrorClass;
+    use eda_core::failure::ErrorClass;
 
     fn config() -> RetryConfig {
         RetryConfig {

@@ -14,7 +14,7 @@
 /// free lists cost a fraction of glibc's malloc there (see the `pipeline` bench and
 /// `eda_actors::alloc`).
 #[global_allocator]
-static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
+static ALLOC: eda_core::alloc::Mimalloc = eda_core::alloc::Mimalloc;
 
 mod cli;
 mod commands;

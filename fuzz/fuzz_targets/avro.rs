@@ -3,9 +3,9 @@
 //! checks) and as the body of a message for the Qlik fixture schema (the binary reader).
 use std::sync::OnceLock;
 
-use eda_actors::core::cdc::{AvroDecoder, DecodeContext, FallbackKeys, TableRef};
+use eda_core::cdc::{AvroDecoder, DecodeContext, FallbackKeys, TableRef};
 
-const SCHEMA: &str = include_str!("../../actors/tests/fixtures/avro/qlik_data_record.avsc");
+const SCHEMA: &str = include_str!("../../core/tests/fixtures/avro/qlik_data_record.avsc");
 /// A recursive schema with arrays and maps, to reach the reader's depth and count limits.
 const NESTED: &str = r#"{"type":"record","name":"DataRecord","fields":[
  {"name":"data","type":{"type":"record","name":"Node","fields":[

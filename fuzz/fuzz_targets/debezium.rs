@@ -1,7 +1,7 @@
 #![no_main]
 //! Arbitrary bytes into the Debezium decoder, with and without a message key (the input is split
 //! at its first NUL into value and key).
-use eda_actors::core::cdc::{decode_debezium, DecodeContext, FallbackKeys};
+use eda_core::cdc::{decode_debezium, DecodeContext, FallbackKeys};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let keys = FallbackKeys::none().with_default(vec!["id".into()]);

@@ -4,10 +4,10 @@
 
 use std::sync::OnceLock;
 
-use eda_actors::core::jwt::{rest_policy, JwtVerifier, ResourceScope};
+use eda_core::jwt::{rest_policy, JwtVerifier, ResourceScope};
 use eda_config::{JwtConfig, RsaKeyConfig};
 
-const RSA_PUBLIC: &str = include_str!("../../actors/tests/fixtures/jwt_rsa_public.pem");
+const RSA_PUBLIC: &str = include_str!("../../core/tests/fixtures/jwt_rsa_public.pem");
 const NOW: i64 = 1_714_564_800;
 
 fn verifier() -> &'static JwtVerifier {
@@ -34,5 +34,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "arn:aws:execute-api:us-west-2:123456789012:abc123/prod/GET/x",
         ResourceScope::Stage,
     );
-    let _ = eda_actors::core::jwt::bearer_token(&token);
+    let _ = eda_core::jwt::bearer_token(&token);
 });

@@ -7,7 +7,7 @@
 //! error only for text serde_json refuses too, or for the two things it refuses beyond plain
 //! grammar (a message that is not an object, a repeated envelope field, a string a
 //! Rust `String` cannot hold).
-use eda_actors::core::cdc::{
+use eda_core::cdc::{
     decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikJsonError, TableRef,
 };
 

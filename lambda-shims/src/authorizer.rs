@@ -18,13 +18,13 @@ use aws_lambda_events::event::apigw::{
     ApiGatewayV2CustomAuthorizerV2Request,
 };
 use eda_actors::aws::RegionClients;
-use eda_actors::core::jwt::authorizer::{
-    bearer_from_headers, bearer_token, http_simple_response, rest_policy, ResourceScope,
-};
-use eda_actors::core::jwt::{Deny, DenyReason, JwtVerifier, Principal};
 use eda_actors::jwt_keys::{load_verifier, KeyLoadError};
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, JwtConfig};
+use eda_core::jwt::authorizer::{
+    bearer_from_headers, bearer_token, http_simple_response, rest_policy, ResourceScope,
+};
+use eda_core::jwt::{Deny, DenyReason, JwtVerifier, Principal};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::sync::Arc;

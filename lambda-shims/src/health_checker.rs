@@ -4,18 +4,18 @@
 //! on the home region's bus.
 //!
 //! The probe calls are the daemon's health prober's ([`eda_actors::health_prober::probe_region`]);
-//! the classification and the event come from `core::health`.
+//! the classification and the event come from `eda_core::health`.
 
 use crate::publishing::RegionPublisher;
 use crate::Shim;
 use eda_actors::aws::RegionClients;
-use eda_actors::core::dead_letter::DeadLetterSource;
-use eda_actors::core::eventbridge::EventBridgeEntry;
-use eda_actors::core::health::{HealthCheckEvent, RegionHealth};
 use eda_actors::eventbridge_publisher::PublishItem;
 use eda_actors::health_prober::probe_region;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, HealthConfig};
+use eda_core::dead_letter::DeadLetterSource;
+use eda_core::eventbridge::EventBridgeEntry;
+use eda_core::health::{HealthCheckEvent, RegionHealth};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::sync::Arc;

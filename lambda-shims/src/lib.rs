@@ -17,7 +17,7 @@
 /// The daemon's allocator, for every binary built on this crate (the five functions and their
 /// tests): the same allocation costs in both shapes.
 #[global_allocator]
-static ALLOC: eda_actors::alloc::Mimalloc = eda_actors::alloc::Mimalloc;
+static ALLOC: eda_core::alloc::Mimalloc = eda_core::alloc::Mimalloc;
 
 pub mod authorizer;
 pub mod cold_start;

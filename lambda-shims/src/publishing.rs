@@ -97,7 +97,7 @@ impl RegionPublisher {
     /// queue.
     pub async fn dead_letter(
         &self,
-        letters: Vec<eda_actors::core::dead_letter::DeadLetterEvent>,
+        letters: Vec<eda_core::dead_letter::DeadLetterEvent>,
     ) -> Result<(), Unsettled> {
         if letters.is_empty() {
             return Ok(());

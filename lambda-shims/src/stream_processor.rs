@@ -3,7 +3,7 @@
 //! — for the changes `routing` replicates — to the other region through the daemon's region
 //! routers, as the daemon's CDC applier hands the same change to both.
 //!
-//! Each record is read back into the change it records (`core::stream_change`), described as the
+//! Each record is read back into the change it records (`eda_core::stream_change`), described as the
 //! same `BaseEvent` the daemon publishes (`into_base_event`), sent as the same entry
 //! (`change_entry`) and, when replicated, as the same routed event (`RoutedEvent::for_change`:
 //! the entry's detail in the cross-region envelope). Records are taken in shard order up to the
@@ -17,14 +17,14 @@ use crate::publishing::{CrossRegion, RegionPublisher};
 use crate::Shim;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use eda_actors::aws::RegionClients;
-use eda_actors::core::change_event::{change_entry, into_base_event};
-use eda_actors::core::dead_letter::DeadLetterSource;
-use eda_actors::core::stream_change::record_to_change;
-use eda_actors::core::stream_record::EventRecord;
 use eda_actors::eventbridge_publisher::PublishItem;
 use eda_actors::region_router::RoutedEvent;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, RoutingConfig};
+use eda_core::change_event::{change_entry, into_base_event};
+use eda_core::dead_letter::DeadLetterSource;
+use eda_core::stream_change::record_to_change;
+use eda_core::stream_record::EventRecord;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -141,7 +141,7 @@ pub fn qlik_avro_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eda_actors::core::cdc::{AvroDecoder, DecodeContext, FallbackKeys, Operation, TableRef};
+    use eda_core::cdc::{AvroDecoder, DecodeContext, FallbackKeys, Operation, TableRef};
     use serde_json::json;
 
     #[test]

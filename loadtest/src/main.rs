@@ -105,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
             let encoding = match format {
                 Format::Json => Encoding::Json,
                 Format::Avro => {
-                    let registry = eda_actors::schema_registry::SchemaRegistryClient::new(
+                    let registry = eda_actors::kafka::schema_registry::SchemaRegistryClient::new(
                         &eda_config::SchemaRegistryConfig {
                             url: Some(schema_registry),
                             ..Default::default()

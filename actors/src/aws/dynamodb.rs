@@ -6,13 +6,14 @@
 //! stored item on a failed condition, one consistent `GetItem` of `_seq` finds it.
 
 use super::error::sink_error;
-use crate::core::apply_plan::{
-    AttrValue, PlannedWrite, GUARD_EXPRESSION, GUARD_SEQ_NAME, GUARD_SEQ_VALUE, PK_ATTR, SEQ_ATTR,
-};
-use crate::ports::{ItemWriter, SinkError, WriteOutcome};
+use crate::ports::{ItemWriter, SinkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use eda_core::apply_plan::WriteOutcome;
+use eda_core::apply_plan::{
+    AttrValue, PlannedWrite, GUARD_EXPRESSION, GUARD_SEQ_NAME, GUARD_SEQ_VALUE, PK_ATTR, SEQ_ATTR,
+};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 

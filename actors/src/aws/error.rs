@@ -2,8 +2,8 @@
 //! `error_class` label mean the same thing for DynamoDB, EventBridge and SQS.
 
 use crate::ports::SinkError;
-use crate::telemetry::ErrorClass;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use eda_core::failure::ErrorClass;
 use std::error::Error;
 
 /// Error codes AWS services use for "slow down".

@@ -1,10 +1,10 @@
 //! [`EventPublisher`] on EventBridge `PutEvents`.
 
 use super::error::{entry_error, sink_error};
-use crate::core::eventbridge::EventBridgeEntry;
 use crate::ports::{EventPublisher, SinkError};
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use eda_core::eventbridge::EventBridgeEntry;
 use futures_util::future::BoxFuture;
 
 /// Publishes to one bus in one region.
@@ -67,7 +67,7 @@ impl EventBridgeClient {
             return Err(SinkError {
                 service: "eventbridge",
                 operation: "PutEvents",
-                class: crate::telemetry::ErrorClass::Server,
+                class: eda_core::failure::ErrorClass::Server,
                 message: format!("{} results for {} entries", results.len(), entries.len()),
             });
         }

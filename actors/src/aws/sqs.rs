@@ -2,9 +2,9 @@
 //! redrive.
 
 use super::error::{entry_error, sink_error};
-use crate::core::dead_letter::SqsMessage;
 use crate::ports::{DeadLetterSink, ReceivedDeadLetter, SinkError};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use eda_core::dead_letter::SqsMessage;
 use futures_util::future::BoxFuture;
 
 /// The dead-letter queue of one region.
@@ -39,7 +39,7 @@ impl SqsDeadLetterQueue {
                     .map_err(|err| SinkError {
                         service: "sqs",
                         operation: "SendMessageBatch",
-                        class: crate::telemetry::ErrorClass::Client,
+                        class: eda_core::failure::ErrorClass::Client,
                         message: err.to_string(),
                     })?;
                 entry = entry.message_attributes(*name, attribute);
@@ -47,7 +47,7 @@ impl SqsDeadLetterQueue {
             entries.push(entry.build().map_err(|err| SinkError {
                 service: "sqs",
                 operation: "SendMessageBatch",
-                class: crate::telemetry::ErrorClass::Client,
+                class: eda_core::failure::ErrorClass::Client,
                 message: err.to_string(),
             })?);
         }

@@ -156,9 +156,9 @@ impl RegionRouterState {
                 let mut letter = DeadLetterEvent::new(
                     uuid::Uuid::new_v4().to_string(),
                     &item.event.payload,
-                    DlqClass::Route,
+                    ErrorClass::CircuitOpen,
                     reason,
-                    "route",
+                    Stage::Route,
                     item.event.source.clone(),
                     now,
                 );

@@ -1,5 +1,5 @@
 //! [`RegionRouter`]: one per region, each owning that region's circuit breaker. It wraps events as
-//! `CrossRegionEvent`s (zstd, see [`crate::core::envelope`]) and publishes them to its region's
+//! `CrossRegionEvent`s (zstd, see [`eda_core::envelope`]) and publishes them to its region's
 //! bus, one breaker permit per `PutEvents` call; every call's outcome feeds the breaker, and the
 //! breaker's transitions become metrics and log lines.
 //!
@@ -24,15 +24,6 @@
 //! ([`RegionRouters`]) once per execution environment.
 
 use crate::ack::Ack;
-use crate::core::breaker::{
-    BreakerCounters, BreakerObserver, CircuitBreaker, Permit, State, SystemClock, Transition,
-};
-use crate::core::dead_letter::{DeadLetterEvent, DeadLetterSource, ErrorClass as DlqClass};
-use crate::core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
-use crate::core::eventbridge::{EventBridgeEntry, MAX_ENTRIES_PER_CALL};
-use crate::core::failover::{goes_home, FailoverBuffer};
-use crate::core::health::BreakerSignal;
-use crate::core::transform::BaseEvent;
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::telemetry::{
@@ -41,6 +32,16 @@ use crate::telemetry::{
 };
 use chrono::{DateTime, Utc};
 use eda_config::{BreakerConfig, RoutingConfig};
+use eda_core::breaker::{
+    BreakerCounters, BreakerObserver, CircuitBreaker, Permit, State, SystemClock, Transition,
+};
+use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
+use eda_core::eventbridge::{EventBridgeEntry, MAX_ENTRIES_PER_CALL};
+use eda_core::failover::{goes_home, FailoverBuffer};
+use eda_core::failure::Stage;
+use eda_core::health::BreakerSignal;
+use eda_core::transform::BaseEvent;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

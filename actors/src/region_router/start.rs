@@ -6,11 +6,11 @@
 
 use super::{RegionRouter, RegionRouterArgs, RegionRouterMsg};
 use crate::aws::{EventBridgeClient, RegionClients};
-use crate::core::envelope::Dictionary;
 use crate::dlq_writer::DlqWriterMsg;
 use crate::ports::EventPublisher;
 use crate::telemetry::Metrics;
 use eda_config::{Config, RegionConfig, RoutingConfig};
+use eda_core::envelope::Dictionary;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! [`Children`]: the restart logic a supervising actor embeds in its state.
 
 use super::spec::{ChildSpec, RestartMode, SpawnContext};
-use crate::core::restart::{RestartDecision, RestartPolicy};
 use crate::telemetry::{ActorKind, ActorRestarted, InternalEvent, Metrics, SupervisorEscalated};
 use eda_config::SupervisionConfig;
+use eda_core::restart::{RestartDecision, RestartPolicy};
 use ractor::{ActorCell, Message, SpawnErr, SupervisionEvent};
 use std::fmt;
 use std::sync::Arc;

@@ -54,7 +54,7 @@
 //! - `children`: [`Children`], the state machine of each child and the restart logic.
 //! - this module: the [`Supervisor`] actor.
 //!
-//! [`RestartPolicy`]: crate::core::restart::RestartPolicy
+//! [`RestartPolicy`]: eda_core::restart::RestartPolicy
 //! [`ActorRestarted`]: crate::telemetry::ActorRestarted
 
 mod children;

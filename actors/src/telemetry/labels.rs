@@ -2,8 +2,8 @@
 //! only ever carry one of the constants of [`names`](super::names) and cardinality stays bounded.
 
 use super::names::{
-    actor, breaker_state, cdc_operation, dlq_source, dynamodb_operation, error_class, function,
-    health_status, outcome, service,
+    actor, breaker_state, cdc_operation, dlq_source, dynamodb_operation, function, health_status,
+    outcome, service,
 };
 
 /// Declares a fieldless enum whose variants map one-to-one onto label-value constants.
@@ -69,33 +69,7 @@ label_enum! {
     }
 }
 
-label_enum! {
-    /// A coarse, bounded classification of a failure, shared by every sink and the DLQ.
-    ErrorClass {
-        /// The message could not be decoded.
-        Decode => error_class::DECODE,
-        /// The message's schema is unknown or unreadable.
-        Schema => error_class::SCHEMA,
-        /// The event failed validation.
-        Validation => error_class::VALIDATION,
-        /// The service throttled the call.
-        Throttled => error_class::THROTTLED,
-        /// The call timed out.
-        Timeout => error_class::TIMEOUT,
-        /// The connection failed.
-        Connect => error_class::CONNECT,
-        /// The service answered with a 5xx.
-        Server => error_class::SERVER,
-        /// The service refused the request.
-        Client => error_class::CLIENT,
-        /// The payload exceeds the target's size limit.
-        TooLarge => error_class::TOO_LARGE,
-        /// A circuit breaker refused the call.
-        CircuitOpen => error_class::CIRCUIT_OPEN,
-        /// Anything else.
-        Other => error_class::OTHER,
-    }
-}
+pub use eda_core::failure::ErrorClass;
 
 /// How a DynamoDB call ended. `ConditionFailed` is its own outcome because, for a
 /// sequence-guarded write, it means "a newer change is already applied": success, not an error.

@@ -129,32 +129,6 @@ pub mod outcome {
     pub const ERROR: &str = "error";
 }
 
-/// Values of the `error_class` label.
-pub mod error_class {
-    /// The message could not be decoded (JSON, Avro, framing).
-    pub const DECODE: &str = "decode";
-    /// The message's schema is unknown or unreadable.
-    pub const SCHEMA: &str = "schema";
-    /// The event failed validation.
-    pub const VALIDATION: &str = "validation";
-    /// The service throttled the call.
-    pub const THROTTLED: &str = "throttled";
-    /// The call timed out.
-    pub const TIMEOUT: &str = "timeout";
-    /// The connection could not be made or broke.
-    pub const CONNECT: &str = "connect";
-    /// The service answered with a 5xx.
-    pub const SERVER: &str = "server";
-    /// The service refused the request (a 4xx other than throttling).
-    pub const CLIENT: &str = "client";
-    /// The payload is too large for the target (EventBridge 256 KB).
-    pub const TOO_LARGE: &str = "too_large";
-    /// A circuit breaker refused the call.
-    pub const CIRCUIT_OPEN: &str = "circuit_open";
-    /// Anything else.
-    pub const OTHER: &str = "other";
-}
-
 /// Values of the `state` label and the numeric codes of the breaker state gauge.
 pub mod breaker_state {
     /// Calls flow; failures are counted. Gauge value 0.

@@ -1,7 +1,5 @@
-//! One integration-test binary for eda-actors: fixtures in the documented shapes, real actors,
-//! and real servers on loopback. Each module covers one area.
+//! One integration-test binary for eda-actors: real actors and real servers on loopback. Each
+//! module covers one area. (The decoders' fixture tests live with the pure core, in eda-core.)
 
-mod avro_support;
-mod cdc_fixtures;
 mod schema_registry;
 mod supervisor;

@@ -1,7 +1,7 @@
 //! The Schema Registry client against the local stack's stand-in registry
 //! (`deploy/local/schema_registry.py`), started by the test on a free loopback port.
 
-use eda_actors::schema_registry::{SchemaRegistryClient, SchemaRegistryError};
+use eda_actors::kafka::schema_registry::{SchemaRegistryClient, SchemaRegistryError};
 use eda_config::{SchemaRegistryConfig, Secret};
 use std::fs;
 use std::net::{TcpListener, TcpStream};

@@ -2,14 +2,14 @@
 
 use super::{read_input, EXIT_BAD_INPUT};
 use crate::cli::DecodeFormat;
-use eda_actors::core::apply_plan::{self, PlanOptions, GUARD_EXPRESSION};
-use eda_actors::core::cdc::{
+use eda_actors::kafka::message_decoder::fallback_keys;
+use eda_actors::kafka::schema_registry::SchemaRegistryClient;
+use eda_actors::settings::table_routing;
+use eda_core::apply_plan::{self, PlanOptions, GUARD_EXPRESSION};
+use eda_core::cdc::{
     decode_debezium, decode_qlik_json, AvroDecoder, CdcEvent, DecodeContext, MetadataCache,
     QlikMessage, TableRef,
 };
-use eda_actors::message_decoder::fallback_keys;
-use eda_actors::pipeline::table_routing;
-use eda_actors::schema_registry::SchemaRegistryClient;
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 
 use super::EXIT_BAD_INPUT;
 use eda_actors::aws::RegionClients;
-use eda_actors::core::jwt::{http_simple_response, AuthorizerContext};
+use eda_core::jwt::{http_simple_response, AuthorizerContext};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -35,7 +35,7 @@ pub fn verify(config: &Path, token: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let token = eda_actors::core::jwt::bearer_token(token).unwrap_or(token);
+    let token = eda_core::jwt::bearer_token(token).unwrap_or(token);
     let outcome = verifier.verify(token, chrono::Utc::now().timestamp());
     let simple = http_simple_response(&outcome);
     let printed = match &outcome {

@@ -1,7 +1,7 @@
 //! `eda-daemon transform`: what would the transformer make of this event?
 
 use super::{read_input, EXIT_BAD_INPUT};
-use eda_actors::core::transform::{Outcome, Transformer};
+use eda_core::transform::{Outcome, Transformer};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -175,7 +175,7 @@ fn jwt_verify_denies_wrong_audience_and_expired_tokens_with_the_reason() {
 
 fn fixture(path: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../actors/tests/fixtures")
+        .join("../core/tests/fixtures")
         .join(path)
 }
 

@@ -168,8 +168,9 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
     let mut config = sinks.config(&topic);
     let group = config.kafka.group_id.clone();
     config.kafka.format = eda_config::MessageFormat::QlikAvro;
-    let registry = eda_actors::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
-        .expect("registry client");
+    let registry =
+        eda_actors::kafka::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
+            .expect("registry client");
     let id = registry
         .register(
             &eda_loadtest::avro::subject(&topic),

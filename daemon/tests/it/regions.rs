@@ -7,12 +7,6 @@ use super::sinks::{create_queue, inspected_bus, Drainer, Sinks};
 use super::support::{init_logs, local_config, moto_heavy, topic_with, unique};
 use eda_actors::ack::Ack;
 use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
-use eda_actors::core::breaker::State;
-use eda_actors::core::dead_letter::DeadLetterSource;
-use eda_actors::core::envelope::{
-    CrossRegionEvent, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker,
-};
-use eda_actors::core::health::{RegionHealth, Status};
 use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
 use eda_actors::pipeline::{Observability, Pipeline};
@@ -22,6 +16,10 @@ use eda_actors::region_router::{
 };
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
+use eda_core::breaker::State;
+use eda_core::dead_letter::DeadLetterSource;
+use eda_core::envelope::{CrossRegionEvent, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
+use eda_core::health::{RegionHealth, Status};
 use eda_loadtest::history::{History, HistorySpec};
 use ractor::{Actor, ActorRef};
 use serde_json::Value;

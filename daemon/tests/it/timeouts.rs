@@ -7,9 +7,10 @@ use super::fault_proxy::{Fault, FaultProxy};
 use super::sinks::Sinks;
 use super::support::local_config;
 use eda_actors::aws::{DynamoDbItemWriter, RegionClients};
-use eda_actors::core::apply_plan::{AttrValue, PlannedWrite, PK_ATTR, SEQ_ATTR};
-use eda_actors::ports::{ItemWriter, WriteOutcome};
+use eda_actors::ports::ItemWriter;
 use eda_actors::telemetry::ErrorClass;
+use eda_core::apply_plan::WriteOutcome;
+use eda_core::apply_plan::{AttrValue, PlannedWrite, PK_ATTR, SEQ_ATTR};
 use std::time::Duration;
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 /// The value `deploy/local/resources.py` stores under `eda/jwt-hs256`.
 const LOCAL_SECRET: &[u8] = b"local-development-hs256-secret-change-me";
-const RSA_PRIVATE: &str = include_str!("../../../actors/tests/fixtures/jwt_rsa_private.pem");
-const RSA_PUBLIC: &str = include_str!("../../../actors/tests/fixtures/jwt_rsa_public.pem");
+const RSA_PRIVATE: &str = include_str!("../../../core/tests/fixtures/jwt_rsa_private.pem");
+const RSA_PUBLIC: &str = include_str!("../../../core/tests/fixtures/jwt_rsa_public.pem");
 
 async fn authorizer() -> Authorizer {
     let mut config = local_config();

@@ -28,16 +28,16 @@ use crate::support::{
 use eda_actors::ack::Ack;
 use eda_actors::aws::{from_sdk, DynamoDbItemWriter, RegionClients};
 use eda_actors::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
-use eda_actors::core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
-use eda_actors::core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
-use eda_actors::core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
-use eda_actors::core::change_event::event_id;
-use eda_actors::core::envelope::{CrossRegionEvent, EnvelopePacker};
 use eda_actors::eventbridge_publisher::spawn_unsupervised;
-use eda_actors::pipeline::applier_settings;
 use eda_actors::region_router::RegionRouters;
+use eda_actors::settings::applier_settings;
 use eda_actors::telemetry::Metrics;
 use eda_config::Config;
+use eda_core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
+use eda_core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
+use eda_core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
+use eda_core::change_event::event_id;
+use eda_core::envelope::{CrossRegionEvent, EnvelopePacker};
 use eda_lambda_shims::publishing::dlq_sink;
 use ractor::Actor;
 use serde_json::{json, Map, Value};
@@ -46,7 +46,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 const QLIK_UPDATE: &str =
-    include_str!("../../../actors/tests/fixtures/qlik/update_with_table_name.json");
+    include_str!("../../../core/tests/fixtures/qlik/update_with_table_name.json");
 
 /// The detail fields both paths must agree on, and the payload fields.
 const DETAIL_FIELDS: [&str; 4] = ["event_id", "event_type", "source_region", "timestamp"];

@@ -6,8 +6,8 @@
 use crate::support::{
     envelope_of, event_router, fixture, local_config, refusing_endpoint, unique, Inspector,
 };
-use eda_actors::core::breaker::State;
-use eda_actors::core::envelope::EnvelopePacker;
+use eda_core::breaker::State;
+use eda_core::envelope::EnvelopePacker;
 use eda_lambda_shims::event_router::RouteResponse;
 use serde_json::{json, Value};
 use std::time::Duration;

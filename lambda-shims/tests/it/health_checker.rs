@@ -3,7 +3,7 @@
 
 use crate::support::{local_config, publisher, Inspector};
 use eda_actors::aws::RegionClients;
-use eda_actors::core::health::Status;
+use eda_core::health::Status;
 use eda_lambda_shims::health_checker::HealthChecker;
 
 #[tokio::test]

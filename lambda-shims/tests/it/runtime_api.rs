@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const STREAM_SAMPLE: &str =
-    include_str!("../../../actors/tests/fixtures/stream_lambda_sample.json");
+const STREAM_SAMPLE: &str = include_str!("../../../core/tests/fixtures/stream_lambda_sample.json");
 
 /// One HTTP request as the runtime client sends it.
 struct Request {

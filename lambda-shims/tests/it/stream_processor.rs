@@ -6,8 +6,7 @@ use crate::support::{envelope_of, fixture, local_config, stream_processor, uniqu
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const LAMBDA_SAMPLE: &str =
-    include_str!("../../../actors/tests/fixtures/stream_lambda_sample.json");
+const LAMBDA_SAMPLE: &str = include_str!("../../../core/tests/fixtures/stream_lambda_sample.json");
 
 /// Renames the table in every record's stream ARN, so this run's events are told apart.
 fn on_table(mut batch: Value, table: &str) -> Value {

@@ -2,10 +2,10 @@
 //! queue that receives a copy of every event on a bus, as the stack's `eda-inspect` does.
 
 use eda_actors::aws::RegionClients;
-use eda_actors::core::envelope::CrossRegionEvent;
 use eda_actors::region_router::CROSS_REGION_SOURCE;
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
+use eda_core::envelope::CrossRegionEvent;
 use eda_lambda_shims::event_router::EventRouter;
 use eda_lambda_shims::publishing::{CrossRegion, RegionPublisher};
 use eda_lambda_shims::stream_processor::StreamProcessor;

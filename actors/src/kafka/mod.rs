@@ -1,0 +1,19 @@
+//! The Kafka side of the daemon: the consumer-group member, one consumer actor per assigned
+//! partition, the per-partition decoder, and the Schema Registry client the decoder fetches Avro
+//! schemas from.
+//!
+//! - [`consumer_group`]: [`ConsumerGroup`](consumer_group::ConsumerGroup) owns the rdkafka
+//!   consumer, follows rebalances and starts a partition consumer per assigned partition.
+//! - [`client`]: the rdkafka consumer type, its librdkafka settings and the rebalance callbacks,
+//!   shared by the two actors so neither imports the other back.
+//! - [`partition_consumer`]: [`PartitionConsumer`](partition_consumer::PartitionConsumer) reads
+//!   one partition in order, hands changes to the appliers, and stores an offset only once
+//!   everything before it is settled.
+//! - [`message_decoder`]: one partition's decoder state (Qlik metadata, Avro schemas).
+//! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
+
+pub mod client;
+pub mod consumer_group;
+pub mod message_decoder;
+pub mod partition_consumer;
+pub mod schema_registry;

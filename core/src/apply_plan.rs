@@ -1,0 +1,510 @@
+//! From a batch of [`CdcEvent`]s to the sequence-guarded DynamoDB writes that apply them.
+//!
+//! Pure data in, pure data out: [`plan`] decides *what* to write; an adapter at the AWS boundary
+//! turns each [`PlannedWrite`] into a conditional `PutItem` (or a `TransactWriteItems` entry), and
+//! [`simulate`] applies a plan to an in-memory table with the same semantics for tests and the
+//! loadtest.
+//!
+//! # Item layout
+//!
+//! - `pk` (S): `<schema>.<table>#<key values>` — key values in key order, joined with `|`; a `\` or
+//!   `|` inside a value is escaped with `\`, and a null key value is written `\N`. Numbers and
+//!   strings render the same (`1` and `"1"` give `1`), so Qlik JSON (which sends strings) and Avro
+//!   (which sends ints) address the same item.
+//! - every after-image column as an attribute of the same name; a column named `pk` or starting
+//!   with `_` is stored as `_col_<name>`, so it can never collide with ours;
+//! - `_seq` (S) change sequence, `_op` (S) operation, `_table` (S) `schema.table`, `_ts` (S) source
+//!   timestamp when known, `_deleted` (BOOL);
+//! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
+//!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
+//!
+//! Every write carries the guard [`GUARD_EXPRESSION`] (`attribute_not_exists(pk) OR #seq < :seq`,
+//! `#seq` = `_seq`): a replayed or older change fails the condition and is simply acknowledged.
+//! An adapter must treat `ConditionalCheckFailed` as success-without-effect.
+//!
+//! # Coalescing
+//!
+//! Changes to one item (same target table and `pk`) inside a batch become one write: the change
+//! with the highest sequence, ties going to the later position. Highest, not last, because Kafka
+//! redeliveries can put an older change after a newer one. Each write lists every input index it
+//! covers so the caller can acknowledge all of them, and names the one actually written.
+//!
+//! An UPDATE whose key changed (the before image renders a different `pk`) also writes a tombstone
+//! for the old key with the same sequence; such an input is covered by two writes and is
+//! acknowledged when both are.
+//!
+//! # REFRESH rule
+//!
+//! Full-load rows carry no real change sequence. A REFRESH row keeps its sequence when it has a
+//! valid one (Debezium snapshot reads always do: their source position). Otherwise it gets a
+//! synthetic sequence in Qlik's layout: the 14 digits `YYYYMMDDhhmmss` of the row's source
+//! timestamp (else of [`PlanOptions::refresh_started_at`], the load's start), followed by 21 zeros.
+//! Every change Qlik captures in or after that second has a non-zero counter and so sorts above
+//! the synthetic sequence: a newer CDC change is never overwritten by a load row, while a reload
+//! (a later second) replaces an older load. The blind spot is a change committed in the same
+//! second but *before* the row was read: it wins over the (newer) load row. A REFRESH row with
+//! neither a sequence nor any time is rejected rather than guessed.
+//!
+//! Events that cannot be planned (bad sequence, REFRESH without time, no key) are returned in
+//! [`ApplyPlan::rejected`] for the dead-letter queue; the rest of the batch is still planned.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::cdc::{is_valid_sequence, CdcEvent, KeyColumn, Operation, TableRef, SEQUENCE_LEN};
+
+#[cfg(test)]
+mod props;
+mod simulate;
+#[cfg(test)]
+mod tests;
+pub mod verdict;
+
+pub use simulate::{simulate, SimOutcome, SimTable};
+pub use verdict::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
+
+/// Partition key attribute of every item.
+pub const PK_ATTR: &str = "pk";
+/// Change sequence attribute; compared by the guard.
+pub const SEQ_ATTR: &str = "_seq";
+/// Operation attribute (`INSERT`, `UPDATE`, `DELETE`, `REFRESH`).
+pub const OP_ATTR: &str = "_op";
+/// Source `schema.table` attribute.
+pub const TABLE_ATTR: &str = "_table";
+/// Source timestamp attribute.
+pub const TS_ATTR: &str = "_ts";
+/// Tombstone flag attribute.
+pub const DELETED_ATTR: &str = "_deleted";
+/// Expiry attribute of tombstones (epoch seconds); the table's TTL attribute.
+pub const TTL_ATTR: &str = "_ttl";
+/// Prefix given to source columns that would collide with the attributes above.
+pub const ESCAPED_COLUMN_PREFIX: &str = "_col_";
+
+/// The condition every write carries.
+pub const GUARD_EXPRESSION: &str = "attribute_not_exists(pk) OR #seq < :seq";
+/// Expression attribute name used by [`GUARD_EXPRESSION`].
+pub const GUARD_SEQ_NAME: &str = "#seq";
+/// Expression attribute value used by [`GUARD_EXPRESSION`]; bind it to the write's sequence.
+pub const GUARD_SEQ_VALUE: &str = ":seq";
+
+/// A DynamoDB attribute value, without the SDK: the adapter maps it one to one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AttrValue {
+    /// String.
+    S(String),
+    /// Number, kept as its decimal text so no precision is lost.
+    N(String),
+    /// Boolean.
+    Bool(bool),
+    /// Null.
+    Null,
+    /// Map.
+    M(BTreeMap<String, AttrValue>),
+    /// List.
+    L(Vec<AttrValue>),
+    /// Binary.
+    B(Vec<u8>),
+}
+
+impl AttrValue {
+    /// Converts a decoded column value: strings to S, numbers to N, objects to M, arrays to L.
+    pub fn from_json(v: &Value) -> AttrValue {
+        match v {
+            Value::Null => AttrValue::Null,
+            Value::Bool(b) => AttrValue::Bool(*b),
+            Value::Number(n) => AttrValue::N(n.to_string()),
+            Value::String(s) => AttrValue::S(s.clone()),
+            Value::Array(a) => AttrValue::L(a.iter().map(AttrValue::from_json).collect()),
+            Value::Object(m) => AttrValue::M(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), AttrValue::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// An item: attribute name to value.
+pub type Item = BTreeMap<String, AttrValue>;
+
+/// Which DynamoDB table a source table's items go to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableRouting {
+    /// Table for every source table not listed in `overrides`.
+    pub default: String,
+    /// schema -> table -> DynamoDB table.
+    #[serde(default)]
+    pub overrides: HashMap<String, HashMap<String, String>>,
+}
+
+impl TableRouting {
+    /// Everything goes to `default`.
+    pub fn new(default: impl Into<String>) -> Self {
+        Self {
+            default: default.into(),
+            overrides: HashMap::new(),
+        }
+    }
+
+    /// Routes one source table elsewhere.
+    pub fn with_override(mut self, table: &TableRef, target: impl Into<String>) -> Self {
+        self.overrides
+            .entry(table.schema.to_string())
+            .or_default()
+            .insert(table.table.to_string(), target.into());
+        self
+    }
+
+    /// The DynamoDB table for `table`.
+    pub fn target(&self, table: &TableRef) -> &str {
+        self.overrides
+            .get(&*table.schema)
+            .and_then(|t| t.get(&*table.table))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// Inputs of a plan besides the events; passed in so planning stays deterministic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Current time, epoch seconds; tombstones expire at `now + tombstone_ttl_secs`.
+    pub now_epoch_secs: i64,
+    /// How long a tombstone must outlive its delete: longer than any replay can be late.
+    pub tombstone_ttl_secs: i64,
+    /// Start of the current full load, epoch seconds; used for REFRESH rows without a time.
+    pub refresh_started_at: Option<i64>,
+}
+
+/// Why one event could not be planned; it belongs in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanError {
+    /// The change sequence is not 35 decimal digits, so it cannot be ordered.
+    #[error("change sequence {sequence:?} is not {SEQUENCE_LEN} decimal digits")]
+    BadSequence {
+        /// The sequence found.
+        sequence: String,
+    },
+    /// A REFRESH row without a sequence, source time, or configured load start.
+    #[error("REFRESH row has no sequence, no source timestamp and no load start time")]
+    RefreshWithoutTime,
+    /// The event has no key columns.
+    #[error("the change has no key columns")]
+    NoKey,
+}
+
+/// One conditional put.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedWrite {
+    /// Target DynamoDB table.
+    pub table_name: String,
+    /// The full item (PutItem replaces the whole item).
+    pub item: Item,
+    /// Bound to [`GUARD_SEQ_VALUE`] in [`GUARD_EXPRESSION`].
+    pub sequence: String,
+    /// Whether this is a tombstone.
+    pub tombstone: bool,
+    /// Input index of the change written.
+    pub winner: usize,
+    /// Every input index this write settles, ascending, the winner included.
+    pub covers: Vec<usize>,
+}
+
+impl PlannedWrite {
+    /// The item's `pk`.
+    pub fn pk(&self) -> &str {
+        match self.item.get(PK_ATTR) {
+            Some(AttrValue::S(s)) => s,
+            _ => "",
+        }
+    }
+}
+
+/// An event left out of the plan and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// Input index.
+    pub index: usize,
+    /// Why.
+    pub error: PlanError,
+}
+
+/// The writes for one batch, plus the events that could not be planned.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ApplyPlan {
+    /// One write per distinct item, in order of first appearance.
+    pub writes: Vec<PlannedWrite>,
+    /// Events to dead-letter.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A write to be, before coalescing.
+struct Candidate<'e> {
+    index: usize,
+    event: &'e CdcEvent,
+    sequence: String,
+    /// `Some` for the tombstone of an UPDATE's old key: those key values.
+    old_key: Option<Vec<KeyColumn>>,
+}
+
+/// Plans the writes for `events` (see the module doc for every rule).
+pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> ApplyPlan {
+    let mut rejected = Vec::new();
+    // (target table, pk) -> slot; slots keep first-appearance order.
+    let mut slots: HashMap<(&str, String), usize> = HashMap::with_capacity(events.len());
+    let mut chosen: Vec<(Candidate<'_>, Vec<usize>, String)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let sequence = match effective_sequence(event, opts) {
+            Ok(s) => s,
+            Err(error) => {
+                rejected.push(Rejected { index, error });
+                continue;
+            }
+        };
+        if event.key.is_empty() {
+            rejected.push(Rejected {
+                index,
+                error: PlanError::NoKey,
+            });
+            continue;
+        }
+        let target = routing.target(&event.table);
+        let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
+        let mut candidates = Vec::with_capacity(1);
+        if event.operation == Operation::Update {
+            if let Some(old_pk) = old_pk(event).filter(|old| *old != pk) {
+                candidates.push((
+                    old_pk,
+                    Candidate {
+                        index,
+                        event,
+                        sequence: sequence.clone(),
+                        old_key: Some(old_key(event)),
+                    },
+                ));
+            }
+        }
+        candidates.push((
+            pk,
+            Candidate {
+                index,
+                event,
+                sequence,
+                old_key: None,
+            },
+        ));
+        for (pk, cand) in candidates {
+            match slots.entry((target, pk)) {
+                Entry::Occupied(slot) => {
+                    let (best, covers, _) = &mut chosen[*slot.get()];
+                    covers.push(index);
+                    // Inputs come in position order, so `>=` gives ties to the later position.
+                    if cand.sequence >= best.sequence {
+                        *best = cand;
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    let pk = slot.key().1.clone();
+                    slot.insert(chosen.len());
+                    chosen.push((cand, vec![index], pk));
+                }
+            }
+        }
+    }
+    let writes = chosen
+        .into_iter()
+        .map(|(cand, mut covers, pk)| {
+            covers.dedup();
+            let target = routing.target(&cand.event.table);
+            build_write(cand, covers, target, pk, opts)
+        })
+        .collect();
+    ApplyPlan { writes, rejected }
+}
+
+/// The `pk` an UPDATE's row had before, if its before image has every key column; rendered
+/// without cloning, since for almost every update it equals the new one.
+fn old_pk(event: &CdcEvent) -> Option<String> {
+    let before = event.before.as_ref()?;
+    let values: Option<Vec<Value>> = event
+        .key
+        .iter()
+        .map(|k| before.get(&k.name).map(|cell| cell.to_value()))
+        .collect();
+    Some(render_pk(&event.table, values?.iter()))
+}
+
+/// The key columns with their before-image values (only called when `old_pk` found them all).
+fn old_key(event: &CdcEvent) -> Vec<KeyColumn> {
+    let before = event.before.as_ref();
+    event
+        .key
+        .iter()
+        .map(|k| KeyColumn {
+            name: k.name.clone(),
+            value: before
+                .and_then(|b| b.get(&k.name))
+                .map_or(Value::Null, |cell| cell.to_value()),
+        })
+        .collect()
+}
+
+/// The sequence the guard compares, per the REFRESH rule in the module doc.
+pub fn effective_sequence(event: &CdcEvent, opts: &PlanOptions) -> Result<String, PlanError> {
+    if is_valid_sequence(&event.change_sequence) {
+        return Ok(event.change_sequence.clone());
+    }
+    if event.operation != Operation::Refresh || !event.change_sequence.is_empty() {
+        return Err(PlanError::BadSequence {
+            sequence: event.change_sequence.clone(),
+        });
+    }
+    let from_row = event.source_timestamp.as_deref().and_then(timestamp_digits);
+    let from_load = || {
+        opts.refresh_started_at
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .map(|d| d.format("%Y%m%d%H%M%S").to_string())
+    };
+    let digits = from_row
+        .or_else(from_load)
+        .ok_or(PlanError::RefreshWithoutTime)?;
+    Ok(format!("{digits}{:021}", 0))
+}
+
+/// `YYYYMMDDhhmmss` from a timestamp spelled `YYYY-MM-DD[T ]hh:mm:ss...` (Qlik's and RFC 3339).
+fn timestamp_digits(ts: &str) -> Option<String> {
+    let b = ts.as_bytes();
+    let shape = b"dddd-dd-dd?dd:dd:dd";
+    if b.len() < shape.len() {
+        return None;
+    }
+    let mut out = String::with_capacity(14);
+    for (c, s) in b.iter().zip(shape.iter()) {
+        match s {
+            b'd' if c.is_ascii_digit() => out.push(char::from(*c)),
+            b'd' => return None,
+            b'?' if *c == b'T' || *c == b' ' => {}
+            b'?' => return None,
+            sep if c == sep => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Which of `appliers` appliers owns a change: chosen by its item key, so every change of one key
+/// lands on the same applier and one key's writes are never reordered. Deterministic (SipHash with
+/// fixed keys), so a replay after a restart takes the same route.
+pub fn applier_for(event: &CdcEvent, appliers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    pk.hash(&mut hasher);
+    usize::try_from(hasher.finish() % appliers.max(1) as u64).unwrap_or(0)
+}
+
+/// `schema.table#v1|v2`, escaping as the module doc says.
+pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) -> String {
+    let mut pk = String::with_capacity(table.schema.len() + table.table.len() + 24);
+    write_pk(&mut pk, table, values);
+    pk
+}
+
+/// [`render_pk`] appended to `pk` (for callers that reuse a buffer).
+pub(crate) fn write_pk<'v>(
+    pk: &mut String,
+    table: &TableRef,
+    values: impl Iterator<Item = &'v Value>,
+) {
+    pk.push_str(&table.schema);
+    pk.push('.');
+    pk.push_str(&table.table);
+    pk.push('#');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            pk.push('|');
+        }
+        match v {
+            Value::Null => pk.push_str("\\N"),
+            Value::String(s) => push_escaped(pk, s),
+            Value::Number(n) => pk.push_str(&n.to_string()),
+            Value::Bool(b) => pk.push_str(if *b { "true" } else { "false" }),
+            other => push_escaped(pk, &other.to_string()),
+        }
+    }
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    // Key values are short and seldom hold either byte: one plain pass answers that, where
+    // memchr's set-up alone cost more than the whole value.
+    if !s.bytes().any(|b| b == b'\\' || b == b'|') {
+        out.push_str(s);
+        return;
+    }
+    let mut plain_from = 0;
+    for at in memchr::memchr2_iter(b'\\', b'|', s.as_bytes()) {
+        // Both bytes are ASCII, so the cuts fall on character boundaries.
+        out.push_str(s.get(plain_from..at).unwrap_or(""));
+        out.push('\\');
+        plain_from = at;
+    }
+    out.push_str(s.get(plain_from..).unwrap_or(""));
+}
+
+/// The attribute name of a source column, moved aside if it would collide with ours.
+fn column_attr(name: &str) -> String {
+    if name == PK_ATTR || name.starts_with('_') {
+        format!("{ESCAPED_COLUMN_PREFIX}{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn build_write(
+    cand: Candidate<'_>,
+    covers: Vec<usize>,
+    target: &str,
+    pk: String,
+    opts: &PlanOptions,
+) -> PlannedWrite {
+    let event = cand.event;
+    let tombstone = event.operation == Operation::Delete || cand.old_key.is_some();
+    let mut item = Item::new();
+    if tombstone {
+        for k in cand.old_key.as_ref().unwrap_or(&event.key) {
+            item.insert(column_attr(&k.name), AttrValue::from_json(&k.value));
+        }
+        let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
+        item.insert(TTL_ATTR.into(), AttrValue::N(expires.to_string()));
+    } else if let Some(image) = event.row_image() {
+        for (name, value) in image.to_map() {
+            item.insert(column_attr(&name), AttrValue::from_json(&value));
+        }
+    }
+    let op = if tombstone {
+        Operation::Delete
+    } else {
+        event.operation
+    };
+    item.insert(PK_ATTR.into(), AttrValue::S(pk));
+    item.insert(SEQ_ATTR.into(), AttrValue::S(cand.sequence.clone()));
+    item.insert(OP_ATTR.into(), AttrValue::S(op.as_str().into()));
+    item.insert(TABLE_ATTR.into(), AttrValue::S(event.table.qualified()));
+    if let Some(ts) = &event.source_timestamp {
+        item.insert(TS_ATTR.into(), AttrValue::S(ts.clone()));
+    }
+    item.insert(DELETED_ATTR.into(), AttrValue::Bool(tombstone));
+    PlannedWrite {
+        table_name: target.to_owned(),
+        item,
+        sequence: cand.sequence,
+        tombstone,
+        winner: cand.index,
+        covers,
+    }
+}

@@ -1,0 +1,51 @@
+//! The pure core of eda: every decision eda makes, as synchronous functions over plain data.
+//!
+//! Nothing here performs I/O, spawns tasks or reads the clock directly (time is passed in or
+//! injected through a clock trait), so the actors (`eda-actors`) and the Lambda shims share it and
+//! tests are fast and deterministic. The rule is the crate boundary: this crate's `Cargo.toml` has
+//! no tokio, AWS SDK, rdkafka, ractor or tracing, so the compiler refuses a core that does I/O.
+//!
+//! # Layout
+//!
+//! - [`cdc`]: the `CdcEvent` model and its decoders (Qlik Replicate JSON, Confluent-framed Avro,
+//!   Debezium).
+//! - [`change_event`]: an applied change as a business event (`BaseEvent`), with a stable id.
+//! - [`apply_plan`]: from a batch of changes to the sequence-guarded DynamoDB writes, which
+//!   applier owns a key, and (`apply_plan::verdict`) from the writes' outcomes to each change's
+//!   fate: publish, skip or dead-letter.
+//! - [`transform`]: validation, enrichment and normalization of `BaseEvent`s.
+//! - [`breaker`]: the circuit breaker state machine.
+//! - [`failover`]: where a region router sends traffic, and the bounded buffer for events no
+//!   region can take.
+//! - [`health`]: per-service probe results to per-region status and `HealthCheckEvent`.
+//! - [`envelope`]: `CrossRegionEvent`, zstd compression and the EventBridge size check.
+//! - [`eventbridge`]: EventBridge entry sizing and the `PutEvents` batch planner.
+//! - [`jwt`]: token verification and API Gateway authorizer responses.
+//! - [`failure`]: the one vocabulary of failure: [`ErrorClass`](failure::ErrorClass) (retries,
+//!   metric labels, dead letters) and the dead letter's [`Stage`](failure::Stage).
+//! - [`dead_letter`]: the `DeadLetterEvent` written to SQS.
+//! - [`stream_record`]: `EventRecord`, a DynamoDB Streams record.
+//! - [`stream_change`]: a DynamoDB Streams record back to the `CdcEvent` it records.
+//! - [`offsets`]: the per-partition watermark of acknowledged offsets.
+//! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
+//! - [`alloc`]: the global allocator of every eda binary and bench (mimalloc).
+
+pub mod alloc;
+pub mod apply_plan;
+pub mod breaker;
+pub mod cdc;
+pub mod change_event;
+pub mod dead_letter;
+pub mod envelope;
+pub mod eventbridge;
+pub mod failover;
+pub mod failure;
+pub mod health;
+pub mod jwt;
+pub mod offsets;
+pub mod restart;
+pub mod stream_change;
+pub mod stream_record;
+#[cfg(test)]
+mod test_json;
+pub mod transform;
