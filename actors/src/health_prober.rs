@@ -10,7 +10,7 @@
 //! message; a tick that finds the previous round still running is skipped.
 
 use crate::aws::RegionClients;
-use crate::ports::EventPublisher;
+use crate::ports::{EventPublisher, SinkError};
 use crate::region_router::RegionRouterMsg;
 use crate::telemetry::{
     HealthProbed, HealthStatus, InternalEvent, Metrics, Readiness, Service as ServiceLabel,
@@ -219,36 +219,9 @@ fn publish(events: Arc<dyn EventPublisher>, source: String, round: RegionHealth)
 /// health-checker Lambda, which probes every region the same way.
 pub async fn probe_region(clients: &RegionClients, timeout: Duration) -> Vec<ProbeResult> {
     let (dynamodb, eventbridge, sqs) = tokio::join!(
-        probe(Service::DynamoDb, timeout, async {
-            clients
-                .dynamodb
-                .list_tables()
-                .limit(1)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| error_text(&e))
-        }),
-        probe(Service::EventBridge, timeout, async {
-            clients
-                .eventbridge
-                .list_event_buses()
-                .limit(1)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| error_text(&e))
-        }),
-        probe(Service::Sqs, timeout, async {
-            clients
-                .sqs
-                .list_queues()
-                .max_results(1)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| error_text(&e))
-        }),
+        probe(Service::DynamoDb, timeout, clients.probe_dynamodb()),
+        probe(Service::EventBridge, timeout, clients.probe_eventbridge()),
+        probe(Service::Sqs, timeout, clients.probe_sqs()),
     );
     vec![dynamodb, eventbridge, sqs]
 }
@@ -256,12 +229,12 @@ pub async fn probe_region(clients: &RegionClients, timeout: Duration) -> Vec<Pro
 async fn probe(
     service: Service,
     timeout: Duration,
-    call: impl Future<Output = Result<(), String>>,
+    call: impl Future<Output = Result<(), SinkError>>,
 ) -> ProbeResult {
     let started = Instant::now();
     let outcome = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(())) => ProbeOutcome::Ok,
-        Ok(Err(error)) => ProbeOutcome::Error(error),
+        Ok(Err(error)) => ProbeOutcome::Error(error_text(&error)),
         Err(_) => ProbeOutcome::TimedOut,
     };
     let latency = match outcome {
@@ -275,16 +248,9 @@ async fn probe(
     }
 }
 
-/// The SDK error with its sources, short enough for an event field.
-fn error_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.chars().take(300).collect()
+/// The failure with its sources, short enough for an event field.
+fn error_text(err: &SinkError) -> String {
+    err.to_string().chars().take(300).collect()
 }
 
 fn service_label(service: Service) -> ServiceLabel {

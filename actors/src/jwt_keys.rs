@@ -47,25 +47,17 @@ pub async fn fetch_hs256_secret(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> Result<Vec<u8>, KeyLoadError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|err| KeyLoadError::Secret {
+    match crate::aws::secret_value(client, secret_id).await {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(KeyLoadError::Secret {
             secret_id: secret_id.to_string(),
-            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
-        })?;
-    if let Some(text) = out.secret_string() {
-        return Ok(text.as_bytes().to_vec());
+            message: "the secret has no value".into(),
+        }),
+        Err(err) => Err(KeyLoadError::Secret {
+            secret_id: secret_id.to_string(),
+            message: err.to_string(),
+        }),
     }
-    if let Some(blob) = out.secret_binary() {
-        return Ok(blob.as_ref().to_vec());
-    }
-    Err(KeyLoadError::Secret {
-        secret_id: secret_id.to_string(),
-        message: "the secret has no value".into(),
-    })
 }
 
 /// Fetches the JWKS document at `url`.

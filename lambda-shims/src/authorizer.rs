@@ -12,6 +12,7 @@
 //! Which shape came in is told by the payload: `version: "2.0"` is an HTTP API request,
 //! `type: "TOKEN"` a REST token authorizer, anything else a REST request authorizer.
 
+use crate::cold_start::ColdStartError;
 use crate::Shim;
 use aws_lambda_events::event::apigw::{
     ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
@@ -184,7 +185,7 @@ impl Shim for Authorizer {
     type Response = Value;
     const FUNCTION: LambdaFunction = LambdaFunction::Authorizer;
 
-    async fn cold_start(config: Config, _metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    async fn cold_start(config: Config, _metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let region = crate::cold_start::home_region(&config);
         let clients = RegionClients::new(region, &config.aws).await;
         Ok(Self::new(&config.jwt, clients.secretsmanager).await?)

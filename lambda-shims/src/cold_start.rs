@@ -2,8 +2,11 @@
 //! validate the configuration, set up logging, build its state, and hand its handler to the
 //! Lambda runtime.
 
+use eda_actors::jwt_keys::KeyLoadError;
+use eda_actors::region_router::RouterStartError;
 use eda_actors::telemetry::{InternalEvent, LambdaFunction, LambdaInvoked, Metrics};
 use eda_config::{Config, LogFormat};
+use eda_core::transform::TransformerError;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -19,6 +22,27 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// It is not `EDA_`-prefixed on purpose: every `EDA_` variable is a configuration key.
 pub const CONFIG_FILE_VAR: &str = "CONFIG_FILE";
 
+/// Why a function could not start: its cold start failed, and Lambda reports the init error.
+/// Nothing here is retried in-process: a new execution environment tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdStartError {
+    /// The configuration is invalid; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] eda_config::ConfigError),
+    /// An actor (publisher, DLQ writer) did not start.
+    #[error("an actor did not start: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    /// The region routers did not start (their dictionary, or an actor).
+    #[error(transparent)]
+    Routers(#[from] RouterStartError),
+    /// The transformer's configured rules do not compile.
+    #[error(transparent)]
+    Transformer(#[from] TransformerError),
+    /// The authorizer's keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyLoadError),
+}
+
 /// One Lambda function: its state, built once at cold start, and its handler.
 pub trait Shim: Sized + Send + Sync + 'static {
     /// What the function answers (serialized to JSON by the runtime).
@@ -31,7 +55,7 @@ pub trait Shim: Sized + Send + Sync + 'static {
     fn cold_start(
         config: Config,
         metrics: Arc<Metrics>,
-    ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+    ) -> impl Future<Output = Result<Self, ColdStartError>> + Send;
 
     /// Handles one invocation.
     fn handle(
@@ -42,9 +66,9 @@ pub trait Shim: Sized + Send + Sync + 'static {
 
 /// The configuration: defaults, then the file named by [`CONFIG_FILE_VAR`] if set, then the
 /// `EDA_` environment; validated, every problem named.
-pub fn load_config() -> anyhow::Result<Config> {
+pub fn load_config() -> Result<Config, ColdStartError> {
     let file = std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from);
-    Config::load(file.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    Ok(Config::load(file.as_deref())?)
 }
 
 /// The region this function runs in: the configured region named by `AWS_REGION` (which Lambda

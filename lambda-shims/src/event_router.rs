@@ -20,6 +20,7 @@
 //! [`RegionRouter`]: eda_actors::region_router::RegionRouter
 
 use crate::cold_start::remaining;
+use crate::cold_start::ColdStartError;
 use crate::publishing::CrossRegion;
 use crate::Shim;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -130,7 +131,7 @@ impl Shim for EventRouter {
     type Response = RouteResponse;
     const FUNCTION: LambdaFunction = LambdaFunction::EventRouter;
 
-    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let home = crate::cold_start::home_region(&config);
         let clients = eda_actors::aws::RegionClients::new(home, &config.aws).await;
         let dlq = dlq_writer::spawn_unsupervised(

@@ -5,6 +5,7 @@
 //! Both outcomes are answers: the invocation fails only when the outcome could not be published
 //! (nor dead-lettered), so EventBridge retries it and then sends it to the target's DLQ.
 
+use crate::cold_start::ColdStartError;
 use crate::publishing::RegionPublisher;
 use crate::Shim;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -41,7 +42,7 @@ pub struct TransformResponse {
 
 impl EventTransformer {
     /// Builds the state from already started actors.
-    pub fn new(config: &Config, publisher: RegionPublisher) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, publisher: RegionPublisher) -> Result<Self, ColdStartError> {
         Ok(Self {
             transformer: Transformer::new(&config.transformer, publisher.region.clone())?,
             publisher,
@@ -96,7 +97,7 @@ impl Shim for EventTransformer {
     type Response = TransformResponse;
     const FUNCTION: LambdaFunction = LambdaFunction::EventTransformer;
 
-    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let region = crate::cold_start::home_region(&config);
         let clients = RegionClients::new(region, &config.aws).await;
         let publisher = RegionPublisher::spawn(&config, region, &clients, metrics).await?;

@@ -6,6 +6,7 @@
 //! The probe calls are the daemon's health prober's ([`eda_actors::health_prober::probe_region`]);
 //! the classification and the event come from `eda_core::health`.
 
+use crate::cold_start::ColdStartError;
 use crate::publishing::RegionPublisher;
 use crate::Shim;
 use eda_actors::aws::RegionClients;
@@ -82,7 +83,7 @@ impl Shim for HealthChecker {
     type Response = HealthCheckEvent;
     const FUNCTION: LambdaFunction = LambdaFunction::HealthChecker;
 
-    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let mut regions = Vec::new();
         for (_, region) in config.regions.all() {
             regions.push(RegionClients::new(region, &config.aws).await);

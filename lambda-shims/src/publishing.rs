@@ -11,6 +11,7 @@
 //! [`EventBridgePublisher`]: eda_actors::eventbridge_publisher::EventBridgePublisher
 //! [`DlqWriter`]: eda_actors::dlq_writer::DlqWriter
 
+use crate::cold_start::ColdStartError;
 use eda_actors::ack::Ack;
 use eda_actors::aws::{RegionClients, SqsDeadLetterQueue};
 use eda_actors::dlq_writer::DlqWriterMsg;
@@ -50,7 +51,7 @@ impl RegionPublisher {
         region: &RegionConfig,
         clients: &RegionClients,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ColdStartError> {
         let (publisher, dlq) = spawn_unsupervised(
             config,
             region,
@@ -132,7 +133,7 @@ impl CrossRegion {
         home: &RegionConfig,
         dlq: ActorRef<DlqWriterMsg>,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ColdStartError> {
         let routers = RegionRouters::spawn(config, home, dlq, metrics).await?;
         Ok(Self {
             home: home.name.clone(),

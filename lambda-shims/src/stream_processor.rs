@@ -13,6 +13,7 @@
 //! it twice. When the publisher or the routers cannot settle the batch before the invocation's
 //! deadline, the whole batch is reported, from its first record.
 use crate::cold_start::remaining;
+use crate::cold_start::ColdStartError;
 use crate::publishing::{CrossRegion, RegionPublisher};
 use crate::Shim;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -147,7 +148,7 @@ impl Shim for StreamProcessor {
     type Response = DynamoDbEventResponse;
     const FUNCTION: LambdaFunction = LambdaFunction::StreamProcessor;
 
-    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let region = crate::cold_start::home_region(&config);
         let clients = RegionClients::new(region, &config.aws).await;
         let publisher = RegionPublisher::spawn(&config, region, &clients, metrics.clone()).await?;
