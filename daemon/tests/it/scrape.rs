@@ -1,5 +1,6 @@
 //! The daemon's `/metrics` while traffic flows: valid for promtool, every metric of the reference
-//! (`docs/metrics.md`) declared, and a real Prometheus server scraping it sees messages being consumed.
+//! (`docs/metrics.md`) declared, and a real Prometheus server scraping it sees messages being
+//! consumed.
 
 use super::crash::{log_path, Daemon};
 use super::sinks::Sinks;

@@ -14,13 +14,13 @@
 //! - nested values (rare in CDC rows) are parsed once at index time, so paths can descend them;
 //! - [`RowImage::to_map`] builds the `serde_json` map for the places that want one.
 //!
-//! The index is built by the strict scanner of `json/scan.rs` (in `index.rs`) in the same pass that checks the
-//! text is JSON, so a decoder reads a message once (see `qlik_json`); text that is not JSON is an
-//! error with its offset, never a panic. [`RowWriter`] writes a row's text and its index together
-//! (decoders with typed values such as Avro, maps, rewritten rows), with column keys escaped once
-//! per schema when the writer is given [`ColumnKey`]s. Each row also remembers whether any string
-//! value could start or end with whitespace, so the transformer's trimming skips the rows where
-//! it would change nothing.
+//! The index is built by the strict scanner of `json/scan.rs` (in `index.rs`) in the same pass
+//! that checks the text is JSON, so a decoder reads a message once (see `qlik/read.rs`); text
+//! that is not JSON is an error with its offset, never a panic. [`RowWriter`] writes a row's text
+//! and its index together (decoders with typed values such as Avro, maps, rewritten rows), with
+//! column keys escaped once per schema when the writer is given [`ColumnKey`]s. Each row also
+//! remembers whether any string value could start or end with whitespace, so the transformer's
+//! trimming skips the rows where it would change nothing.
 //!
 //! `writer.rs` holds [`RowWriter`], `index.rs` the indexer.
 //!
