@@ -511,9 +511,6 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// A column name a [`RowWriter`] can write: a plain `&str` (escaped as it is written), or a
-/// [`ColumnKey`] escaped once ahead of time.
-
 impl RowImage {
     /// A row without columns (`{}`).
     pub fn empty() -> RowImage {

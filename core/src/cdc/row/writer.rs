@@ -6,6 +6,8 @@ use super::*;
 use crate::cdc::avro::logical::Rendered;
 use crate::cdc::json::scan::special_from;
 
+/// A column name a [`RowWriter`] can write: a plain `&str` (escaped as it is written), or a
+/// [`ColumnKey`] escaped once ahead of time.
 pub trait ColumnName {
     /// Writes `"name":` (after a comma unless it is the first column) and returns the name's span
     /// and where the value starts.
