@@ -5,12 +5,12 @@
                                              schemas, run `eda-daemon check-config` on its
                                              ConfigMap, and hold its objects to the issue's numbers
   check.py queries                           every query of the dashboard, the alerts and the
-                                             autoscalers names metrics and labels of the README's
-                                             metrics reference; docker-compose mounts what the
-                                             Prometheus and Grafana files expect
+                                             autoscalers names metrics and labels of the metrics
+                                             reference (docs/metrics.md); docker-compose mounts
+                                             what the Prometheus and Grafana files expect
 
-The README's reference is generated from the daemon's registry and kept current by a Rust test
-(actors/src/telemetry/reference.rs), so checking against it is checking against the code.
+The reference in docs/metrics.md is generated from the daemon's registry and kept current by a
+Rust test (actors/src/telemetry/reference.rs), so checking against it is checking against the code.
 Needs PyYAML (the deploy venv of deploy/local/install.sh has it). Exits 1 on the first overlay or
 file with problems, after printing every problem found in it.
 """
@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-README = ROOT / "README.md"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 # Kubernetes version the schemas are taken from (EKS's supported range includes it).
 K8S_VERSION = "1.31.0"
@@ -61,8 +61,8 @@ class Problems(list):
 
 
 def reference():
-    """{query name: (type, labels)} from the README's generated metrics table."""
-    text = README.read_text()
+    """{query name: (type, labels)} from the generated metrics table of docs/metrics.md."""
+    text = METRICS_DOC.read_text()
     start = text.index("<!-- metrics-reference:start -->")
     end = text.index("<!-- metrics-reference:end -->")
     metrics = {}
@@ -72,7 +72,7 @@ def reference():
             labels = set(re.findall(r"`([a-z_]+)`", cells[2]))
             metrics[cells[0].strip("`")] = (cells[1].split()[0], labels)
     if not metrics:
-        sys.exit("README.md: no rows between the metrics-reference markers")
+        sys.exit("docs/metrics.md: no rows between the metrics-reference markers")
     return metrics
 
 

@@ -10,10 +10,11 @@
 //! or `routing.replicate_event_types` name — once the region router has delivered their events
 //! to the other region (or, on failover, anywhere) or dead-lettered them.
 //!
-//! Which events are published is decided from what each write did (see [`eda_core::apply_plan::verdict`]): one event
-//! per change that is newer than what the table held, and — for a replayed change that is
-//! exactly what the table holds — the same event again under the same id, because a crash may
-//! have come between the write and the publish. Downstream de-duplicates on the event id.
+//! Which events are published is decided from what each write did (see
+//! [`eda_core::apply_plan::verdict`]): one event per change that is newer than what the table
+//! held, and — for a replayed change that is exactly what the table holds — the same event again
+//! under the same id, because a crash may have come between the write and the publish.
+//! Downstream de-duplicates on the event id.
 
 use crate::ack::Ack;
 use crate::dlq_writer::DlqWriterMsg;

@@ -6,10 +6,11 @@
 //!
 //! - [`pipeline`]: the daemon's supervision tree, assembled from the configuration. Its actors,
 //!   one per file: the Kafka side under [`kafka`] (the consumer group, a partition consumer per
-//!   partition, the decoder and the Schema Registry client), [`cdc_applier`], [`eventbridge_publisher`], [`dlq_writer`]; [`ack`] is how they tell each
-//!   other that a message's effects are settled; [`region_router`] (one per region, each owning
-//!   its circuit breaker) carries replicated events across regions with failover, and
-//!   [`health_prober`] (one per region) probes the region's services and feeds its router.
+//!   partition, the decoder and the Schema Registry client), [`cdc_applier`],
+//!   [`eventbridge_publisher`], [`dlq_writer`]; [`ack`] is how they tell each other that a
+//!   message's effects are settled; [`region_router`] (one per region, each owning its circuit
+//!   breaker) carries replicated events across regions with failover, and [`health_prober`] (one
+//!   per region) probes the region's services and feeds its router.
 //! - [`aws`]: the AWS SDK clients of each region, built once from the configuration.
 //! - [`telemetry`]: the metrics registry, the internal events that log and count, and the
 //!   readiness and liveness state behind `/readyz` and `/healthz`.

@@ -22,7 +22,8 @@ pub struct ApplyConfig {
     /// Retry policy for throttling, timeouts, lost connections and 5xx answers. By default a
     /// change is retried for up to five minutes, however many attempts that takes, before it is
     /// dead-lettered: the table is the system of record, and a DynamoDB hiccup must not send good
-    /// changes to the DLQ. Meanwhile the applier holds its batch and the partition pauses.
+    /// changes to the DLQ. Meanwhile the applier holds its batch, and the partition stops
+    /// reading once its `kafka.max_in_flight_per_partition` messages are in flight.
     pub retry: RetryConfig,
 }
 

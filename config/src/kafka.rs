@@ -76,8 +76,9 @@ pub struct KafkaConfig {
     pub drain_timeout_ms: u64,
     /// How often stored offsets are committed to the group coordinator.
     pub commit_interval_ms: u64,
-    /// Messages a partition may have in flight (read but not yet acknowledged downstream);
-    /// beyond this the partition is paused, so memory stays flat under any input rate.
+    /// Messages a partition may have in flight (read but not yet acknowledged downstream); at
+    /// the limit its reader stops until acknowledgements free room, so memory stays flat under
+    /// any input rate.
     pub max_in_flight_per_partition: usize,
     /// Largest batch of changes handed to an applier at once.
     pub batch_max: usize,

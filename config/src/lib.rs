@@ -14,7 +14,8 @@
 //! [`regions`] (also `[aws]`), [`apply`] (also `[publish]` and `[dlq]`), [`breaker`],
 //! [`health`], [`routing`], [`transformer`], [`jwt`], [`supervision`], and here `[http]` and
 //! `[logging]`. [`secret`] holds the type that keeps credentials out of printed output,
-//! [`error`] the typed errors, [`reference`](mod@reference) the generator of the README's configuration table.
+//! [`error`] the typed errors, [`reference`](mod@reference) the generator of the configuration
+//! reference in `docs/configuration.md`.
 
 pub mod apply;
 pub mod breaker;

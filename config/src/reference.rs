@@ -2,8 +2,9 @@
 //!
 //! The sources of every section are compiled in, so the reference can never drift from the
 //! code: [`markdown`] walks the structs from [`crate::Config`] down and prints one row
-//! per key with its type, default and the field's doc comment. The README embeds the output; a
-//! test fails when the two differ (run `UPDATE_README=1 cargo test -p eda-config` to refresh).
+//! per key with its type, default and the field's doc comment. `docs/configuration.md` embeds the
+//! output; a test fails when the two differ (run `UPDATE_DOCS=1 cargo test -p eda-config` to
+//! refresh).
 
 use crate::Config;
 use std::collections::HashMap;
@@ -213,42 +214,51 @@ mod tests {
     }
 }
 
-/// Keeps a generated section of the workspace README current: the text between
-/// `<!-- {name}:start -->` and `<!-- {name}:end -->` must equal `generated`. When it differs and
-/// `UPDATE_README` is set, the section is rewritten; otherwise the error says to run `refresh`.
-/// The tests of every generated reference (this one, the metrics reference) call it.
-pub fn sync_readme_section(name: &str, generated: &str, refresh: &str) -> Result<(), String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let readme = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Keeps a generated section of a workspace document current: in `doc` (a path from the
+/// workspace root, e.g. `docs/configuration.md`), the text between `<!-- {name}:start -->` and
+/// `<!-- {name}:end -->` must equal `generated`. When it differs and `UPDATE_DOCS` is set, the
+/// section is rewritten; otherwise the error says to run `refresh`. The tests of every generated
+/// reference (this one, the metrics reference) call it.
+pub fn sync_doc_section(
+    doc: &str,
+    name: &str,
+    generated: &str,
+    refresh: &str,
+) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(doc);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (start_marker, end_marker) = (
         format!("<!-- {name}:start -->\n"),
         format!("<!-- {name}:end -->"),
     );
-    let start = readme
+    let start = text
         .find(&start_marker)
-        .ok_or_else(|| format!("README.md has no {start_marker:?}"))?
+        .ok_or_else(|| format!("{doc} has no {start_marker:?}"))?
         + start_marker.len();
-    let end = readme
+    let end = text
         .find(&end_marker)
-        .ok_or_else(|| format!("README.md has no {end_marker:?}"))?;
-    if readme[start..end] == *generated {
+        .ok_or_else(|| format!("{doc} has no {end_marker:?}"))?;
+    if text[start..end] == *generated {
         return Ok(());
     }
-    if std::env::var_os("UPDATE_README").is_none() {
+    if std::env::var_os("UPDATE_DOCS").is_none() {
         return Err(format!(
-            "README.md's {name} is stale: run UPDATE_README=1 {refresh}"
+            "{doc}'s {name} is stale: run UPDATE_DOCS=1 {refresh}"
         ));
     }
-    let updated = format!("{}{}{}", &readme[..start], generated, &readme[end..]);
+    let updated = format!("{}{}{}", &text[..start], generated, &text[end..]);
     std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
-mod readme {
-    /// The README's configuration section is the generated reference, byte for byte.
+mod doc {
+    /// `docs/configuration.md` holds the generated reference, byte for byte.
     #[test]
-    fn readme_reference_is_current() {
-        super::sync_readme_section(
+    fn configuration_doc_is_current() {
+        super::sync_doc_section(
+            "docs/configuration.md",
             "config-reference",
             &super::markdown(),
             "cargo test -p eda-config",

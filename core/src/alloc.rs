@@ -1,12 +1,12 @@
 //! The allocator of every eda binary (the daemon, the five Lambda functions, the benches):
 //! mimalloc, asked for plain blocks whenever the alignment allows.
 //!
-//! The `mimalloc` crate's `GlobalAlloc` asks for every block with `mi_malloc_aligned`. Whenever
-//! a size class's free list has to be refilled, that call leaves mimalloc's fast path for its
-//! generic aligned one, which takes the over-allocating route: about 3.6 of the 19 allocations
-//! of a change event in the `pipeline` bench did, for some 680 instructions per event. Every block
-//! mimalloc hands out is word-aligned (its size classes are whole words, and its pages start
-//! 16-byte aligned), so an alignment up to a word needs no aligned call: [`Mimalloc`] calls
+//! Why not the `mimalloc` crate's `GlobalAlloc`: it asks for every block with
+//! `mi_malloc_aligned`, and whenever a size class's free list has to be refilled that call leaves
+//! mimalloc's fast path for its generic aligned one, which takes the over-allocating route — on a
+//! good share of the CDC path's allocations (the README's Performance section has the figure).
+//! Every block mimalloc hands out is word-aligned (its size classes are whole words, and its pages
+//! start 16-byte aligned), so an alignment up to a word needs no aligned call: [`Mimalloc`] calls
 //! `mi_malloc` then, and the aligned functions only for larger alignments.
 
 use std::alloc::{GlobalAlloc, Layout};

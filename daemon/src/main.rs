@@ -3,7 +3,15 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line (clap), one subcommand per operator task.
-//! - [`commands`]: one module per subcommand (`check_config`, `run`).
+//! - [`commands`]: one module per subcommand, and [`commands::dispatch`], which runs the chosen
+//!   one:
+//!   - `run`: the pipeline, until SIGTERM or SIGINT;
+//!   - `check-config`: the effective configuration, secrets redacted, or every validation error;
+//!   - `config-reference`: every configuration key as Markdown (one line in `dispatch`);
+//!   - `decode`: a CDC message to its change and the conditional write it becomes;
+//!   - `transform`: an event through the transformer;
+//!   - `dlq redrive`: dead letters replayed through the pipeline's actors;
+//!   - `jwt verify`: a token through the authorizer's checks.
 //! - [`logging`]: structured JSON (or text) logs through `tracing`.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, served until shutdown.
 //!
@@ -12,14 +20,12 @@
 
 /// mimalloc: the CDC path allocates small strings and rows per change, and mimalloc's per-thread
 /// free lists cost a fraction of glibc's malloc there (see the `pipeline` bench and
-/// `eda_actors::alloc`).
+/// [`eda_core::alloc`]).
 #[global_allocator]
 static ALLOC: eda_core::alloc::Mimalloc = eda_core::alloc::Mimalloc;
 
 mod cli;
 mod commands;
-// `run` starts it once the supervision tree exists (issue 4); until then only its tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod http;
 mod logging;
 

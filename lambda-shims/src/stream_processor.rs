@@ -3,8 +3,8 @@
 //! — for the changes `routing` replicates — to the other region through the daemon's region
 //! routers, as the daemon's CDC applier hands the same change to both.
 //!
-//! Each record is read back into the change it records (`eda_core::stream_change`), described as the
-//! same `BaseEvent` the daemon publishes (`into_base_event`), sent as the same entry
+//! Each record is read back into the change it records (`eda_core::stream_change`), described as
+//! the same `BaseEvent` the daemon publishes (`into_base_event`), sent as the same entry
 //! (`change_entry`) and, when replicated, as the same routed event (`RoutedEvent::for_change`:
 //! the entry's detail in the cross-region envelope). Records are taken in shard order up to the
 //! first one that cannot be read; those are published and routed (or dead-lettered by the

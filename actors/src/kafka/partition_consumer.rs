@@ -4,12 +4,19 @@
 //!
 //! A reader task owns the rdkafka partition queue and sends batches (up to `kafka.batch_max`
 //! messages, or what arrived within `kafka.batch_linger_ms`) to the actor. Each message read takes
-//! a permit from a semaphore of `kafka.max_in_flight_per_partition`; an acknowledgement gives it
-//! back. When no permit is left the reader pauses the partition at the broker and resumes it once
-//! acknowledgements free room — so memory stays bounded whatever the input rate.
+//! a permit from a semaphore of `kafka.max_in_flight_per_partition` permits, and its
+//! acknowledgement gives the permit back. With no permit left the reader waits for one instead of
+//! reading; librdkafka keeps prefetching until its bounded queue for the partition is full, then
+//! fetches nothing more. So memory stays bounded whatever the input rate, without pausing the
+//! partition at the broker (`read_partition` says why librdkafka's `pause` is not used).
 //!
 //! One key always goes to the same applier, and an applier handles its batches in order, so the
 //! changes of a key are applied in partition order while different keys run in parallel.
+//!
+//! A crash here leaves nothing to repair: only offsets whose effects are all acknowledged were
+//! stored, so the group, restarted by the root supervisor, reads again from the last commit and
+//! the sequence guard absorbs what is applied twice. `Drain` (revoke, shutdown) stops the reader
+//! and answers once everything read is acknowledged, so the commit that follows covers it.
 
 use crate::ack::{Ack, Settled};
 use crate::cdc_applier::CdcApplierMsg;
@@ -74,7 +81,7 @@ pub struct PartitionConsumerArgs {
     pub partition: i32,
     /// The partition's queue, split off the group consumer.
     pub queue: StreamPartitionQueue<GroupContext>,
-    /// The group consumer (offset store, pause and resume).
+    /// The group consumer, for the offset store.
     pub consumer: Arc<GroupConsumer>,
     /// The partition's decoder.
     pub decoder: MessageDecoder,

@@ -13,12 +13,13 @@
 //! - [`metrics`]: [`Metrics`], the one registry of the process, and its OpenMetrics encoding.
 //! - [`events`]: the [`InternalEvent`] structs, one per thing worth counting or logging.
 //! - [`readiness`]: [`Readiness`] and [`Liveness`], shared state the HTTP probes read.
-//! - [`reference`](mod@reference): the README's metrics reference, generated from the registry itself.
+//! - [`reference`](mod@reference): the metrics reference in `docs/metrics.md`, generated from the
+//!   registry itself.
 //! - `rate_limit`: one warn line per ten seconds for events that can repeat per batch.
 //!
 //! # Metrics
 //!
-//! Every family, its type, labels and meaning are in the README's "Metrics" section, which
+//! Every family, its type, labels and meaning are in `docs/metrics.md`, which
 //! [`reference`](mod@reference) generates from this registry (a test keeps the two equal).
 
 pub mod events;

@@ -3,12 +3,12 @@
 //!
 //! [`populated`] builds a registry in which every [`InternalEvent`] has been emitted once, so every
 //! family has a series and its label names show in the encoding; [`families`] parses an
-//! OpenMetrics text back into one [`Family`] per metric; [`markdown`] renders the README's
-//! "Metrics" section from both, plus the values each bounded label can take. A test fails when
-//! the README differs (run `UPDATE_README=1 cargo test -p eda-actors --lib reference` to
-//! refresh), and another when a family has no series in [`populated`], so a new metric cannot
-//! ship without its row. The dashboards and alerts under `deploy/` are checked against the README
-//! table by `deploy/check.sh`.
+//! OpenMetrics text back into one [`Family`] per metric; [`markdown`] renders the reference in
+//! `docs/metrics.md` from both, plus the values each bounded label can take. A test fails when
+//! that file differs (run `UPDATE_DOCS=1 cargo test -p eda-actors --lib reference` to refresh),
+//! and another when a family has no series in [`populated`], so a new metric cannot ship without
+//! its row. The dashboards and alerts under `deploy/` are checked against that table by
+//! `deploy/check.sh`.
 
 use super::events::*;
 use super::labels::{
@@ -242,7 +242,7 @@ fn values(all: impl IntoIterator<Item = &'static str>) -> String {
         .join(", ")
 }
 
-/// The README's "Metrics" section body: one row per family, then the label values.
+/// The body of `docs/metrics.md`'s reference: one row per family, then the label values.
 pub fn markdown() -> String {
     let text = populated()
         .encode()
@@ -416,10 +416,11 @@ mod tests {
         );
     }
 
-    /// The README's metrics section is the generated reference, byte for byte.
+    /// `docs/metrics.md` holds the generated reference, byte for byte.
     #[test]
-    fn readme_reference_is_current() {
-        eda_config::reference::sync_readme_section(
+    fn metrics_doc_is_current() {
+        eda_config::reference::sync_doc_section(
+            "docs/metrics.md",
             "metrics-reference",
             &markdown(),
             "cargo test -p eda-actors --lib reference",

@@ -1,10 +1,10 @@
 //! Table structures learned from Qlik metadata messages, and the configured key fallback.
 //!
 //! Qlik data messages do not say which columns form the primary key; the metadata (`MD`) message
-//! Qlik sends before a table's first data message (and again after every DDL change, with a higher
-//! `tableVersion`) does, through each column's `primaryKeyPosition`. [`MetadataCache`] remembers the
-//! newest structure per `schema.table`; [`FallbackKeys`] covers tables whose metadata message was
-//! never seen (e.g. consumed before this process started).
+//! Qlik sends before a table's first data message (and again after every DDL change, with a
+//! higher `tableVersion`) does, through each column's `primaryKeyPosition`. [`MetadataCache`]
+//! remembers the newest structure per `schema.table`; [`FallbackKeys`] covers tables whose
+//! metadata message was never seen (e.g. consumed before this process started).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! change whose row images stay as their JSON text ([`RowImage`]) from decode to publish.
 //!
 //! The change form exists for speed: a change's rows are most of its bytes, and building them as
-//! `serde_json` maps only to serialize them again was most of the cost of the CDC path. Both forms
+//! `serde_json` maps only to serialize them again would be most of the cost of the CDC path. Both forms
 //! serialize to the same JSON shape, so consumers cannot tell them apart; a payload read back from
 //! JSON is always the `Json` form.
 

@@ -1,5 +1,6 @@
-//! The daemon's `/metrics` while traffic flows: valid for promtool, every metric of the README
-//! reference declared, and a real Prometheus server scraping it sees messages being consumed.
+//! The daemon's `/metrics` while traffic flows: valid for promtool, every metric of the reference
+//! (`docs/metrics.md`) declared, and a real Prometheus server scraping it sees messages being
+//! consumed.
 
 use super::crash::{log_path, Daemon};
 use super::sinks::Sinks;
@@ -106,13 +107,13 @@ async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic()
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Nothing on /metrics that the README reference does not document, with the same type and
-    // labels.
+    // Nothing on /metrics that the reference (`docs/metrics.md`) does not document, with the same
+    // type and labels.
     let reference = families(&populated().encode().expect("reference encodes"));
     for family in families(&body).into_iter().filter(|f| f.has_series) {
         let documented = reference.iter().find(|r| r.name == family.name);
         let documented =
-            documented.unwrap_or_else(|| panic!("{} is not in the README reference", family.name));
+            documented.unwrap_or_else(|| panic!("{} is not in docs/metrics.md", family.name));
         assert_eq!(
             (&family.kind, &family.labels),
             (&documented.kind, &documented.labels),

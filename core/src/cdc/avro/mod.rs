@@ -6,8 +6,8 @@
 //! `streamPosition`, `transactionId`, masks and transaction counters), optionally with `schema` and
 //! `table` string fields.
 //!
-//! [`AvroDecoder`] parses and compiles each schema once per id and keeps it; decoding then walks the
-//! compiled form straight into `serde_json` values. The async daemon calls
+//! [`AvroDecoder`] parses and compiles each schema once per id and keeps it; decoding then walks
+//! the compiled form straight into `serde_json` values. The async daemon calls
 //! [`AvroDecoder::peek_schema_id`] and [`AvroDecoder::has_schema`], fetches a missing schema from
 //! the Schema Registry itself and calls [`AvroDecoder::insert_schema`], so decoding never blocks;
 //! [`AvroDecoder::decode`] with a synchronous [`SchemaSource`] covers tests and tools.

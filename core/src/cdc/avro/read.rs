@@ -1,4 +1,4 @@
-//! The Avro binary reader: walks a compiled schema (see `avro_schema`) and reads straight into
+//! The Avro binary reader: walks a compiled schema (see `schema.rs`) and reads straight into
 //! `serde_json::Value`s, with logical types rendered as natural JSON. Reading without
 //! `apache_avro::types::Value` in between saves a full copy of every record on the hot path and
 //! lets errors carry the exact byte offset.
@@ -314,7 +314,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a row image: a record (possibly inside nullable unions) written straight into a
     /// [`RowImage`], without building a map. `None` for a null branch; `Ok(None)` too for a
-    /// value that is not a record, which the caller ignores as before.
+    /// value that is not a record, which the caller ignores.
     pub(crate) fn row(
         &mut self,
         c: &Compiled,
@@ -403,8 +403,9 @@ impl<'a> Reader<'a> {
         Ok(rfc3339(&dt, fmt, utc))
     }
 
-    /// Reads one column of a row straight into the row's text: the plain kinds (null, boolean, int,
-    /// long, string, decimal, uuid, date, timestamp) are written with no `Value` in between; the others through one.
+    /// Reads one column of a row straight into the row's text: the plain kinds (null, boolean,
+    /// int, long, string, decimal, uuid, date, timestamp) are written with no `Value` in between;
+    /// the others through one.
     fn column(
         &mut self,
         c: &Compiled,

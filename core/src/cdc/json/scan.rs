@@ -1,12 +1,12 @@
 //! A strict JSON scanner for the decoders' hot path.
 //!
-//! The Qlik decoder used to let serde_json read a message (validating every byte and skipping the
-//! row images as `RawValue`s) and then scanned each image a second time to index its columns. The
-//! scanner lets it do both in one pass: the decoder walks the envelope with it, and
-//! [`super::row`] indexes the images with it, checking the JSON grammar as it goes: no raw control
-//! characters in strings, only JSON's escapes, numbers as JSON spells them, exact literals.
-//! Objects and arrays nested inside a value, which CDC rows seldom hold, are handed to serde_json
-//! at their offset, so they are validated (and depth-limited) by the same parser as before.
+//! A Qlik message has to be checked as JSON and its row images indexed by column; with serde_json
+//! for the first, that is two passes over every image. The scanner does both in one: the decoder
+//! walks the envelope with it, and [`crate::cdc::row`] indexes the images with it, checking the
+//! JSON grammar as it goes: no raw control characters in strings, only JSON's escapes, numbers as
+//! JSON spells them, exact literals. Objects and arrays nested inside a value, which CDC rows
+//! seldom hold, are handed to serde_json at their offset, so they are validated (and
+//! depth-limited) by serde_json's own parser.
 //!
 //! The text is a `&str`: UTF-8 is checked once for the whole message by the caller. Errors carry
 //! the byte offset of the problem; [`ScanError::line_column`] turns it into the line and column a

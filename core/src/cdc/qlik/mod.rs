@@ -9,11 +9,11 @@
 //!   {"tableColumns":{"COL":{"ordinal","type","primaryKeyPosition",..}}},"dataSchema":..}`;
 //! - the unwrapped data message `{"data":{..},"beforeData":{..},"headers":{..}}`.
 //!
-//! The message is read in one pass (`read.rs`) by the strict scanner of `json/scan.rs`: header strings borrow
-//! from the input when they contain no escapes, and the row images are indexed (and checked) as
-//! they are met, each keeping a copy of its own JSON text ([`RowImage`]). Metadata messages update
-//! the [`MetadataCache`]; data messages take their key columns from it, or from
-//! [`super::FallbackKeys`].
+//! The message is read in one pass (`read.rs`) by the strict scanner of `json/scan.rs`: header
+//! strings borrow from the input when they contain no escapes, and the row images are indexed
+//! (and checked) as they are met, each keeping a copy of its own JSON text ([`RowImage`]).
+//! Metadata messages update the [`MetadataCache`]; data messages take their key columns from it,
+//! or from [`super::FallbackKeys`].
 //!
 //! Where the table comes from: Qlik's Kafka target does not put the table name in a data message
 //! by default (one topic per table is the usual layout), so the decoder uses a `schema`/`table`

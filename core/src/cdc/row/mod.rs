@@ -2,25 +2,25 @@
 //! index of its columns.
 //!
 //! A change's images are most of its bytes, and most of their columns are only carried through:
-//! written to DynamoDB and published as they are. Building a `serde_json::Map` per image cost an
-//! allocation per column name and value and a B-tree insert per column, which was most of the
+//! written to DynamoDB and published as they are. Building a `serde_json::Map` per image would
+//! cost an allocation per column name and value and a B-tree insert per column, most of the
 //! decode time of a Qlik message. A `RowImage` instead owns one copy of the object text and a
 //! small index of where each column's name and value lie in it, so
 //!
 //! - a column is looked up by a scan of the index, and a string column reads as a `&str` borrowed
 //!   from the text (or, when the JSON escaped it, from one side buffer decoded at index time);
 //! - serializing the row writes its columns from the index, with no map built (in a map's order,
-//!   so the JSON is the same as before);
+//!   so the JSON is the same as a map's);
 //! - nested values (rare in CDC rows) are parsed once at index time, so paths can descend them;
 //! - [`RowImage::to_map`] builds the `serde_json` map for the places that want one.
 //!
-//! The index is built by the strict scanner of `json/scan.rs` (in `index.rs`) in the same pass that checks the
-//! text is JSON, so a decoder reads a message once (see `qlik_json`); text that is not JSON is an
-//! error with its offset, never a panic. [`RowWriter`] writes a row's text and its index together
-//! (decoders with typed values such as Avro, maps, rewritten rows), with column keys escaped once
-//! per schema when the writer is given [`ColumnKey`]s. Each row also remembers whether any string
-//! value could start or end with whitespace, so the transformer's trimming skips the rows where
-//! it would change nothing.
+//! The index is built by the strict scanner of `json/scan.rs` (in `index.rs`) in the same pass
+//! that checks the text is JSON, so a decoder reads a message once (see `qlik/read.rs`); text
+//! that is not JSON is an error with its offset, never a panic. [`RowWriter`] writes a row's text
+//! and its index together (decoders with typed values such as Avro, maps, rewritten rows), with
+//! column keys escaped once per schema when the writer is given [`ColumnKey`]s. Each row also
+//! remembers whether any string value could start or end with whitespace, so the transformer's
+//! trimming skips the rows where it would change nothing.
 //!
 //! `writer.rs` holds [`RowWriter`], `index.rs` the indexer.
 //!
