@@ -1,6 +1,6 @@
 //! eda's test kit: what the integration tests of the daemon (`daemon/tests/it`) and of the Lambda
 //! shims (`lambda-shims/tests/it`) share, so that each helper exists once and the next pipeline
-//! test is one call to [`scenario`]. A dev-only crate: it is only ever a `[dev-dependencies]`
+//! test is one call to [`scenario()`]. A dev-only crate: it is only ever a `[dev-dependencies]`
 //! entry, and nothing that ships links it.
 //!
 //! Everything here works against the local stack (`deploy/local/stack.sh`): a Kafka-API broker,

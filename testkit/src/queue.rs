@@ -44,16 +44,23 @@ impl Queue {
 
     /// The queue's ARN, which a rule's target names.
     pub async fn arn(&self) -> String {
-        self.sqs
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
+        self.attribute(QueueAttributeName::QueueArn)
             .await
             .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .expect("queue arn")
+    }
+
+    /// One attribute of the queue (`None` if the answer lacks it).
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, String> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(attrs.attributes().and_then(|a| a.get(&name)).cloned())
     }
 
     /// One receive of up to 10 messages, waiting up to `wait_seconds` for the first; deletes
@@ -170,18 +177,9 @@ impl Queue {
     /// The messages waiting in the queue (SQS's approximate count; `None` if the answer lacks
     /// it): how a test sees a dead letter land without consuming it.
     pub async fn depth(&self) -> Result<Option<u64>, String> {
-        use QueueAttributeName::ApproximateNumberOfMessages;
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok(attrs
-            .attributes()
-            .and_then(|a| a.get(&ApproximateNumberOfMessages))
-            .and_then(|n| n.parse().ok()))
+        let count = self
+            .attribute(QueueAttributeName::ApproximateNumberOfMessages)
+            .await?;
+        Ok(count.and_then(|n| n.parse().ok()))
     }
 }

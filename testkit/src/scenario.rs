@@ -5,8 +5,9 @@
 //! [`scenario()`] does all of it in one call. A test that acts mid-run (kills a process, adds a
 //! group member, registers a schema before the history exists) takes the same steps itself
 //! through a [`Scenario`]: [`Scenario::new`], [`produce`](Scenario::produce),
-//! [`start`](Scenario::start) or a daemon process on [`env`](Scenario::env), then
-//! [`settle`](Scenario::settle).
+//! [`start`](Scenario::start) or a daemon process on [`env`](Scenario::env) (or
+//! [`start_halfway`](Scenario::start_halfway), act, [`produce_rest`](Scenario::produce_rest)),
+//! then [`settle`](Scenario::settle).
 
 use crate::local::BROKERS;
 use crate::sinks::Sinks;
@@ -77,6 +78,25 @@ impl Scenario {
             .expect("produced");
     }
 
+    /// Produces the first half of `history`, starts a pipeline on it and returns once traffic
+    /// flows (an item is applied, within 60 s): the point where a test acts mid-run (kills an
+    /// actor, adds a member) before [`produce_rest`](Self::produce_rest).
+    pub async fn start_halfway(&self, history: &History) -> (Pipeline, Observability) {
+        self.produce(first_half(history)).await;
+        let started = self.start().await;
+        self.sinks
+            .table
+            .wait_until_applied(1, Duration::from_secs(60))
+            .await;
+        started
+    }
+
+    /// Produces the half of `history` that [`start_halfway`](Self::start_halfway) left.
+    pub async fn produce_rest(&self, history: &History) {
+        let produced = first_half(history).len();
+        self.produce(&history.records[produced..]).await;
+    }
+
     /// Starts an in-process pipeline on the configuration; returns it with its metrics and
     /// readiness. Started twice, the two pipelines are two members of one group.
     pub async fn start(&self) -> (Pipeline, Observability) {
@@ -102,6 +122,11 @@ impl Scenario {
         };
         Settled { mismatches, why }
     }
+}
+
+/// The records a mid-run test produces before it acts.
+fn first_half(history: &History) -> &[Record] {
+    &history.records[..history.records.len() / 2]
 }
 
 /// How the table ended against the source.

@@ -76,23 +76,15 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    let half = history.records.len() / 2;
-    scenario.produce(&history.records[..half]).await;
-
-    let (pipeline, obs) = scenario.start().await;
     // Let traffic flow, then make an applier fail mid-stream.
-    scenario
-        .sinks
-        .table
-        .wait_until_applied(1, Duration::from_secs(60))
-        .await;
+    let (pipeline, obs) = scenario.start_halfway(&history).await;
     let applier: ActorRef<CdcApplierMsg> = pipeline
         .child(&applier_name(0))
         .await
         .expect("applier-0 runs")
         .into();
     applier.cast(CdcApplierMsg::InjectPanic).expect("sent");
-    scenario.produce(&history.records[half..]).await;
+    scenario.produce_rest(&history).await;
 
     let settled = scenario
         .settle(&history, Duration::from_secs(120), &[])
@@ -162,18 +154,10 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    let half = history.records.len() / 2;
-    scenario.produce(&history.records[..half]).await;
-
-    let (first, first_obs) = scenario.start().await;
-    scenario
-        .sinks
-        .table
-        .wait_until_applied(1, Duration::from_secs(60))
-        .await;
+    let (first, first_obs) = scenario.start_halfway(&history).await;
     // Same group: the partitions are revoked (drained, committed) and shared out again.
     let (second, second_obs) = scenario.start().await;
-    scenario.produce(&history.records[half..]).await;
+    scenario.produce_rest(&history).await;
 
     let (first_ready, second_ready) = (first_obs.readiness, second_obs.readiness);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
