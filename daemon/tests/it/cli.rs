@@ -1,6 +1,6 @@
 //! `eda-daemon check-config`: what an operator sees.
 
-use super::support::local_config_path;
+use eda_testkit::{local_config_path, unique};
 use std::process::Command;
 
 fn check_config(envs: &[(&str, &str)], config: &std::path::Path) -> std::process::Output {
@@ -30,7 +30,7 @@ fn environment_override_shows_in_the_effective_configuration() {
 
 #[test]
 fn unknown_key_exits_2_naming_the_key() {
-    let dir = std::env::temp_dir().join(super::support::unique("eda-cli"));
+    let dir = std::env::temp_dir().join(unique("eda-cli"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[kafka]\nbrokerz = \"x\"\n").unwrap();
@@ -232,7 +232,7 @@ fn decode_reads_debezium_too() {
 
 #[test]
 fn undecodable_message_exits_2_saying_what_is_wrong() {
-    let dir = std::env::temp_dir().join(super::support::unique("eda-decode"));
+    let dir = std::env::temp_dir().join(unique("eda-decode"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.json");
     std::fs::write(&file, r#"{"magic":"atMSX","type":"DT","message":{}}"#).unwrap();

@@ -2,10 +2,8 @@
 //! as the source (nothing lost; what is replayed the sequence guard absorbs). Then SIGTERM: a
 //! graceful exit 0. Also the redrive command on a dead letter.
 
-use super::sinks::Sinks;
-use super::support::{local_config_path, unique, BROKERS};
-use eda_loadtest::history::{pk, History, HistorySpec};
-use eda_loadtest::kafka;
+use eda_loadtest::history::{History, HistorySpec};
+use eda_testkit::{local_config_path, Scenario, Sinks};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -62,29 +60,22 @@ pub fn log_path(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
-    let group = unique("eda-crash-group");
+    let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: 99,
         keys: 1500,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(&producer, &topic, &history.records)
-        .await
-        .expect("produced");
-    let env = sinks.env(&topic, &group);
+    scenario.produce(&history.records).await;
+    let env = scenario.env();
+    let table = &scenario.sinks.table;
 
     let first = Daemon::start(&env, &log_path("crash-first"));
-    sinks.wait_until_applied(200, Duration::from_secs(60)).await;
+    table.wait_until_applied(200, Duration::from_secs(60)).await;
     first.signal("-KILL");
     drop(first);
-    let after_kill = sinks.items().await.len();
+    let after_kill = table.items().await.len();
     assert!(
         after_kill < history.expected.len(),
         "the kill came after the run finished ({after_kill} items); the test proves nothing"
@@ -95,19 +86,16 @@ async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
     // partitions when a dead member expires in the middle of a join (a real Kafka does).
     tokio::time::sleep(Duration::from_secs(7)).await;
     let mut second = Daemon::start(&env, &log_path("crash-second"));
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(180))
+    let settled = scenario
+        .settle(
+            &history,
+            Duration::from_secs(180),
+            &[&log_path("crash-first"), &log_path("crash-second")],
+        )
         .await;
     assert!(
-        mismatches.is_empty(),
-        "after kill -9 and restart the table differs: {}",
-        sinks
-            .explain(
-                &mismatches,
-                Some((&topic, &group)),
-                &[&log_path("crash-first"), &log_path("crash-second")]
-            )
-            .await
+        settled.mismatches.is_empty(),
+        "after kill -9 and restart the table differs: {settled}"
     );
     second.signal("-TERM");
     let status = second
@@ -118,8 +106,7 @@ async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
+    let scenario = Scenario::new(Sinks::create_uninspected().await, 1).await;
     // A change with no key columns configured for its table cannot be decoded: dead-lettered.
     let mut row = serde_json::Map::new();
     row.insert("SKU".into(), "A-1".into());
@@ -133,28 +120,19 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
         ))
         .expect("JSON");
     message["message"]["table"] = "STOCK".into();
-    kafka::create_topic(BROKERS, &topic, 1)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(
-        &producer,
-        &topic,
-        &[eda_loadtest::history::Record {
+    scenario
+        .produce(&[eda_loadtest::history::Record {
             key: None,
             value: serde_json::to_vec(&message).expect("JSON"),
             original: true,
-        }],
-    )
-    .await
-    .expect("produced");
-    let group = unique("eda-redrive-group");
-    let env = sinks.env(&topic, &group);
+        }])
+        .await;
+    let env = scenario.env();
     let mut daemon = Daemon::start(&env, &log_path("redrive-daemon"));
     // Wait for the dead letter to land, without consuming it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if sinks.dlq_depth().await.expect("attributes") == Some(1) {
+        if scenario.sinks.dlq.depth().await.expect("attributes") == Some(1) {
             break;
         }
         assert!(Instant::now() < deadline, "no dead letter");
@@ -175,8 +153,8 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
         fixed, text,
         "config/local.toml still names the key columns this test extends"
     );
-    let fixed_path =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}.toml"));
+    let fixed_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}.toml", scenario.group()));
     std::fs::write(&fixed_path, fixed).expect("config written");
     let out = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
         .args(["dlq", "redrive", "--max", "10", "--config"])
@@ -193,6 +171,6 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     assert_eq!(report["received"], 1, "{stdout}");
     assert_eq!(report["replayed"], 1, "{stdout}");
-    let items = sinks.items().await;
+    let items = scenario.sinks.table.items().await;
     assert!(items.contains_key("SALES.STOCK#A-1"), "{items:?}");
 }

@@ -1,5 +1,7 @@
 //! Integration tests of the daemon, against the local stack (`deploy/local/stack.sh`, started by
-//! `make test`): a real Kafka-API broker, DynamoDB Local and moto, over TCP on 127.0.0.1.
+//! `make test`): a real Kafka-API broker, DynamoDB Local and moto, over TCP on 127.0.0.1. What
+//! they share with the Lambda shims' tests (the local configuration, per-test sinks, one pipeline
+//! scenario) is in `eda-testkit`.
 
 mod cli;
 mod crash;
@@ -7,7 +9,5 @@ mod fault_proxy;
 mod pipeline;
 mod regions;
 mod scrape;
-mod sinks;
 mod stack;
-mod support;
 mod timeouts;

@@ -1,15 +1,12 @@
 //! The daemon's pipeline against the local stack: a real broker, DynamoDB Local and moto.
 
-use super::sinks::Sinks;
-use super::support::{init_logs, moto_heavy, unique, BROKERS};
 use eda_actors::cdc_applier::CdcApplierMsg;
-use eda_actors::pipeline::{applier_name, Observability, Pipeline};
-use eda_loadtest::history::{pk, History, HistorySpec};
-use eda_loadtest::kafka;
+use eda_actors::pipeline::applier_name;
+use eda_loadtest::history::{History, HistorySpec};
+use eda_testkit::{init_logs, moto_heavy, scenario, Scenario, Sinks};
 use ractor::ActorRef;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Event ids of the change events among `bodies` (inspection-queue messages).
@@ -26,8 +23,6 @@ fn event_ids(bodies: &[String]) -> HashSet<String> {
 async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison_in_the_dlq() {
     init_logs();
     let _heavy = moto_heavy().await;
-    let sinks = Sinks::create().await;
-    let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 21,
         keys: 200,
@@ -38,114 +33,67 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
         poison: 3,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(&producer, &topic, &history.records)
-        .await
-        .expect("produced");
-
-    let config = Arc::new(sinks.config(&topic));
-    let group = config.kafka.group_id.clone();
-    let obs = Observability::new(&config);
-    let metrics = obs.metrics.clone();
-    // moto's ReceiveMessage slows down as a queue grows: read the inspection queue while the
-    // events arrive, not afterwards.
-    let inspect = {
-        let drainer = sinks.drainer();
-        let want = history.changes;
-        tokio::spawn(async move {
-            drainer
-                .drain_until_distinct(want, Duration::from_secs(150))
-                .await
-        })
-    };
-    let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
-
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
-        .await;
+    let mut run = scenario(&history, Sinks::create().await, |_| {}).await;
     assert!(
-        mismatches.is_empty(),
+        run.settled.mismatches.is_empty(),
         "table differs from the source: {}",
-        sinks
-            .explain(&mismatches, Some((&topic, &group)), &[])
-            .await
+        run.settled
     );
 
-    let bodies = inspect.await.expect("drainer");
-    let ids = event_ids(&bodies);
+    let ids = event_ids(&run.events().await);
     assert_eq!(ids.len(), history.changes, "one event per applied change");
 
-    let letters = sinks
-        .drain(&sinks.dlq_url, 3, Duration::from_secs(30))
+    let letters = run
+        .scenario
+        .sinks
+        .dlq
+        .drain(3, Duration::from_secs(30))
         .await;
     assert_eq!(letters.len(), 3, "every poison message is dead-lettered");
     for letter in &letters {
         let letter: Value = serde_json::from_str(letter).expect("dead letter is JSON");
         assert_eq!(letter["stage"], "decode");
         assert_eq!(letter["error_class"], "decode");
-        assert_eq!(letter["source"]["topic"], topic.as_str());
+        assert_eq!(letter["source"]["topic"], run.scenario.topic.as_str());
         assert!(letter["source"]["offset"].as_i64().is_some());
         assert!(letter["source"]["partition"].as_i64().is_some());
     }
-    let text = metrics.encode().expect("metrics encode");
+    let text = run.metrics.encode().expect("metrics encode");
     assert!(
         text.contains("eda_dlq_messages_total{source=\"kafka\",error_class=\"decode\"} 3"),
         "{text}"
     );
-    pipeline.shutdown().await;
+    run.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     init_logs();
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
+    let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: 5,
         keys: 400,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    let half = history.records.len() / 2;
-    kafka::produce(&producer, &topic, &history.records[..half])
-        .await
-        .expect("first half produced");
-
-    let config = Arc::new(sinks.config(&topic));
-    let group = config.kafka.group_id.clone();
-    let obs = Observability::new(&config);
-    let metrics = obs.metrics.clone();
-    let pipeline = Pipeline::start(config, obs).await.expect("pipeline starts");
     // Let traffic flow, then make an applier fail mid-stream.
-    sinks.wait_until_applied(1, Duration::from_secs(60)).await;
+    let (pipeline, obs) = scenario.start_halfway(&history).await;
     let applier: ActorRef<CdcApplierMsg> = pipeline
         .child(&applier_name(0))
         .await
         .expect("applier-0 runs")
         .into();
     applier.cast(CdcApplierMsg::InjectPanic).expect("sent");
-    kafka::produce(&producer, &topic, &history.records[half..])
-        .await
-        .expect("second half produced");
+    scenario.produce_rest(&history).await;
 
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+    let settled = scenario
+        .settle(&history, Duration::from_secs(120), &[])
         .await;
     assert!(
-        mismatches.is_empty(),
-        "after the restart the table differs: {}",
-        sinks
-            .explain(&mismatches, Some((&topic, &group)), &[])
-            .await
+        settled.mismatches.is_empty(),
+        "after the restart the table differs: {settled}"
     );
-    let text = metrics.encode().expect("metrics encode");
+    let text = obs.metrics.encode().expect("metrics encode");
     let restarts: f64 = text
         .lines()
         .filter(|l| l.starts_with("eda_actor_restarts_total{actor=\"cdc_applier\""))
@@ -163,17 +111,16 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
     init_logs();
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc-avro");
-    let mut config = sinks.config(&topic);
-    let group = config.kafka.group_id.clone();
-    config.kafka.format = eda_config::MessageFormat::QlikAvro;
-    let registry =
-        eda_actors::kafka::schema_registry::SchemaRegistryClient::new(&config.schema_registry)
-            .expect("registry client");
+    // The history's records name the schema id, which the topic's subject gets first.
+    let mut scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
+    scenario.config.kafka.format = eda_config::MessageFormat::QlikAvro;
+    let registry = eda_actors::kafka::schema_registry::SchemaRegistryClient::new(
+        &scenario.config.schema_registry,
+    )
+    .expect("registry client");
     let id = registry
         .register(
-            &eda_loadtest::avro::subject(&topic),
+            &eda_loadtest::avro::subject(&scenario.topic),
             eda_loadtest::avro::CUSTOMERS_SCHEMA,
         )
         .await
@@ -185,25 +132,14 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
         encoding: eda_loadtest::history::Encoding::Avro(id),
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(&producer, &topic, &history.records)
-        .await
-        .expect("produced");
-    let pipeline = Pipeline::start(Arc::new(config), Observability::new(&sinks.config(&topic)))
-        .await
-        .expect("pipeline starts");
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+    scenario.produce(&history.records).await;
+    let (pipeline, _) = scenario.start().await;
+    let settled = scenario
+        .settle(&history, Duration::from_secs(120), &[])
         .await;
     assert!(
-        mismatches.is_empty(),
-        "Avro: the table differs from the source: {}",
-        sinks
-            .explain(&mismatches, Some((&topic, &group)), &[])
-            .await
+        settled.mismatches.is_empty(),
+        "Avro: the table differs from the source: {settled}"
     );
     pipeline.shutdown().await;
 }
@@ -211,41 +147,19 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lost() {
     init_logs();
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
+    let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: 17,
         keys: 600,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    let half = history.records.len() / 2;
-    kafka::produce(&producer, &topic, &history.records[..half])
-        .await
-        .expect("first half produced");
-
-    let config = Arc::new(sinks.config(&topic));
-    let group = config.kafka.group_id.clone();
-    let first_obs = Observability::new(&config);
-    let first_ready = first_obs.readiness.clone();
-    let first = Pipeline::start(config.clone(), first_obs)
-        .await
-        .expect("first member");
-    sinks.wait_until_applied(1, Duration::from_secs(60)).await;
+    let (first, first_obs) = scenario.start_halfway(&history).await;
     // Same group: the partitions are revoked (drained, committed) and shared out again.
-    let second_obs = Observability::new(&config);
-    let second_ready = second_obs.readiness.clone();
-    let second = Pipeline::start(config.clone(), second_obs)
-        .await
-        .expect("second member");
-    kafka::produce(&producer, &topic, &history.records[half..])
-        .await
-        .expect("second half produced");
+    let (second, second_obs) = scenario.start().await;
+    scenario.produce_rest(&history).await;
 
+    let (first_ready, second_ready) = (first_obs.readiness, second_obs.readiness);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while first_ready.partitions_assigned() + second_ready.partitions_assigned() != 4
         || first_ready.partitions_assigned() == 4
@@ -258,15 +172,12 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
+    let settled = scenario
+        .settle(&history, Duration::from_secs(120), &[])
         .await;
     assert!(
-        mismatches.is_empty(),
-        "after the rebalance the table differs: {}",
-        sinks
-            .explain(&mismatches, Some((&topic, &group)), &[])
-            .await
+        settled.mismatches.is_empty(),
+        "after the rebalance the table differs: {settled}"
     );
     second.shutdown().await;
     first.shutdown().await;
@@ -275,40 +186,23 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partition_held_at_its_in_flight_limit_skips_nothing() {
     init_logs();
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
     let history = History::generate(&HistorySpec {
         seed: 8,
         keys: 400,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
-    let producer = kafka::producer(BROKERS).expect("producer");
-    kafka::produce(&producer, &topic, &history.records)
-        .await
-        .expect("produced");
     // ~430 messages per partition against room for 100: the reader waits for acknowledgements
     // again and again (this once lost the messages librdkafka had prefetched during a pause).
-    let mut config = sinks.config(&topic);
-    config.kafka.max_in_flight_per_partition = 100;
-    config.kafka.batch_max = 50;
-    let config = Arc::new(config);
-    let group = config.kafka.group_id.clone();
-    let pipeline = Pipeline::start(config.clone(), Observability::new(&config))
-        .await
-        .expect("pipeline starts");
-    let mismatches = sinks
-        .wait_for_table(&history.expected, pk, Duration::from_secs(120))
-        .await;
+    let run = scenario(&history, Sinks::create_uninspected().await, |config| {
+        config.kafka.max_in_flight_per_partition = 100;
+        config.kafka.batch_max = 50;
+    })
+    .await;
     assert!(
-        mismatches.is_empty(),
+        run.settled.mismatches.is_empty(),
         "under flow control the table differs: {}",
-        sinks
-            .explain(&mismatches, Some((&topic, &group)), &[])
-            .await
+        run.settled
     );
-    pipeline.shutdown().await;
+    run.shutdown().await;
 }

@@ -3,13 +3,10 @@
 //! and the health probers tell a slow region from a dead one.
 
 use super::fault_proxy::{Fault, FaultProxy};
-use super::sinks::{create_queue, inspected_bus, Drainer, Sinks};
-use super::support::{init_logs, local_config, moto_heavy, topic_with, unique};
 use eda_actors::ack::Ack;
 use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
 use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
-use eda_actors::pipeline::{Observability, Pipeline};
 use eda_actors::region_router::{
     region_publisher, spawn_router, RegionRouterMsg, RoutedEvent, RouterStatus, RouterWiring,
     CROSS_REGION_SOURCE,
@@ -18,9 +15,12 @@ use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
 use eda_core::breaker::State;
 use eda_core::dead_letter::DeadLetterSource;
-use eda_core::envelope::{CrossRegionEvent, Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
+use eda_core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
 use eda_core::health::{RegionHealth, Status};
 use eda_loadtest::history::{History, HistorySpec};
+use eda_testkit::{
+    envelope_of, init_logs, inspected_bus, local_config, moto_heavy, Queue, Scenario, Sinks,
+};
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -39,10 +39,9 @@ struct RegionBus {
     config: RegionConfig,
     /// Clients for that configuration (through the proxy, for the primary).
     clients: RegionClients,
-    /// SQS reached directly, never through the proxy, to read the inspection queue.
-    direct_sqs: aws_sdk_sqs::Client,
-    /// The queue every event on the bus is copied to.
-    inspect_url: String,
+    /// The queue every event on the bus is copied to, reached directly, never through the
+    /// proxy.
+    inspect: Queue,
 }
 
 /// A message seen on an inspection queue.
@@ -80,7 +79,7 @@ impl TwoRegions {
         config.regions.secondary = secondary.config.clone();
         let metrics = Arc::new(Metrics::new());
         // Dead letters go to the secondary region, which the test never cuts.
-        let dlq_url = create_queue(&secondary.clients, &unique("eda-dlq")).await;
+        let dlq_url = Queue::create(&secondary.clients, "eda-dlq").await.url;
         let (dlq, _) = Actor::spawn(
             None,
             DlqWriter,
@@ -139,7 +138,7 @@ impl TwoRegions {
         for (name, bus) in [("primary", &primary), ("secondary", &secondary)] {
             tokio::spawn(read_queue(
                 name,
-                Drainer::new(bus.direct_sqs.clone(), bus.inspect_url.clone()),
+                bus.inspect.clone(),
                 seen.clone(),
                 reading.clone(),
             ));
@@ -201,7 +200,7 @@ async fn region_bus(
     proxies: Option<(&FaultProxy, &FaultProxy)>,
 ) -> RegionBus {
     let direct = RegionClients::new(region, &config.aws).await;
-    let (bus, inspect_url) = inspected_bus(&direct).await;
+    let (bus, inspect) = inspected_bus(&direct).await;
     let mut region = region.clone();
     region.event_bus = bus;
     if let Some((moto, dynamodb)) = proxies {
@@ -213,20 +212,19 @@ async fn region_bus(
     RegionBus {
         config: region,
         clients,
-        direct_sqs: direct.sqs.clone(),
-        inspect_url,
+        inspect,
     }
 }
 
 /// Reads a queue into `seen` while `reading` holds (moto slows down as a queue grows).
 async fn read_queue(
     region: &'static str,
-    drainer: Drainer,
+    queue: Queue,
     seen: Arc<Mutex<Vec<Seen>>>,
     reading: Arc<AtomicBool>,
 ) {
     while reading.load(Ordering::SeqCst) {
-        let bodies = drainer.drain(10, Duration::from_millis(100)).await;
+        let bodies = queue.drain(10, Duration::from_millis(100)).await;
         if bodies.is_empty() {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
@@ -631,7 +629,7 @@ fn cross_region_compression_ratio_on_demo_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelopes() {
     init_logs();
-    let sinks = Sinks::create().await;
+    let mut scenario = Scenario::new(Sinks::create().await, 2).await;
     let history = History::generate(&HistorySpec {
         seed: 11,
         keys: 40,
@@ -641,29 +639,25 @@ async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelo
         poison: 0,
         ..HistorySpec::default()
     });
-    let topic = topic_with(&history.records, 2).await;
-    let mut config = sinks.config(&topic);
+    scenario.produce(&history.records).await;
+    let config = &mut scenario.config;
     config.routing.replicate_tables = vec!["SALES.CUSTOMERS".into()];
-    let secondary = region_bus(&config, &config.regions.secondary, None).await;
+    let secondary = region_bus(config, &config.regions.secondary, None).await;
     config.regions.secondary.event_bus = secondary.config.event_bus.clone();
-    let reader = Drainer::new(secondary.direct_sqs.clone(), secondary.inspect_url.clone());
+    let reader = secondary.inspect.clone();
     let inspect = tokio::spawn(async move {
         reader
             .drain_until_distinct(history.changes, Duration::from_secs(90))
             .await
     });
-    let config = Arc::new(config);
-    let pipeline = Pipeline::start(config.clone(), Observability::new(&config))
-        .await
-        .expect("pipeline starts");
+    let (pipeline, _) = scenario.start().await;
+    let config = &scenario.config;
     let bodies = inspect.await.expect("reader");
     let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
     let mut ids = HashSet::new();
     for body in &bodies {
         let event: Value = serde_json::from_str(body).expect("JSON");
-        assert_eq!(event["source"], CROSS_REGION_SOURCE, "{event}");
-        let envelope =
-            CrossRegionEvent::from_detail(&event["detail"].to_string()).expect("envelope");
+        let envelope = envelope_of(&event);
         assert_eq!(envelope.source_region, config.regions.primary.name);
         assert_eq!(envelope.target_region, config.regions.secondary.name);
         let change: Value =

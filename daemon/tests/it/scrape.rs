@@ -3,11 +3,11 @@
 //! consumed.
 
 use super::crash::{log_path, Daemon};
-use super::sinks::Sinks;
-use super::support::{unique, BROKERS};
 use eda_actors::telemetry::reference::{families, populated, to_prometheus_text};
 use eda_loadtest::history::{History, HistorySpec};
 use eda_loadtest::kafka;
+use eda_testkit::local::BROKERS;
+use eda_testkit::{free_port, Scenario, Sinks};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,29 +24,18 @@ const PIPELINE_FAMILIES: &[&str] = &[
     "eda_eventbridge_events_published_total{",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic() {
-    let sinks = Sinks::create_uninspected().await;
-    let topic = unique("cdc");
-    kafka::create_topic(BROKERS, &topic, 4)
-        .await
-        .expect("topic");
+    let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let port = free_port();
-    let mut env = sinks.env(&topic, &unique("eda-scrape-group"));
+    let mut env = scenario.env();
     env.retain(|(k, _)| k != "EDA_HTTP__LISTEN");
     env.push(("EDA_HTTP__LISTEN".into(), format!("127.0.0.1:{port}")));
     let mut daemon = Daemon::start(&env, &log_path("scrape-daemon"));
 
     // Traffic for the whole test: a batch of changes every 200 ms.
     let producer = kafka::producer(BROKERS).expect("producer");
-    let traffic_topic = topic.clone();
+    let traffic_topic = scenario.topic.clone();
     let traffic = tokio::spawn(async move {
         for round in 0..300u64 {
             let history = History::generate(&HistorySpec {

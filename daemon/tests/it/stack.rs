@@ -1,8 +1,9 @@
 //! Smoke tests of the local stack: each server answers its real protocol over TCP, and the
 //! resources `stack.sh up` creates are there.
 
-use super::support::{primary_clients, unique, BROKERS};
 use aws_sdk_dynamodb::types::AttributeValue;
+use eda_testkit::local::{primary_clients, BROKERS};
+use eda_testkit::unique;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};

@@ -4,13 +4,12 @@
 //! front of the real DynamoDB Local; no real server can be made to hang on demand.
 
 use super::fault_proxy::{Fault, FaultProxy};
-use super::sinks::Sinks;
-use super::support::local_config;
 use eda_actors::aws::{DynamoDbItemWriter, RegionClients};
 use eda_actors::ports::ItemWriter;
 use eda_actors::telemetry::ErrorClass;
 use eda_core::apply_plan::WriteOutcome;
 use eda_core::apply_plan::{AttrValue, PlannedWrite, PK_ATTR, SEQ_ATTR};
+use eda_testkit::{local_config, Sinks};
 use std::time::Duration;
 
 #[tokio::test]
@@ -24,7 +23,7 @@ async fn a_black_holed_dynamodb_write_times_out_and_succeeds_once_the_path_is_ba
     let writer = DynamoDbItemWriter::new(clients.dynamodb.clone());
     let sequence = eda_loadtest::history::sequence(1);
     let write = PlannedWrite {
-        table_name: sinks.table.clone(),
+        table_name: sinks.table.name.clone(),
         item: [
             (
                 PK_ATTR.to_string(),
@@ -59,5 +58,5 @@ async fn a_black_holed_dynamodb_write_times_out_and_succeeds_once_the_path_is_ba
         matches!(outcome, WriteOutcome::Applied { previous: None }),
         "{outcome:?}"
     );
-    assert!(sinks.items().await.contains_key("SALES.CUSTOMERS#C1"));
+    assert!(sinks.table.items().await.contains_key("SALES.CUSTOMERS#C1"));
 }

@@ -1,11 +1,12 @@
 //! The authorizer against the local Secrets Manager (moto holds `eda/jwt-hs256`): REST TOKEN and
 //! REQUEST and HTTP API v2 sample requests, allowed and denied.
 
-use crate::support::{fixture, local_config};
+use crate::support::fixture;
 use base64::Engine as _;
 use eda_actors::aws::RegionClients;
 use eda_config::RsaKeyConfig;
 use eda_lambda_shims::authorizer::Authorizer;
+use eda_testkit::local_config;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 

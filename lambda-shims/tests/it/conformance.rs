@@ -22,9 +22,7 @@
 //! on the other); so the daemon's and the stream processor's envelopes differ in those parts of
 //! the payload, and therefore in content hash and sizes.
 
-use crate::support::{
-    envelope_of, event_router, local_config, stream_processor, unique, Inspector,
-};
+use crate::support::{event_router, stream_processor};
 use eda_actors::ack::Ack;
 use eda_actors::aws::{from_sdk, DynamoDbItemWriter, RegionClients};
 use eda_actors::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
@@ -39,6 +37,7 @@ use eda_core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
 use eda_core::change_event::event_id;
 use eda_core::envelope::{CrossRegionEvent, EnvelopePacker};
 use eda_lambda_shims::publishing::dlq_sink;
+use eda_testkit::{envelope_of, local_config, unique, Inspector};
 use ractor::Actor;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

@@ -3,12 +3,11 @@
 //! breaker, which stays open across invocations of the same warm state, and traffic fails over
 //! to the home region's bus.
 
-use crate::support::{
-    envelope_of, event_router, fixture, local_config, refusing_endpoint, unique, Inspector,
-};
+use crate::support::{event_router, fixture, refusing_endpoint};
 use eda_core::breaker::State;
 use eda_core::envelope::EnvelopePacker;
 use eda_lambda_shims::event_router::RouteResponse;
+use eda_testkit::{envelope_of, local_config, unique, Inspector};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -1,8 +1,9 @@
 //! The event transformer with the EventBridge sample event: a valid business event comes out
 //! `transformed`, the sample's EC2 detail `validation_failed`, both on the bus.
 
-use crate::support::{fixture, local_config, publisher, Inspector};
+use crate::support::{fixture, publisher};
 use eda_lambda_shims::event_transformer::EventTransformer;
+use eda_testkit::{local_config, Inspector};
 use serde_json::json;
 
 #[tokio::test]

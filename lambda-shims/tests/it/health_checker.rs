@@ -1,10 +1,11 @@
 //! The health checker on the EventBridge schedule sample: both regions of the local stack are
 //! probed and one `HealthCheckEvent` is published.
 
-use crate::support::{local_config, publisher, Inspector};
+use crate::support::publisher;
 use eda_actors::aws::RegionClients;
 use eda_core::health::Status;
 use eda_lambda_shims::health_checker::HealthChecker;
+use eda_testkit::{local_config, Inspector};
 
 #[tokio::test]
 async fn both_regions_are_probed_and_one_event_is_published() {

@@ -5,7 +5,8 @@
 //! `--nocapture`) and asserts nothing about it. `SHIM_BIN_DIR` points the test at other builds
 //! of the binaries (the release ones, for the figures).
 
-use crate::support::{fixture, local_config_path};
+use crate::support::fixture;
+use eda_testkit::local_config_path;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::path::PathBuf;

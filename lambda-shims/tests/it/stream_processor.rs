@@ -2,7 +2,8 @@
 //! inspection queue, and their cross-region copies the other region's, and a record it cannot
 //! read is reported as the first batch item failure.
 
-use crate::support::{envelope_of, fixture, local_config, stream_processor, unique, Inspector};
+use crate::support::{fixture, stream_processor};
+use eda_testkit::{envelope_of, local_config, unique, Inspector};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -1,0 +1,38 @@
+//! eda's test kit: what the integration tests of the daemon (`daemon/tests/it`) and of the Lambda
+//! shims (`lambda-shims/tests/it`) share, so that each helper exists once and the next pipeline
+//! test is one call to [`scenario()`]. A dev-only crate: it is only ever a `[dev-dependencies]`
+//! entry, and nothing that ships links it.
+//!
+//! Everything here works against the local stack (`deploy/local/stack.sh`): a Kafka-API broker,
+//! DynamoDB Local and moto on 127.0.0.1, reached through `config/local.toml`. Every resource a
+//! test creates is named uniquely, so tests running in parallel never see each other's items,
+//! events or offsets.
+//!
+//! # Layout
+//!
+//! - [`local`]: the stack's addresses, the shipped local configuration, unique names, test logs
+//!   and the lock that keeps moto's heaviest tests apart.
+//! - [`queue`]: an SQS queue a test reads: draining it, finding marked events, its depth.
+//! - [`bus`]: EventBridge buses with an inspection queue that receives a copy of every event.
+//! - [`table`]: a per-test CDC table, its items, and how they differ from a history's last
+//!   images.
+//! - [`topic`]: fresh topics, and how far a consumer group got on one.
+//! - [`sinks`]: one test's table, bus and dead-letter queue together, the configuration that
+//!   points a pipeline at them, and why a table differs.
+//! - [`scenario`](mod@scenario): a history on a fresh topic through a pipeline into those sinks
+//!   — [`scenario()`] in one call, or [`Scenario`]'s steps for a test that acts mid-run.
+
+pub mod bus;
+pub mod local;
+pub mod queue;
+pub mod scenario;
+pub mod sinks;
+pub mod table;
+pub mod topic;
+
+pub use bus::{envelope_of, inspected_bus, Inspector};
+pub use local::{free_port, init_logs, local_config, local_config_path, moto_heavy, unique};
+pub use queue::Queue;
+pub use scenario::{scenario, Run, Scenario, Settled};
+pub use sinks::Sinks;
+pub use table::Table;

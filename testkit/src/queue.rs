@@ -1,0 +1,185 @@
+//! An SQS queue a test reads: the copy of a bus's events, or a dead-letter queue. Reading
+//! deletes what was read, so a later read reaches further; moto's ReceiveMessage slows down as a
+//! queue grows, so tests read while messages arrive rather than afterwards.
+
+use crate::local::unique;
+use aws_sdk_sqs::types::QueueAttributeName;
+use eda_actors::aws::RegionClients;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// One queue and a client that reaches it; cheap to clone into a reader task of its own.
+#[derive(Clone)]
+pub struct Queue {
+    /// A client of the queue's region, never one routed through a fault proxy.
+    sqs: aws_sdk_sqs::Client,
+    /// The queue's URL.
+    pub url: String,
+}
+
+impl Queue {
+    /// A reader of the queue at `url`, for a queue the test did not create here.
+    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            sqs,
+            url: url.into(),
+        }
+    }
+
+    /// Creates a queue named `prefix` plus a unique suffix in the clients' region.
+    pub async fn create(clients: &RegionClients, prefix: &str) -> Self {
+        let url = clients
+            .sqs
+            .create_queue()
+            .queue_name(unique(prefix))
+            .send()
+            .await
+            .expect("create_queue")
+            .queue_url()
+            .expect("queue url")
+            .to_string();
+        Self::new(clients.sqs.clone(), url)
+    }
+
+    /// The queue's ARN, which a rule's target names.
+    pub async fn arn(&self) -> String {
+        self.attribute(QueueAttributeName::QueueArn)
+            .await
+            .expect("queue attributes")
+            .expect("queue arn")
+    }
+
+    /// One attribute of the queue (`None` if the answer lacks it).
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, String> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(attrs.attributes().and_then(|a| a.get(&name)).cloned())
+    }
+
+    /// One receive of up to 10 messages, waiting up to `wait_seconds` for the first; deletes
+    /// what it received and returns the bodies.
+    async fn receive(&self, wait_seconds: i32) -> Vec<String> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .send()
+            .await
+            .expect("receive_message");
+        let mut bodies = Vec::new();
+        for message in received.messages() {
+            if let Some(body) = message.body() {
+                bodies.push(body.to_string());
+            }
+            if let Some(handle) = message.receipt_handle() {
+                let _ = self
+                    .sqs
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+        bodies
+    }
+
+    /// Receives (and deletes) messages until `want` arrived or `within` passed; returns every
+    /// body received.
+    pub async fn drain(&self, want: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut bodies = Vec::new();
+        while bodies.len() < want && Instant::now() < deadline {
+            let more = self.receive(0).await;
+            if more.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            bodies.extend(more);
+        }
+        bodies
+    }
+
+    /// Receives (and deletes) messages until `want` change events with distinct ids arrived, or
+    /// `within` passed; returns every body received. Distinct, because an event published twice
+    /// (a retried batch) is still one change.
+    pub async fn drain_until_distinct(&self, want: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut bodies = Vec::new();
+        let mut ids = HashSet::new();
+        while ids.len() < want && Instant::now() < deadline {
+            let more = self.drain(10, Duration::from_millis(200)).await;
+            for body in &more {
+                if let Ok(event) = serde_json::from_str::<Value>(body) {
+                    if let Some(id) = event["detail"]["event_id"].as_str() {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+            bodies.extend(more);
+        }
+        bodies
+    }
+
+    /// Receives (and deletes) messages until one containing each marker arrived or `within`
+    /// passed; returns, in marker order, the first such message as JSON (`None`: never came).
+    /// A marker is whatever the test made unique about its event: an id, a table name.
+    pub async fn find(&self, markers: &[String], within: Duration) -> Vec<Option<Value>> {
+        let mut found: Vec<Option<Value>> = vec![None; markers.len()];
+        let deadline = Instant::now() + within;
+        while found.iter().any(Option::is_none) && Instant::now() < deadline {
+            for body in self.receive(1).await {
+                for (i, marker) in markers.iter().enumerate() {
+                    if found[i].is_none() && body.contains(marker.as_str()) {
+                        found[i] = Some(serde_json::from_str(&body).expect("an event as JSON"));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Up to 10 messages, left in the queue (visible again at once): for a failing test's
+    /// message, which must not consume what the test still counts.
+    pub async fn peek(&self) -> Vec<String> {
+        let Ok(received) = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(0)
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        received
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_string))
+            .collect()
+    }
+
+    /// Deletes the queue (best effort), for a queue on a shared bus's rule that outlives its test.
+    pub async fn delete(&self) {
+        let _ = self.sqs.delete_queue().queue_url(&self.url).send().await;
+    }
+
+    /// The messages waiting in the queue (SQS's approximate count; `None` if the answer lacks
+    /// it): how a test sees a dead letter land without consuming it.
+    pub async fn depth(&self) -> Result<Option<u64>, String> {
+        let count = self
+            .attribute(QueueAttributeName::ApproximateNumberOfMessages)
+            .await?;
+        Ok(count.and_then(|n| n.parse().ok()))
+    }
+}
