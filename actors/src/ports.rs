@@ -2,7 +2,7 @@
 //! Lambda shims depend on what they do rather than on the SDK.
 //!
 //! The real adapters live in [`crate::aws`] (DynamoDB, EventBridge, SQS); tests run them
-//! against DynamoDB Local and moto. A hand-written implementation is only for an error path the
+//! against DynamoDB Local and ministack. A hand-written implementation is only for an error path the
 //! local servers cannot produce, and says so in its name.
 
 use eda_core::apply_plan::PlannedWrite;

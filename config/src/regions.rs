@@ -115,7 +115,7 @@ impl Default for RegionConfig {
 pub struct Endpoints {
     /// DynamoDB (and DynamoDB Streams) endpoint, e.g. DynamoDB Local on `http://127.0.0.1:8000`.
     pub dynamodb: Option<String>,
-    /// EventBridge endpoint, e.g. moto on `http://127.0.0.1:5000`.
+    /// EventBridge endpoint, e.g. the local stack's on `http://127.0.0.1:5000`.
     pub eventbridge: Option<String>,
     /// SQS endpoint.
     pub sqs: Option<String>,

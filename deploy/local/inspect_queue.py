@@ -1,7 +1,7 @@
-"""Reads and deletes every message of an SQS queue on moto, counting them into a file.
+"""Reads and deletes every message of an SQS queue on the local stack, counting them into a file.
 
-Used by demo.sh: moto's ReceiveMessage and SendMessage slow down as a queue grows, so the demo
-keeps the inspection queue short by reading it while events arrive. Runs until killed.
+Used by demo.sh to count the events one run publishes: it empties the queue first, then counts
+what arrives while the demo runs. Runs until killed.
 """
 import sys
 import boto3

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, once, everything the local stack and the tests need on a fresh machine:
 # Debian packages for the rdkafka build, the tansu Kafka-API broker (cargo), AWS's DynamoDB Local
-# (npm package amplify-dynamodb-simulator), moto server and karapace (PyPI, in a venv), and the
-# tools deploy/check.sh runs (promtool from Debian; kubectl, hadolint, kubernetes-validate from
+# (npm package amplify-dynamodb-simulator), ministack (EventBridge, SQS, Secrets Manager) and boto3
+# (PyPI, in a venv), and the tools deploy/check.sh runs (promtool from Debian; kubectl, hadolint, kubernetes-validate from
 # PyPI, in a venv of their own).
 # Every step is skipped when its result is already present, so running it twice is cheap.
 # Everything lands under $CACHE (default ~/.cache/eda), outside the work tree.
@@ -30,12 +30,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# Python servers: moto (EventBridge, SQS, Secrets Manager) and karapace (Schema Registry).
-if [ ! -x "$CACHE/venv/bin/moto_server" ]; then
-  log "pip install moto[server] into $CACHE/venv"
+# The AWS stand-in and its clients: ministack (EventBridge, SQS, Secrets Manager on one port; it
+# keeps up with the pipeline where moto delivered 20-40 events/s), and boto3 for resources.py and
+# the demo's readers, pinned to the botocore ministack pins. The stamp records what was installed:
+# changing a pin (or a venv from before, with moto) rebuilds the venv.
+AWS_TOOLS=(ministack==1.5.33 boto3==1.43.106 botocore==1.43.106)
+if [ "$(cat "$CACHE/venv/installed" 2>/dev/null)" != "${AWS_TOOLS[*]}" ]; then
+  log "pip install ${AWS_TOOLS[*]} into $CACHE/venv"
+  rm -rf "$CACHE/venv"
   python3 -m venv "$CACHE/venv"
   "$CACHE/venv/bin/pip" install -q --upgrade pip
-  "$CACHE/venv/bin/pip" install -q 'moto[server]>=5,<6'
+  "$CACHE/venv/bin/pip" install -q "${AWS_TOOLS[@]}"
+  echo "${AWS_TOOLS[*]}" > "$CACHE/venv/installed"
 fi
 
 # The deploy checks' tools, in their own venv so their pins never meet moto's: kubectl (with

@@ -4,10 +4,10 @@
 For each region (us-west-2 and us-east-1): the DynamoDB CDC table (key `pk`, streams with new
 and old images, TTL on `_ttl`) on DynamoDB Local; the EventBridge bus `eda-events` with a rule
 that copies every event to the inspection queue `eda-inspect`; the dead-letter queue `eda-dlq`;
-and the authorizer's HS256 secret `eda/jwt-hs256`, on moto. Names match config/local.toml and
+and the authorizer's HS256 secret `eda/jwt-hs256`, on the AWS stand-in (ministack). Names match config/local.toml and
 deploy/docker-compose.yml.
 
-Usage: resources.py [--dynamodb URL] [--moto URL]
+Usage: resources.py [--dynamodb URL] [--aws URL]
 """
 
 import argparse
@@ -89,14 +89,15 @@ def ensure_secret(sm):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dynamodb", default="http://127.0.0.1:8000")
-    parser.add_argument("--moto", default="http://127.0.0.1:5000")
+    parser.add_argument("--aws", default="http://127.0.0.1:5000",
+                        help="the EventBridge/SQS/Secrets Manager endpoint")
     args = parser.parse_args()
     for region in REGIONS:
         created = ensure_table(client("dynamodb", region, args.dynamodb))
-        sqs = client("sqs", region, args.moto)
-        inspect_url = ensure_bus(client("events", region, args.moto), sqs, region)
+        sqs = client("sqs", region, args.aws)
+        inspect_url = ensure_bus(client("events", region, args.aws), sqs, region)
         dlq_url = ensure_queue(sqs, DLQ)
-        ensure_secret(client("secretsmanager", region, args.moto))
+        ensure_secret(client("secretsmanager", region, args.aws))
         print("[resources] %s: table %s (%s), bus %s -> %s, dlq %s, secret %s" % (
             region, TABLE, "created" if created else "exists", BUS, inspect_url, dlq_url,
             SECRET_ID))

@@ -2,7 +2,7 @@
 # The local stack of real servers, without Docker, all on 127.0.0.1:
 #   kafka            tansu Kafka-API broker (memory storage)        :9092
 #   dynamodb         AWS DynamoDB Local (Java), with Streams        :8000
-#   moto             moto server: EventBridge, SQS, Secrets Manager :5000
+#   aws              ministack: EventBridge, SQS, Secrets Manager   :5000
 #   schema-registry  Confluent-API stand-in (schema_registry.py)    :8081
 #
 #   stack.sh up       install what is missing, start what is not running, create resources
@@ -19,12 +19,14 @@ STATE="$ROOT/.local"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/eda"
 mkdir -p "$STATE/pids" "$STATE/logs"
 
-SERVERS=(kafka dynamodb moto schema-registry)
+SERVERS=(kafka dynamodb aws schema-registry)
+# Servers earlier versions of this script started (moto held :5000): `up` and `down` stop them.
+LEGACY=(moto)
 DDB_DIR="$CACHE/ddb/node_modules/amplify-dynamodb-simulator/emulator"
 
 port_of() {
   case "$1" in
-    kafka) echo 9092 ;; dynamodb) echo 8000 ;; moto) echo 5000 ;; schema-registry) echo 8081 ;;
+    kafka) echo 9092 ;; dynamodb) echo 8000 ;; aws) echo 5000 ;; schema-registry) echo 8081 ;;
   esac
 }
 
@@ -38,8 +40,12 @@ command_of() {
       echo "env LD_PRELOAD=$CACHE/bind_loopback.so java -Xmx1g -Djava.net.preferIPv4Stack=true \
         -Djava.library.path=$DDB_DIR/DynamoDBLocal_lib -jar $DDB_DIR/DynamoDBLocal.jar \
         -inMemory -port 8000 -disableTelemetry" ;;
-    moto)
-      echo "$CACHE/venv/bin/moto_server -H 127.0.0.1 -p 5000" ;;
+    aws)
+      # One account (the local access key's 12 digits, as config/local.toml's queue URLs say),
+      # queue URLs on 127.0.0.1, only the three services eda uses, bound to loopback.
+      echo "env MINISTACK_ACCOUNT_ID=123456789012 MINISTACK_HOST=127.0.0.1 BIND_HOST=127.0.0.1 \
+        GATEWAY_PORT=5000 SERVICES=events,sqs,secretsmanager LOG_LEVEL=WARNING \
+        $CACHE/venv/bin/ministack" ;;
     schema-registry)
       echo "python3 $HERE/schema_registry.py --host 127.0.0.1 --port 8081" ;;
   esac
@@ -132,17 +138,20 @@ all_up() {
 up() {
   bash "$HERE/install.sh"
   local name
+  for name in "${LEGACY[@]}"; do
+    stop "$name"
+  done
   for name in "${SERVERS[@]}"; do
     start "$name"
   done
   create_topics
   "$CACHE/venv/bin/python" "$HERE/resources.py"
-  log "up: kafka 127.0.0.1:9092, dynamodb :8000, moto :5000, schema-registry :8081"
+  log "up: kafka 127.0.0.1:9092, dynamodb :8000, aws (ministack) :5000, schema-registry :8081"
 }
 
 down() {
   local name
-  for name in "${SERVERS[@]}"; do
+  for name in "${SERVERS[@]}" "${LEGACY[@]}"; do
     stop "$name"
   done
 }

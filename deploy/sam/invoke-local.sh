@@ -2,7 +2,7 @@
 # One real run of a shim through cargo-lambda's Lambda runtime API emulator: `cargo lambda
 # watch` serves the runtime API and runs the `authorizer` binary on the local configuration;
 # `cargo lambda invoke` sends it AWS's REST TOKEN sample carrying an HS256 token signed with the
-# local secret, and the answer must be an Allow policy. Needs the local stack (moto's Secrets
+# local secret, and the answer must be an Allow policy. Needs the local stack (its Secrets
 # Manager) and cargo-lambda (pip install cargo-lambda, into ~/.cache/eda/venv).
 # The watch process is started here and stopped by its PID.
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! `eda-loadtest`: sample traffic for the demo, and the end-to-end benchmark.
+//! `eda-loadtest`: sample traffic for the demo, a look at a topic, and the end-to-end benchmark.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -64,6 +64,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         rate: u64,
     },
+    /// Show a topic: each partition's offsets, then its messages (partition:offset, key, headers,
+    /// value), as `kcat -C` would. Reads by assignment: joins no group, commits nothing.
+    Peek(eda_loadtest::peek::PeekSpec),
     /// The end-to-end figure: produce a backlog to a fresh topic, run the pipeline in this
     /// process against the configured endpoints, and report messages/s and latency.
     E2e {
@@ -157,6 +160,13 @@ async fn main() -> anyhow::Result<()> {
                 encoding,
             );
         }
+        Command::Peek(spec) => {
+            let shown = tokio::task::spawn_blocking(move || {
+                eda_loadtest::peek::peek(&spec, &mut std::io::stdout().lock())
+            })
+            .await??;
+            eprintln!("{shown} messages shown");
+        }
         Command::E2e {
             config,
             messages,
@@ -173,9 +183,8 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
     config.kafka.topics = vec![topic.clone()];
     config.kafka.group_id = format!("eda-bench-{}", &run[..8]);
     // Buses without rules, in both regions (the secondary takes every change's cross-region
-    // envelope): the figure is the daemon's, not moto's rule delivery to SQS, which slows down as
-    // the target queue grows until moto's health probes fail and the breakers open. DynamoDB
-    // Local and moto still answer every call.
+    // envelope): the figure is the daemon's, not the stand-in's rule delivery to SQS. DynamoDB
+    // Local and the stand-in still answer every call.
     for region in [&mut config.regions.primary, &mut config.regions.secondary] {
         region.event_bus = "eda-bench".into();
         let clients = eda_actors::aws::RegionClients::new(region, &config.aws).await;
@@ -250,7 +259,7 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
         p50, p99
     );
     println!(
-        "e2e: daemon CPU {:.1} µs per message ({:.2} CPU-s in this process; DynamoDB Local, moto and the broker are separate processes)",
+        "e2e: daemon CPU {:.1} µs per message ({:.2} CPU-s in this process; DynamoDB Local, the AWS stand-in and the broker are separate processes)",
         cpu * 1e6 / total as f64,
         cpu
     );

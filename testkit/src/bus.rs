@@ -113,7 +113,7 @@ impl Inspector {
         found.into_iter().map(Option::unwrap).collect()
     }
 
-    /// Removes the rule and the queue (best effort: a leftover only costs moto a little).
+    /// Removes the rule and the queue (best effort: a leftover costs the stand-in a little).
     async fn remove(&self) {
         let _ = self
             .eventbridge

@@ -4,14 +4,14 @@
 //! entry, and nothing that ships links it.
 //!
 //! Everything here works against the local stack (`deploy/local/stack.sh`): a Kafka-API broker,
-//! DynamoDB Local and moto on 127.0.0.1, reached through `config/local.toml`. Every resource a
+//! DynamoDB Local and the AWS stand-in (ministack) on 127.0.0.1, reached through `config/local.toml`. Every resource a
 //! test creates is named uniquely, so tests running in parallel never see each other's items,
 //! events or offsets.
 //!
 //! # Layout
 //!
-//! - [`local`]: the stack's addresses, the shipped local configuration, unique names, test logs
-//!   and the lock that keeps moto's heaviest tests apart.
+//! - [`local`]: the stack's addresses, the shipped local configuration, unique names and test
+//!   logs.
 //! - [`queue`]: an SQS queue a test reads: draining it, finding marked events, its depth.
 //! - [`bus`]: EventBridge buses with an inspection queue that receives a copy of every event.
 //! - [`table`]: a per-test CDC table, its items, and how they differ from a history's last
@@ -31,8 +31,8 @@ pub mod table;
 pub mod topic;
 
 pub use bus::{envelope_of, inspected_bus, Inspector};
-pub use local::{free_port, init_logs, local_config, local_config_path, moto_heavy, unique};
-pub use queue::Queue;
+pub use local::{free_port, init_logs, local_config, local_config_path, unique};
+pub use queue::{is_health_event, Queue};
 pub use scenario::{scenario, Run, Scenario, Settled};
 pub use sinks::Sinks;
 pub use table::Table;

@@ -57,11 +57,3 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
-
-/// Held by the tests that load moto the most, so they run one at a time: moto serves every
-/// test's EventBridge and SQS from one process, and two heavy tests at once slow each other
-/// past their deadlines.
-pub async fn moto_heavy() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}

@@ -1,6 +1,6 @@
 //! An SQS queue a test reads: the copy of a bus's events, or a dead-letter queue. Reading
-//! deletes what was read, so a later read reaches further; moto's ReceiveMessage slows down as a
-//! queue grows, so tests read while messages arrive rather than afterwards.
+//! deletes what was read, so a later read reaches further, and tests read while messages arrive
+//! rather than afterwards.
 
 use crate::local::unique;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -8,6 +8,12 @@ use eda_actors::aws::RegionClients;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+/// Whether `event` (an EventBridge event as a rule delivers it) is a health prober's
+/// `HealthCheckEvent`, which shares the buses with the change events tests count.
+pub fn is_health_event(event: &Value) -> bool {
+    event["detail-type"] == eda_core::health::DETAIL_TYPE_HEALTH_CHECK
+}
 
 /// One queue and a client that reaches it; cheap to clone into a reader task of its own.
 #[derive(Clone)]
@@ -109,22 +115,27 @@ impl Queue {
     }
 
     /// Receives (and deletes) messages until `want` change events with distinct ids arrived, or
-    /// `within` passed; returns every body received. Distinct, because an event published twice
-    /// (a retried batch) is still one change.
+    /// `within` passed; returns every body received but the probers' health check events, which
+    /// share the buses and are neither counted nor returned. Distinct, because an event published
+    /// twice (a retried batch) is still one change.
     pub async fn drain_until_distinct(&self, want: usize, within: Duration) -> Vec<String> {
         let deadline = Instant::now() + within;
         let mut bodies = Vec::new();
         let mut ids = HashSet::new();
         while ids.len() < want && Instant::now() < deadline {
-            let more = self.drain(10, Duration::from_millis(200)).await;
-            for body in &more {
-                if let Ok(event) = serde_json::from_str::<Value>(body) {
-                    if let Some(id) = event["detail"]["event_id"].as_str() {
-                        ids.insert(id.to_string());
-                    }
+            for body in self.drain(10, Duration::from_millis(200)).await {
+                let Ok(event) = serde_json::from_str::<Value>(&body) else {
+                    bodies.push(body);
+                    continue;
+                };
+                if is_health_event(&event) {
+                    continue;
                 }
+                if let Some(id) = event["detail"]["event_id"].as_str() {
+                    ids.insert(id.to_string());
+                }
+                bodies.push(body);
             }
-            bodies.extend(more);
         }
         bodies
     }

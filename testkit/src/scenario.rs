@@ -179,8 +179,7 @@ impl Run {
 /// partitions, a pipeline started on the configuration of `sinks` (changed by `configure`),
 /// and the table compared with the history's last images once it settles, within
 /// [`SETTLE_WITHIN`]. When the sinks are inspected, their queue is read from before the start,
-/// since moto's ReceiveMessage slows down as a queue grows: read the events while they arrive,
-/// not afterwards. The pipeline keeps running for the test's further checks.
+/// while the events arrive. The pipeline keeps running for the test's further checks.
 pub async fn scenario(history: &History, sinks: Sinks, configure: impl FnOnce(&mut Config)) -> Run {
     let mut scenario = Scenario::new(sinks, PARTITIONS).await;
     configure(&mut scenario.config);

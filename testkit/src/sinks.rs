@@ -34,8 +34,8 @@ impl Sinks {
         Self::build(true).await
     }
 
-    /// Creates the resources without the inspection rule, for tests that do not read the events:
-    /// moto then answers PutEvents in milliseconds instead of feeding an ever longer queue.
+    /// Creates the resources without the inspection rule, for tests that do not read the events
+    /// (no queue fills up that nobody reads).
     pub async fn create_uninspected() -> Self {
         Self::build(false).await
     }
@@ -85,11 +85,9 @@ impl Sinks {
         config.regions.primary.dlq_queue_url = self.dlq.url.clone();
         config.regions.secondary.event_bus = self.bus.clone();
         config.health.interval_ms = 500;
-        // Health events would crowd the inspection queue these tests count change events in,
-        // and replicating every change doubles moto's EventBridge load, which it cannot carry
-        // for these histories in time; `regions::the_pipeline_replicates...` covers replication.
-        config.health.publish_events = false;
-        config.routing.replicate_tables = Vec::new();
+        // Health events and replication stay on, as in production: the readers skip the
+        // health events when they count change events ([`Queue::drain_until_distinct`]), and
+        // the replicated envelopes go to the secondary region's bus.
         config
     }
 

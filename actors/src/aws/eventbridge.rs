@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 /// Publishes to one bus in one region.
 #[derive(Debug, Clone)]
 pub struct EventBridgeClient {
-    /// The region's client (its endpoint may be moto).
+    /// The region's client (its endpoint may be the local stack's).
     client: aws_sdk_eventbridge::Client,
     /// The bus entries go to when they name none.
     bus: String,

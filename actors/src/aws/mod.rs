@@ -1,7 +1,7 @@
 //! AWS SDK clients, one set per region, built once from the configuration.
 //!
 //! Endpoint overrides (`regions.*.endpoints`) point a service at a local stand-in (DynamoDB
-//! Local, moto); without them the SDK's regional endpoints are used. Credentials come from
+//! Local, ministack); without them the SDK's regional endpoints are used. Credentials come from
 //! `aws.static_credentials` when given (local runs), else from `aws.profile`, else from the
 //! default chain (environment, IRSA web identity on EKS, instance metadata).
 //!

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 /// The dead-letter queue of one region.
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetterQueue {
-    /// The region's client (its endpoint may be moto).
+    /// The region's client (its endpoint may be the local stack's).
     client: aws_sdk_sqs::Client,
     /// The queue URL.
     queue_url: String,

@@ -490,13 +490,22 @@ impl InternalEvent for HealthProbed<'_> {
                 latency_ms,
                 "Service is healthy."
             );
+        } else if self.status == HealthStatus::Degraded {
+            // Slow but answering: it changes no routing (only `unhealthy` forces a breaker open),
+            // and a loaded host alone can push one probe over the threshold, so it is no warning.
+            tracing::info!(
+                region = region_name,
+                service,
+                latency_ms,
+                "Service is slow (degraded)."
+            );
         } else {
             tracing::warn!(
                 region = region_name,
                 service,
                 status,
                 latency_ms,
-                "Service health degraded."
+                "Service is unhealthy."
             );
         }
     }

@@ -121,7 +121,7 @@ fn transform_lists_every_reason_and_exits_2() {
     }
 }
 
-/// The HS256 key `deploy/local/resources.py` stores in moto's Secrets Manager.
+/// The HS256 key `deploy/local/resources.py` stores in the local Secrets Manager.
 const LOCAL_HS256_SECRET: &[u8] = b"local-development-hs256-secret-change-me";
 
 fn local_token(audience: &str, expires_in: i64) -> String {

@@ -1,5 +1,5 @@
 //! A TCP proxy that injects region outages: it listens on `127.0.0.1:0` in front of a real
-//! server (moto, DynamoDB Local) and, on demand, passes traffic through, refuses connections,
+//! server (the AWS stand-in, DynamoDB Local) and, on demand, passes traffic through, refuses connections,
 //! black-holes them (accepts and never answers) or delays every answer. Point one region's
 //! endpoints at it to take that region down while the other keeps working.
 //!

@@ -1,5 +1,5 @@
 //! Integration tests of the daemon, against the local stack (`deploy/local/stack.sh`, started by
-//! `make test`): a real Kafka-API broker, DynamoDB Local and moto, over TCP on 127.0.0.1. What
+//! `make test`): a real Kafka-API broker, DynamoDB Local and the AWS stand-in (ministack), over TCP on 127.0.0.1. What
 //! they share with the Lambda shims' tests (the local configuration, per-test sinks, one pipeline
 //! scenario) is in `eda-testkit`.
 

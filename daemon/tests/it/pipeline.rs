@@ -1,9 +1,10 @@
-//! The daemon's pipeline against the local stack: a real broker, DynamoDB Local and moto.
+//! The daemon's pipeline against the local stack: a real broker, DynamoDB Local and the AWS
+//! stand-in (ministack).
 
 use eda_actors::cdc_applier::CdcApplierMsg;
 use eda_actors::pipeline::applier_name;
 use eda_loadtest::history::{History, HistorySpec};
-use eda_testkit::{init_logs, moto_heavy, scenario, Scenario, Sinks};
+use eda_testkit::{init_logs, scenario, Scenario, Sinks};
 use ractor::ActorRef;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -22,10 +23,9 @@ fn event_ids(bodies: &[String]) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison_in_the_dlq() {
     init_logs();
-    let _heavy = moto_heavy().await;
     let history = History::generate(&HistorySpec {
         seed: 21,
-        keys: 200,
+        keys: 750,
         changes_per_key: 4,
         duplicate_rate: 0.08,
         redelivery_rate: 0.08,
@@ -72,7 +72,7 @@ async fn an_applier_that_panics_is_restarted_and_no_message_is_skipped() {
     let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: 5,
-        keys: 400,
+        keys: 750,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
@@ -127,7 +127,7 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
         .expect("schema registered");
     let history = History::generate(&HistorySpec {
         seed: 3,
-        keys: 100,
+        keys: 500,
         changes_per_key: 3,
         encoding: eda_loadtest::history::Encoding::Avro(id),
         ..HistorySpec::default()
@@ -150,7 +150,7 @@ async fn a_second_member_joining_mid_run_shares_the_partitions_and_nothing_is_lo
     let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: 17,
-        keys: 600,
+        keys: 750,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
@@ -188,7 +188,7 @@ async fn a_partition_held_at_its_in_flight_limit_skips_nothing() {
     init_logs();
     let history = History::generate(&HistorySpec {
         seed: 8,
-        keys: 400,
+        keys: 750,
         changes_per_key: 4,
         ..HistorySpec::default()
     });

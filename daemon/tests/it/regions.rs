@@ -18,9 +18,7 @@ use eda_core::dead_letter::DeadLetterSource;
 use eda_core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
 use eda_core::health::{RegionHealth, Status};
 use eda_loadtest::history::{History, HistorySpec};
-use eda_testkit::{
-    envelope_of, init_logs, inspected_bus, local_config, moto_heavy, Queue, Scenario, Sinks,
-};
+use eda_testkit::{envelope_of, init_logs, inspected_bus, local_config, Queue, Scenario, Sinks};
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -29,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// moto and DynamoDB Local, as `deploy/local/stack.sh` starts them.
-const MOTO: &str = "127.0.0.1:5000";
+/// The AWS stand-in (EventBridge, SQS) and DynamoDB Local, as `deploy/local/stack.sh` starts them.
+const AWS: &str = "127.0.0.1:5000";
 const DYNAMODB: &str = "127.0.0.1:8000";
 
 /// One region's bus with its inspection queue.
@@ -58,7 +56,8 @@ struct Seen {
 /// Both regions' routers and probers, the primary's endpoints behind two fault proxies.
 struct TwoRegions {
     config: Config,
-    moto: FaultProxy,
+    /// In front of the AWS stand-in (EventBridge, SQS).
+    aws: FaultProxy,
     dynamodb: FaultProxy,
     routers: [ActorRef<RegionRouterMsg>; 2],
     probers: [ActorRef<HealthProberMsg>; 2],
@@ -71,9 +70,9 @@ impl TwoRegions {
     /// Creates the buses and starts the actors with the default breaker and health settings.
     async fn start() -> Self {
         let mut config = local_config();
-        let moto = FaultProxy::start(MOTO.parse().expect("address")).await;
+        let aws = FaultProxy::start(AWS.parse().expect("address")).await;
         let dynamodb = FaultProxy::start(DYNAMODB.parse().expect("address")).await;
-        let primary = region_bus(&config, &config.regions.primary, Some((&moto, &dynamodb))).await;
+        let primary = region_bus(&config, &config.regions.primary, Some((&aws, &dynamodb))).await;
         let secondary = region_bus(&config, &config.regions.secondary, None).await;
         config.regions.primary = primary.config.clone();
         config.regions.secondary = secondary.config.clone();
@@ -145,7 +144,7 @@ impl TwoRegions {
         }
         Self {
             config,
-            moto,
+            aws,
             dynamodb,
             routers: [primary_router, secondary_router],
             probers: [primary_prober, secondary_prober],
@@ -157,7 +156,7 @@ impl TwoRegions {
 
     /// Applies `fault` to every endpoint of the primary region.
     fn cut(&self, fault: Fault) {
-        self.moto.set(fault);
+        self.aws.set(fault);
         self.dynamodb.set(fault);
     }
 
@@ -203,9 +202,9 @@ async fn region_bus(
     let (bus, inspect) = inspected_bus(&direct).await;
     let mut region = region.clone();
     region.event_bus = bus;
-    if let Some((moto, dynamodb)) = proxies {
-        region.endpoints.eventbridge = Some(moto.url());
-        region.endpoints.sqs = Some(moto.url());
+    if let Some((aws, dynamodb)) = proxies {
+        region.endpoints.eventbridge = Some(aws.url());
+        region.endpoints.sqs = Some(aws.url());
         region.endpoints.dynamodb = Some(dynamodb.url());
     }
     let clients = RegionClients::new(&region, &config.aws).await;
@@ -216,7 +215,7 @@ async fn region_bus(
     }
 }
 
-/// Reads a queue into `seen` while `reading` holds (moto slows down as a queue grows).
+/// Reads a queue into `seen` while `reading` holds.
 async fn read_queue(
     region: &'static str,
     queue: Queue,
@@ -322,7 +321,6 @@ async fn a_black_holed_primary_fails_over_fast_and_fails_back_losing_nothing() {
 /// failover, fail-back through half-open, and that every event arrived.
 async fn outage_round_trip(fault: Fault) {
     init_logs();
-    let _heavy = moto_heavy().await;
     let regions = TwoRegions::start().await;
     let running = Arc::new(AtomicBool::new(true));
     let sender = tokio::spawn(traffic(
@@ -503,7 +501,6 @@ async fn outage_round_trip(fault: Fault) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_each_service() {
     init_logs();
-    let _heavy = moto_heavy().await;
     let regions = TwoRegions::start().await;
     let threshold = regions.config.health.degraded_threshold();
     // A round that was under way when the delay began is mixed (a probe answered before it,
@@ -632,7 +629,7 @@ async fn the_pipeline_replicates_change_events_to_the_secondary_region_as_envelo
     let mut scenario = Scenario::new(Sinks::create().await, 2).await;
     let history = History::generate(&HistorySpec {
         seed: 11,
-        keys: 40,
+        keys: 500,
         changes_per_key: 2,
         duplicate_rate: 0.0,
         redelivery_rate: 0.0,

@@ -103,7 +103,7 @@ async fn dynamodb_local_holds_the_cdc_table_with_streams() {
 }
 
 #[tokio::test]
-async fn moto_copies_every_bus_event_to_the_inspection_queue() {
+async fn the_aws_stand_in_copies_every_bus_event_to_the_inspection_queue() {
     let clients = primary_clients().await;
     let marker = unique("smoke");
     let queue_url = clients
@@ -116,9 +116,8 @@ async fn moto_copies_every_bus_event_to_the_inspection_queue() {
         .queue_url()
         .expect("url")
         .to_string();
-    // The queue is the stack's copy of the bus, for looking at: `make demo` leaves thousands
-    // of events in it when moto falls behind, and reading moto's queue up to the marker would
-    // take minutes. Emptied first, as the demo's own readers do when they start.
+    // The queue is the stack's copy of the bus, for looking at, and may hold what earlier runs
+    // left (`make demo`'s events): emptied first, as the demo's own readers do when they start.
     let _ = clients.sqs.purge_queue().queue_url(&queue_url).send().await;
     let put = clients
         .eventbridge
@@ -139,8 +138,8 @@ async fn moto_copies_every_bus_event_to_the_inspection_queue() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         // Events may have arrived since the purge: each message read is hidden for a while so
-        // the next receive reaches further (with a visibility timeout of 0, moto answered the
-        // same first ten every time).
+        // the next receive reaches further (with a visibility timeout of 0, a server may answer
+        // the same first ten every time).
         let received = clients
             .sqs
             .receive_message()
@@ -172,4 +171,103 @@ async fn moto_copies_every_bus_event_to_the_inspection_queue() {
         .await
         .expect("the JWT secret exists");
     assert!(secret.secret_string().is_some_and(|s| !s.is_empty()));
+}
+
+/// `eda-loadtest peek`, the way to look at a topic that works with the local broker (Debian's
+/// kcat does not): every message of every partition, with its key, however the broker reports
+/// the partitions' ends.
+#[tokio::test]
+async fn peek_shows_every_message_of_a_topic_with_its_key() {
+    use eda_loadtest::history::{History, HistorySpec};
+    use eda_loadtest::peek::{peek, PeekSpec};
+    let topic = eda_testkit::topic::fresh_topic(4).await;
+    let history = History::generate(&HistorySpec {
+        seed: 5,
+        keys: 12,
+        changes_per_key: 3,
+        poison: 1,
+        ..HistorySpec::default()
+    });
+    let producer = eda_loadtest::kafka::producer(BROKERS).expect("producer");
+    eda_loadtest::kafka::produce(&producer, &topic, &history.records)
+        .await
+        .expect("produced");
+
+    let spec = PeekSpec {
+        brokers: BROKERS.into(),
+        topic: topic.clone(),
+        partition: None,
+        offset: None,
+        count: 10_000,
+        max_value_chars: 40,
+        idle: Duration::from_secs(3),
+    };
+    let (shown, out) = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let shown = peek(&spec, &mut out).expect("peek");
+        (shown, String::from_utf8(out).expect("UTF-8"))
+    })
+    .await
+    .expect("peek task");
+    assert_eq!(shown, history.records.len(), "{out}");
+    let messages: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(messages.len(), history.records.len());
+    for record in &history.records {
+        if let Some(key) = &record.key {
+            assert!(
+                out.contains(&format!(" key={key} ")),
+                "no message keyed {key}:\n{out}"
+            );
+        }
+    }
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('#')).count(),
+        4,
+        "one line per partition"
+    );
+
+    // One partition (the fullest), from an offset, then its last two messages. The local broker
+    // has reported partition ends below the real ones: neither may depend on that answer.
+    let mut per_partition = std::collections::HashMap::<i32, i64>::new();
+    for line in &messages {
+        let partition = line.split(':').next().and_then(|p| p.parse().ok());
+        *per_partition
+            .entry(partition.expect("partition:offset"))
+            .or_default() += 1;
+    }
+    let (partition, size) = per_partition
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("a partition");
+    let read = |offset: i64, count: usize| {
+        let spec = PeekSpec {
+            brokers: BROKERS.into(),
+            topic: topic.clone(),
+            partition: Some(partition),
+            offset: Some(offset),
+            count,
+            max_value_chars: 40,
+            idle: Duration::from_secs(3),
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            peek(&spec, &mut out).expect("peek");
+            String::from_utf8(out).expect("UTF-8")
+        })
+    };
+    let out = read(1, 1).await.expect("peek task");
+    let shown: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(shown.len(), 1, "{out}");
+    assert!(shown[0].starts_with(&format!("{partition}:1 ")), "{out}");
+    let out = read(-2, 100).await.expect("peek task");
+    let shown: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(shown.len(), 2, "{out}");
+    assert!(
+        shown[0].starts_with(&format!("{partition}:{} ", size - 2)),
+        "{out}"
+    );
+    assert!(
+        shown[1].starts_with(&format!("{partition}:{} ", size - 1)),
+        "{out}"
+    );
 }

@@ -1,4 +1,4 @@
-//! The authorizer against the local Secrets Manager (moto holds `eda/jwt-hs256`): REST TOKEN and
+//! The authorizer against the local Secrets Manager (the local stack holds `eda/jwt-hs256`): REST TOKEN and
 //! REQUEST and HTTP API v2 sample requests, allowed and denied.
 
 use crate::support::fixture;
