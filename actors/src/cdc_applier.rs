@@ -11,10 +11,15 @@
 //! to the other region (or, on failover, anywhere) or dead-lettered them.
 //!
 //! Which events are published is decided from what each write did (see
-//! [`eda_core::apply_plan::verdict`]): one event per change that is newer than what the table
-//! held, and — for a replayed change that is exactly what the table holds — the same event again
-//! under the same id, because a crash may have come between the write and the publish.
-//! Downstream de-duplicates on the event id.
+//! [`eda_core::apply_plan::verdict`]): every change a successful write covers gets its event —
+//! the ones newer than what the table held as applied changes, the ones the table already held
+//! (a replay after a crash, a redelivery, a retried write) again under the same id, counted in
+//! `eda_events_republished_total`, because a crash between a write and its publish leaves their
+//! events owed. Downstream de-duplicates on the event id.
+//!
+//! Crash points: a batch's offsets are acknowledged only once its events are published (and
+//! routed) and its failures dead-lettered. A crash anywhere before that leaves the offsets
+//! uncommitted; the replay writes again (the sequence guard absorbs it) and publishes again.
 
 use crate::ack::Ack;
 use crate::dlq_writer::DlqWriterMsg;
@@ -24,7 +29,7 @@ use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::{
     CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
-    InternalEvent, Metrics,
+    EventsRepublished, InternalEvent, Metrics,
 };
 use eda_config::{RetryConfig, RoutingConfig};
 use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting};
@@ -183,10 +188,15 @@ impl CdcApplierState {
         let mut routed = Vec::new();
         let mut letters = Vec::new();
         let mut applied = [0u64; 4];
+        let mut republished = 0u64;
         for (event, verdict) in events.into_iter().zip(verdicts) {
             match verdict {
-                Verdict::Publish => {
-                    applied[op_index(event.operation)] += 1;
+                Verdict::Publish | Verdict::Republish => {
+                    if verdict == Verdict::Publish {
+                        applied[op_index(event.operation)] += 1;
+                    } else {
+                        republished += 1;
+                    }
                     let source = source_of(&event);
                     let table = event.table.qualified();
                     let base = into_base_event(event, Arc::clone(&settings.region));
@@ -251,6 +261,9 @@ impl CdcApplierState {
                 }
                 .emit(&self.args.metrics);
             }
+        }
+        if republished > 0 {
+            EventsRepublished { count: republished }.emit(&self.args.metrics);
         }
         let published = self.forward(items.is_empty(), |tx| {
             self.args.publisher.cast(EventBridgePublisherMsg::Publish {

@@ -13,6 +13,7 @@
 //! - [`local`]: the stack's addresses, the shipped local configuration, unique names and test
 //!   logs.
 //! - [`queue`]: an SQS queue a test reads: draining it, finding marked events, its depth.
+//! - [`events`]: the event ids a history owes, to name the changes whose events are missing.
 //! - [`bus`]: EventBridge buses with an inspection queue that receives a copy of every event.
 //! - [`table`]: a per-test CDC table, its items, and how they differ from a history's last
 //!   images.
@@ -23,6 +24,7 @@
 //!   — [`scenario()`] in one call, or [`Scenario`]'s steps for a test that acts mid-run.
 
 pub mod bus;
+pub mod events;
 pub mod local;
 pub mod queue;
 pub mod scenario;

@@ -109,8 +109,6 @@ impl Sinks {
                 self.dlq.url.clone(),
             ),
             ("EDA_REGIONS__SECONDARY__EVENT_BUS".into(), self.bus.clone()),
-            ("EDA_HEALTH__PUBLISH_EVENTS".into(), "false".into()),
-            ("EDA_ROUTING__REPLICATE_TABLES".into(), "[]".into()),
             ("EDA_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
         ]
     }

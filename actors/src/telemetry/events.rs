@@ -110,6 +110,21 @@ impl InternalEvent for CdcEventsApplied {
     }
 }
 
+/// Change events were published again: the table already held their changes, and whether their
+/// events went out before is unknown (the delivery contract's duplicates).
+#[derive(Debug, Clone, Copy)]
+pub struct EventsRepublished {
+    /// Events published again.
+    pub count: u64,
+}
+
+impl InternalEvent for EventsRepublished {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(count = self.count, "Change events published again.");
+        metrics.events_republished.inc_by(self.count);
+    }
+}
+
 /// One DynamoDB call finished.
 #[derive(Debug, Clone, Copy)]
 pub struct DynamoDbCall {

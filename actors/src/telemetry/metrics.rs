@@ -75,6 +75,8 @@ pub struct Metrics {
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
     /// `eda_cdc_events_total{operation}`.
     pub(crate) cdc_events: Family<[Label; 1], Counter>,
+    /// `eda_events_republished_total`.
+    pub(crate) events_republished: Counter,
     /// `eda_dynamodb_operations_total{operation,outcome}`.
     pub(crate) dynamodb_operations: Family<[Label; 2], Counter>,
     /// `eda_dynamodb_errors_total{operation,error_class}`.
@@ -134,6 +136,7 @@ impl Metrics {
             kafka_consumer_lag: Family::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
+            events_republished: Counter::default(),
             dynamodb_operations: Family::default(),
             dynamodb_errors: Family::default(),
             eventbridge_published: Family::default(),
@@ -173,6 +176,11 @@ impl Metrics {
             metric::CDC_EVENTS,
             "CDC changes applied, by Qlik operation",
             metrics.cdc_events.clone(),
+        );
+        r.register(
+            metric::EVENTS_REPUBLISHED,
+            "Change events published again because the table already held their change (replays, redeliveries, retried writes); same event ids",
+            metrics.events_republished.clone(),
         );
         r.register(
             metric::DYNAMODB_OPERATIONS,

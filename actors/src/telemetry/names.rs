@@ -18,6 +18,10 @@ pub mod metric {
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.
     pub const CDC_EVENTS: &str = "cdc_events";
+    /// `eda_events_republished_total`: change events published again because the table already
+    /// held their change (a replay after a crash or rebalance, a redelivery, a retried write):
+    /// the duplicates consumers de-duplicate on the event id.
+    pub const EVENTS_REPUBLISHED: &str = "events_republished";
     /// `eda_dynamodb_operations_total{operation,outcome}`: DynamoDB calls by result.
     pub const DYNAMODB_OPERATIONS: &str = "dynamodb_operations";
     /// `eda_dynamodb_errors_total{operation,error_class}`: failed DynamoDB calls.

@@ -40,9 +40,15 @@ pub type WriteResult = Result<WriteOutcome, WriteFailure>;
 /// What happens to one change of a batch after its writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// It took effect (or is a replay of what the table holds): publish its event.
+    /// It took effect now, over an older item or none: publish its event.
     Publish,
-    /// The table already holds a newer change: nothing to publish.
+    /// The table already held this change or a newer one: a replay after a crash, a redelivery,
+    /// or a write whose reply was lost and was sent again. Whether its event went out before is
+    /// unknown (a crash between the write and the publish leaves it owed), so it is published
+    /// again under the same event id; consumers de-duplicate on the id, and the duplicates are
+    /// counted.
+    Republish,
+    /// The same change appeared earlier in this batch: its event is published once, there.
     Skip,
     /// It could not be applied.
     DeadLetter {
@@ -57,14 +63,28 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// Whether the change's event goes out.
+    pub fn publishes(&self) -> bool {
+        matches!(self, Verdict::Publish | Verdict::Republish)
+    }
+}
+
 /// Decides each change's fate from the plan and what each write did (`outcomes[i]` for
 /// `plan.writes[i]`; `None` only if a write was never attempted, treated as a failure).
 ///
-/// - a write that was applied over sequence `previous` publishes every change it covers whose
-///   sequence is above `previous` (all of them over a new item) — the coalesced changes took
-///   effect in order, even though only the last was written;
-/// - a write the guard refused publishes the covered change whose sequence equals the stored
-///   one (a replay of the current state), and skips the older ones;
+/// The rule is the delivery contract: every source change gets its event at least once, whatever
+/// the crash point. So every change a successful write covers is published:
+///
+/// - a write applied over sequence `previous` took effect for the changes it covers above
+///   `previous` ([`Verdict::Publish`]; all of them over a new item) — the coalesced changes took
+///   effect in order, even though only the last was written — and the ones at or below
+///   `previous` were applied before ([`Verdict::Republish`]);
+/// - a write the guard refused covers changes the table already holds or has passed
+///   ([`Verdict::Republish`]): the earlier write may have landed just before a crash, or its
+///   reply been lost, with the events still owed. Publishing only the change equal to the stored
+///   sequence (as eda once did) lost every earlier change's event of the key on such a crash;
+/// - a change that appeared earlier in the same batch with the same sequence is published once;
 /// - a failed write dead-letters every change it covers; a rejected change (no key, bad
 ///   sequence) is dead-lettered at the `plan` stage.
 pub fn settle(
@@ -76,42 +96,40 @@ pub fn settle(
     for (write, outcome) in plan.writes.iter().zip(outcomes) {
         for &index in &write.covers {
             let seq = sequences[index].as_deref();
-            let publish = match outcome {
+            let verdict = match outcome {
                 Some(Ok(WriteOutcome::Applied { previous })) => match previous.as_deref() {
-                    None => true,
-                    Some(prev) => seq.is_some_and(|s| s > prev),
+                    Some(prev) if seq.is_none_or(|s| s <= prev) => Verdict::Republish,
+                    _ => Verdict::Publish,
                 },
-                Some(Ok(WriteOutcome::Superseded { current })) => {
-                    current.is_some() && seq == current.as_deref()
-                }
-                Some(Err(failure)) => {
-                    verdicts[index] = Verdict::DeadLetter {
-                        class: failure.class,
-                        message: failure.message.clone(),
-                        stage: Stage::Apply,
-                        attempts: failure.attempts,
-                    };
-                    continue;
-                }
-                None => {
-                    verdicts[index] = Verdict::DeadLetter {
-                        class: ErrorClass::Internal,
-                        message: "the write was never attempted".into(),
-                        stage: Stage::Apply,
-                        attempts: 0,
-                    };
-                    continue;
-                }
+                Some(Ok(WriteOutcome::Superseded { .. })) => Verdict::Republish,
+                Some(Err(failure)) => Verdict::DeadLetter {
+                    class: failure.class,
+                    message: failure.message.clone(),
+                    stage: Stage::Apply,
+                    attempts: failure.attempts,
+                },
+                None => Verdict::DeadLetter {
+                    class: ErrorClass::Internal,
+                    message: "the write was never attempted".into(),
+                    stage: Stage::Apply,
+                    attempts: 0,
+                },
             };
             // The same change delivered twice in one batch is published once.
-            let repeat = write
-                .covers
-                .iter()
-                .take_while(|&&i| i != index)
-                .any(|&i| sequences[i].as_deref() == seq && verdicts[i] == Verdict::Publish);
-            if publish && !repeat && verdicts[index] == Verdict::Skip {
-                verdicts[index] = Verdict::Publish;
+            let repeat = verdict.publishes()
+                && write
+                    .covers
+                    .iter()
+                    .take_while(|&&i| i != index)
+                    .any(|&i| sequences[i].as_deref() == seq && verdicts[i].publishes());
+            // A change two writes cover (a key-changing update's two items) is dead-lettered if
+            // either failed, and published once if neither did.
+            let current = &verdicts[index];
+            let failed = |v: &Verdict| matches!(v, Verdict::DeadLetter { .. });
+            if failed(current) || (current.publishes() && !failed(&verdict)) {
+                continue;
             }
+            verdicts[index] = if repeat { Verdict::Skip } else { verdict };
         }
     }
     for rejected in &plan.rejected {
@@ -171,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn coalesced_changes_newer_than_the_stored_item_are_all_published() {
+    fn coalesced_changes_are_all_published_and_those_the_item_held_are_marked_again() {
         let events = [
             change("1", &seq(5)),
             change("1", &seq(6)),
@@ -182,7 +200,47 @@ mod tests {
             previous: Some(seq(5)),
         }))];
         let v = settle(&plan, &outcomes, &seqs);
-        assert_eq!(v, [Verdict::Skip, Verdict::Publish, Verdict::Publish]);
+        assert_eq!(v, [Verdict::Republish, Verdict::Publish, Verdict::Publish]);
+    }
+
+    /// The crash the contract is about: a batch's write lands, the process dies before its
+    /// events are out, and the replay (with a newer change of the key read since) writes over
+    /// it. The replayed changes' events are owed, and go out under their ids.
+    #[test]
+    fn a_write_that_landed_before_a_crash_still_gets_its_events_on_the_replay() {
+        let first = [
+            change("1", &seq(3)),
+            change("1", &seq(4)),
+            change("1", &seq(5)),
+        ];
+        let (plan, seqs) = planned(&first);
+        let v = settle(
+            &plan,
+            &[Some(Ok(WriteOutcome::Applied { previous: None }))],
+            &seqs,
+        );
+        assert_eq!(v, [Verdict::Publish, Verdict::Publish, Verdict::Publish]);
+        // The crash: none of them went out. The replay reads them again, with change 6.
+        let replay = [
+            change("1", &seq(3)),
+            change("1", &seq(4)),
+            change("1", &seq(5)),
+            change("1", &seq(6)),
+        ];
+        let (plan, seqs) = planned(&replay);
+        let outcomes = [Some(Ok(WriteOutcome::Applied {
+            previous: Some(seq(5)),
+        }))];
+        let v = settle(&plan, &outcomes, &seqs);
+        assert_eq!(
+            v,
+            [
+                Verdict::Republish,
+                Verdict::Republish,
+                Verdict::Republish,
+                Verdict::Publish
+            ]
+        );
     }
 
     #[test]
@@ -199,22 +257,25 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_of_the_stored_change_is_published_again_and_older_ones_are_not() {
+    fn a_refused_write_publishes_every_change_it_covers_again() {
         let events = [change("1", &seq(3)), change("1", &seq(4))];
         let (plan, seqs) = planned(&events);
+        // The table holds the last of them (a replay, or a retried write whose reply was lost).
         let outcomes = [Some(Ok(WriteOutcome::Superseded {
             current: Some(seq(4)),
         }))];
         assert_eq!(
             settle(&plan, &outcomes, &seqs),
-            [Verdict::Skip, Verdict::Publish]
+            [Verdict::Republish, Verdict::Republish]
         );
+        // The table holds a newer change: these were applied before it, and their events may
+        // never have gone out.
         let outcomes = [Some(Ok(WriteOutcome::Superseded {
             current: Some(seq(9)),
         }))];
         assert_eq!(
             settle(&plan, &outcomes, &seqs),
-            [Verdict::Skip, Verdict::Skip]
+            [Verdict::Republish, Verdict::Republish]
         );
     }
 

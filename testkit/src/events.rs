@@ -1,0 +1,52 @@
+//! The change events a history owes: each source change's event id, as the daemon derives it,
+//! so a test that finds events missing can say which changes they belong to.
+
+use eda_actors::kafka::message_decoder::fallback_keys;
+use eda_config::Config;
+use eda_core::cdc::{decode_qlik_json, DecodeContext, MetadataCache, QlikMessage};
+use eda_core::change_event::event_id;
+use eda_loadtest::history::History;
+use std::collections::{BTreeMap, HashSet};
+
+/// Every event id `history` owes (one per distinct change), with the change it belongs to
+/// (`table key sequence operation`), decoded with the key columns of `config`.
+pub fn owed_event_ids(history: &History, config: &Config) -> BTreeMap<String, String> {
+    let fallback = fallback_keys(&config.kafka);
+    let ctx = DecodeContext {
+        default_table: None,
+        fallback_keys: &fallback,
+    };
+    let mut metadata = MetadataCache::new();
+    let mut owed = BTreeMap::new();
+    for record in &history.records {
+        if let Ok(QlikMessage::Change(change)) =
+            decode_qlik_json(&record.value, &ctx, &mut metadata, None)
+        {
+            let key: Vec<String> = change.key.iter().map(|k| k.value.to_string()).collect();
+            owed.insert(
+                event_id(&change).to_string(),
+                format!(
+                    "{} {} {} {}",
+                    change.table.qualified(),
+                    key.join(","),
+                    change.change_sequence,
+                    change.operation.as_str()
+                ),
+            );
+        }
+    }
+    owed
+}
+
+/// The changes of `owed` whose event id is not in `seen`, described, the first `most` of them.
+pub fn missing(
+    owed: &BTreeMap<String, String>,
+    seen: &HashSet<String>,
+    most: usize,
+) -> Vec<String> {
+    owed.iter()
+        .filter(|(id, _)| !seen.contains(*id))
+        .take(most)
+        .map(|(id, change)| format!("{change} ({id})"))
+        .collect()
+}
