@@ -8,6 +8,16 @@ use eda_core::change_event::event_id;
 use eda_loadtest::history::History;
 use std::collections::{BTreeMap, HashSet};
 
+/// Event ids of the change events (source `eda.cdc`) among `bodies`, inspection-queue messages.
+pub fn event_ids(bodies: &[String]) -> HashSet<String> {
+    bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|e| e["source"] == "eda.cdc")
+        .filter_map(|e| e["detail"]["event_id"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Every event id `history` owes (one per distinct change), with the change it belongs to
 /// (`table key sequence operation`), decoded with the key columns of `config`.
 pub fn owed_event_ids(history: &History, config: &Config) -> BTreeMap<String, String> {

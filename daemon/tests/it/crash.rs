@@ -5,8 +5,6 @@
 
 use eda_loadtest::history::{History, HistorySpec};
 use eda_testkit::{local_config_path, Scenario, Sinks};
-use serde_json::Value;
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -175,12 +173,7 @@ async fn kill_9_three_times_then_restart_ends_as_the_source_with_every_event() {
         "after three kills and a restart the table differs: {settled}"
     );
     let bodies = events.await.expect("event reader");
-    let ids: HashSet<String> = bodies
-        .iter()
-        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-        .filter(|e| e["source"] == "eda.cdc")
-        .filter_map(|e| e["detail"]["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let ids = eda_testkit::events::event_ids(&bodies);
     let owed = eda_testkit::events::owed_event_ids(&history, &scenario.config);
     assert_eq!(owed.len(), history.changes, "the history's changes decode");
     assert_eq!(

@@ -7,18 +7,7 @@ use eda_loadtest::history::{History, HistorySpec};
 use eda_testkit::{init_logs, scenario, Scenario, Sinks};
 use ractor::ActorRef;
 use serde_json::Value;
-use std::collections::HashSet;
 use std::time::Duration;
-
-/// Event ids of the change events among `bodies` (inspection-queue messages).
-fn event_ids(bodies: &[String]) -> HashSet<String> {
-    bodies
-        .iter()
-        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-        .filter(|e| e["source"] == "eda.cdc")
-        .filter_map(|e| e["detail"]["event_id"].as_str().map(str::to_string))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison_in_the_dlq() {
@@ -40,7 +29,7 @@ async fn a_messy_history_ends_as_the_source_with_one_event_per_change_and_poison
         run.settled
     );
 
-    let ids = event_ids(&run.events().await);
+    let ids = eda_testkit::events::event_ids(&run.events().await);
     assert_eq!(ids.len(), history.changes, "one event per applied change");
 
     let letters = run
