@@ -20,10 +20,12 @@ pub struct ApplyConfig {
     /// Conditional writes one applier keeps in flight at once.
     pub max_concurrency: usize,
     /// Retry policy for throttling, timeouts, lost connections and 5xx answers. By default a
-    /// change is retried for up to five minutes, however many attempts that takes, before it is
-    /// dead-lettered: the table is the system of record, and a DynamoDB hiccup must not send good
-    /// changes to the DLQ. Meanwhile the applier holds its batch, and the partition stops
-    /// reading once its `kafka.max_in_flight_per_partition` messages are in flight.
+    /// change is retried until DynamoDB takes it, however long that is (the delivery contract:
+    /// retryable failures hold the partition, only permanent ones go to the DLQ): a DynamoDB
+    /// outage must not send good changes to the DLQ. Meanwhile the applier holds its batch, and
+    /// the partition stops reading once its `kafka.max_in_flight_per_partition` messages are in
+    /// flight. A limit (`max_attempts`, `max_elapsed_ms`) turns a longer outage into dead
+    /// letters, to redrive afterwards.
     pub retry: RetryConfig,
 }
 
@@ -34,11 +36,7 @@ impl Default for ApplyConfig {
             tombstone_ttl_secs: 7 * 24 * 3600,
             appliers: 4,
             max_concurrency: 32,
-            retry: RetryConfig {
-                max_attempts: 0,
-                max_elapsed_ms: 300_000,
-                ..RetryConfig::default()
-            },
+            retry: RetryConfig::until_it_passes(),
         }
     }
 }
@@ -88,6 +86,16 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// The default backoff with no limit on attempts or time: a retryable failure is retried
+    /// until it passes.
+    pub fn until_it_passes() -> Self {
+        Self {
+            max_attempts: 0,
+            max_elapsed_ms: 0,
+            ..Self::default()
+        }
+    }
+
     /// Whether a retryable failure may be tried again after `attempts` attempts, the first of
     /// them `elapsed` ago, and a backoff of `delay`.
     pub fn allows_another(&self, attempts: u32, elapsed: Duration, delay: Duration) -> bool {
@@ -154,7 +162,10 @@ pub struct PublishConfig {
     /// Batches of events being published at once (each applier batch is one; its events go out
     /// in PutEvents calls one after another). Bounds the publisher's memory and connections.
     pub max_concurrency: usize,
-    /// Retry policy for throttling, 5xx and failed entries.
+    /// Retry policy for throttling, timeouts, lost connections, 5xx and entries EventBridge
+    /// failed. By default an event is retried until EventBridge takes it (retryable failures
+    /// hold the partition; only permanent ones go to the DLQ); a limit turns a longer outage
+    /// into dead letters.
     pub retry: RetryConfig,
 }
 
@@ -164,7 +175,7 @@ impl Default for PublishConfig {
             source: "eda.cdc".into(),
             max_entries: 10,
             max_concurrency: 16,
-            retry: RetryConfig::default(),
+            retry: RetryConfig::until_it_passes(),
         }
     }
 }
@@ -188,6 +199,10 @@ pub struct DlqConfig {
     pub linger_ms: u64,
     /// Largest message body; SQS accepts 256 KiB, larger payloads are truncated and say so.
     pub max_message_bytes: usize,
+    /// Largest SendMessageBatch, bodies and attributes summed, as SQS counts them: 256 KiB is
+    /// the limit of queues created before SQS allowed 1 MiB, and what every queue accepts.
+    /// A letter larger than this goes alone; a batch SQS still refuses as too long is halved.
+    pub max_batch_bytes: usize,
     /// Whether a CDC change that the transformer rejects is dead-lettered (otherwise it is
     /// applied and published as `validation_failed`).
     pub dead_letter_invalid: bool,
@@ -201,6 +216,7 @@ impl Default for DlqConfig {
             max_batch: 10,
             linger_ms: 50,
             max_message_bytes: 256 * 1024,
+            max_batch_bytes: 256 * 1024,
             dead_letter_invalid: false,
             retry: RetryConfig::default(),
         }
@@ -221,6 +237,12 @@ impl DlqConfig {
             self.max_message_bytes,
             1_024,
             256 * 1024,
+        );
+        v.range(
+            "dlq.max_batch_bytes",
+            self.max_batch_bytes,
+            1_024,
+            1024 * 1024,
         );
         self.retry.validate("dlq.retry", v);
     }

@@ -5,6 +5,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Creates `topic` with `partitions` partitions (an existing topic is fine).
@@ -40,12 +41,15 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
 }
 
 /// Produces `records` in order and waits for every delivery. Records with a key go to the
-/// key's partition (the default partitioner), poison without a key to any partition.
+/// key's partition (the default partitioner), poison without a key to any partition. Returns,
+/// per partition, one past the highest offset delivered: where a group that consumed everything
+/// has committed (the producer's own evidence, which a broker's watermark answer can lag).
 pub async fn produce(
     producer: &FutureProducer,
     topic: &str,
     records: &[Record],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let mut ends = BTreeMap::new();
     let mut pending = Vec::with_capacity(records.len());
     for record in records {
         let mut message = FutureRecord::to(topic).payload(&record.value);
@@ -54,13 +58,25 @@ pub async fn produce(
         }
         pending.push(producer.send(message, Duration::from_secs(60)));
         if pending.len() >= 5_000 {
-            for delivery in futures_util::future::join_all(pending.drain(..)).await {
-                delivery.map_err(|(err, _)| anyhow::anyhow!("delivery failed: {err}"))?;
-            }
+            note_deliveries(
+                &mut ends,
+                futures_util::future::join_all(pending.drain(..)).await,
+            )?;
         }
     }
-    for delivery in futures_util::future::join_all(pending).await {
-        delivery.map_err(|(err, _)| anyhow::anyhow!("delivery failed: {err}"))?;
+    note_deliveries(&mut ends, futures_util::future::join_all(pending).await)?;
+    Ok(ends)
+}
+
+/// Records, per partition, one past the highest offset delivered; fails on a failed delivery.
+fn note_deliveries(
+    ends: &mut BTreeMap<i32, i64>,
+    deliveries: Vec<rdkafka::producer::future_producer::OwnedDeliveryResult>,
+) -> anyhow::Result<()> {
+    for delivery in deliveries {
+        let delivery = delivery.map_err(|(err, _)| anyhow::anyhow!("delivery failed: {err}"))?;
+        let end = ends.entry(delivery.partition).or_insert(0);
+        *end = (*end).max(delivery.offset + 1);
     }
     Ok(())
 }

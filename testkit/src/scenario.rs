@@ -11,15 +11,16 @@
 
 use crate::local::BROKERS;
 use crate::sinks::Sinks;
-use crate::topic::fresh_topic;
+use crate::topic::{committed_offsets, fresh_topic};
 use eda_actors::pipeline::{Observability, Pipeline};
 use eda_actors::telemetry::Metrics;
 use eda_config::Config;
 use eda_loadtest::history::{History, Record};
 use rdkafka::producer::FutureProducer;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -44,6 +45,8 @@ pub struct Scenario {
     pub config: Config,
     /// Produces to `topic`; kept, so a history produced in parts goes through one producer.
     producer: FutureProducer,
+    /// Per partition, one past the last offset produced: where the group must commit.
+    produced: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl Scenario {
@@ -57,6 +60,7 @@ impl Scenario {
             topic,
             config,
             producer,
+            produced: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -73,9 +77,51 @@ impl Scenario {
 
     /// Produces `records` to the topic, in order, and waits until each is delivered.
     pub async fn produce(&self, records: &[Record]) {
-        eda_loadtest::kafka::produce(&self.producer, &self.topic, records)
+        let ends = eda_loadtest::kafka::produce(&self.producer, &self.topic, records)
             .await
             .expect("produced");
+        let mut produced = self.produced.lock().unwrap_or_else(PoisonError::into_inner);
+        for (partition, end) in ends {
+            let known = produced.entry(partition).or_insert(0);
+            *known = (*known).max(end);
+        }
+    }
+
+    /// Waits up to `within` until the group has committed, on every partition produced to, the
+    /// offset after the last record produced there (the producer's delivery reports say where
+    /// that is; the broker's watermark answer has been seen below it). `Err` names each
+    /// partition short of its end.
+    pub async fn committed_to_the_end(&self, within: Duration) -> Result<(), String> {
+        let ends = self
+            .produced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let committed =
+                committed_offsets(&self.topic, self.group(), ends.keys().copied().collect()).await;
+            let short: Vec<String> = match &committed {
+                Ok(committed) => ends
+                    .iter()
+                    .filter(|(p, end)| committed.get(p).copied().flatten() < Some(**end))
+                    .map(|(p, end)| {
+                        format!(
+                            "p{p} committed {:?} of {end}",
+                            committed.get(p).copied().flatten()
+                        )
+                    })
+                    .collect(),
+                Err(err) => vec![format!("committed offsets not known: {err}")],
+            };
+            if short.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(short.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Produces the first half of `history`, starts a pipeline on it and returns once traffic

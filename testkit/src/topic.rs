@@ -3,6 +3,7 @@
 
 use crate::local::{unique, BROKERS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Creates a uniquely named topic of `partitions` partitions; returns its name.
@@ -54,4 +55,40 @@ pub async fn group_progress(topic: &str, group: &str) -> String {
         Ok(Err(err)) => format!("not known ({err})"),
         Err(err) => format!("not known ({err})"),
     }
+}
+
+/// The offsets `group` committed on the partitions of `topic` named in `partitions` (`None`: no
+/// valid commit yet).
+pub async fn committed_offsets(
+    topic: &str,
+    group: &str,
+    partitions: Vec<i32>,
+) -> Result<BTreeMap<i32, Option<i64>>, String> {
+    let (topic, group) = (topic.to_string(), group.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", BROKERS)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let mut wanted = rdkafka::TopicPartitionList::new();
+        for &p in &partitions {
+            wanted.add_partition(&topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(wanted, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        Ok(partitions
+            .into_iter()
+            .map(|p| {
+                let offset = committed
+                    .find_partition(&topic, p)
+                    .and_then(|e| e.offset().to_raw());
+                (p, offset.filter(|&o| o >= 0))
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }

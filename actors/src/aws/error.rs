@@ -19,6 +19,15 @@ const THROTTLING_CODES: &[&str] = &[
     "SlowDown",
 ];
 
+/// Whether an error says the request or one of its entries is over a size limit: SQS's
+/// `BatchRequestTooLong`, and `InvalidParameterValue` "Message must be shorter than …".
+fn too_large(code: &str, message: Option<&str>) -> bool {
+    code.ends_with("TooLong")
+        || code.ends_with("TooLarge")
+        || (code.starts_with("InvalidParameterValue")
+            && message.is_some_and(|m| m.contains("shorter than") || m.contains("too long")))
+}
+
 /// Classifies an SDK error from `service`'s `operation`.
 pub(crate) fn sink_error<E, R>(
     service: &'static str,
@@ -48,6 +57,8 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ErrorClass {
             let code = context.err().code().unwrap_or_default();
             if THROTTLING_CODES.contains(&code) {
                 ErrorClass::Throttled
+            } else if too_large(code, context.err().message()) {
+                ErrorClass::TooLarge
             } else if code.starts_with("InternalServer")
                 || code == "ServiceUnavailable"
                 || code == "InternalFailure"
@@ -72,6 +83,8 @@ pub(crate) fn entry_error(
     let code = code.unwrap_or("Unknown");
     let class = if THROTTLING_CODES.contains(&code) {
         ErrorClass::Throttled
+    } else if too_large(code, message) {
+        ErrorClass::TooLarge
     } else if sender_fault || code.starts_with("Invalid") || code.starts_with("Malformed") {
         ErrorClass::Client
     } else {

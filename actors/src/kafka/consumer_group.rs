@@ -262,6 +262,7 @@ impl ConsumerGroupState {
             batch_linger: kafka.batch_linger(),
             max_in_flight: kafka.max_in_flight_per_partition,
             metrics: self.args.metrics.clone(),
+            readiness: self.args.readiness.clone(),
         };
         let (actor, _) =
             Actor::spawn_linked(None, PartitionConsumer, args, myself.get_cell()).await?;

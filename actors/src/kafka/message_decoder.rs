@@ -23,10 +23,13 @@ pub enum Decoded {
     Nothing,
 }
 
-/// Why a message cannot be decoded; it goes to the DLQ with this.
+/// Why a message cannot be decoded (yet). A retryable class (a dependency that is down, slow or
+/// throttling: [`ErrorClass::is_retryable`]) holds the partition until it passes; any other
+/// class sends the message to the DLQ with this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeFailure {
-    /// `decode` or `schema`.
+    /// `decode` or `schema` for the message's own fault; `timeout`, `connect`, `server` or
+    /// `throttled` for a dependency's.
     pub class: ErrorClass,
     /// What is wrong, and where.
     pub message: String,
@@ -100,8 +103,10 @@ impl MessageDecoder {
                         class: ErrorClass::Schema,
                         message: format!("schema id {id}: no schema_registry.url is configured"),
                     })?;
+                    // A registry that is down, slow or throttling says so in the class: the
+                    // partition waits for it instead of dead-lettering good data.
                     let text = registry.schema(id).await.map_err(|e| DecodeFailure {
-                        class: ErrorClass::Schema,
+                        class: e.class(),
                         message: e.to_string(),
                     })?;
                     self.avro

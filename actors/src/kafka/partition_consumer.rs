@@ -22,8 +22,13 @@ use crate::ack::{Ack, Settled};
 use crate::cdc_applier::CdcApplierMsg;
 use crate::dlq_writer::DlqWriterMsg;
 use crate::kafka::client::{GroupConsumer, GroupContext};
-use crate::kafka::message_decoder::{Decoded, MessageDecoder};
-use crate::telemetry::{InternalEvent, MessageProcessed, MessagesConsumed, Metrics};
+use crate::kafka::message_decoder::{DecodeFailure, Decoded, MessageDecoder};
+use crate::retry::backoff;
+use crate::telemetry::{
+    InternalEvent, MessageProcessed, MessagesConsumed, Metrics, PartitionHeld, PartitionReleased,
+    Readiness,
+};
+use eda_config::RetryConfig;
 use eda_core::apply_plan::applier_for;
 use eda_core::cdc::{CdcEvent, KafkaCoordinates};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
@@ -33,7 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort}
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -52,6 +57,8 @@ pub enum PartitionConsumerMsg {
     Acked(Vec<i64>),
     /// Stop reading and answer once everything read is acknowledged (revoke, shutdown).
     Drain(RpcReplyPort<()>),
+    /// Time to try the held messages again (a dependency decoding needs was failing).
+    RetryHeld,
 }
 
 impl From<Settled> for PartitionConsumerMsg {
@@ -97,6 +104,8 @@ pub struct PartitionConsumerArgs {
     pub max_in_flight: usize,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// `/readyz` learns of a held partition here.
+    pub readiness: Arc<Readiness>,
 }
 
 /// A [`PartitionConsumer`]'s state.
@@ -108,6 +117,7 @@ pub struct PartitionConsumerState {
     appliers: Vec<ActorRef<CdcApplierMsg>>,
     dlq: ActorRef<DlqWriterMsg>,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     /// Read offsets and their acknowledgements: the commit watermark.
     tracker: OffsetTracker,
     /// Room for messages in flight; the reader takes, acknowledgements give back.
@@ -118,6 +128,36 @@ pub struct PartitionConsumerState {
     reader: Option<JoinHandle<()>>,
     /// Callers waiting for the partition to drain.
     drain_waiters: Vec<RpcReplyPort<()>>,
+    /// Messages read but not dispatched, in offset order, because decoding the first of them
+    /// failed for a reason that passes (the Schema Registry or the metadata store down): the
+    /// partition waits for it rather than dead-letter good data.
+    held: VecDeque<OwnedMessage>,
+    /// Why the partition is held, since when, and the attempts so far (`None`: not held).
+    hold: Option<Hold>,
+    /// Set on `Drain`: held messages are no longer retried (they are read again after the
+    /// rebalance or restart, from the committed offset).
+    draining: bool,
+    /// Jitter for the hold's backoff.
+    rng: fastrand::Rng,
+}
+
+/// A partition waiting for a failing dependency.
+struct Hold {
+    /// When the first attempt failed.
+    since: Instant,
+    /// Attempts made.
+    attempts: u32,
+}
+
+/// The backoff between attempts on a held message: from 100 ms, doubling, at most 5 s, jittered;
+/// no limit on the attempts (a retryable failure holds the partition until it passes).
+fn hold_backoff() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 0,
+        base_delay_ms: 100,
+        max_delay_ms: 5_000,
+        max_elapsed_ms: 0,
+    }
 }
 
 impl Actor for PartitionConsumer {
@@ -152,11 +192,16 @@ impl Actor for PartitionConsumer {
             appliers: args.appliers,
             dlq: args.dlq,
             metrics: args.metrics,
+            readiness: args.readiness,
             tracker: OffsetTracker::new(),
             permits,
             read_at: HashMap::new(),
             reader: Some(reader),
             drain_waiters: Vec::new(),
+            held: VecDeque::new(),
+            hold: None,
+            draining: false,
+            rng: fastrand::Rng::new(),
         })
     }
 
@@ -167,13 +212,31 @@ impl Actor for PartitionConsumer {
         state: &mut PartitionConsumerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PartitionConsumerMsg::Fetched(batch) => state.dispatch(&myself, batch).await?,
+            PartitionConsumerMsg::Fetched(batch) => {
+                MessagesConsumed {
+                    topic: &state.topic,
+                    count: batch.len() as u64,
+                }
+                .emit(&state.metrics);
+                // Behind held messages, a batch waits its turn: the partition keeps its order.
+                let resume = state.held.is_empty();
+                state.held.extend(batch);
+                if resume && !state.draining {
+                    state.dispatch(&myself).await?;
+                }
+            }
+            PartitionConsumerMsg::RetryHeld => {
+                if !state.draining {
+                    state.dispatch(&myself).await?;
+                }
+            }
             PartitionConsumerMsg::Acked(offsets) => state.acknowledge(&offsets),
             PartitionConsumerMsg::Drain(reply) => {
                 if let Some(reader) = state.reader.take() {
                     reader.abort();
                 }
-                if state.tracker.in_flight() == 0 {
+                state.draining = true;
+                if state.settled() {
                     let _ = reply.send(());
                 } else {
                     state.drain_waiters.push(reply);
@@ -191,6 +254,17 @@ impl Actor for PartitionConsumer {
         if let Some(reader) = state.reader.take() {
             reader.abort();
         }
+        if state.hold.take().is_some() {
+            // Whoever reads the partition next holds it again if the dependency is still down.
+            PartitionReleased {
+                topic: &state.topic,
+                partition: state.partition,
+            }
+            .emit(&state.metrics);
+            state
+                .readiness
+                .set_held(&state.topic, state.partition, None);
+        }
         tracing::info!(
             topic = %state.topic,
             partition = state.partition,
@@ -202,11 +276,12 @@ impl Actor for PartitionConsumer {
 }
 
 impl PartitionConsumerState {
-    /// Decodes a fetched batch and sends its parts on.
+    /// Decodes the held messages in order and sends their parts on, up to the first whose
+    /// decoding fails for a reason that passes: that one and those after it stay held, and a
+    /// retry is scheduled.
     async fn dispatch(
         &mut self,
         myself: &ActorRef<PartitionConsumerMsg>,
-        batch: Vec<OwnedMessage>,
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         let n = self.appliers.len();
@@ -215,38 +290,47 @@ impl PartitionConsumerState {
         let mut nothing_to_do = Vec::new();
         let mut letters = Vec::new();
         let mut letter_offsets = Vec::new();
-        MessagesConsumed {
-            topic: &self.topic,
-            count: batch.len() as u64,
-        }
-        .emit(&self.metrics);
-        for message in &batch {
+        while let Some(message) = self.held.pop_front() {
             let offset = message.offset();
-            if let Err(OffsetError::NotIncreasing { offset, last }) = self.tracker.track(offset) {
-                // The broker delivered a message this consumer already read (a re-fetch after a
-                // fetch error): it is tracked already and its effects are on their way.
-                tracing::debug!(
-                    topic = %self.topic,
-                    partition = self.partition,
-                    offset,
-                    last,
-                    "Message delivered again by the broker; already in hand."
-                );
-                // The reader took a permit for it; no acknowledgement will return that one.
-                self.permits.add_permits(1);
-                continue;
+            // A held message was tracked when it was first tried.
+            let retried = self.hold.is_some();
+            if !retried {
+                if let Err(OffsetError::NotIncreasing { offset, last }) = self.tracker.track(offset)
+                {
+                    // The broker delivered a message this consumer already read (a re-fetch
+                    // after a fetch error): it is tracked already and its effects are on their
+                    // way.
+                    tracing::debug!(
+                        topic = %self.topic,
+                        partition = self.partition,
+                        offset,
+                        last,
+                        "Message delivered again by the broker; already in hand."
+                    );
+                    // The reader took a permit for it; no acknowledgement will return that one.
+                    self.permits.add_permits(1);
+                    continue;
+                }
+                self.read_at.insert(offset, now);
             }
-            self.read_at.insert(offset, now);
             let origin = KafkaCoordinates {
                 topic: self.topic.clone(),
                 partition: self.partition,
                 offset,
             };
-            match self
+            let decoded = self
                 .decoder
                 .decode(message.payload(), message.key(), origin)
-                .await
-            {
+                .await;
+            match decoded {
+                Err(failure) if failure.class.is_retryable() => {
+                    self.held.push_front(message);
+                    self.hold_on(myself, offset, &failure);
+                    break;
+                }
+                _ => self.release_hold(offset),
+            }
+            match decoded {
                 Ok(Decoded::Change(event)) => {
                     let slot = applier_for(&event, n);
                     changes[slot].push(*event);
@@ -299,6 +383,81 @@ impl PartitionConsumerState {
         Ok(())
     }
 
+    /// Holds the partition at `offset`, whose decoding failed for a reason that passes, and
+    /// schedules the next attempt.
+    fn hold_on(
+        &mut self,
+        myself: &ActorRef<PartitionConsumerMsg>,
+        offset: i64,
+        failure: &DecodeFailure,
+    ) {
+        let hold = self.hold.get_or_insert_with(|| Hold {
+            since: Instant::now(),
+            attempts: 0,
+        });
+        hold.attempts += 1;
+        let attempts = hold.attempts;
+        let held_for = hold.since.elapsed();
+        let delay = backoff(&hold_backoff(), attempts, &mut self.rng);
+        PartitionHeld {
+            topic: &self.topic,
+            partition: self.partition,
+            class: failure.class,
+            first: attempts == 1,
+        }
+        .emit(&self.metrics);
+        if attempts == 1 {
+            self.readiness.set_held(
+                &self.topic,
+                self.partition,
+                Some(format!(
+                    "offset {offset} waits ({}): {}",
+                    failure.class, failure.message
+                )),
+            );
+        }
+        // Loud on the first failure and then every tenth, so a long outage does not flood.
+        if attempts == 1 || attempts % 10 == 0 {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.partition,
+                offset,
+                error_class = %failure.class,
+                error = %failure.message,
+                attempts,
+                held_secs = held_for.as_secs(),
+                "Partition held: a message cannot be decoded until a dependency recovers; retrying."
+            );
+        }
+        myself.send_after(delay, || PartitionConsumerMsg::RetryHeld);
+    }
+
+    /// Lifts the hold, if there was one, once the message at `offset` got through.
+    fn release_hold(&mut self, offset: i64) {
+        if let Some(hold) = self.hold.take() {
+            PartitionReleased {
+                topic: &self.topic,
+                partition: self.partition,
+            }
+            .emit(&self.metrics);
+            self.readiness.set_held(&self.topic, self.partition, None);
+            tracing::info!(
+                topic = %self.topic,
+                partition = self.partition,
+                offset,
+                attempts = hold.attempts,
+                held_secs = hold.since.elapsed().as_secs_f64(),
+                "Partition released: the held message decoded."
+            );
+        }
+    }
+
+    /// Whether everything dispatched is acknowledged: all that a drain waits for (a held
+    /// message is not dispatched; it is read again from the committed offset).
+    fn settled(&self) -> bool {
+        self.tracker.in_flight() == usize::from(self.hold.is_some())
+    }
+
     /// Records acknowledgements, frees room for the reader, and stores the new watermark.
     fn acknowledge(&mut self, offsets: &[i64]) {
         let mut freed = 0;
@@ -329,7 +488,7 @@ impl PartitionConsumerState {
                 );
             }
         }
-        if self.tracker.in_flight() == 0 {
+        if self.settled() {
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }

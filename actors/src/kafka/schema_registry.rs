@@ -13,6 +13,7 @@
 //! `password`, and each request is bounded by `schema_registry.timeout_ms`.
 
 use eda_config::{SchemaRegistryConfig, Secret};
+use eda_core::failure::ErrorClass;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Response, StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -79,15 +80,25 @@ impl SchemaRegistryError {
     /// Whether the same request may succeed later: connection failures, timeouts, 5xx and 429
     /// are the registry's trouble; an unknown id or a refused schema will not change.
     pub fn is_retryable(&self) -> bool {
+        self.class().is_retryable()
+    }
+
+    /// The failure in the one error vocabulary: the registry's own trouble as `timeout`,
+    /// `connect`, `server` or `throttled` (retryable: the partition waits for it), anything
+    /// about the message or the configuration as `schema` (the message is dead-lettered).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            SchemaRegistryError::Timeout(_) | SchemaRegistryError::Transport(_) => true,
-            SchemaRegistryError::Status { status, .. } => *status >= 500 || *status == 429,
-            SchemaRegistryError::NotConfigured
+            SchemaRegistryError::Timeout(_) => ErrorClass::Timeout,
+            SchemaRegistryError::Transport(_) => ErrorClass::Connect,
+            SchemaRegistryError::Status { status: 429, .. } => ErrorClass::Throttled,
+            SchemaRegistryError::Status { status, .. } if *status >= 500 => ErrorClass::Server,
+            SchemaRegistryError::Status { .. }
+            | SchemaRegistryError::NotConfigured
             | SchemaRegistryError::InvalidUrl(_)
             | SchemaRegistryError::Client(_)
             | SchemaRegistryError::UnknownSchema { .. }
             | SchemaRegistryError::UnknownSubject { .. }
-            | SchemaRegistryError::Decode(_) => false,
+            | SchemaRegistryError::Decode(_) => ErrorClass::Schema,
         }
     }
 }

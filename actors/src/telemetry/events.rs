@@ -69,6 +69,63 @@ impl InternalEvent for ConsumerLag<'_> {
     }
 }
 
+/// A partition's next message could not be decoded because a dependency is failing (the
+/// Schema Registry, the metadata store): the partition is held and the message tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionHeld<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// The class of the failure (a retryable one).
+    pub class: ErrorClass,
+    /// Whether this is the attempt that started the hold.
+    pub first: bool,
+}
+
+impl InternalEvent for PartitionHeld<'_> {
+    fn emit(self, metrics: &Metrics) {
+        if self.first {
+            metrics
+                .kafka_partition_held
+                .get_or_create(&[
+                    configured(label::TOPIC, self.topic),
+                    configured(label::PARTITION, &self.partition.to_string()),
+                ])
+                .set(1);
+        } else {
+            metrics
+                .kafka_held_retries
+                .get_or_create(&[
+                    configured(label::TOPIC, self.topic),
+                    fixed(label::ERROR_CLASS, self.class.as_str()),
+                ])
+                .inc();
+        }
+    }
+}
+
+/// A held partition's message decoded: the partition moves again.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionReleased<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl InternalEvent for PartitionReleased<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .kafka_partition_held
+            .get_or_create(&[
+                configured(label::TOPIC, self.topic),
+                configured(label::PARTITION, &self.partition.to_string()),
+            ])
+            .set(0);
+    }
+}
+
 /// A message's effects were all acknowledged `elapsed` after it was fetched.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageProcessed<'a> {
@@ -554,5 +611,15 @@ impl InternalEvent for LambdaInvoked {
             .lambda_duration
             .get_or_create(&labels)
             .observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// SQS refused a dead letter in every form, even bare: its only record is the log line.
+#[derive(Debug, Clone, Copy)]
+pub struct DlqUnsendable;
+
+impl InternalEvent for DlqUnsendable {
+    fn emit(self, metrics: &Metrics) {
+        metrics.dlq_unsendable.inc();
     }
 }

@@ -71,6 +71,10 @@ pub struct Metrics {
     pub(crate) kafka_messages_consumed: Family<[Label; 1], Counter>,
     /// `eda_kafka_consumer_lag_messages{topic,partition}`.
     pub(crate) kafka_consumer_lag: Family<[Label; 2], Gauge>,
+    /// `eda_kafka_partition_held{topic,partition}`.
+    pub(crate) kafka_partition_held: Family<[Label; 2], Gauge>,
+    /// `eda_kafka_held_retries_total{topic,error_class}`.
+    pub(crate) kafka_held_retries: Family<[Label; 2], Counter>,
     /// `eda_kafka_processing_duration_seconds{topic}`.
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
     /// `eda_cdc_events_total{operation}`.
@@ -99,6 +103,8 @@ pub struct Metrics {
     pub(crate) cross_region_latency: HistogramFamily<2>,
     /// `eda_dlq_messages_total{source,error_class}`.
     pub(crate) dlq_messages: Family<[Label; 2], Counter>,
+    /// `eda_dlq_unsendable_total`.
+    pub(crate) dlq_unsendable: Counter,
     /// `eda_actor_restarts_total{actor}`.
     pub(crate) actor_restarts: Family<[Label; 1], Counter>,
     /// `eda_health_probe_duration_seconds{region,service}`.
@@ -134,6 +140,8 @@ impl Metrics {
             limiters: Limiters::default(),
             kafka_messages_consumed: Family::default(),
             kafka_consumer_lag: Family::default(),
+            kafka_partition_held: Family::default(),
+            kafka_held_retries: Family::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
             events_republished: Counter::default(),
@@ -148,6 +156,7 @@ impl Metrics {
             cross_region_events: Family::default(),
             cross_region_latency: Family::new_with_constructor(cross_region_histogram),
             dlq_messages: Family::default(),
+            dlq_unsendable: Counter::default(),
             actor_restarts: Family::default(),
             health_probe_duration: Family::new_with_constructor(probe_histogram),
             health_status: Family::default(),
@@ -165,6 +174,16 @@ impl Metrics {
             metric::KAFKA_CONSUMER_LAG,
             "Messages between the partition's high watermark and the consumer's position",
             metrics.kafka_consumer_lag.clone(),
+        );
+        r.register(
+            metric::KAFKA_PARTITION_HELD,
+            "1 while the partition waits for a failing dependency its next message needs (Schema Registry, metadata store); nothing is dead-lettered meanwhile",
+            metrics.kafka_partition_held.clone(),
+        );
+        r.register(
+            metric::KAFKA_HELD_RETRIES,
+            "Attempts on a held message that failed again, by error class",
+            metrics.kafka_held_retries.clone(),
         );
         r.register_with_unit(
             metric::KAFKA_PROCESSING_DURATION,
@@ -237,6 +256,11 @@ impl Metrics {
             metric::DLQ_MESSAGES,
             "Dead-letter records written, by where the message came from and why it failed",
             metrics.dlq_messages.clone(),
+        );
+        r.register(
+            metric::DLQ_UNSENDABLE,
+            "Dead letters SQS refused in every form, even without payload; each is logged in full instead",
+            metrics.dlq_unsendable.clone(),
         );
         r.register(
             metric::ACTOR_RESTARTS,

@@ -14,6 +14,12 @@ pub mod metric {
     pub const KAFKA_MESSAGES_CONSUMED: &str = "kafka_messages_consumed";
     /// `eda_kafka_consumer_lag_messages{topic,partition}`: high watermark minus next offset.
     pub const KAFKA_CONSUMER_LAG: &str = "kafka_consumer_lag_messages";
+    /// `eda_kafka_partition_held{topic,partition}`: 1 while the partition waits for a failing
+    /// dependency (a message its decoding needs the Schema Registry or the metadata store for).
+    pub const KAFKA_PARTITION_HELD: &str = "kafka_partition_held";
+    /// `eda_kafka_held_retries_total{topic,error_class}`: attempts on held messages that failed
+    /// again, by the class of the failure.
+    pub const KAFKA_HELD_RETRIES: &str = "kafka_held_retries";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.
@@ -45,6 +51,9 @@ pub mod metric {
     pub const CROSS_REGION_LATENCY: &str = "cross_region_latency";
     /// `eda_dlq_messages_total{source,error_class}`: dead-letter records written.
     pub const DLQ_MESSAGES: &str = "dlq_messages";
+    /// `eda_dlq_unsendable_total`: dead letters SQS refused in every form (even with no
+    /// payload); each is logged in full instead. Anything above 0 needs a look.
+    pub const DLQ_UNSENDABLE: &str = "dlq_unsendable";
     /// `eda_actor_restarts_total{actor}`: restarts performed by supervisors.
     pub const ACTOR_RESTARTS: &str = "actor_restarts";
     /// `eda_health_probe_duration_seconds{region,service}`: probe round trip.

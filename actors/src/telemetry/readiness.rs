@@ -7,7 +7,7 @@
 //! cannot make a probe time out.
 
 use super::labels::Service;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -59,6 +59,9 @@ pub struct Readiness {
     max_probe_age: Duration,
     /// Last probe per sink. A lock, not atomics: written once per probe interval per sink.
     probes: Mutex<HashMap<Sink, Probe>>,
+    /// Partitions waiting for a failing dependency, with why: written when a hold starts and
+    /// ends, not per message.
+    held: Mutex<BTreeMap<(String, i32), String>>,
 }
 
 /// Why the pod is not ready: every missing condition, for the `/readyz` body.
@@ -83,6 +86,21 @@ impl Readiness {
             required: required.into_iter().collect(),
             max_probe_age,
             probes: Mutex::new(HashMap::new()),
+            held: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records that `topic`'s `partition` is held (`Some(why)`: it waits for a failing
+    /// dependency) or moves again (`None`).
+    pub fn set_held(&self, topic: &str, partition: i32, why: Option<String>) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match why {
+            Some(why) => {
+                held.insert((topic.to_owned(), partition), why);
+            }
+            None => {
+                held.remove(&(topic.to_owned(), partition));
+            }
         }
     }
 
@@ -117,6 +135,12 @@ impl Readiness {
         let mut missing = Vec::new();
         if self.partitions_assigned() == 0 {
             missing.push("no partitions assigned".to_owned());
+        }
+        {
+            let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((topic, partition), why) in held.iter() {
+                missing.push(format!("{topic}[{partition}] held: {why}"));
+            }
         }
         let probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
         for sink in &self.required {

@@ -60,6 +60,16 @@ pub fn populated() -> Metrics {
         lag: 42,
     }
     .emit(&m);
+    DlqUnsendable.emit(&m);
+    for first in [true, false] {
+        PartitionHeld {
+            topic: "orders",
+            partition: 3,
+            class: ErrorClass::Connect,
+            first,
+        }
+        .emit(&m);
+    }
     MessageProcessed {
         topic: "orders",
         elapsed: Duration::from_micros(300),
@@ -337,7 +347,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 22, "{all:#?}");
+        assert_eq!(all.len(), 25, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

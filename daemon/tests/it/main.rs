@@ -6,7 +6,9 @@
 mod cli;
 mod crash;
 mod fault_proxy;
+mod holds;
 mod pipeline;
+mod poison;
 mod regions;
 mod scrape;
 mod stack;
