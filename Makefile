@@ -3,11 +3,12 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help install stack-up stack-down stack-status demo test bench bench-ir lint deploy-check fmt build lambdas lambda-invoke
+.PHONY: help install stack-up stack-down stack-status demo test chaos bench bench-ir lint deploy-check fmt build lambdas lambda-invoke
 
 help:
 	@echo "make demo        the daemon on the local stack with sample traffic"
 	@echo "make test        every test, with the local stack started (and stopped) as needed"
+	@echo "make chaos       the chaos suite: kills, outages, poison; prints the table of what was lost (0)"
 	@echo "make bench       criterion benchmarks of the hot paths, and the end-to-end figure"
 	@echo "make bench-ir    instructions per event of the hot paths (callgrind; steady on a noisy machine)"
 	@echo "make lint        rustfmt --check, clippy -D warnings, and the deploy checks"
@@ -37,6 +38,9 @@ demo:
 test:
 	bash $(STACK) with $(CARGO) test --workspace --no-fail-fast
 	CARGO="$(CARGO)" bash deploy/check.sh
+
+chaos:
+	bash $(STACK) with env CARGO="$(CARGO)" bash deploy/local/chaos.sh
 
 bench:
 	$(CARGO) bench -p eda-core

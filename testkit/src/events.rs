@@ -10,6 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 
 /// Event ids of the change events (source `eda.cdc`) among `bodies`, inspection-queue messages.
 pub fn event_ids(bodies: &[String]) -> HashSet<String> {
+    change_event_ids(bodies).into_iter().collect()
+}
+
+/// The same, one per change event received, repeats included (an event published twice).
+pub fn change_event_ids(bodies: &[String]) -> Vec<String> {
     bodies
         .iter()
         .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())

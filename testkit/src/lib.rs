@@ -20,10 +20,13 @@
 //! - [`topic`]: fresh topics, and how far a consumer group got on one.
 //! - [`sinks`]: one test's table, bus and dead-letter queue together, the configuration that
 //!   points a pipeline at them, and why a table differs.
+//! - [`chaos`]: the chaos suite's verdict on a scenario (table, events, dead letters, commits)
+//!   and the row `make chaos` prints.
 //! - [`scenario`](mod@scenario): a history on a fresh topic through a pipeline into those sinks
 //!   — [`scenario()`] in one call, or [`Scenario`]'s steps for a test that acts mid-run.
 
 pub mod bus;
+pub mod chaos;
 pub mod events;
 pub mod local;
 pub mod queue;

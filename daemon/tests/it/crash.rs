@@ -1,9 +1,11 @@
-//! The daemon process killed with SIGKILL mid-run, started again: the table still ends exactly
-//! as the source and every change's event reaches the bus (nothing lost; what is replayed the
-//! sequence guard absorbs, and its events go out again under the same ids). Then SIGTERM: a
-//! graceful exit 0. Also the redrive command on a dead letter.
+//! The daemon process killed with SIGKILL mid-run, three times, started again: the table still
+//! ends exactly as the source, every change's event reaches the bus, nothing is dead-lettered
+//! and the commits reach the end (what is replayed the sequence guard absorbs, and its events go
+//! out again under the same ids). Then SIGTERM: a graceful exit 0. Also the redrive command on a
+//! dead letter. The chaos suite (`chaos.rs`) runs the same with 20 kills at random points.
 
 use eda_loadtest::history::{History, HistorySpec};
+use eda_testkit::chaos::{judge, watch_events};
 use eda_testkit::{local_config_path, Scenario, Sinks};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,62 +63,12 @@ pub fn log_path(name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.log"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_run_then_restart_still_ends_exactly_as_the_source() {
-    let scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
-    let history = History::generate(&HistorySpec {
-        seed: 99,
-        keys: 1500,
-        changes_per_key: 4,
-        ..HistorySpec::default()
-    });
-    scenario.produce(&history.records).await;
-    let env = scenario.env();
-    let table = &scenario.sinks.table;
-
-    let first = Daemon::start(&env, &log_path("crash-first"));
-    table.wait_until_applied(200, Duration::from_secs(60)).await;
-    first.signal("-KILL");
-    drop(first);
-    let after_kill = table.items().await.len();
-    assert!(
-        after_kill < history.expected.len(),
-        "the kill came after the run finished ({after_kill} items); the test proves nothing"
-    );
-
-    // The killed member never said goodbye; the broker drops it after the session timeout
-    // (6 s here). Restart after that, as a rescheduled pod would: tansu does not reassign
-    // partitions when a dead member expires in the middle of a join (a real Kafka does).
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let mut second = Daemon::start(&env, &log_path("crash-second"));
-    let settled = scenario
-        .settle(
-            &history,
-            Duration::from_secs(180),
-            &[&log_path("crash-first"), &log_path("crash-second")],
-        )
-        .await;
-    assert!(
-        settled.mismatches.is_empty(),
-        "after kill -9 and restart the table differs: {settled}"
-    );
-    second.signal("-TERM");
-    let status = second
-        .wait(Duration::from_secs(30))
-        .expect("the daemon exits after SIGTERM");
-    assert!(status.success(), "graceful exit code 0, got {status}");
-}
-
 /// The delivery contract across crashes: the daemon is killed with SIGKILL three times while it
 /// works through a history with replays, and restarted each time as a rescheduled pod would be.
 /// At the end the table equals the source, every source change's event id was seen on the bus
 /// (a change whose write landed before a kill but whose event was not yet out is published on
 /// the replay, under the same id), nothing is dead-lettered, and SIGTERM exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 16: with the republish fix, 4 runs in 8 still missed 11-94 of 6,000 events \
-            (table exact, DLQ empty). Traced once: the 12 missing ids were handed to PutEvents \
-            by one batch 3 s before a kill and never read again, so EventBridge (ministack) \
-            accepted them; none reached the rule's queue. Run with --ignored"]
 async fn kill_9_three_times_then_restart_ends_as_the_source_with_every_event() {
     let scenario = Scenario::new(Sinks::create().await, 4).await;
     let history = History::generate(&HistorySpec {
@@ -130,21 +82,10 @@ async fn kill_9_three_times_then_restart_ends_as_the_source_with_every_event() {
     scenario.produce(&history.records).await;
     let env = scenario.env();
     let table = &scenario.sinks.table;
-    let events = {
-        let queue = scenario.sinks.inspect.clone().expect("inspected sinks");
-        let want = history.changes;
-        tokio::spawn(async move {
-            queue
-                .drain_until_distinct(want, Duration::from_secs(300))
-                .await
-        })
-    };
+    let events = watch_events(&scenario, &history, Duration::from_secs(300));
 
-    let mut logs = Vec::new();
     for (round, applied) in [200, 600, 1000].into_iter().enumerate() {
-        let log = log_path(&format!("crash-{round}"));
-        let daemon = Daemon::start(&env, &log);
-        logs.push(log);
+        let daemon = Daemon::start(&env, &log_path(&format!("crash-{round}")));
         table
             .wait_until_applied(applied, Duration::from_secs(60))
             .await;
@@ -161,37 +102,23 @@ async fn kill_9_three_times_then_restart_ends_as_the_source_with_every_event() {
         "the last kill came after the run finished ({after_kills} items); the test proves less"
     );
 
-    let log = log_path("crash-last");
-    let mut last = Daemon::start(&env, &log);
-    logs.push(log);
-    let log_refs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
-    let settled = scenario
-        .settle(&history, Duration::from_secs(180), &log_refs)
-        .await;
-    assert!(
-        settled.mismatches.is_empty(),
-        "after three kills and a restart the table differs: {settled}"
-    );
-    let bodies = events.await.expect("event reader");
-    let ids = eda_testkit::events::event_ids(&bodies);
-    let owed = eda_testkit::events::owed_event_ids(&history, &scenario.config);
-    assert_eq!(owed.len(), history.changes, "the history's changes decode");
-    assert_eq!(
-        ids.len(),
-        history.changes,
-        "every source change's event, whatever the kill points ({} events read); missing: {:#?}",
-        bodies.len(),
-        eda_testkit::events::missing(&owed, &ids, 30)
-    );
-    assert_eq!(
-        scenario.sinks.dlq.depth().await.expect("DLQ attributes"),
-        Some(0),
-        "nothing dead-lettered"
-    );
+    let mut last = Daemon::start(&env, &log_path("crash-last"));
+    let restarted = Instant::now();
+    let outcome = judge(
+        "3 x SIGKILL at 200, 600, 1000 items",
+        &scenario,
+        &history,
+        events,
+        0,
+        restarted,
+        Duration::from_secs(180),
+    )
+    .await;
     last.signal("-TERM");
     let status = last
         .wait(Duration::from_secs(30))
         .expect("the daemon exits after SIGTERM");
+    outcome.assert_nothing_lost();
     assert!(status.success(), "graceful exit code 0, got {status}");
 }
 
