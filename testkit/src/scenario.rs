@@ -64,6 +64,24 @@ impl Scenario {
         }
     }
 
+    /// Switches the topic to Qlik Avro: registers the load generator's schema under the topic's
+    /// subject in the local Schema Registry and returns its id, for
+    /// `eda_loadtest::history::Encoding::Avro`.
+    pub async fn use_avro(&mut self) -> u32 {
+        self.config.kafka.format = eda_config::MessageFormat::QlikAvro;
+        let registry = eda_actors::kafka::schema_registry::SchemaRegistryClient::new(
+            &self.config.schema_registry,
+        )
+        .expect("registry client");
+        registry
+            .register(
+                &eda_loadtest::avro::subject(&self.topic),
+                eda_loadtest::avro::CUSTOMERS_SCHEMA,
+            )
+            .await
+            .expect("schema registered")
+    }
+
     /// The consumer group the pipeline joins.
     pub fn group(&self) -> &str {
         &self.config.kafka.group_id

@@ -54,18 +54,7 @@ pub async fn outage(down: Down, fault: Fault, length: Duration, keys: usize) -> 
         Down::SchemaRegistry => {
             // The schema is registered directly; the pipeline reaches the registry through the
             // proxy.
-            scenario.config.kafka.format = eda_config::MessageFormat::QlikAvro;
-            let registry = eda_actors::kafka::schema_registry::SchemaRegistryClient::new(
-                &scenario.config.schema_registry,
-            )
-            .expect("registry client");
-            let id = registry
-                .register(
-                    &eda_loadtest::avro::subject(&scenario.topic),
-                    eda_loadtest::avro::CUSTOMERS_SCHEMA,
-                )
-                .await
-                .expect("schema registered");
+            let id = scenario.use_avro().await;
             encoding = Encoding::Avro(id);
             scenario.config.schema_registry.url = Some(proxy.url());
             scenario.config.schema_registry.timeout_ms = 1_000;

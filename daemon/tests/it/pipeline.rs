@@ -102,18 +102,7 @@ async fn qlik_avro_through_the_schema_registry_ends_as_the_source() {
     init_logs();
     // The history's records name the schema id, which the topic's subject gets first.
     let mut scenario = Scenario::new(Sinks::create_uninspected().await, 4).await;
-    scenario.config.kafka.format = eda_config::MessageFormat::QlikAvro;
-    let registry = eda_actors::kafka::schema_registry::SchemaRegistryClient::new(
-        &scenario.config.schema_registry,
-    )
-    .expect("registry client");
-    let id = registry
-        .register(
-            &eda_loadtest::avro::subject(&scenario.topic),
-            eda_loadtest::avro::CUSTOMERS_SCHEMA,
-        )
-        .await
-        .expect("schema registered");
+    let id = scenario.use_avro().await;
     let history = History::generate(&HistorySpec {
         seed: 3,
         keys: 500,
