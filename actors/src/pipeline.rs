@@ -186,17 +186,21 @@ impl Pipeline {
     /// Graceful stop: stop fetching, drain in-flight work within the drain timeout, commit,
     /// leave the group, then stop the rest of the tree (sinks last, so they finish their work).
     pub async fn shutdown(mut self) {
+        // The whole shutdown fits in the drain timeout: the group drains its partitions within
+        // its share of it and commits; the tree stops within what is left (at least half a
+        // second). What is cut short was not committed and is read again.
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
         if let Some(group) = self.child(CONSUMER_GROUP).await {
             let group: ActorRef<ConsumerGroupMsg> = group.into();
             let _ = group
-                .call(
-                    ConsumerGroupMsg::Drain,
-                    Some(self.drain_timeout + Duration::from_secs(5)),
-                )
+                .call(ConsumerGroupMsg::Drain, Some(self.drain_timeout))
                 .await;
         }
         self.root.stop(Some("shutdown".into()));
-        let _ = tokio::time::timeout(self.drain_timeout * 2, &mut self.root_task).await;
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(500));
+        let _ = tokio::time::timeout(left, &mut self.root_task).await;
     }
 }
 

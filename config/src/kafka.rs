@@ -71,8 +71,11 @@ pub struct KafkaConfig {
     pub ssl: Option<SslConfig>,
     /// Group session timeout: a member silent for this long loses its partitions.
     pub session_timeout_ms: u64,
-    /// How long shutdown or a revoke waits for in-flight work before committing what is done.
-    /// Must stay under `session_timeout_ms` so the group does not evict us while we drain.
+    /// How long a graceful shutdown (SIGTERM) takes at most, and how long a revoke waits: in-flight
+    /// work drains for up to three quarters of it (all but 5 s, when it is over 20 s), then what
+    /// is done is committed, the group left and the actors stopped within the rest; what did not
+    /// drain is read again by the next owner. Must stay under `session_timeout_ms` so the group
+    /// does not evict us while we drain, and under the pod's termination grace period.
     pub drain_timeout_ms: u64,
     /// How often stored offsets are committed to the group coordinator.
     pub commit_interval_ms: u64,
@@ -149,6 +152,13 @@ impl KafkaConfig {
     /// `drain_timeout_ms` as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The partitions' share of `drain_timeout_ms`: the rest is kept for committing, leaving
+    /// the group and stopping the actors.
+    pub fn partition_drain_timeout(&self) -> Duration {
+        let whole = self.drain_timeout();
+        whole - (whole / 4).min(Duration::from_secs(5))
     }
 
     /// `commit_interval_ms` as a duration.

@@ -12,7 +12,7 @@ mkdir -p "$dir"
 : >"$report"
 started=$(date +%s)
 status=0
-EDA_CHAOS_REPORT="$report" $CARGO test -p eda-daemon --test it chaos:: -- \
+CHAOS_REPORT="$report" $CARGO test -p eda-daemon --test it chaos:: -- \
   --ignored --test-threads=1 ${CHAOS_FILTER:+--exact "$CHAOS_FILTER"} || status=$?
 took=$(($(date +%s) - started))
 {

@@ -4,7 +4,7 @@
 //! against what was poison, the group's commits against the end of every partition — and
 //! returns one [`Outcome`], the row `make chaos` prints.
 //!
-//! Rows are printed to stdout and, when `EDA_CHAOS_REPORT` names a file, appended to it as a
+//! Rows are printed to stdout and, when `CHAOS_REPORT` names a file, appended to it as a
 //! Markdown table row; `deploy/local/chaos.sh` collects that file into the table it prints.
 
 use crate::scenario::Scenario;
@@ -53,11 +53,11 @@ impl Outcome {
             + usize::from(!self.offsets_at_end)
     }
 
-    /// Prints the row and appends it to `EDA_CHAOS_REPORT`, if set.
+    /// Prints the row and appends it to `CHAOS_REPORT`, if set.
     pub fn report(&self) {
         let row = self.to_string();
         println!("CHAOS {row}");
-        if let Ok(path) = std::env::var("EDA_CHAOS_REPORT") {
+        if let Ok(path) = std::env::var("CHAOS_REPORT") {
             if let Ok(mut file) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

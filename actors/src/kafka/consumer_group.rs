@@ -285,7 +285,7 @@ impl ConsumerGroupState {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let timeout = self.args.kafka.drain_timeout();
+        let timeout = self.args.kafka.partition_drain_timeout();
         let partitions: Vec<_> = self.partitions.drain().collect();
         if drain_first {
             let drains = partitions.iter().map(|(_, actor)| drain(actor, timeout));

@@ -48,7 +48,7 @@ async fn chaos_twenty_kill_9s_under_load() {
     let scenario = Scenario::new(Sinks::create().await, 4).await;
     let history = History::generate(&HistorySpec {
         seed: random,
-        keys: 1_400,
+        keys: 2_000,
         changes_per_key: 4,
         ..HistorySpec::default()
     });
@@ -58,9 +58,19 @@ async fn chaos_twenty_kill_9s_under_load() {
     let kills = 20;
     let mut applied_at_kills = Vec::new();
     for round in 0..kills {
+        let before = scenario.sinks.table.items().await;
         let daemon = Daemon::start(&env, &log_path(&format!("chaos-kill-{round}")));
-        // A random point of the run: 2 to 6 s after the start (joining takes part of it).
-        let run = Duration::from_millis(2_000 + next_below(&mut random, 4_000));
+        // Under load: once this run has changed the table (it joined and works), a random point
+        // 0.2 to 4 s later.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while scenario.sinks.table.items().await == before {
+            assert!(
+                Instant::now() < deadline,
+                "kill round {round}: the daemon changed nothing within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let run = Duration::from_millis(200 + next_below(&mut random, 3_800));
         tokio::time::sleep(run).await;
         daemon.signal("-KILL");
         drop(daemon);
@@ -129,10 +139,10 @@ async fn chaos_sigterm_under_load() {
         status.is_some_and(|s| s.success()),
         "SIGTERM under load exits 0: {status:?}"
     );
-    // The drain timeout, plus the shutdown of the rest of the tree (publishers finish their
-    // calls, the DLQ writer flushes).
+    // The whole shutdown fits in the drain timeout; the margin is the signal's delivery and the
+    // process's own exit on a loaded machine.
     assert!(
-        took <= drain + Duration::from_secs(10),
+        took <= drain + Duration::from_secs(3),
         "SIGTERM exit took {took:?}, drain timeout {drain:?}"
     );
     let applied = scenario.sinks.table.items().await.len();
