@@ -206,7 +206,7 @@ mod tests {
     fn rows_carry_doc_comments_and_defaults() {
         let table = markdown();
         assert!(table.contains(
-            "| `kafka.drain_timeout_ms` | `u64` | `10000` | How long shutdown or a revoke waits"
+            "| `kafka.drain_timeout_ms` | `u64` | `10000` | How long a graceful shutdown (SIGTERM) takes at most"
         ));
         assert!(table.contains("| `kafka.sasl.password` |"));
         assert!(table.contains("| `transformer.rules[].pattern` |"));
