@@ -12,4 +12,5 @@ mod poison;
 mod regions;
 mod scrape;
 mod stack;
+mod stuck;
 mod timeouts;
