@@ -79,10 +79,16 @@ pub struct KafkaConfig {
     pub drain_timeout_ms: u64,
     /// How often stored offsets are committed to the group coordinator.
     pub commit_interval_ms: u64,
-    /// Messages a partition may have in flight (read but not yet acknowledged downstream); at
-    /// the limit its reader stops until acknowledgements free room, so memory stays flat under
-    /// any input rate.
+    /// Messages a partition may have in flight: read, and not yet passed by the commit (settled
+    /// downstream together with every message before it). At the limit its reader stops until
+    /// the commit moves, so memory stays flat under any input rate and a head message that never
+    /// settles stops the reading here.
     pub max_in_flight_per_partition: usize,
+    /// Bytes (message payload plus key) a partition may have in flight, read but not yet
+    /// settled and committable; at the limit its reader stops, as at
+    /// `max_in_flight_per_partition`, so a partition of large messages holds bounded memory.
+    /// A single message larger than this is still read, alone.
+    pub max_in_flight_bytes_per_partition: u64,
     /// Largest batch of changes handed to an applier at once.
     pub batch_max: usize,
     /// How long a partition waits to fill a batch before sending what it has.
@@ -135,6 +141,7 @@ impl Default for KafkaConfig {
             drain_timeout_ms: 10_000,
             commit_interval_ms: 5_000,
             max_in_flight_per_partition: 4_096,
+            max_in_flight_bytes_per_partition: 64 * 1024 * 1024,
             batch_max: 500,
             batch_linger_ms: 5,
             key_columns: BTreeMap::new(),
@@ -201,6 +208,12 @@ impl KafkaConfig {
             self.max_in_flight_per_partition,
             1,
             1_000_000,
+        );
+        v.range(
+            "kafka.max_in_flight_bytes_per_partition",
+            self.max_in_flight_bytes_per_partition,
+            1_024,
+            1024 * 1024 * 1024,
         );
         v.range("kafka.batch_max", self.batch_max, 1, 10_000);
         v.range("kafka.batch_linger_ms", self.batch_linger_ms, 0, 10_000);

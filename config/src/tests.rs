@@ -113,6 +113,31 @@ fn drain_timeout_must_stay_under_session_timeout() {
 }
 
 #[test]
+fn the_in_flight_byte_bound_is_read_from_the_environment_and_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(
+            config.kafka.max_in_flight_bytes_per_partition,
+            64 * 1024 * 1024
+        );
+        jail.set_env("EDA_KAFKA__MAX_IN_FLIGHT_BYTES_PER_PARTITION", "1048576");
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(config.kafka.max_in_flight_bytes_per_partition, 1_048_576);
+        for bad in ["0", "2147483648"] {
+            jail.set_env("EDA_KAFKA__MAX_IN_FLIGHT_BYTES_PER_PARTITION", bad);
+            let err = load_in(jail, "eda.toml").expect_err("out of range");
+            assert!(
+                err.to_string()
+                    .contains("kafka.max_in_flight_bytes_per_partition"),
+                "{err}"
+            );
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn an_aws_timeout_of_zero_is_refused_by_name() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -90,6 +90,14 @@ impl OffsetTracker {
         self.watermark
     }
 
+    /// Where the partition's commit stands as far as this tracker knows: the committable
+    /// offset, or, before anything settled, the first offset read (where reading started, so
+    /// what was committed before). `None` while nothing was read.
+    pub fn commit_point(&self) -> Option<i64> {
+        self.watermark
+            .or_else(|| self.pending.front().map(|&(offset, _)| offset))
+    }
+
     /// The committable offset if it moved since the last call, so callers store each advance
     /// once.
     pub fn take_committable(&mut self) -> Option<i64> {
@@ -107,6 +115,20 @@ impl OffsetTracker {
         self.pending.clear();
         self.last_tracked = None;
     }
+}
+
+/// Messages of a partition past its committed offset: what is not read yet plus what is read
+/// and not settled (a restart reads both again). The partition's end is the broker's answer
+/// (`reported_end`, its high watermark) or one past the last offset read, whichever is higher,
+/// because a broker's answer has been seen below offsets already read. `None` when neither is
+/// known.
+pub fn committed_lag(
+    reported_end: Option<i64>,
+    last_read: Option<i64>,
+    committed: i64,
+) -> Option<i64> {
+    let end = reported_end.max(last_read.map(|offset| offset + 1))?;
+    Some((end - committed).max(0))
 }
 
 #[cfg(test)]
@@ -171,6 +193,33 @@ mod tests {
         t.track(2).unwrap();
         t.ack(2).unwrap();
         assert_eq!(t.committable(), Some(3));
+    }
+
+    #[test]
+    fn the_commit_point_is_where_reading_started_until_something_settles() {
+        let mut t = OffsetTracker::new();
+        assert_eq!(t.commit_point(), None);
+        t.track(416).unwrap();
+        t.track(417).unwrap();
+        t.ack(417).unwrap();
+        assert_eq!(t.commit_point(), Some(416), "the head holds it");
+        t.ack(416).unwrap();
+        assert_eq!(t.commit_point(), Some(418));
+    }
+
+    #[test]
+    fn lag_counts_from_the_commit_and_trusts_no_low_broker_answer() {
+        // A head that never settles: everything read is still owed.
+        assert_eq!(committed_lag(Some(500), Some(499), 100), Some(400));
+        // The broker's answer below what was read (seen: 269 against 416 read).
+        assert_eq!(committed_lag(Some(269), Some(415), 300), Some(116));
+        // No answer from the broker: what was read still counts.
+        assert_eq!(committed_lag(None, Some(9), 5), Some(5));
+        // Caught up.
+        assert_eq!(committed_lag(Some(10), Some(9), 10), Some(0));
+        // A committed offset past a low answer, nothing read: never negative.
+        assert_eq!(committed_lag(Some(269), None, 416), Some(0));
+        assert_eq!(committed_lag(None, None, 3), None);
     }
 
     proptest! {

@@ -24,8 +24,9 @@ use crate::kafka::message_decoder::MessageDecoder;
 use crate::kafka::partition_consumer::{
     PartitionConsumer, PartitionConsumerArgs, PartitionConsumerMsg,
 };
+use crate::kafka::progress::{self, PartitionProgress};
 use crate::kafka::schema_registry::SchemaRegistryClient;
-use crate::telemetry::{ConsumerLag, InternalEvent, Metrics, Readiness};
+use crate::telemetry::{Metrics, Readiness};
 use eda_config::KafkaConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use rdkafka::consumer::Consumer;
@@ -94,6 +95,9 @@ pub struct ConsumerGroupState {
     closing: Arc<AtomicBool>,
     /// Running partition consumers.
     partitions: HashMap<(String, i32), ActorRef<PartitionConsumerMsg>>,
+    /// Where each partition started here stands, for the lag and age gauges; an entry outlives
+    /// its partition until the next measurement, which removes its series.
+    progress: HashMap<(String, i32), Arc<PartitionProgress>>,
     /// Stops the polling thread.
     stop_polling: Arc<Notify>,
     /// The polling thread.
@@ -146,6 +150,7 @@ impl Actor for ConsumerGroup {
             consumer,
             closing,
             partitions: HashMap::new(),
+            progress: HashMap::new(),
             stop_polling,
             poller: Some(poller),
         })
@@ -250,6 +255,7 @@ impl ConsumerGroupState {
     ) -> Result<(), ActorProcessingErr> {
         let key = (assigned.topic.clone(), assigned.partition);
         let kafka = &self.args.kafka;
+        let progress = Arc::new(PartitionProgress::new());
         let args = PartitionConsumerArgs {
             topic: assigned.topic,
             partition: assigned.partition,
@@ -261,11 +267,16 @@ impl ConsumerGroupState {
             batch_max: kafka.batch_max,
             batch_linger: kafka.batch_linger(),
             max_in_flight: kafka.max_in_flight_per_partition,
+            // Validated to at most 1 GiB.
+            max_in_flight_bytes: u32::try_from(kafka.max_in_flight_bytes_per_partition)
+                .unwrap_or(u32::MAX),
+            progress: progress.clone(),
             metrics: self.args.metrics.clone(),
             readiness: self.args.readiness.clone(),
         };
         let (actor, _) =
             Actor::spawn_linked(None, PartitionConsumer, args, myself.get_cell()).await?;
+        self.progress.insert(key.clone(), progress);
         self.partitions.insert(key, actor);
         Ok(())
     }
@@ -309,37 +320,25 @@ impl ConsumerGroupState {
         tracing::info!("Consumer group left.");
     }
 
-    fn measure_lag(&self) {
-        if self.partitions.is_empty() {
-            return;
-        }
-        let consumer = self.consumer.clone();
-        let metrics = self.args.metrics.clone();
-        let keys: Vec<(String, i32)> = self.partitions.keys().cloned().collect();
-        tokio::task::spawn_blocking(move || {
-            let Ok(positions) = consumer.position() else {
-                return;
-            };
-            for (topic, partition) in keys {
-                let Ok((_, high)) =
-                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1))
-                else {
-                    continue;
-                };
-                let position = positions
-                    .find_partition(&topic, partition)
-                    .and_then(|e| e.offset().to_raw())
-                    .filter(|p| *p >= 0);
-                if let Some(position) = position {
-                    ConsumerLag {
-                        topic: &topic,
-                        partition,
-                        lag: (high - position).max(0),
-                    }
-                    .emit(&metrics);
-                }
+    /// Reports, for every partition started here, the lag against its committed offset and the
+    /// age of its oldest unsettled message (see [`progress`](crate::kafka::progress)). Partitions
+    /// no longer assigned here lose their series, so a sum over members counts each partition
+    /// once and no alert stays up on a member that gave the partition away.
+    fn measure_lag(&mut self) {
+        let gone: Vec<_> = self
+            .progress
+            .keys()
+            .filter(|key| !self.partitions.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(progress) = self.progress.remove(&key) {
+                progress.retire(&key.0, key.1, &self.args.metrics);
             }
-        });
+        }
+        if !self.progress.is_empty() {
+            progress::report(&self.consumer, &self.progress, &self.args.metrics);
+        }
     }
 }
 

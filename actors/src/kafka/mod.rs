@@ -9,6 +9,9 @@
 //! - [`partition_consumer`]: [`PartitionConsumer`](partition_consumer::PartitionConsumer) reads
 //!   one partition in order, hands changes to the appliers, and stores an offset only once
 //!   everything before it is settled.
+//! - [`progress`]: [`PartitionProgress`](progress::PartitionProgress), where a partition
+//!   stands, shared by its partition consumer and the group, which reports it as the lag against
+//!   the committed offset and the age of the oldest unsettled message.
 //! - [`message_decoder`]: one partition's decoder state (Qlik metadata, Avro schemas).
 //! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
 
@@ -16,4 +19,5 @@ pub mod client;
 pub mod consumer_group;
 pub mod message_decoder;
 pub mod partition_consumer;
+pub mod progress;
 pub mod schema_registry;

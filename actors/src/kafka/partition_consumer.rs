@@ -4,11 +4,20 @@
 //!
 //! A reader task owns the rdkafka partition queue and sends batches (up to `kafka.batch_max`
 //! messages, or what arrived within `kafka.batch_linger_ms`) to the actor. Each message read takes
-//! a permit from a semaphore of `kafka.max_in_flight_per_partition` permits, and its
-//! acknowledgement gives the permit back. With no permit left the reader waits for one instead of
-//! reading; librdkafka keeps prefetching until its bounded queue for the partition is full, then
-//! fetches nothing more. So memory stays bounded whatever the input rate, without pausing the
-//! partition at the broker (`read_partition` says why librdkafka's `pause` is not used).
+//! a permit from a semaphore of `kafka.max_in_flight_per_partition` permits and its payload and
+//! key bytes from one of `kafka.max_in_flight_bytes_per_partition`. They are given back when the
+//! message leaves the tracker, that is when it and every message before it are settled, not
+//! when it alone is: a head message that never settles would otherwise let the reader go on
+//! past it for ever while the messages behind it pile up in the tracker. With no permit left
+//! the reader waits instead of reading; librdkafka keeps prefetching until its bounded queue for
+//! the partition is full, then fetches nothing more. So memory stays bounded whatever the input
+//! rate and whatever is stuck, without pausing the partition at the broker (`read_partition`
+//! says why librdkafka's `pause` is not used).
+//!
+//! Where the partition stands (its commit point, the last offset read, since when the oldest
+//! unsettled message waits) is kept in a [`PartitionProgress`] the consumer group reads on its
+//! own schedule, so a partition that stopped moving still shows it: lag against the committed
+//! offset, and the age of its oldest unsettled message.
 //!
 //! One key always goes to the same applier, and an applier handles its batches in order, so the
 //! changes of a key are applied in partition order while different keys run in parallel.
@@ -23,6 +32,7 @@ use crate::cdc_applier::CdcApplierMsg;
 use crate::dlq_writer::DlqWriterMsg;
 use crate::kafka::client::{GroupConsumer, GroupContext};
 use crate::kafka::message_decoder::{DecodeFailure, Decoded, MessageDecoder};
+use crate::kafka::progress::PartitionProgress;
 use crate::retry::backoff;
 use crate::telemetry::{
     InternalEvent, MessageProcessed, MessagesConsumed, Metrics, PartitionHeld, PartitionReleased,
@@ -38,7 +48,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort}
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -100,8 +110,12 @@ pub struct PartitionConsumerArgs {
     pub batch_max: usize,
     /// How long a batch waits to fill.
     pub batch_linger: Duration,
-    /// Messages read and not yet acknowledged, at most.
+    /// Messages read and not yet settled (with every message before them), at most.
     pub max_in_flight: usize,
+    /// Payload and key bytes of those messages, at most (a larger message still passes alone).
+    pub max_in_flight_bytes: u32,
+    /// Where the partition stands, for the consumer group's lag and age gauges.
+    pub progress: Arc<PartitionProgress>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// `/readyz` learns of a held partition here.
@@ -120,10 +134,21 @@ pub struct PartitionConsumerState {
     readiness: Arc<Readiness>,
     /// Read offsets and their acknowledgements: the commit watermark.
     tracker: OffsetTracker,
-    /// Room for messages in flight; the reader takes, acknowledgements give back.
+    /// Room for messages in flight; the reader takes, and a message gives its permit back when
+    /// it leaves the tracker.
     permits: Arc<Semaphore>,
-    /// When each in-flight offset was read (processing-duration histogram).
-    read_at: HashMap<i64, Instant>,
+    /// Room for bytes in flight, taken and given back like `permits`.
+    byte_permits: Arc<Semaphore>,
+    /// `kafka.max_in_flight_bytes_per_partition`: what one message may take at most.
+    max_in_flight_bytes: u32,
+    /// The tracked offsets not yet committable, in order: when each was read (the
+    /// processing-duration histogram, the oldest unsettled message's age) and the bytes it
+    /// holds. An entry leaves, giving back its permits, once the commit passes it.
+    reads: BTreeMap<i64, Read>,
+    /// The highest offset read (`None`: nothing yet).
+    last_read: Option<i64>,
+    /// Shared with the consumer group, which reports it.
+    progress: Arc<PartitionProgress>,
     /// The reader task.
     reader: Option<JoinHandle<()>>,
     /// Callers waiting for the partition to drain.
@@ -139,6 +164,21 @@ pub struct PartitionConsumerState {
     draining: bool,
     /// Jitter for the hold's backoff.
     rng: fastrand::Rng,
+}
+
+/// A message read and not yet committable.
+struct Read {
+    /// When it was tracked.
+    at: Instant,
+    /// Byte permits it holds.
+    bytes: u32,
+}
+
+/// The byte permits a message takes: its payload and key, at most the whole budget, so a
+/// message larger than the budget is still read (alone).
+fn byte_cost(message: &OwnedMessage, budget: u32) -> u32 {
+    let len = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
+    len.min(budget as usize) as u32
 }
 
 /// A partition waiting for a failing dependency.
@@ -174,10 +214,14 @@ impl Actor for PartitionConsumer {
             return Err("a partition consumer needs at least one applier".into());
         }
         let permits = Arc::new(Semaphore::new(args.max_in_flight.max(1)));
+        let max_in_flight_bytes = args.max_in_flight_bytes.max(1);
+        let byte_permits = Arc::new(Semaphore::new(max_in_flight_bytes as usize));
         let reader = tokio::spawn(read_partition(Reader {
             queue: args.queue,
             actor: myself,
             permits: permits.clone(),
+            byte_permits: byte_permits.clone(),
+            max_in_flight_bytes,
             topic: args.topic.clone(),
             partition: args.partition,
             batch_max: args.batch_max.max(1),
@@ -195,7 +239,11 @@ impl Actor for PartitionConsumer {
             readiness: args.readiness,
             tracker: OffsetTracker::new(),
             permits,
-            read_at: HashMap::new(),
+            byte_permits,
+            max_in_flight_bytes,
+            reads: BTreeMap::new(),
+            last_read: None,
+            progress: args.progress,
             reader: Some(reader),
             drain_waiters: Vec::new(),
             held: VecDeque::new(),
@@ -218,12 +266,16 @@ impl Actor for PartitionConsumer {
                     count: batch.len() as u64,
                 }
                 .emit(&state.metrics);
+                if let Some(last) = batch.last() {
+                    state.last_read = state.last_read.max(Some(last.offset()));
+                }
                 // Behind held messages, a batch waits its turn: the partition keeps its order.
                 let resume = state.held.is_empty();
                 state.held.extend(batch);
                 if resume && !state.draining {
                     state.dispatch(&myself).await?;
                 }
+                state.report_progress();
             }
             PartitionConsumerMsg::RetryHeld => {
                 if !state.draining {
@@ -307,11 +359,14 @@ impl PartitionConsumerState {
                         last,
                         "Message delivered again by the broker; already in hand."
                     );
-                    // The reader took a permit for it; no acknowledgement will return that one.
+                    // The reader took permits for it; they come back now, as nothing tracks it.
                     self.permits.add_permits(1);
+                    self.byte_permits
+                        .add_permits(byte_cost(&message, self.max_in_flight_bytes) as usize);
                     continue;
                 }
-                self.read_at.insert(offset, now);
+                let bytes = byte_cost(&message, self.max_in_flight_bytes);
+                self.reads.insert(offset, Read { at: now, bytes });
             }
             let origin = KafkaCoordinates {
                 topic: self.topic.clone(),
@@ -458,22 +513,21 @@ impl PartitionConsumerState {
         self.tracker.in_flight() == usize::from(self.hold.is_some())
     }
 
-    /// Records acknowledgements, frees room for the reader, and stores the new watermark.
+    /// Records acknowledgements, stores the new watermark, and frees the room of the messages
+    /// the commit passed for the reader.
     fn acknowledge(&mut self, offsets: &[i64]) {
-        let mut freed = 0;
         for &offset in offsets {
             if self.tracker.ack(offset).is_ok() {
-                freed += 1;
-                if let Some(read_at) = self.read_at.remove(&offset) {
+                if let Some(read) = self.reads.get(&offset) {
                     MessageProcessed {
                         topic: &self.topic,
-                        elapsed: read_at.elapsed(),
+                        elapsed: read.at.elapsed(),
                     }
                     .emit(&self.metrics);
                 }
             }
         }
-        self.permits.add_permits(freed);
+        self.release_committable();
         if let Some(next) = self.tracker.take_committable() {
             // librdkafka's offset store commits `offset + 1`: hand it the last settled offset.
             if let Err(err) = self
@@ -488,11 +542,39 @@ impl PartitionConsumerState {
                 );
             }
         }
+        self.report_progress();
         if self.settled() {
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
         }
+    }
+
+    /// Gives back the permits of the messages the watermark passed: only a message that is
+    /// settled, with every message before it, stops counting against the in-flight bounds.
+    fn release_committable(&mut self) {
+        let Some(watermark) = self.tracker.committable() else {
+            return;
+        };
+        let (mut messages, mut bytes) = (0, 0);
+        while let Some(entry) = self.reads.first_entry() {
+            if *entry.key() >= watermark {
+                break;
+            }
+            messages += 1;
+            bytes += entry.remove().bytes as usize;
+        }
+        self.permits.add_permits(messages);
+        self.byte_permits.add_permits(bytes);
+    }
+
+    /// Publishes where the partition stands for the consumer group's gauges.
+    fn report_progress(&self) {
+        self.progress.record(
+            self.tracker.commit_point(),
+            self.last_read,
+            self.reads.first_key_value().map(|(_, read)| read.at),
+        );
     }
 }
 
@@ -500,6 +582,8 @@ struct Reader {
     queue: StreamPartitionQueue<GroupContext>,
     actor: ActorRef<PartitionConsumerMsg>,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
+    max_in_flight_bytes: u32,
     topic: String,
     partition: i32,
     batch_max: usize,
@@ -507,6 +591,10 @@ struct Reader {
 }
 
 /// The reader task: batches from the partition queue to the actor, within the permits.
+///
+/// Each message takes a message permit before it is received and its bytes once it is (its size
+/// is known only then). A message received without room for its bytes is not lost: the batch
+/// so far goes to the actor, and the message starts the next batch once its bytes are free.
 ///
 /// With no permit left the reader stops reading; librdkafka then stops fetching for the
 /// partition once its own prefetch queue is full (`queued.max.messages.kbytes`, set in
@@ -516,47 +604,104 @@ struct Reader {
 /// delivered, and a seek after the resume did not bring them back), which would commit past
 /// unprocessed messages.
 async fn read_partition(r: Reader) {
+    // A message received (its message permit taken) that waits for room for its bytes.
+    let mut waiting: Option<OwnedMessage> = None;
     loop {
-        let permit = match r.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                tracing::debug!(
-                    topic = %r.topic,
-                    partition = r.partition,
-                    "Partition at its in-flight limit; reading stops until acknowledgements."
-                );
-                let Ok(permit) = r.permits.clone().acquire_owned().await else {
+        let first = match waiting.take() {
+            Some(message) => message,
+            None => {
+                let Some(permit) = acquire(&r.permits, 1, &r, "messages").await else {
                     return;
                 };
-                permit
+                match r.queue.recv().await {
+                    Ok(message) => {
+                        permit.forget();
+                        message.detach()
+                    }
+                    Err(err) => {
+                        tracing::warn!(topic = %r.topic, partition = r.partition, error = %err, "Partition read failed.");
+                        drop(permit);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
             }
         };
-        let first = match r.queue.recv().await {
-            Ok(message) => message.detach(),
-            Err(err) => {
-                tracing::warn!(topic = %r.topic, partition = r.partition, error = %err, "Partition read failed.");
-                drop(permit);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let cost = byte_cost(&first, r.max_in_flight_bytes);
+        let Some(bytes) = acquire(&r.byte_permits, cost, &r, "bytes").await else {
+            return;
         };
-        permit.forget();
+        bytes.forget();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + r.linger;
         while batch.len() < r.batch_max {
             let Ok(permit) = r.permits.clone().try_acquire_owned() else {
                 break;
             };
-            match tokio::time::timeout_at(deadline, r.queue.recv()).await {
-                Ok(Ok(message)) => {
-                    permit.forget();
-                    batch.push(message.detach());
+            let Ok(Ok(message)) = tokio::time::timeout_at(deadline, r.queue.recv()).await else {
+                break;
+            };
+            permit.forget();
+            let message = message.detach();
+            let cost = byte_cost(&message, r.max_in_flight_bytes);
+            match r.byte_permits.clone().try_acquire_many_owned(cost) {
+                Ok(bytes) => {
+                    bytes.forget();
+                    batch.push(message);
                 }
-                _ => break,
+                Err(_) => {
+                    waiting = Some(message);
+                    break;
+                }
             }
         }
         if r.actor.cast(PartitionConsumerMsg::Fetched(batch)).is_err() {
             return;
         }
+    }
+}
+
+/// Takes `n` permits of `semaphore`, waiting (and saying so) when there is no room; `None` once
+/// the semaphore is closed.
+async fn acquire(
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+    r: &Reader,
+    what: &'static str,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = semaphore.clone().try_acquire_many_owned(n) {
+        return Some(permit);
+    }
+    tracing::debug!(
+        topic = %r.topic,
+        partition = r.partition,
+        limit = what,
+        "Partition at its in-flight limit; reading stops until the commit moves."
+    );
+    semaphore.clone().acquire_many_owned(n).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+
+    fn message(payload: usize, key: usize) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(vec![b'x'; payload]),
+            Some(vec![b'k'; key]),
+            "orders".into(),
+            Timestamp::NotAvailable,
+            0,
+            7,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_message_costs_its_payload_and_key_and_never_more_than_the_budget() {
+        assert_eq!(byte_cost(&message(1_000, 24), 64 * 1024), 1_024);
+        // Larger than the whole budget: it takes all of it, so it is still read, alone.
+        assert_eq!(byte_cost(&message(300_000, 24), 64 * 1024), 64 * 1024);
     }
 }

@@ -40,14 +40,15 @@ impl InternalEvent for MessagesConsumed<'_> {
     }
 }
 
-/// The consumer's distance behind a partition's high watermark, measured after a fetch.
+/// How far a partition's committed offset is behind its end, measured every commit interval.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerLag<'a> {
     /// The topic.
     pub topic: &'a str,
     /// The partition.
     pub partition: i32,
-    /// High watermark minus the next offset to read.
+    /// The partition's end minus the offset committed for it: messages not read yet plus
+    /// messages read and not settled.
     pub lag: i64,
 }
 
@@ -66,6 +67,62 @@ impl InternalEvent for ConsumerLag<'_> {
                 configured(label::PARTITION, &self.partition.to_string()),
             ])
             .set(self.lag);
+    }
+}
+
+/// The age of a partition's oldest message read and not yet settled, measured every commit
+/// interval whether messages arrive or not.
+#[derive(Debug, Clone, Copy)]
+pub struct OldestUnsettled<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// How long that message has waited (zero when none waits).
+    pub age: Duration,
+}
+
+impl InternalEvent for OldestUnsettled<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            topic = self.topic,
+            partition = self.partition,
+            age_secs = self.age.as_secs_f64(),
+            "Oldest unsettled message measured."
+        );
+        metrics
+            .kafka_oldest_unsettled
+            .get_or_create(&[
+                configured(label::TOPIC, self.topic),
+                configured(label::PARTITION, &self.partition.to_string()),
+            ])
+            .set(self.age.as_secs_f64());
+    }
+}
+
+/// A partition is no longer assigned to this member: its lag and age series go, so that a sum
+/// over the group's members counts the partition once and no alert stays up here for it.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionUnassigned<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl InternalEvent for PartitionUnassigned<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::trace!(
+            topic = self.topic,
+            partition = self.partition,
+            "Partition series removed."
+        );
+        let labels = [
+            configured(label::TOPIC, self.topic),
+            configured(label::PARTITION, &self.partition.to_string()),
+        ];
+        metrics.kafka_consumer_lag.remove(&labels);
+        metrics.kafka_oldest_unsettled.remove(&labels);
     }
 }
 

@@ -13,6 +13,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 
 /// One label: a constant name and a value that is either a constant or a configured name.
 pub(crate) type Label = (&'static str, Cow<'static, str>);
@@ -71,6 +72,8 @@ pub struct Metrics {
     pub(crate) kafka_messages_consumed: Family<[Label; 1], Counter>,
     /// `eda_kafka_consumer_lag_messages{topic,partition}`.
     pub(crate) kafka_consumer_lag: Family<[Label; 2], Gauge>,
+    /// `eda_kafka_oldest_unsettled_seconds{topic,partition}`.
+    pub(crate) kafka_oldest_unsettled: Family<[Label; 2], Gauge<f64, AtomicU64>>,
     /// `eda_kafka_partition_held{topic,partition}`.
     pub(crate) kafka_partition_held: Family<[Label; 2], Gauge>,
     /// `eda_kafka_held_retries_total{topic,error_class}`.
@@ -140,6 +143,7 @@ impl Metrics {
             limiters: Limiters::default(),
             kafka_messages_consumed: Family::default(),
             kafka_consumer_lag: Family::default(),
+            kafka_oldest_unsettled: Family::default(),
             kafka_partition_held: Family::default(),
             kafka_held_retries: Family::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
@@ -172,8 +176,14 @@ impl Metrics {
         );
         r.register(
             metric::KAFKA_CONSUMER_LAG,
-            "Messages between the partition's high watermark and the consumer's position",
+            "Messages past the offset committed for the partition, read and unsettled or not read yet; its end is the broker's high watermark or one past the last offset read, whichever is higher",
             metrics.kafka_consumer_lag.clone(),
+        );
+        r.register_with_unit(
+            metric::KAFKA_OLDEST_UNSETTLED,
+            "How long the partition's oldest message read and not yet settled has waited (0 when none waits); it grows while the partition is stuck",
+            Unit::Seconds,
+            metrics.kafka_oldest_unsettled.clone(),
         );
         r.register(
             metric::KAFKA_PARTITION_HELD,

@@ -54,6 +54,8 @@ mod tests {
         for line in [
             r#"eda_kafka_messages_consumed_total{topic="orders"} 5"#,
             r#"eda_kafka_consumer_lag_messages{topic="orders",partition="3"} 42"#,
+            r#"eda_kafka_oldest_unsettled_seconds{topic="orders",partition="3"} 1.5"#,
+            "# UNIT eda_kafka_oldest_unsettled_seconds seconds",
             r#"eda_kafka_processing_duration_seconds_bucket{le="0.0005",topic="orders"} 1"#,
             r#"eda_cdc_events_total{operation="refresh"} 2"#,
             r#"eda_dynamodb_operations_total{operation="put_item",outcome="condition_failed"} 1"#,
@@ -79,6 +81,34 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
+    }
+
+    /// A partition given away takes its lag and age series with it; other partitions keep
+    /// theirs.
+    #[test]
+    fn an_unassigned_partition_loses_its_series() {
+        let m = reference::populated();
+        ConsumerLag {
+            topic: "orders",
+            partition: 4,
+            lag: 7,
+        }
+        .emit(&m);
+        PartitionUnassigned {
+            topic: "orders",
+            partition: 3,
+        }
+        .emit(&m);
+        let text = m.encode().unwrap();
+        assert!(!text.contains(r#"partition="3"} 42"#), "{text}");
+        assert!(
+            !text.contains(r#"eda_kafka_oldest_unsettled_seconds{topic="orders",partition="3"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"eda_kafka_consumer_lag_messages{topic="orders",partition="4"} 7"#),
+            "{text}"
+        );
     }
 
     #[test]

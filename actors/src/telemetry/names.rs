@@ -12,8 +12,13 @@ pub const PREFIX: &str = "eda";
 pub mod metric {
     /// `eda_kafka_messages_consumed_total{topic}`: messages read from Kafka.
     pub const KAFKA_MESSAGES_CONSUMED: &str = "kafka_messages_consumed";
-    /// `eda_kafka_consumer_lag_messages{topic,partition}`: high watermark minus next offset.
+    /// `eda_kafka_consumer_lag_messages{topic,partition}`: the partition's end (the broker's high
+    /// watermark, or one past the last offset read if that is higher) minus the offset committed
+    /// for it: unread messages plus messages read and not settled.
     pub const KAFKA_CONSUMER_LAG: &str = "kafka_consumer_lag_messages";
+    /// `eda_kafka_oldest_unsettled_seconds{topic,partition}`: how long the oldest message read and
+    /// not yet settled has waited; 0 when none waits. It grows while a partition is stuck.
+    pub const KAFKA_OLDEST_UNSETTLED: &str = "kafka_oldest_unsettled";
     /// `eda_kafka_partition_held{topic,partition}`: 1 while the partition waits for a failing
     /// dependency (a message its decoding needs the Schema Registry or the metadata store for).
     pub const KAFKA_PARTITION_HELD: &str = "kafka_partition_held";

@@ -60,6 +60,12 @@ pub fn populated() -> Metrics {
         lag: 42,
     }
     .emit(&m);
+    OldestUnsettled {
+        topic: "orders",
+        partition: 3,
+        age: Duration::from_millis(1_500),
+    }
+    .emit(&m);
     DlqUnsendable.emit(&m);
     for first in [true, false] {
         PartitionHeld {
@@ -347,7 +353,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 25, "{all:#?}");
+        assert_eq!(all.len(), 26, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

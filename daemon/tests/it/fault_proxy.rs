@@ -1,6 +1,7 @@
 //! A TCP proxy that injects region outages: it listens on `127.0.0.1:0` in front of a real
 //! server (the AWS stand-in, DynamoDB Local) and, on demand, passes traffic through, refuses connections,
-//! black-holes them (accepts and never answers) or delays every answer. Point one region's
+//! black-holes them (accepts and never answers), delays every answer, or stalls only the
+//! requests that name one thing (one item's key) while the rest pass. Point one region's
 //! endpoints at it to take that region down while the other keeps working.
 //!
 //! A fault applies to open connections too (the SDK pools them): refusing resets them,
@@ -26,6 +27,9 @@ pub enum Fault {
     BlackHole,
     /// Pass through, holding each answer back this long: the region is slow.
     Delay(Duration),
+    /// Pass through, except that a connection stops forwarding (as under [`Fault::BlackHole`])
+    /// once a request on it contains these bytes: one item hangs while every other is served.
+    Stall(&'static [u8]),
 }
 
 /// A running proxy.
@@ -82,7 +86,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
     match current {
         Fault::Refuse => return reset(client),
         Fault::BlackHole => return hold(client, fault).await,
-        Fault::None | Fault::Delay(_) => {}
+        Fault::None | Fault::Delay(_) | Fault::Stall(_) => {}
     }
     let Ok(server) = TcpStream::connect(upstream).await else {
         return reset(client);
@@ -93,15 +97,31 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
     let (mut server_read, mut server_write) = server.into_split();
     // Set when a request passed since the last answer, so a delay applies once per answer.
     let asked = Arc::new(AtomicBool::new(false));
+    // Set when a request matched a `Stall`: the connection then hangs like a black hole.
+    let stalled = Arc::new(tokio::sync::Notify::new());
     let up = {
         let asked = asked.clone();
+        let stalled = stalled.clone();
+        let fault = fault.clone();
         let (client_read, server_write) = (&mut client_read, &mut server_write);
         async move {
             let mut buf = vec![0u8; 64 * 1024];
+            // The end of the previous read, so a pattern split across two reads is seen.
+            let mut tail: Vec<u8> = Vec::new();
             loop {
                 let n = client_read.read(&mut buf).await.unwrap_or(0);
                 if n == 0 {
                     return;
+                }
+                let current = *fault.borrow();
+                if let Fault::Stall(pattern) = current {
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.windows(pattern.len()).any(|w| w == pattern) {
+                        stalled.notify_one();
+                        return std::future::pending().await;
+                    }
+                    let keep = tail.len().saturating_sub(pattern.len());
+                    tail.drain(..keep);
                 }
                 asked.store(true, Ordering::SeqCst);
                 if server_write.write_all(&buf[..n]).await.is_err() {
@@ -146,12 +166,13 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
     let now = tokio::select! {
         _ = async { tokio::join!(up, down) } => return,
         now = cut => now,
+        _ = stalled.notified() => *fault.borrow_and_update(),
     };
-    if now == Fault::BlackHole {
+    if matches!(now, Fault::BlackHole | Fault::Stall(_)) {
         // Stop forwarding but keep the sockets open: a pooled connection hangs, as it would
-        // behind a dead network path, until the black hole ends.
+        // behind a dead network path, until the fault ends.
         while fault.changed().await.is_ok() {
-            if *fault.borrow_and_update() != Fault::BlackHole {
+            if *fault.borrow_and_update() != now {
                 break;
             }
         }

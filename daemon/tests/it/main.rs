@@ -13,4 +13,5 @@ mod poison;
 mod regions;
 mod scrape;
 mod stack;
+mod stuck;
 mod timeouts;
