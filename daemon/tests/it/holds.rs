@@ -144,6 +144,7 @@ pub fn fault_name(fault: Fault) -> &'static str {
         Fault::Refuse => "refusing",
         Fault::BlackHole => "black-holed",
         Fault::Delay(_) => "slow",
+        Fault::Stall(_) => "stalling some calls",
     }
 }
 
