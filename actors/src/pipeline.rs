@@ -79,7 +79,7 @@ pub struct Observability {
     pub metrics: Arc<Metrics>,
     /// `/readyz`.
     pub readiness: Arc<Readiness>,
-    /// `/healthz`.
+    /// `/healthz`: the supervision tree's heartbeat and the consumer's group membership.
     pub liveness: Arc<Liveness>,
 }
 
@@ -309,6 +309,7 @@ fn pipeline_children(
         let config = config.clone();
         let metrics = metrics.clone();
         let readiness = obs.readiness.clone();
+        let liveness = obs.liveness.clone();
         ChildSpec::new(CONSUMER_GROUP, ActorKind::ConsumerGroup, move |ctx| {
             let appliers: Option<Vec<ActorRef<CdcApplierMsg>>> = (0..appliers)
                 .map(|i| ctx.dependency_ref::<CdcApplierMsg>(&applier_name(i)))
@@ -318,6 +319,7 @@ fn pipeline_children(
             let registry = registry.clone();
             let metrics = metrics.clone();
             let readiness = readiness.clone();
+            let liveness = liveness.clone();
             async move {
                 let args = ConsumerGroupArgs {
                     kafka,
@@ -326,6 +328,7 @@ fn pipeline_children(
                     registry,
                     metrics,
                     readiness,
+                    liveness,
                 };
                 Actor::spawn_linked(None, ConsumerGroup, args, ctx.supervisor())
                     .await

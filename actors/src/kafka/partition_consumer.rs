@@ -103,7 +103,10 @@ pub struct PartitionConsumerArgs {
 pub struct PartitionConsumerState {
     topic: String,
     partition: i32,
-    consumer: Arc<GroupConsumer>,
+    /// The group consumer, for the offset store; let go in `post_stop`, because ractor hands a
+    /// stopped actor's state to its supervisor (the group), which closes the consumer only once
+    /// nothing holds it.
+    consumer: Option<Arc<GroupConsumer>>,
     decoder: MessageDecoder,
     appliers: Vec<ActorRef<CdcApplierMsg>>,
     dlq: ActorRef<DlqWriterMsg>,
@@ -147,7 +150,7 @@ impl Actor for PartitionConsumer {
         Ok(PartitionConsumerState {
             topic: args.topic,
             partition: args.partition,
-            consumer: args.consumer,
+            consumer: Some(args.consumer),
             decoder: args.decoder,
             appliers: args.appliers,
             dlq: args.dlq,
@@ -190,7 +193,11 @@ impl Actor for PartitionConsumer {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(reader) = state.reader.take() {
             reader.abort();
+            // Until the aborted task is gone it holds the partition queue, and with it the group
+            // consumer, which can only close (and leave the group) once every queue is dropped.
+            let _ = reader.await;
         }
+        state.consumer = None;
         tracing::info!(
             topic = %state.topic,
             partition = state.partition,
@@ -315,12 +322,9 @@ impl PartitionConsumerState {
             }
         }
         self.permits.add_permits(freed);
-        if let Some(next) = self.tracker.take_committable() {
+        if let (Some(next), Some(consumer)) = (self.tracker.take_committable(), &self.consumer) {
             // librdkafka's offset store commits `offset + 1`: hand it the last settled offset.
-            if let Err(err) = self
-                .consumer
-                .store_offset(&self.topic, self.partition, next - 1)
-            {
+            if let Err(err) = consumer.store_offset(&self.topic, self.partition, next - 1) {
                 tracing::debug!(
                     topic = %self.topic,
                     partition = self.partition,

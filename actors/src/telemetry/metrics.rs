@@ -71,6 +71,10 @@ pub struct Metrics {
     pub(crate) kafka_messages_consumed: Family<[Label; 1], Counter>,
     /// `eda_kafka_consumer_lag_messages{topic,partition}`.
     pub(crate) kafka_consumer_lag: Family<[Label; 2], Gauge>,
+    /// `eda_kafka_partitions_assigned`.
+    pub(crate) kafka_partitions_assigned: Gauge,
+    /// `eda_kafka_rejoin_restarts_total`.
+    pub(crate) kafka_rejoin_restarts: Counter,
     /// `eda_kafka_processing_duration_seconds{topic}`.
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
     /// `eda_cdc_events_total{operation}`.
@@ -134,6 +138,8 @@ impl Metrics {
             limiters: Limiters::default(),
             kafka_messages_consumed: Family::default(),
             kafka_consumer_lag: Family::default(),
+            kafka_partitions_assigned: Gauge::default(),
+            kafka_rejoin_restarts: Counter::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
             events_republished: Counter::default(),
@@ -165,6 +171,16 @@ impl Metrics {
             metric::KAFKA_CONSUMER_LAG,
             "Messages between the partition's high watermark and the consumer's position",
             metrics.kafka_consumer_lag.clone(),
+        );
+        r.register(
+            metric::KAFKA_PARTITIONS_ASSIGNED,
+            "Partitions assigned to this member of the consumer group (0 while it is out of its group)",
+            metrics.kafka_partitions_assigned.clone(),
+        );
+        r.register(
+            metric::KAFKA_REJOIN_RESTARTS,
+            "Consumer-group members restarted because they stayed out of their group past kafka.rejoin_timeout_ms while the brokers answered",
+            metrics.kafka_rejoin_restarts.clone(),
         );
         r.register_with_unit(
             metric::KAFKA_PROCESSING_DURATION,

@@ -14,6 +14,12 @@ pub mod metric {
     pub const KAFKA_MESSAGES_CONSUMED: &str = "kafka_messages_consumed";
     /// `eda_kafka_consumer_lag_messages{topic,partition}`: high watermark minus next offset.
     pub const KAFKA_CONSUMER_LAG: &str = "kafka_consumer_lag_messages";
+    /// `eda_kafka_partitions_assigned`: partitions assigned to this member of the consumer group
+    /// now (0 while it is out of its group).
+    pub const KAFKA_PARTITIONS_ASSIGNED: &str = "kafka_partitions_assigned";
+    /// `eda_kafka_rejoin_restarts_total`: consumer-group members restarted because they stayed
+    /// out of their group past `kafka.rejoin_timeout_ms` while the brokers answered.
+    pub const KAFKA_REJOIN_RESTARTS: &str = "kafka_rejoin_restarts";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.
