@@ -173,7 +173,8 @@ impl Actor for PartitionConsumer {
             PartitionConsumerMsg::Fetched(batch) => state.dispatch(&myself, batch).await?,
             PartitionConsumerMsg::Acked(offsets) => state.acknowledge(&offsets),
             PartitionConsumerMsg::Drain(reply) => {
-                if let Some(reader) = state.reader.take() {
+                // Kept, so that `post_stop` waits for the aborted reader to let go of the queue.
+                if let Some(reader) = &state.reader {
                     reader.abort();
                 }
                 if state.tracker.in_flight() == 0 {
