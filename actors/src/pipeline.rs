@@ -79,7 +79,7 @@ pub struct Observability {
     pub metrics: Arc<Metrics>,
     /// `/readyz`.
     pub readiness: Arc<Readiness>,
-    /// `/healthz`.
+    /// `/healthz`: the supervision tree's heartbeat and the consumer's group membership.
     pub liveness: Arc<Liveness>,
 }
 
@@ -313,6 +313,7 @@ fn pipeline_children(
         let config = config.clone();
         let metrics = metrics.clone();
         let readiness = obs.readiness.clone();
+        let liveness = obs.liveness.clone();
         ChildSpec::new(CONSUMER_GROUP, ActorKind::ConsumerGroup, move |ctx| {
             let appliers: Option<Vec<ActorRef<CdcApplierMsg>>> = (0..appliers)
                 .map(|i| ctx.dependency_ref::<CdcApplierMsg>(&applier_name(i)))
@@ -322,6 +323,7 @@ fn pipeline_children(
             let registry = registry.clone();
             let metrics = metrics.clone();
             let readiness = readiness.clone();
+            let liveness = liveness.clone();
             async move {
                 let args = ConsumerGroupArgs {
                     kafka,
@@ -330,6 +332,7 @@ fn pipeline_children(
                     registry,
                     metrics,
                     readiness,
+                    liveness,
                 };
                 Actor::spawn_linked(None, ConsumerGroup, args, ctx.supervisor())
                     .await

@@ -77,6 +77,18 @@ pub struct KafkaConfig {
     /// drain is read again by the next owner. Must stay under `session_timeout_ms` so the group
     /// does not evict us while we drain, and under the pod's termination grace period.
     pub drain_timeout_ms: u64,
+    /// How long the member may stay out of its group (not joined since it started, or since
+    /// its partitions were revoked) while the brokers answer, before it closes its consumer and
+    /// the supervisor starts a fresh one that joins anew. librdkafka rejoins on its own after a
+    /// broker outage; this catches a member that does not (a group the coordinator cannot form
+    /// around it). While no broker answers, nothing is restarted. Must exceed
+    /// `session_timeout_ms` plus `drain_timeout_ms`, the longest an ordinary rebalance keeps a
+    /// member out.
+    pub rejoin_timeout_ms: u64,
+    /// How long the member may stay out of its group while the brokers answer, restarts
+    /// included, before `/healthz` fails so that the orchestrator replaces the pod. Must exceed
+    /// `rejoin_timeout_ms`, so a restart is tried first.
+    pub out_of_group_liveness_ms: u64,
     /// How often stored offsets are committed to the group coordinator.
     pub commit_interval_ms: u64,
     /// Messages a partition may have in flight: read, and not yet passed by the commit (settled
@@ -139,6 +151,8 @@ impl Default for KafkaConfig {
             ssl: None,
             session_timeout_ms: 30_000,
             drain_timeout_ms: 10_000,
+            rejoin_timeout_ms: 90_000,
+            out_of_group_liveness_ms: 300_000,
             commit_interval_ms: 5_000,
             max_in_flight_per_partition: 4_096,
             max_in_flight_bytes_per_partition: 64 * 1024 * 1024,
@@ -166,6 +180,16 @@ impl KafkaConfig {
     pub fn partition_drain_timeout(&self) -> Duration {
         let whole = self.drain_timeout();
         whole - (whole / 4).min(Duration::from_secs(5))
+    }
+
+    /// `rejoin_timeout_ms` as a duration.
+    pub fn rejoin_timeout(&self) -> Duration {
+        Duration::from_millis(self.rejoin_timeout_ms)
+    }
+
+    /// `out_of_group_liveness_ms` as a duration.
+    pub fn out_of_group_liveness(&self) -> Duration {
+        Duration::from_millis(self.out_of_group_liveness_ms)
     }
 
     /// `commit_interval_ms` as a duration.
@@ -196,6 +220,31 @@ impl KafkaConfig {
             self.drain_timeout_ms,
             "kafka.session_timeout_ms",
             self.session_timeout_ms,
+        );
+        v.range(
+            "kafka.rejoin_timeout_ms",
+            self.rejoin_timeout_ms,
+            1_000,
+            3_600_000,
+        );
+        let rebalance = self
+            .session_timeout_ms
+            .saturating_add(self.drain_timeout_ms);
+        if self.rejoin_timeout_ms <= rebalance {
+            v.invalid(
+                "kafka.rejoin_timeout_ms",
+                self.rejoin_timeout_ms,
+                format!(
+                    "must exceed kafka.session_timeout_ms + kafka.drain_timeout_ms ({rebalance}), \
+                     the longest an ordinary rebalance keeps a member out of its group"
+                ),
+            );
+        }
+        v.less(
+            "kafka.rejoin_timeout_ms",
+            self.rejoin_timeout_ms,
+            "kafka.out_of_group_liveness_ms",
+            self.out_of_group_liveness_ms,
         );
         v.range(
             "kafka.commit_interval_ms",

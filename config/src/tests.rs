@@ -138,6 +138,37 @@ fn the_in_flight_byte_bound_is_read_from_the_environment_and_checked() {
 }
 
 #[test]
+fn a_rejoin_timeout_within_an_ordinary_rebalance_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!(
+                "{MINIMAL}\n[kafka]\nsession_timeout_ms = 30000\ndrain_timeout_ms = 10000\n\
+                 rejoin_timeout_ms = 40000\nout_of_group_liveness_ms = 30000\n"
+            ),
+        )?;
+        let err = load_in(jail, "eda.toml")
+            .expect_err("broken rules")
+            .to_string();
+        assert!(
+            err.contains(
+                "kafka.rejoin_timeout_ms (40000) is invalid: must exceed \
+                 kafka.session_timeout_ms + kafka.drain_timeout_ms (40000)"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "kafka.rejoin_timeout_ms (40000) must be less than \
+                 kafka.out_of_group_liveness_ms (30000)"
+            ),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn an_aws_timeout_of_zero_is_refused_by_name() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -28,6 +28,8 @@
 //! - [`stream_change`]: a DynamoDB Streams record back to the `CdcEvent` it records.
 //! - [`offsets`]: the per-partition watermark of acknowledged offsets.
 //! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
+//! - [`rejoin`]: what a consumer-group member does about being out of its group (restart it,
+//!   fail liveness) while the brokers answer.
 //! - [`alloc`]: the global allocator of every eda binary and bench (mimalloc).
 
 pub mod alloc;
@@ -43,6 +45,7 @@ pub mod failure;
 pub mod health;
 pub mod jwt;
 pub mod offsets;
+pub mod rejoin;
 pub mod restart;
 pub mod stream_change;
 pub mod stream_record;

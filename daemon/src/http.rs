@@ -41,7 +41,7 @@ struct Surface {
     metrics: Arc<Metrics>,
     /// Partitions and sink probes, for `/readyz`.
     readiness: Arc<Readiness>,
-    /// The root supervisor's heartbeat, for `/healthz`.
+    /// The root supervisor's heartbeat and the consumer's membership, for `/healthz`.
     liveness: Arc<Liveness>,
 }
 
@@ -132,11 +132,10 @@ fn respond(request: &Request<Incoming>, surface: &Surface) -> Response<Full<Byte
                 )
             }
         },
-        "/healthz" if surface.liveness.is_alive() => text(StatusCode::OK, "ok\n"),
-        "/healthz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the supervision tree is not running\n",
-        ),
+        "/healthz" => match surface.liveness.check() {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(not_alive) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{not_alive}\n")),
+        },
         _ => match surface.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(not_ready) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
@@ -307,6 +306,26 @@ mod tests {
         assert_eq!((status, body.as_str()), (200, "ok\n"));
         running.liveness.mark_stopped();
         assert_eq!(request(running.addr, "GET", "/healthz").await.0, 503);
+        stop(running).await;
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_with_the_reason_while_the_consumer_is_stuck_out_of_its_group() {
+        let running = start().await;
+        running.liveness.beat();
+        running
+            .liveness
+            .set_group_stuck(Some(Duration::from_secs(301)));
+        let (status, _, body) = request(running.addr, "GET", "/healthz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                503,
+                "the consumer has been out of its group for 301 s while the brokers answer\n"
+            )
+        );
+        running.liveness.group_joined();
+        assert_eq!(request(running.addr, "GET", "/healthz").await.0, 200);
         stop(running).await;
     }
 

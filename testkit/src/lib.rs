@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //!
+//! - [`broker`]: a private Kafka-API broker for one test, to freeze or cut off without touching
+//!   the shared one.
 //! - [`local`]: the stack's addresses, the shipped local configuration, unique names and test
 //!   logs.
 //! - [`queue`]: an SQS queue a test reads: draining it, finding marked events, its depth.
@@ -25,6 +27,7 @@
 //! - [`scenario`](mod@scenario): a history on a fresh topic through a pipeline into those sinks
 //!   — [`scenario()`] in one call, or [`Scenario`]'s steps for a test that acts mid-run.
 
+pub mod broker;
 pub mod bus;
 pub mod chaos;
 pub mod events;
@@ -35,6 +38,7 @@ pub mod sinks;
 pub mod table;
 pub mod topic;
 
+pub use broker::PrivateBroker;
 pub use bus::{envelope_of, inspected_bus, Inspector};
 pub use local::{free_port, init_logs, local_config, local_config_path, unique};
 pub use queue::{is_health_event, Queue};

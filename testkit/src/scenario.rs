@@ -11,7 +11,7 @@
 
 use crate::local::BROKERS;
 use crate::sinks::Sinks;
-use crate::topic::{committed_offsets, fresh_topic};
+use crate::topic::{committed_offsets, fresh_topic_on};
 use eda_actors::pipeline::{Observability, Pipeline};
 use eda_actors::telemetry::Metrics;
 use eda_config::Config;
@@ -40,6 +40,8 @@ pub struct Scenario {
     pub sinks: Sinks,
     /// The topic the history goes to, created empty.
     pub topic: String,
+    /// The broker the topic is on (the shared one, or a test's private broker).
+    pub brokers: String,
     /// The pipeline's configuration, pointed at `sinks` and `topic` with a fresh group; change
     /// it before starting.
     pub config: Config,
@@ -52,12 +54,22 @@ pub struct Scenario {
 impl Scenario {
     /// Creates a topic of `partitions` partitions for `sinks`; nothing is produced yet.
     pub async fn new(sinks: Sinks, partitions: i32) -> Self {
-        let topic = fresh_topic(partitions).await;
-        let config = sinks.config(&topic);
-        let producer = eda_loadtest::kafka::producer(BROKERS).expect("producer");
+        Self::on_broker(sinks, partitions, BROKERS).await
+    }
+
+    /// [`new`](Self::new) on the broker at `brokers` (a test's [`PrivateBroker`]): the topic,
+    /// the producer and the pipeline's configuration all point there.
+    ///
+    /// [`PrivateBroker`]: crate::broker::PrivateBroker
+    pub async fn on_broker(sinks: Sinks, partitions: i32, brokers: &str) -> Self {
+        let topic = fresh_topic_on(brokers, partitions).await;
+        let mut config = sinks.config(&topic);
+        config.kafka.brokers = brokers.to_string();
+        let producer = eda_loadtest::kafka::producer(brokers).expect("producer");
         Self {
             sinks,
             topic,
+            brokers: brokers.to_string(),
             config,
             producer,
             produced: Mutex::new(BTreeMap::new()),
@@ -90,7 +102,9 @@ impl Scenario {
     /// The same setup as `EDA_` variables, for a daemon process started on `config/local.toml`
     /// (changes made to [`config`](Self::config) are not in it).
     pub fn env(&self) -> Vec<(String, String)> {
-        self.sinks.env(&self.topic, self.group())
+        let mut env = self.sinks.env(&self.topic, self.group());
+        env.push(("EDA_KAFKA__BROKERS".into(), self.brokers.clone()));
+        env
     }
 
     /// Produces `records` to the topic, in order, and waits until each is delivered.
@@ -117,8 +131,13 @@ impl Scenario {
             .clone();
         let deadline = std::time::Instant::now() + within;
         loop {
-            let committed =
-                committed_offsets(&self.topic, self.group(), ends.keys().copied().collect()).await;
+            let committed = committed_offsets(
+                &self.brokers,
+                &self.topic,
+                self.group(),
+                ends.keys().copied().collect(),
+            )
+            .await;
             let short: Vec<String> = match &committed {
                 Ok(committed) => ends
                     .iter()
@@ -181,7 +200,11 @@ impl Scenario {
             String::new()
         } else {
             self.sinks
-                .explain(&mismatches, Some((&self.topic, self.group())), logs)
+                .explain(
+                    &mismatches,
+                    Some((&self.brokers, &self.topic, self.group())),
+                    logs,
+                )
                 .await
         };
         Settled { mismatches, why }

@@ -7,7 +7,7 @@ use crate::bus::{create_bus, inspected_bus};
 use crate::local::{local_config, unique};
 use crate::queue::Queue;
 use crate::table::Table;
-use crate::topic::group_progress;
+use crate::topic::group_progress_on;
 use eda_actors::aws::RegionClients;
 use eda_config::Config;
 use serde_json::Value;
@@ -115,12 +115,12 @@ impl Sinks {
 
     /// Why the table may differ, for a failing test's message: how many mismatches and the
     /// first ones, the dead letters waiting in the DLQ (read, not deleted), the group's committed
-    /// offset of each partition against its end (when `kafka` names the topic and group), and
-    /// the warnings and assignment changes in `logs` (daemon processes' stderr).
+    /// offset of each partition against its end (when `kafka` names the broker, topic and group),
+    /// and the warnings and assignment changes in `logs` (daemon processes' stderr).
     pub async fn explain(
         &self,
         mismatches: &[String],
-        kafka: Option<(&str, &str)>,
+        kafka: Option<(&str, &str, &str)>,
         logs: &[&Path],
     ) -> String {
         let mut out = format!(
@@ -140,10 +140,10 @@ impl Sinks {
                 letter["error_class"], letter["stage"], letter["attempts"], letter["error_message"]
             ));
         }
-        if let Some((topic, group)) = kafka {
+        if let Some((brokers, topic, group)) = kafka {
             out.push_str(&format!(
                 "\ngroup {group} on {topic}: {}",
-                group_progress(topic, group).await
+                group_progress_on(brokers, topic, group).await
             ));
         }
         for log in logs {

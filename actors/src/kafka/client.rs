@@ -69,6 +69,10 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
+        if self.closing.load(Ordering::Acquire) {
+            // Split queues would keep the closing consumer open.
+            return;
+        }
         let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
             return;
         };

@@ -126,7 +126,10 @@ pub struct PartitionConsumerArgs {
 pub struct PartitionConsumerState {
     topic: String,
     partition: i32,
-    consumer: Arc<GroupConsumer>,
+    /// The group consumer, for the offset store; let go in `post_stop`, because ractor hands a
+    /// stopped actor's state to its supervisor (the group), which closes the consumer only once
+    /// nothing holds it.
+    consumer: Option<Arc<GroupConsumer>>,
     decoder: MessageDecoder,
     appliers: Vec<ActorRef<CdcApplierMsg>>,
     dlq: ActorRef<DlqWriterMsg>,
@@ -231,7 +234,7 @@ impl Actor for PartitionConsumer {
         Ok(PartitionConsumerState {
             topic: args.topic,
             partition: args.partition,
-            consumer: args.consumer,
+            consumer: Some(args.consumer),
             decoder: args.decoder,
             appliers: args.appliers,
             dlq: args.dlq,
@@ -284,7 +287,8 @@ impl Actor for PartitionConsumer {
             }
             PartitionConsumerMsg::Acked(offsets) => state.acknowledge(&offsets),
             PartitionConsumerMsg::Drain(reply) => {
-                if let Some(reader) = state.reader.take() {
+                // Kept, so that `post_stop` waits for the aborted reader to let go of the queue.
+                if let Some(reader) = &state.reader {
                     reader.abort();
                 }
                 state.draining = true;
@@ -305,6 +309,9 @@ impl Actor for PartitionConsumer {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(reader) = state.reader.take() {
             reader.abort();
+            // Until the aborted task is gone it holds the partition queue, and with it the group
+            // consumer, which can only close (and leave the group) once every queue is dropped.
+            let _ = reader.await;
         }
         if state.hold.take().is_some() {
             // Whoever reads the partition next holds it again if the dependency is still down.
@@ -317,6 +324,7 @@ impl Actor for PartitionConsumer {
                 .readiness
                 .set_held(&state.topic, state.partition, None);
         }
+        state.consumer = None;
         tracing::info!(
             topic = %state.topic,
             partition = state.partition,
@@ -528,12 +536,9 @@ impl PartitionConsumerState {
             }
         }
         self.release_committable();
-        if let Some(next) = self.tracker.take_committable() {
+        if let (Some(next), Some(consumer)) = (self.tracker.take_committable(), &self.consumer) {
             // librdkafka's offset store commits `offset + 1`: hand it the last settled offset.
-            if let Err(err) = self
-                .consumer
-                .store_offset(&self.topic, self.partition, next - 1)
-            {
+            if let Err(err) = consumer.store_offset(&self.topic, self.partition, next - 1) {
                 tracing::debug!(
                     topic = %self.topic,
                     partition = self.partition,

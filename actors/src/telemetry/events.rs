@@ -183,6 +183,82 @@ impl InternalEvent for PartitionReleased<'_> {
     }
 }
 
+/// The consumer group's assignment changed (a rebalance assigned or revoked partitions).
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionsAssigned<'a> {
+    /// Every partition the member holds now, as `(topic, partition)`.
+    pub partitions: &'a [(&'a str, i32)],
+}
+
+impl InternalEvent for PartitionsAssigned<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::info!(
+            count = self.partitions.len(),
+            partitions = ?self.partitions,
+            "Partition assignment changed."
+        );
+        metrics
+            .kafka_partitions_assigned
+            .set(i64::try_from(self.partitions.len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// The consumer-group member is in its group (it got an assignment, possibly empty) after
+/// `out_for` out of it: since start-up, a rebalance, a broker outage or a restart.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupJoined {
+    /// How long it was out, restarts included.
+    pub out_for: Duration,
+}
+
+impl InternalEvent for GroupJoined {
+    fn emit(self, _metrics: &Metrics) {
+        tracing::info!(
+            out_ms = u64::try_from(self.out_for.as_millis()).unwrap_or(u64::MAX),
+            "Consumer group joined."
+        );
+    }
+}
+
+/// The consumer-group member stayed out of its group past `kafka.rejoin_timeout_ms` while the
+/// brokers answered: it closes its consumer and fails, so its supervisor starts a fresh one.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMemberStuck {
+    /// How long this member has been out of its group.
+    pub out_for: Duration,
+    /// `kafka.rejoin_timeout_ms`.
+    pub rejoin_timeout: Duration,
+}
+
+impl InternalEvent for GroupMemberStuck {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(
+            out_ms = u64::try_from(self.out_for.as_millis()).unwrap_or(u64::MAX),
+            rejoin_timeout_ms = u64::try_from(self.rejoin_timeout.as_millis()).unwrap_or(u64::MAX),
+            "Consumer group member out of its group while the brokers answer; restarting it."
+        );
+        metrics.kafka_rejoin_restarts.inc();
+    }
+}
+
+/// The consumer-group member stayed out of its group past `kafka.out_of_group_liveness_ms`
+/// while the brokers answered, restarts included: `/healthz` fails so the pod is replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMemberUnhealthy {
+    /// How long the member has been out of its group, restarts included.
+    pub out_for: Duration,
+}
+
+impl InternalEvent for GroupMemberUnhealthy {
+    fn emit(self, _metrics: &Metrics) {
+        tracing::error!(
+            out_ms = u64::try_from(self.out_for.as_millis()).unwrap_or(u64::MAX),
+            "Consumer group member cannot get back into its group while the brokers answer; \
+             /healthz fails so the pod is replaced."
+        );
+    }
+}
+
 /// A message's effects were all acknowledged `elapsed` after it was fetched.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageProcessed<'a> {

@@ -78,6 +78,10 @@ pub struct Metrics {
     pub(crate) kafka_partition_held: Family<[Label; 2], Gauge>,
     /// `eda_kafka_held_retries_total{topic,error_class}`.
     pub(crate) kafka_held_retries: Family<[Label; 2], Counter>,
+    /// `eda_kafka_partitions_assigned`.
+    pub(crate) kafka_partitions_assigned: Gauge,
+    /// `eda_kafka_rejoin_restarts_total`.
+    pub(crate) kafka_rejoin_restarts: Counter,
     /// `eda_kafka_processing_duration_seconds{topic}`.
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
     /// `eda_cdc_events_total{operation}`.
@@ -146,6 +150,8 @@ impl Metrics {
             kafka_oldest_unsettled: Family::default(),
             kafka_partition_held: Family::default(),
             kafka_held_retries: Family::default(),
+            kafka_partitions_assigned: Gauge::default(),
+            kafka_rejoin_restarts: Counter::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
             events_republished: Counter::default(),
@@ -178,6 +184,16 @@ impl Metrics {
             metric::KAFKA_CONSUMER_LAG,
             "Messages past the offset committed for the partition, read and unsettled or not read yet; its end is the broker's high watermark or one past the last offset read, whichever is higher",
             metrics.kafka_consumer_lag.clone(),
+        );
+        r.register(
+            metric::KAFKA_PARTITIONS_ASSIGNED,
+            "Partitions assigned to this member of the consumer group (0 while it is out of its group)",
+            metrics.kafka_partitions_assigned.clone(),
+        );
+        r.register(
+            metric::KAFKA_REJOIN_RESTARTS,
+            "Consumer-group members restarted because they stayed out of their group past kafka.rejoin_timeout_ms while the brokers answered",
+            metrics.kafka_rejoin_restarts.clone(),
         );
         r.register_with_unit(
             metric::KAFKA_OLDEST_UNSETTLED,

@@ -36,7 +36,7 @@ pub use labels::{
     ErrorClass, HealthStatus, LambdaFunction, Service,
 };
 pub use metrics::Metrics;
-pub use readiness::{Liveness, NotReady, Readiness, Sink};
+pub use readiness::{Liveness, NotAlive, NotReady, Readiness, Sink};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -57,6 +57,8 @@ mod tests {
             r#"eda_kafka_oldest_unsettled_seconds{topic="orders",partition="3"} 1.5"#,
             "# UNIT eda_kafka_oldest_unsettled_seconds seconds",
             r#"eda_kafka_processing_duration_seconds_bucket{le="0.0005",topic="orders"} 1"#,
+            "eda_kafka_partitions_assigned 2",
+            "eda_kafka_rejoin_restarts_total 1",
             r#"eda_cdc_events_total{operation="refresh"} 2"#,
             r#"eda_dynamodb_operations_total{operation="put_item",outcome="condition_failed"} 1"#,
             r#"eda_dynamodb_operations_total{operation="put_item",outcome="throttled"} 1"#,

@@ -25,6 +25,12 @@ pub mod metric {
     /// `eda_kafka_held_retries_total{topic,error_class}`: attempts on held messages that failed
     /// again, by the class of the failure.
     pub const KAFKA_HELD_RETRIES: &str = "kafka_held_retries";
+    /// `eda_kafka_partitions_assigned`: partitions assigned to this member of the consumer group
+    /// now (0 while it is out of its group).
+    pub const KAFKA_PARTITIONS_ASSIGNED: &str = "kafka_partitions_assigned";
+    /// `eda_kafka_rejoin_restarts_total`: consumer-group members restarted because they stayed
+    /// out of their group past `kafka.rejoin_timeout_ms` while the brokers answered.
+    pub const KAFKA_REJOIN_RESTARTS: &str = "kafka_rejoin_restarts";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.

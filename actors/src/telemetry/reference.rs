@@ -81,6 +81,15 @@ pub fn populated() -> Metrics {
         elapsed: Duration::from_micros(300),
     }
     .emit(&m);
+    PartitionsAssigned {
+        partitions: &[("orders", 0), ("orders", 3)],
+    }
+    .emit(&m);
+    GroupMemberStuck {
+        out_for: Duration::from_secs(95),
+        rejoin_timeout: Duration::from_secs(90),
+    }
+    .emit(&m);
     CdcEventsApplied {
         operation: CdcOperation::Refresh,
         count: 2,
@@ -353,7 +362,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 26, "{all:#?}");
+        assert_eq!(all.len(), 28, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

@@ -63,6 +63,11 @@ impl FaultProxy {
         Self { addr, fault, task }
     }
 
+    /// Where clients connect (a Kafka broker's advertised address, when the proxy fronts one).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `http://127.0.0.1:<port>`, for an endpoint override.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -115,12 +115,13 @@ async fn a_stuck_head_is_bounded_and_visible(bound: Bound) {
     let consumed =
         series(&text, "eda_kafka_messages_consumed_total", &topic).unwrap_or(0.0) as usize;
     let lag = series(&text, "eda_kafka_consumer_lag_messages", &topic);
-    let committed = eda_testkit::topic::committed_offsets(&topic, scenario.group(), vec![0])
-        .await
-        .expect("committed offsets")
-        .get(&0)
-        .copied()
-        .flatten();
+    let committed =
+        eda_testkit::topic::committed_offsets(&scenario.brokers, &topic, scenario.group(), vec![0])
+            .await
+            .expect("committed offsets")
+            .get(&0)
+            .copied()
+            .flatten();
     let applied = scenario.sinks.table.items().await.len();
     let report = format!(
         "{bound:?}: {consumed} of {} messages consumed, committed {committed:?}, {applied} items \
