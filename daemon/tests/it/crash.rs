@@ -141,6 +141,7 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
     scenario
         .produce(&[eda_loadtest::history::Record {
             key: None,
+            partition: None,
             value: serde_json::to_vec(&message).expect("JSON"),
             original: true,
         }])
