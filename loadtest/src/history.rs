@@ -411,6 +411,25 @@ mod tests {
             history.records[3..].iter().all(|r| r.partition.is_none()),
             "poison and data come after every metadata message"
         );
+        // The daemon's decoder learns the key from it, and keys the data with it.
+        let none = eda_core::cdc::FallbackKeys::none();
+        let ctx = eda_core::cdc::DecodeContext {
+            default_table: None,
+            fallback_keys: &none,
+        };
+        let mut cache = eda_core::cdc::MetadataCache::new();
+        match eda_core::cdc::decode_qlik_json(&history.records[0].value, &ctx, &cache, None) {
+            Ok(eda_core::cdc::QlikMessage::Metadata(structure)) => {
+                assert_eq!(structure.key_columns, [std::sync::Arc::from(KEY_COLUMN)]);
+                cache.insert(structure);
+            }
+            other => panic!("a metadata message: {other:?}"),
+        }
+        let data = history.records.iter().find(|r| r.original).expect("data");
+        assert!(matches!(
+            eda_core::cdc::decode_qlik_json(&data.value, &ctx, &cache, None),
+            Ok(eda_core::cdc::QlikMessage::Change(_))
+        ));
         assert_eq!(history.changes, 20 * spec.changes_per_key);
     }
 
