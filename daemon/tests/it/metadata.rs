@@ -151,7 +151,7 @@ async fn a_daemon_killed_after_the_metadata_messages_dead_letters_nothing_after_
 
 /// `config/local.toml` without its `kafka.key_columns` (an environment variable can add keys to
 /// a table but not remove one), written for a daemon process; returns its path.
-fn without_key_columns(name: &str) -> std::path::PathBuf {
+pub fn without_key_columns(name: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(local_config_path()).expect("config/local.toml");
     let kept: Vec<&str> = text
         .lines()
