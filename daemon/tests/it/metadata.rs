@@ -6,6 +6,7 @@
 //! one replayed never wins), and a store that does not answer (a port nobody listens on).
 
 use crate::crash::{log_path, Daemon};
+use crate::fault_proxy::{Fault, FaultProxy};
 use eda_actors::aws::{DynamoDbTableStructures, RegionClients};
 use eda_actors::kafka::message_decoder::MessageDecoder;
 use eda_actors::kafka::table_structures::TableStructures;
@@ -164,6 +165,52 @@ pub fn without_key_columns(name: &str) -> std::path::PathBuf {
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
     std::fs::write(&path, kept.join("\n")).expect("config written");
     path
+}
+
+/// DynamoDB refuses connections while the metadata messages arrive (through a fault proxy, for
+/// the table-structure store and the applier alike): the partitions are held, nothing is
+/// dead-lettered for an unknown key; once DynamoDB is back, the structures are recorded and the
+/// table ends as the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_messages_wait_for_an_unreachable_store_instead_of_dead_lettering() {
+    init_logs();
+    let mut scenario = Scenario::new(Sinks::create_uninspected().await, PARTITIONS).await;
+    scenario.config.kafka.key_columns.clear();
+    let proxy = FaultProxy::start("127.0.0.1:8000".parse().expect("address")).await;
+    proxy.set(Fault::Refuse);
+    scenario.config.regions.primary.endpoints.dynamodb = Some(proxy.url());
+    let history = described_history(20, PARTITIONS);
+    scenario.produce(&history.records).await;
+    let (pipeline, obs) = scenario.start().await;
+
+    let started = std::time::Instant::now();
+    let mut held_seen = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(not_ready) = obs.readiness.check() {
+            held_seen |= not_ready.to_string().contains("held");
+        }
+    }
+    assert!(held_seen, "/readyz never named a held partition");
+    assert_eq!(
+        scenario.sinks.dlq.depth().await.expect("DLQ attributes"),
+        Some(0),
+        "nothing dead-lettered while the store is unreachable"
+    );
+    proxy.set(Fault::None);
+    let settled = scenario
+        .settle(&history, Duration::from_secs(120), &[])
+        .await;
+    assert!(
+        settled.mismatches.is_empty(),
+        "after DynamoDB returned the table differs: {settled}"
+    );
+    assert_eq!(
+        scenario.sinks.dlq.depth().await.expect("DLQ attributes"),
+        Some(0),
+        "nothing dead-lettered"
+    );
+    pipeline.shutdown().await;
 }
 
 /// Another pod (a pipeline of its own group, on a topic of its own) is already running when a
