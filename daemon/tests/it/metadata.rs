@@ -370,3 +370,22 @@ async fn a_store_that_does_not_answer_fails_decoding_as_retryable() {
         "the first is the metadata message"
     );
 }
+
+/// A metadata table that does not exist is a configuration error: the pipeline does not start,
+/// and the error names the table and the key to fix (no message is read, none dead-lettered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_metadata_table_stops_the_start_and_names_it() {
+    let mut scenario = Scenario::new(Sinks::create_uninspected().await, 1).await;
+    scenario.config.regions.primary.metadata_table = unique("eda-no-such-table");
+    let config = Arc::new(scenario.config.clone());
+    let err = Pipeline::start(config.clone(), Observability::new(&config))
+        .await
+        .err()
+        .expect("the pipeline does not start")
+        .to_string();
+    assert!(
+        err.contains(&config.regions.primary.metadata_table)
+            && err.contains("regions.primary.metadata_table"),
+        "{err}"
+    );
+}
