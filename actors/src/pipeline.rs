@@ -28,8 +28,13 @@
 //!
 //! The Schema Registry client is not an actor: it is a cache by schema id shared by every
 //! partition consumer (a mailbox hop per lookup would cost more than the lookup), built once here.
+//! The same holds for the Qlik table structures ([`TableStructures`]): one per process, outliving
+//! restarts of the consumer group, backed by the primary region's `metadata_table`.
 
-use crate::aws::{DynamoDbItemWriter, EventBridgeClient, RegionClients, SqsDeadLetterQueue};
+use crate::aws::{
+    DynamoDbItemWriter, DynamoDbTableStructures, EventBridgeClient, RegionClients,
+    SqsDeadLetterQueue,
+};
 use crate::cdc_applier::{CdcApplier, CdcApplierArgs, CdcApplierMsg};
 use crate::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use crate::eventbridge_publisher::{
@@ -38,6 +43,7 @@ use crate::eventbridge_publisher::{
 use crate::health_prober::{HealthProber, HealthProberArgs};
 use crate::kafka::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg};
 use crate::kafka::schema_registry::SchemaRegistryClient;
+use crate::kafka::table_structures::TableStructures;
 use crate::region_router::{
     load_dictionary, region_publisher, spawn_router, RegionRouterMsg, RouterStartError,
     RouterWiring,
@@ -309,6 +315,7 @@ fn pipeline_children(
         );
     }
 
+    let structures = table_structures(config, clients);
     let mut group = {
         let config = config.clone();
         let metrics = metrics.clone();
@@ -321,6 +328,7 @@ fn pipeline_children(
             let dlq = ctx.dependency_ref::<DlqWriterMsg>(DLQ_WRITER);
             let kafka = config.kafka.clone();
             let registry = registry.clone();
+            let structures = structures.clone();
             let metrics = metrics.clone();
             let readiness = readiness.clone();
             let liveness = liveness.clone();
@@ -330,6 +338,7 @@ fn pipeline_children(
                     appliers: appliers.ok_or_else(|| missing("applier"))?,
                     dlq: dlq.ok_or_else(|| missing(DLQ_WRITER))?,
                     registry,
+                    structures,
                     metrics,
                     readiness,
                     liveness,
@@ -347,6 +356,22 @@ fn pipeline_children(
     }
     specs.push(group);
     specs
+}
+
+/// The Qlik table structures of the process, in the primary region's `metadata_table`; none for
+/// Debezium, which names its keys in every message.
+pub fn table_structures(config: &Config, clients: &RegionClients) -> Option<Arc<TableStructures>> {
+    match config.kafka.format {
+        eda_config::MessageFormat::QlikJson | eda_config::MessageFormat::QlikAvro => {
+            Some(Arc::new(TableStructures::new(Arc::new(
+                DynamoDbTableStructures::new(
+                    clients.dynamodb.clone(),
+                    config.regions.primary.metadata_table.clone(),
+                ),
+            ))))
+        }
+        eda_config::MessageFormat::Debezium => None,
+    }
 }
 
 fn missing(name: &str) -> ractor::SpawnErr {

@@ -7,6 +7,7 @@
 
 use eda_core::apply_plan::PlannedWrite;
 use eda_core::apply_plan::WriteOutcome;
+use eda_core::cdc::TableMetadata;
 use eda_core::dead_letter::SqsMessage;
 use eda_core::eventbridge::EventBridgeEntry;
 use eda_core::failure::ErrorClass;
@@ -87,4 +88,25 @@ pub trait DeadLetterSink: Send + Sync + 'static {
 
     /// Deletes a message that was replayed.
     fn delete<'a>(&'a self, receipt_handle: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
+}
+
+/// The durable record of Qlik table structures (DynamoDB): what metadata messages said, kept
+/// beyond the process and partition that read them.
+pub trait TableStructureStore: Send + Sync + 'static {
+    /// Records one version of a table's structure unless that version is recorded already (the
+    /// recorded one stands). Returns whether this call recorded it.
+    fn record<'a>(&'a self, structure: &'a TableMetadata)
+        -> BoxFuture<'a, Result<bool, SinkError>>;
+
+    /// Every recorded version of the table `qualified` (`SCHEMA.TABLE`).
+    fn versions<'a>(
+        &'a self,
+        qualified: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<TableMetadata>, SinkError>>;
+
+    /// Every recorded version of every table.
+    fn all(&self) -> BoxFuture<'_, Result<Vec<TableMetadata>, SinkError>>;
+
+    /// Where the structures are kept (logs and errors).
+    fn name(&self) -> &str;
 }

@@ -114,7 +114,9 @@ pub async fn redrive(config: &Config, max: usize) -> Result<RedriveReport, Redri
         .as_ref()
         .and_then(|_| SchemaRegistryClient::new(&config.schema_registry).ok())
         .map(Arc::new);
-    let mut decoder = MessageDecoder::new(&config.kafka, registry);
+    // A dead letter of an unknown key decodes now if its table's structure was recorded since.
+    let structures = crate::pipeline::table_structures(config, &clients);
+    let mut decoder = MessageDecoder::new(&config.kafka, registry, structures);
     let result = drain_queue(queue.as_ref(), &replayers, &mut decoder, max).await;
     replayers.applier.stop(None);
     replayers.publisher.stop(None);

@@ -70,6 +70,14 @@ pub struct RegionConfig {
     pub endpoints: Endpoints,
     /// DynamoDB table CDC changes are applied to in this region (items keyed by `pk`).
     pub cdc_table: String,
+    /// DynamoDB table holding the structure of every source table Qlik's metadata (`MD`)
+    /// messages described, one item per table and `tableVersion` (hash key `pk`, the
+    /// `SCHEMA.TABLE` string; range key `version`, a number). The daemon (with `kafka.format`
+    /// `qlik-json` or `qlik-avro`) records a structure here before it acknowledges its metadata
+    /// message, reads the table at start, and looks a table up here before it gives up on a data
+    /// message whose key it cannot find; so restarts, rebalances and other pods keep the key
+    /// columns. The daemon uses the primary region's.
+    pub metadata_table: String,
     /// EventBridge bus that receives change, transformed, health and cross-region events.
     pub event_bus: String,
     /// SQS queue URL of the dead-letter queue in this region.
@@ -82,6 +90,7 @@ impl RegionConfig {
             name: name.into(),
             endpoints: Endpoints::default(),
             cdc_table: "eda-cdc".into(),
+            metadata_table: "eda-qlik-metadata".into(),
             event_bus: "eda-events".into(),
             dlq_queue_url: String::new(),
         }
@@ -90,6 +99,14 @@ impl RegionConfig {
     fn validate(&self, prefix: &str, v: &mut Validator) {
         v.non_empty(&format!("{prefix}.name"), &self.name);
         v.non_empty(&format!("{prefix}.cdc_table"), &self.cdc_table);
+        v.non_empty(&format!("{prefix}.metadata_table"), &self.metadata_table);
+        if self.metadata_table == self.cdc_table {
+            v.invalid(
+                &format!("{prefix}.metadata_table"),
+                &self.metadata_table,
+                format!("must differ from {prefix}.cdc_table (table structures are not changes)"),
+            );
+        }
         v.non_empty(&format!("{prefix}.event_bus"), &self.event_bus);
         v.non_empty(&format!("{prefix}.dlq_queue_url"), &self.dlq_queue_url);
         if !self.dlq_queue_url.is_empty() {

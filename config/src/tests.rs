@@ -208,6 +208,22 @@ fn every_broken_rule_is_reported_at_once() {
 }
 
 #[test]
+fn the_metadata_table_is_not_the_cdc_table() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        jail.set_env("EDA_REGIONS__PRIMARY__METADATA_TABLE", "eda-cdc");
+        let err = load_in(jail, "eda.toml").expect_err("broken rule");
+        assert!(
+            err.to_string().contains(
+                "regions.primary.metadata_table (eda-cdc) is invalid: must differ from regions.primary.cdc_table"
+            ),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn sasl_protocol_requires_credentials() {
     let mut config = Config::default();
     config.kafka.security_protocol = SecurityProtocol::SaslSsl;

@@ -22,12 +22,12 @@ use workloads::{avro_cached, Source, QLIK_UPDATE};
 fn qlik_json(c: &mut Criterion) {
     let source = Source::new("dbo", "ORDERS");
     let ctx = source.ctx();
-    let mut cache = MetadataCache::new();
+    let cache = MetadataCache::new();
     let mut g = c.benchmark_group("qlik_json");
     g.throughput(Throughput::Elements(1));
     g.bench_function(format!("decode_update_{}B", QLIK_UPDATE.len()), |b| {
         b.iter(|| {
-            let m = decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &mut cache, None);
+            let m = decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &cache, None);
             black_box(m.is_ok())
         })
     });
@@ -67,8 +67,8 @@ fn avro(c: &mut Criterion) {
 fn batch() -> Vec<CdcEvent> {
     let source = Source::new("dbo", "ORDERS");
     let ctx = source.ctx();
-    let mut cache = MetadataCache::new();
-    let template = match decode_qlik_json(QLIK_UPDATE, &ctx, &mut cache, None) {
+    let cache = MetadataCache::new();
+    let template = match decode_qlik_json(QLIK_UPDATE, &ctx, &cache, None) {
         Ok(QlikMessage::Change(e)) => e,
         other => panic!("bench fixture must decode: {other:?}"),
     };

@@ -21,11 +21,11 @@ fn decode_and_transform(c: &mut Criterion) {
     let ctx = source.ctx();
     let (transformer, region) = pipeline_transformer();
     let now = chrono::Utc::now();
-    let mut metadata = MetadataCache::new();
+    let metadata = MetadataCache::new();
 
     // The path must succeed, or the figure would time an error branch.
     let QlikMessage::Change(probe) =
-        decode_qlik_json(QLIK_UPDATE, &ctx, &mut metadata, None).expect("decodes")
+        decode_qlik_json(QLIK_UPDATE, &ctx, &metadata, None).expect("decodes")
     else {
         panic!("the fixture is a data message");
     };
@@ -38,7 +38,7 @@ fn decode_and_transform(c: &mut Criterion) {
     group.bench_function("qlik_json_decode_transform_1364B", |b| {
         b.iter(|| {
             let Ok(QlikMessage::Change(event)) =
-                decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &mut metadata, None)
+                decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &metadata, None)
             else {
                 unreachable!("checked above");
             };

@@ -44,10 +44,10 @@ fn main() {
     let ctx = source.ctx();
     let (transformer, region) = pipeline_transformer();
     let now = chrono::Utc::now();
-    let mut metadata = MetadataCache::new();
+    let metadata = MetadataCache::new();
     let mut qlik = || {
         let Ok(QlikMessage::Change(event)) =
-            decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &mut metadata, None)
+            decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &metadata, None)
         else {
             return false;
         };

@@ -52,11 +52,11 @@ fn qlik(n: usize) -> usize {
     let ctx = source.ctx();
     let (transformer, region) = pipeline_transformer();
     let now = chrono::Utc::now();
-    let mut metadata = MetadataCache::new();
+    let metadata = MetadataCache::new();
     let mut valid = 0;
     for _ in 0..n {
         let Ok(QlikMessage::Change(event)) =
-            decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &mut metadata, None)
+            decode_qlik_json(black_box(QLIK_UPDATE), &ctx, &metadata, None)
         else {
             continue;
         };

@@ -2,7 +2,8 @@
 """Creates, idempotently, the AWS resources eda expects on the local stack, in both regions.
 
 For each region (us-west-2 and us-east-1): the DynamoDB CDC table (key `pk`, streams with new
-and old images, TTL on `_ttl`) on DynamoDB Local; the EventBridge bus `eda-events` with a rule
+and old images, TTL on `_ttl`) and the table of Qlik table structures (hash key `pk`, range key
+`version`) on DynamoDB Local; the EventBridge bus `eda-events` with a rule
 that copies every event to the inspection queue `eda-inspect`; the dead-letter queue `eda-dlq`;
 and the authorizer's HS256 secret `eda/jwt-hs256`, on the AWS stand-in (ministack). Names match config/local.toml and
 deploy/docker-compose.yml.
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 
 REGIONS = ["us-west-2", "us-east-1"]
 TABLE = "eda-cdc"
+METADATA_TABLE = "eda-qlik-metadata"
 BUS = "eda-events"
 RULE = "eda-inspect-all"
 INSPECT_QUEUE = "eda-inspect"
@@ -55,6 +57,25 @@ def ensure_table(ddb):
         ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
             "Enabled": True, "AttributeName": "_ttl"})
     return created
+
+
+def ensure_metadata_table(ddb):
+    """The table `regions.*.metadata_table` names: one item per source table and tableVersion."""
+    try:
+        ddb.create_table(
+            TableName=METADATA_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "version", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "version", "AttributeType": "N"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=METADATA_TABLE)
+        return True
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        return False
 
 
 def ensure_queue(sqs, name):
@@ -93,14 +114,16 @@ def main():
                         help="the EventBridge/SQS/Secrets Manager endpoint")
     args = parser.parse_args()
     for region in REGIONS:
-        created = ensure_table(client("dynamodb", region, args.dynamodb))
+        ddb = client("dynamodb", region, args.dynamodb)
+        created = ensure_table(ddb)
+        metadata_created = ensure_metadata_table(ddb)
         sqs = client("sqs", region, args.aws)
         inspect_url = ensure_bus(client("events", region, args.aws), sqs, region)
         dlq_url = ensure_queue(sqs, DLQ)
         ensure_secret(client("secretsmanager", region, args.aws))
-        print("[resources] %s: table %s (%s), bus %s -> %s, dlq %s, secret %s" % (
-            region, TABLE, "created" if created else "exists", BUS, inspect_url, dlq_url,
-            SECRET_ID))
+        print("[resources] %s: table %s (%s), table %s (%s), bus %s -> %s, dlq %s, secret %s" % (
+            region, TABLE, "created" if created else "exists", METADATA_TABLE,
+            "created" if metadata_created else "exists", BUS, inspect_url, dlq_url, SECRET_ID))
     return 0
 
 

@@ -8,7 +8,8 @@
 //! grammar (a message that is not an object, a repeated envelope field, a string a
 //! Rust `String` cannot hold).
 use eda_core::cdc::{
-    decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikJsonError, TableRef,
+    decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikJsonError, QlikMessage,
+    TableRef,
 };
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -24,7 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     for input in [first, second] {
-        let outcome = decode_qlik_json(input, &ctx, &mut cache, None);
+        let outcome = decode_qlik_json(input, &ctx, &cache, None);
         // UTF-8 first: serde_json skips an ignored string's bytes without checking them.
         let text = std::str::from_utf8(input).ok();
         let json = text.is_some_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok());
@@ -38,6 +39,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 assert!(beyond_grammar, "refused JSON serde_json reads: {message}");
             }
             Err(_) => {}
+        }
+        if let Ok(QlikMessage::Metadata(meta)) = outcome {
+            cache.insert(meta);
         }
     }
 });

@@ -5,7 +5,10 @@
 //! interleaved across keys; then the mess a real pipeline sees is mixed in: exact duplicates
 //! right after the original (a producer retry), and older changes of a key delivered again later
 //! (a redelivery after a rebalance), always on the key's own partition (Kafka key = item key).
-//! Optionally, poison messages (not JSON) that must reach the DLQ.
+//! Optionally, poison messages (not JSON) that must reach the DLQ, and Qlik's metadata (`MD`)
+//! message describing the table (its key columns among them) at the head of each partition, as
+//! Qlik sends one before a table's first data message: with it, the daemon needs no
+//! `kafka.key_columns` for the table.
 //!
 //! [`History::expected`] is the source's last image per key (`None`: deleted), which the
 //! DynamoDB table must equal once everything is applied, whatever the delivery order.
@@ -25,6 +28,9 @@ pub const KEY_COLUMN: &str = "CUSTOMER_ID";
 pub struct Record {
     /// Kafka key (the item key, so a key's changes share a partition); `None` for poison.
     pub key: Option<String>,
+    /// The partition to produce to, when the key must not decide it (a metadata message goes
+    /// to every partition); `None`: the key's partition.
+    pub partition: Option<i32>,
     /// Message value.
     pub value: Vec<u8>,
     /// Whether this is an original change (not a duplicate, redelivery or poison).
@@ -55,6 +61,11 @@ pub struct HistorySpec {
     pub sequence_base: u64,
     /// How messages are encoded.
     pub encoding: Encoding,
+    /// Qlik metadata (`MD`) messages describing the table: one at the head of each of the first
+    /// this many partitions (give the topic's partition count), before any data message, so a
+    /// consumer learns the key columns from the stream (0: none; the consumer then needs
+    /// `kafka.key_columns`). JSON only: the Avro decoder reads no metadata messages.
+    pub metadata_partitions: i32,
 }
 
 /// The wire format of generated messages.
@@ -80,6 +91,7 @@ impl Default for HistorySpec {
             padding: 0,
             sequence_base: 20260101000000,
             encoding: Encoding::Json,
+            metadata_partitions: 0,
         }
     }
 }
@@ -170,6 +182,55 @@ pub fn qlik_message(
     serde_json::to_vec(&message).expect("JSON serializes")
 }
 
+/// The Qlik JSON metadata (`MD`) message of the generated table at `table_version`: its columns
+/// in ordinal order, the key column first with `primaryKeyPosition` 1.
+pub fn qlik_metadata_message(table_version: i64) -> Vec<u8> {
+    let columns = [
+        (KEY_COLUMN, "STRING", 1),
+        ("NAME", "STRING", 0),
+        ("EMAIL", "STRING", 0),
+        ("VERSION", "STRING", 0),
+        ("BALANCE", "NUMERIC", 0),
+        ("NOTES", "STRING", 0),
+    ];
+    let table_columns: Map<String, Value> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind, pk))| {
+            let column = json!({
+                "ordinal": i + 1,
+                "type": kind,
+                "length": 0,
+                "precision": 0,
+                "scale": 0,
+                "primaryKeyPosition": pk
+            });
+            (name.to_string(), column)
+        })
+        .collect();
+    let message = json!({
+        "magic": "atMSG",
+        "type": "MD",
+        "headers": null,
+        "messageSchemaId": null,
+        "messageSchema": null,
+        "message": {
+            "schemaId": format!("{SCHEMA}.{TABLE}.v{table_version}"),
+            "lineage": {
+                "server": "eda-loadtest",
+                "task": "history",
+                "schema": SCHEMA,
+                "table": TABLE,
+                "tableVersion": table_version,
+                "timestamp": "2026-01-01T00:00:00.000"
+            },
+            "tableStructure": { "tableColumns": table_columns },
+            "dataSchema": null
+        }
+    });
+    serde_json::to_vec(&message).expect("JSON serializes")
+}
+
 impl History {
     /// Generates a history per `spec`.
     pub fn generate(spec: &HistorySpec) -> Self {
@@ -184,6 +245,16 @@ impl History {
         let mut images: Vec<Option<Map<String, Value>>> = vec![None; spec.keys];
         let mut sent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); spec.keys];
         let mut records = Vec::with_capacity(turns.len() * 2);
+        if spec.encoding == Encoding::Json {
+            for partition in 0..spec.metadata_partitions.max(0) {
+                records.push(Record {
+                    key: Some(format!("{SCHEMA}.{TABLE}")),
+                    partition: Some(partition),
+                    value: qlik_metadata_message(1),
+                    original: false,
+                });
+            }
+        }
         let mut counter = 0u64;
         let padding = "x".repeat(spec.padding);
         let deletes: Vec<bool> = (0..spec.keys)
@@ -216,12 +287,14 @@ impl History {
             };
             records.push(Record {
                 key: Some(pk(&key)),
+                partition: None,
                 value: value.clone(),
                 original: true,
             });
             if rng.f64() < spec.duplicate_rate {
                 records.push(Record {
                     key: Some(pk(&key)),
+                    partition: None,
                     value: value.clone(),
                     original: false,
                 });
@@ -231,17 +304,20 @@ impl History {
                 let older = &sent[k][rng.usize(0..sent[k].len())];
                 records.push(Record {
                     key: Some(pk(&key)),
+                    partition: None,
                     value: older.clone(),
                     original: false,
                 });
             }
         }
+        let first_data = records.iter().take_while(|r| r.partition.is_some()).count();
         for i in 0..spec.poison {
-            let at = rng.usize(0..=records.len());
+            let at = rng.usize(first_data..=records.len());
             records.insert(
                 at,
                 Record {
                     key: None,
+                    partition: None,
                     value: format!("{{\"magic\":\"atMSG\",\"type\":\"DT\",\"message\": poison {i}")
                         .into_bytes(),
                     original: false,
@@ -312,6 +388,49 @@ mod tests {
         );
         assert!(sequence_at(now, 1) > sequence(999_999));
         assert_eq!(sequence_at(now, 1).len(), 35);
+    }
+
+    #[test]
+    fn metadata_messages_head_each_partition_and_name_the_key() {
+        let spec = HistorySpec {
+            keys: 20,
+            poison: 5,
+            metadata_partitions: 3,
+            ..HistorySpec::default()
+        };
+        let history = History::generate(&spec);
+        let heads: Vec<Option<i32>> = history.records[..4].iter().map(|r| r.partition).collect();
+        assert_eq!(heads, [Some(0), Some(1), Some(2), None]);
+        let md: Value = serde_json::from_slice(&history.records[0].value).expect("JSON");
+        assert_eq!(md["type"], "MD");
+        assert_eq!(md["message"]["lineage"]["tableVersion"], 1);
+        let columns = &md["message"]["tableStructure"]["tableColumns"];
+        assert_eq!(columns[KEY_COLUMN]["primaryKeyPosition"], 1);
+        assert_eq!(columns["NAME"]["primaryKeyPosition"], 0);
+        assert!(
+            history.records[3..].iter().all(|r| r.partition.is_none()),
+            "poison and data come after every metadata message"
+        );
+        // The daemon's decoder learns the key from it, and keys the data with it.
+        let none = eda_core::cdc::FallbackKeys::none();
+        let ctx = eda_core::cdc::DecodeContext {
+            default_table: None,
+            fallback_keys: &none,
+        };
+        let mut cache = eda_core::cdc::MetadataCache::new();
+        match eda_core::cdc::decode_qlik_json(&history.records[0].value, &ctx, &cache, None) {
+            Ok(eda_core::cdc::QlikMessage::Metadata(structure)) => {
+                assert_eq!(structure.key_columns, [std::sync::Arc::from(KEY_COLUMN)]);
+                cache.insert(structure);
+            }
+            other => panic!("a metadata message: {other:?}"),
+        }
+        let data = history.records.iter().find(|r| r.original).expect("data");
+        assert!(matches!(
+            eda_core::cdc::decode_qlik_json(&data.value, &ctx, &cache, None),
+            Ok(eda_core::cdc::QlikMessage::Change(_))
+        ));
+        assert_eq!(history.changes, 20 * spec.changes_per_key);
     }
 
     #[test]

@@ -40,10 +40,11 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
         .create()?)
 }
 
-/// Produces `records` in order and waits for every delivery. Records with a key go to the
-/// key's partition (the default partitioner), poison without a key to any partition. Returns,
-/// per partition, one past the highest offset delivered: where a group that consumed everything
-/// has committed (the producer's own evidence, which a broker's watermark answer can lag).
+/// Produces `records` in order and waits for every delivery. A record that names its partition
+/// goes there; others with a key go to the key's partition (the default partitioner), poison
+/// without a key to any partition. Returns, per partition, one past the highest offset
+/// delivered: where a group that consumed everything has committed (the producer's own
+/// evidence, which a broker's watermark answer can lag).
 pub async fn produce(
     producer: &FutureProducer,
     topic: &str,
@@ -55,6 +56,9 @@ pub async fn produce(
         let mut message = FutureRecord::to(topic).payload(&record.value);
         if let Some(key) = &record.key {
             message = message.key(key);
+        }
+        if let Some(partition) = record.partition {
+            message = message.partition(partition);
         }
         pending.push(producer.send(message, Duration::from_secs(60)));
         if pending.len() >= 5_000 {

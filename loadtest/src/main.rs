@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Partitions of the topic `produce` creates.
+const PARTITIONS: i32 = 4;
+
 /// eda's load generator.
 #[derive(Debug, Parser)]
 #[command(name = "eda-loadtest", about)]
@@ -30,7 +33,8 @@ enum Command {
         /// Broker list.
         #[arg(long, default_value = "127.0.0.1:9092")]
         brokers: String,
-        /// Topic (created with 4 partitions if missing).
+        /// Topic (created with 4 partitions if missing; an existing one must have 4 for
+        /// `--metadata`).
         #[arg(long, default_value = "qlik.cdc")]
         topic: String,
         /// Distinct keys.
@@ -63,6 +67,10 @@ enum Command {
         /// Messages per second; 0 sends as fast as the broker takes them.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// Send Qlik's metadata (MD) message of the table first, at the head of each of the
+        /// topic's 4 partitions, so the daemon learns the key from the stream (JSON only).
+        #[arg(long)]
+        metadata: bool,
     },
     /// Show a topic: each partition's offsets, then its messages (partition:offset, key, headers,
     /// value), as `kcat -C` would. Reads by assignment: joins no group, commits nothing.
@@ -104,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             duplicate_rate,
             redelivery_rate,
             rate,
+            metadata,
         } => {
             let encoding = match format {
                 Format::Json => Encoding::Json,
@@ -133,9 +142,10 @@ async fn main() -> anyhow::Result<()> {
                 redelivery_rate,
                 sequence_base: HistorySpec::base_now(),
                 encoding,
+                metadata_partitions: if metadata { PARTITIONS } else { 0 },
                 ..HistorySpec::default()
             });
-            kafka::create_topic(&brokers, &topic, 4).await?;
+            kafka::create_topic(&brokers, &topic, PARTITIONS).await?;
             let producer = kafka::producer(&brokers)?;
             let started = Instant::now();
             if rate == 0 {
@@ -151,12 +161,17 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let deleted = history.expected.values().filter(|v| v.is_none()).count();
+            let described = history
+                .records
+                .iter()
+                .filter(|r| r.partition.is_some())
+                .count();
             println!(
-                "produced {} messages to {topic} in {:.2?}: {} changes over {keys} keys ({deleted} end deleted), {} duplicates/redeliveries, {poison} poison, {:?}",
+                "produced {} messages to {topic} in {:.2?}: {} changes over {keys} keys ({deleted} end deleted), {} duplicates/redeliveries, {poison} poison, {described} metadata, {:?}",
                 history.records.len(),
                 started.elapsed(),
                 history.changes,
-                history.records.len() - history.changes - poison,
+                history.records.len() - history.changes - poison - described,
                 encoding,
             );
         }
@@ -207,6 +222,7 @@ async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow:
         padding: 600,
         sequence_base: HistorySpec::base_now(),
         encoding: Encoding::Json,
+        metadata_partitions: 0,
     });
     let total = history.records.len();
     let bytes: usize = history.records.iter().map(|r| r.value.len()).sum();

@@ -24,7 +24,8 @@ pub fn change_event_ids(bodies: &[String]) -> Vec<String> {
 }
 
 /// Every event id `history` owes (one per distinct change), with the change it belongs to
-/// (`table key sequence operation`), decoded with the key columns of `config`.
+/// (`table key sequence operation`), decoded with the key columns of `config` and of the
+/// history's own metadata messages.
 pub fn owed_event_ids(history: &History, config: &Config) -> BTreeMap<String, String> {
     let fallback = fallback_keys(&config.kafka);
     let ctx = DecodeContext {
@@ -34,21 +35,25 @@ pub fn owed_event_ids(history: &History, config: &Config) -> BTreeMap<String, St
     let mut metadata = MetadataCache::new();
     let mut owed = BTreeMap::new();
     for record in &history.records {
-        if let Ok(QlikMessage::Change(change)) =
-            decode_qlik_json(&record.value, &ctx, &mut metadata, None)
-        {
-            let key: Vec<String> = change.key.iter().map(|k| k.value.to_string()).collect();
-            owed.insert(
-                event_id(&change).to_string(),
-                format!(
-                    "{} {} {} {}",
-                    change.table.qualified(),
-                    key.join(","),
-                    change.change_sequence,
-                    change.operation.as_str()
-                ),
-            );
-        }
+        let change = match decode_qlik_json(&record.value, &ctx, &metadata, None) {
+            Ok(QlikMessage::Change(change)) => change,
+            Ok(QlikMessage::Metadata(structure)) => {
+                metadata.insert(structure);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let key: Vec<String> = change.key.iter().map(|k| k.value.to_string()).collect();
+        owed.insert(
+            event_id(&change).to_string(),
+            format!(
+                "{} {} {} {}",
+                change.table.qualified(),
+                key.join(","),
+                change.change_sequence,
+                change.operation.as_str()
+            ),
+        );
     }
     owed
 }

@@ -18,9 +18,9 @@
 //! - [`events`]: the event ids a history owes, to name the changes whose events are missing.
 //! - [`bus`]: EventBridge buses with an inspection queue that receives a copy of every event.
 //! - [`table`]: a per-test CDC table, its items, and how they differ from a history's last
-//!   images.
+//!   images; and a per-test table of Qlik table structures.
 //! - [`topic`]: fresh topics, and how far a consumer group got on one.
-//! - [`sinks`]: one test's table, bus and dead-letter queue together, the configuration that
+//! - [`sinks`]: one test's tables, bus and dead-letter queue together, the configuration that
 //!   points a pipeline at them, and why a table differs.
 //! - [`chaos`]: the chaos suite's verdict on a scenario (table, events, dead letters, commits)
 //!   and the row `make chaos` prints.

@@ -1,7 +1,7 @@
 //! One test's AWS resources on the local stack, so tests running in parallel never read each
-//! other's items or events: a DynamoDB table, an EventBridge bus (optionally copied to an
-//! inspection queue) and a dead-letter queue, all named uniquely; and the configuration that
-//! points a pipeline at them.
+//! other's items or events: a DynamoDB table, a table for the Qlik table structures, an
+//! EventBridge bus (optionally copied to an inspection queue) and a dead-letter queue, all named
+//! uniquely; and the configuration that points a pipeline at them.
 
 use crate::bus::{create_bus, inspected_bus};
 use crate::local::{local_config, unique};
@@ -19,6 +19,8 @@ pub struct Sinks {
     pub clients: RegionClients,
     /// The CDC table.
     pub table: Table,
+    /// The name of the table of Qlik table structures (`regions.primary.metadata_table`).
+    pub metadata_table: String,
     /// The bus of both regions (the secondary's copy has no rule: replicated events are not
     /// read there unless a test adds an inspector).
     pub bus: String,
@@ -44,6 +46,7 @@ impl Sinks {
         let config = local_config();
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
         let table = Table::create(&clients.dynamodb).await;
+        let metadata_table = Table::create_metadata(&clients.dynamodb).await;
         let (bus, inspect) = if inspected {
             let (bus, queue) = inspected_bus(&clients).await;
             (bus, Some(queue))
@@ -63,6 +66,7 @@ impl Sinks {
         Self {
             clients,
             table,
+            metadata_table,
             bus,
             inspect,
             dlq,
@@ -81,6 +85,7 @@ impl Sinks {
         config.kafka.session_timeout_ms = 6_000;
         config.kafka.drain_timeout_ms = 3_000;
         config.regions.primary.cdc_table = self.table.name.clone();
+        config.regions.primary.metadata_table = self.metadata_table.clone();
         config.regions.primary.event_bus = self.bus.clone();
         config.regions.primary.dlq_queue_url = self.dlq.url.clone();
         config.regions.secondary.event_bus = self.bus.clone();
@@ -102,6 +107,10 @@ impl Sinks {
             (
                 "EDA_REGIONS__PRIMARY__CDC_TABLE".into(),
                 self.table.name.clone(),
+            ),
+            (
+                "EDA_REGIONS__PRIMARY__METADATA_TABLE".into(),
+                self.metadata_table.clone(),
             ),
             ("EDA_REGIONS__PRIMARY__EVENT_BUS".into(), self.bus.clone()),
             (

@@ -56,6 +56,39 @@ impl Table {
         }
     }
 
+    /// Creates a uniquely named table with the key schema of `regions.*.metadata_table` (hash
+    /// key `pk`, range key `version`, a number), for one test's Qlik table structures; returns its
+    /// name.
+    pub async fn create_metadata(dynamodb: &aws_sdk_dynamodb::Client) -> String {
+        let name = unique("eda-test-metadata");
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("key schema")
+        };
+        let attribute = |name: &str, kind| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+                .expect("attribute")
+        };
+        dynamodb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("version", KeyType::Range))
+            .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+            .attribute_definitions(attribute("version", ScalarAttributeType::N))
+            .send()
+            .await
+            .expect("create_table");
+        name
+    }
+
     /// Every item of the table, by `pk`, read consistently.
     pub async fn items(&self) -> BTreeMap<String, Item> {
         let mut items = BTreeMap::new();

@@ -6,8 +6,9 @@
 //! default chain (environment, IRSA web identity on EKS, instance metadata).
 //!
 //! The submodules adapt the clients to the [ports](crate::ports): `dynamodb` (the sequence-guarded
-//! `PutItem`), `eventbridge` (`PutEvents`), `sqs` (the dead-letter queue), `probe` (the health probes'
-//! calls and the Secrets Manager read), and `error` (one classification of SDK errors for all).
+//! `PutItem`), `table_structures` (Qlik table structures in the metadata table), `eventbridge`
+//! (`PutEvents`), `sqs` (the dead-letter queue), `probe` (the health probes' calls and the Secrets
+//! Manager read), and `error` (one classification of SDK errors for all).
 //! No SDK call of eda lives outside this module.
 
 mod dynamodb;
@@ -15,11 +16,13 @@ mod error;
 mod eventbridge;
 mod probe;
 mod sqs;
+mod table_structures;
 
 pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
 pub use eventbridge::EventBridgeClient;
 pub use probe::secret_value;
 pub use sqs::SqsDeadLetterQueue;
+pub use table_structures::DynamoDbTableStructures;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use eda_config::{AwsConfig, RegionConfig};
@@ -29,7 +32,7 @@ use eda_config::{AwsConfig, RegionConfig};
 pub struct RegionClients {
     /// The AWS region name, as configured.
     pub region: String,
-    /// CDC apply, and the health probe's ListTables.
+    /// CDC apply, Qlik table structures, and the health probe's ListTables.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Change, transformed, health and cross-region events.
     pub eventbridge: aws_sdk_eventbridge::Client,

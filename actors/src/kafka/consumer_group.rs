@@ -9,6 +9,9 @@
 //! The main consumer queue is polled on a thread of its own (rebalance callbacks run there and
 //! block while partitions drain, which must not stall the runtime's workers).
 //!
+//! Before joining, the group reads the recorded Qlik table structures
+//! ([`TableStructures`], `kafka/table_structures.rs`), which every partition's decoder then shares.
+//!
 //! Failure: a partition consumer that fails takes the group down with it (the group returns the
 //! error), and the root supervisor restarts the group, which rejoins and resumes from the last
 //! committed offsets — so a failure never skips a message. Before any exit the group closes its
@@ -35,6 +38,7 @@ use crate::kafka::partition_consumer::{
 };
 use crate::kafka::progress::{self, PartitionProgress};
 use crate::kafka::schema_registry::SchemaRegistryClient;
+use crate::kafka::table_structures::TableStructures;
 use crate::telemetry::{
     GroupJoined, GroupMemberStuck, GroupMemberUnhealthy, InternalEvent, Liveness, Metrics,
     PartitionsAssigned, Readiness,
@@ -104,6 +108,8 @@ pub struct ConsumerGroupArgs {
     pub dlq: ActorRef<DlqWriterMsg>,
     /// For Avro topics.
     pub registry: Option<Arc<SchemaRegistryClient>>,
+    /// Qlik table structures, shared by every partition consumer's decoder (Qlik formats).
+    pub structures: Option<Arc<TableStructures>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// `/readyz` learns the assigned partitions here.
@@ -148,6 +154,9 @@ impl Actor for ConsumerGroup {
         myself: ActorRef<Self::Msg>,
         args: ConsumerGroupArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        if let Some(structures) = &args.structures {
+            load_structures(structures).await?;
+        }
         let closing = Arc::new(AtomicBool::new(false));
         let context = GroupContext {
             consumer: OnceLock::new(),
@@ -424,7 +433,11 @@ impl ConsumerGroupState {
             partition: assigned.partition,
             queue: assigned.queue,
             consumer,
-            decoder: MessageDecoder::new(kafka, self.args.registry.clone()),
+            decoder: MessageDecoder::new(
+                kafka,
+                self.args.registry.clone(),
+                self.args.structures.clone(),
+            ),
             appliers: self.args.appliers.clone(),
             dlq: self.args.dlq.clone(),
             batch_max: kafka.batch_max,
@@ -591,6 +604,36 @@ fn brokers_answer(kafka: &KafkaConfig) -> bool {
             tracing::debug!(error = %err, "Membership check: the brokers did not answer.");
             false
         }
+    }
+}
+
+/// Reads the recorded table structures before the group joins, so the first messages of every
+/// partition find them. A store that refuses (the table is missing, access is denied) stops the
+/// start with its name; one that does not answer yet does not: the decoders load it before
+/// their first message, holding their partitions until it answers.
+async fn load_structures(structures: &TableStructures) -> Result<(), ActorProcessingErr> {
+    match structures.load().await {
+        Ok(count) => {
+            tracing::info!(
+                store = structures.store_name(),
+                count,
+                "Table structures loaded."
+            );
+            Ok(())
+        }
+        Err(err) if err.is_retryable() => {
+            tracing::warn!(
+                store = structures.store_name(),
+                error = %err,
+                "Table structures not loaded yet; partitions load them before their first message."
+            );
+            Ok(())
+        }
+        Err(err) => Err(format!(
+            "the table structures in {} cannot be read (regions.primary.metadata_table): {err}",
+            structures.store_name()
+        )
+        .into()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Kafka side of the daemon: the consumer-group member, one consumer actor per assigned
-//! partition, the per-partition decoder, and the Schema Registry client the decoder fetches Avro
-//! schemas from.
+//! partition, the per-partition decoder, the Schema Registry client the decoder fetches Avro
+//! schemas from, and the durable Qlik table structures every decoder shares.
 //!
 //! - [`consumer_group`]: [`ConsumerGroup`](consumer_group::ConsumerGroup) owns the rdkafka
 //!   consumer, follows rebalances and starts a partition consumer per assigned partition.
@@ -12,7 +12,10 @@
 //! - [`progress`]: [`PartitionProgress`](progress::PartitionProgress), where a partition
 //!   stands, shared by its partition consumer and the group, which reports it as the lag against
 //!   the committed offset and the age of the oldest unsettled message.
-//! - [`message_decoder`]: one partition's decoder state (Qlik metadata, Avro schemas).
+//! - [`message_decoder`]: one partition's decoder state (Avro schemas, its copy of the Qlik table
+//!   structures).
+//! - [`table_structures`]: the Qlik table structures of the process, one cache shared by every
+//!   partition, made durable in DynamoDB before a metadata message is acknowledged.
 //! - [`schema_registry`]: the Confluent Schema Registry client, with a cache by schema id.
 
 pub mod client;
@@ -21,3 +24,4 @@ pub mod message_decoder;
 pub mod partition_consumer;
 pub mod progress;
 pub mod schema_registry;
+pub mod table_structures;

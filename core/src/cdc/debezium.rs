@@ -38,12 +38,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::DebeziumError;
-use super::metadata::key_names;
+use super::metadata::table_key;
 use super::qlik::Scalar;
 use super::row::RowImage;
-use super::{
-    extract_key, CdcEvent, DecodeContext, KafkaCoordinates, KeyColumn, Operation, TableRef,
-};
+use super::{CdcEvent, DecodeContext, KafkaCoordinates, KeyColumn, Operation, TableRef};
 
 /// Decodes one Debezium message value. `key` is the Kafka message key, when available. A Kafka
 /// tombstone (empty value, or a null payload) that follows a delete yields `Ok(None)`: there is
@@ -97,12 +95,12 @@ pub fn decode_debezium(
     let image = after.as_ref().or(before.as_ref());
     let key = match key {
         Some(k) if !k.iter().all(u8::is_ascii_whitespace) => key_from_message_key(k)?,
-        _ => key_names(&table, None, ctx.fallback_keys)
-            .and_then(|names| extract_key(names, image))
-            .map_err(|source| DebeziumError::Key {
+        _ => table_key(&table, None, ctx.fallback_keys, None, image).map_err(|source| {
+            DebeziumError::Key {
                 table: table.qualified(),
                 source,
-            })?,
+            }
+        })?,
     };
     let ts_ms = match (&source.ts_ms, &p.ts_ms) {
         (Some(Scalar::I64(ms)), _) | (None | Some(Scalar::Null), Some(Scalar::I64(ms))) => {

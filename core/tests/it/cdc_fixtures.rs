@@ -47,14 +47,11 @@ fn qlik_after_metadata(message: &[u8]) -> Result<QlikMessage, QlikJsonError> {
         fallback_keys: &none,
     };
     let mut cache = MetadataCache::new();
-    decode_qlik_json(
-        &fixture("qlik/metadata_envelope.json"),
-        &ctx,
-        &mut cache,
-        None,
-    )
-    .expect("metadata decodes");
-    decode_qlik_json(message, &ctx, &mut cache, coords(7))
+    match decode_qlik_json(&fixture("qlik/metadata_envelope.json"), &ctx, &cache, None) {
+        Ok(QlikMessage::Metadata(meta)) => cache.insert(meta),
+        other => panic!("the fixture is a metadata message: {other:?}"),
+    };
+    decode_qlik_json(message, &ctx, &cache, coords(7))
 }
 
 fn change(m: QlikMessage) -> CdcEvent {
@@ -71,22 +68,24 @@ fn qlik_metadata_message_teaches_the_key_in_primary_key_order() {
         default_table: None,
         fallback_keys: &none,
     };
-    let mut cache = MetadataCache::new();
+    let cache = MetadataCache::new();
     let m = decode_qlik_json(
         &fixture("qlik/metadata_envelope.json"),
         &ctx,
-        &mut cache,
-        None,
+        &cache,
+        coords(3),
     );
-    assert_eq!(
-        m,
-        Ok(QlikMessage::Metadata {
-            table: orders(),
-            table_version: 2,
-            updated: true
-        })
+    let meta = match m {
+        Ok(QlikMessage::Metadata(meta)) => meta,
+        other => panic!("expected a metadata message, got {other:?}"),
+    };
+    assert_eq!(meta.table, orders());
+    assert_eq!(meta.table_version, 2);
+    assert_eq!(meta.origin, coords(3), "where the structure was read");
+    assert!(
+        cache.is_empty(),
+        "decoding records nothing; the caller does"
     );
-    let meta = cache.get("dbo", "ORDERS").expect("cached");
     let names: Vec<&str> = meta.key_columns.iter().map(|n| &**n).collect();
     assert_eq!(names, ["ORDER_ID", "REGION"]);
     assert_eq!(meta.columns.len(), 5);
@@ -207,9 +206,9 @@ fn qlik_table_without_metadata_uses_the_fallback_or_fails_typed() {
         default_table: Some(&kit),
         fallback_keys: &fallback,
     };
-    let mut cache = MetadataCache::new();
+    let cache = MetadataCache::new();
     let bytes = fixture("qlik/update_with_table_name.json");
-    let e = change(decode_qlik_json(&bytes, &ctx, &mut cache, None).expect("decodes"));
+    let e = change(decode_qlik_json(&bytes, &ctx, &cache, None).expect("decodes"));
     assert_eq!(e.key[0].value, json!("2"));
 
     let none = FallbackKeys::none();
@@ -218,7 +217,7 @@ fn qlik_table_without_metadata_uses_the_fallback_or_fails_typed() {
         fallback_keys: &none,
     };
     assert_eq!(
-        decode_qlik_json(&bytes, &ctx, &mut cache, None),
+        decode_qlik_json(&bytes, &ctx, &cache, None),
         Err(QlikJsonError::Key {
             table: "dbo.kit".into(),
             source: KeyError::UnknownKey {
@@ -231,7 +230,7 @@ fn qlik_table_without_metadata_uses_the_fallback_or_fails_typed() {
         fallback_keys: &fallback,
     };
     assert_eq!(
-        decode_qlik_json(&bytes, &ctx, &mut cache, None),
+        decode_qlik_json(&bytes, &ctx, &cache, None),
         Err(QlikJsonError::NoTable)
     );
 }
@@ -343,7 +342,7 @@ fn qlik_bytes(b: &[u8]) -> Result<QlikMessage, QlikJsonError> {
         default_table: None,
         fallback_keys: &none,
     };
-    decode_qlik_json(b, &ctx, &mut MetadataCache::new(), None)
+    decode_qlik_json(b, &ctx, &MetadataCache::new(), None)
 }
 
 /// A schema source that counts how often it is asked.

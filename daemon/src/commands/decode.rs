@@ -58,32 +58,23 @@ pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
     };
 
     let decoded: Result<Option<CdcEvent>, String> = match req.format {
-        DecodeFormat::QlikJson => {
-            let mut metadata = MetadataCache::new();
-            match decode_qlik_json(&raw, &ctx, &mut metadata, None) {
-                Ok(QlikMessage::Change(event)) => Ok(Some(event)),
-                Ok(QlikMessage::Metadata {
-                    table,
-                    table_version,
-                    ..
-                }) => {
-                    let printed = json!({
-                        "message": "metadata",
-                        "table": table,
-                        "table_version": table_version,
-                        "key_columns": metadata
-                            .get(&table.schema, &table.table)
-                            .map(|m| m.key_columns.clone()),
-                    });
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&printed).unwrap_or_default()
-                    );
-                    return ExitCode::SUCCESS;
-                }
-                Err(err) => Err(err.to_string()),
+        DecodeFormat::QlikJson => match decode_qlik_json(&raw, &ctx, &MetadataCache::new(), None) {
+            Ok(QlikMessage::Change(event)) => Ok(Some(event)),
+            Ok(QlikMessage::Metadata(structure)) => {
+                let printed = json!({
+                    "message": "metadata",
+                    "table": structure.table,
+                    "table_version": structure.table_version,
+                    "key_columns": structure.key_columns,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&printed).unwrap_or_default()
+                );
+                return ExitCode::SUCCESS;
             }
-        }
+            Err(err) => Err(err.to_string()),
+        },
         DecodeFormat::Debezium => {
             decode_debezium(&raw, None, &ctx, None).map_err(|e| e.to_string())
         }

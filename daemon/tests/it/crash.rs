@@ -15,10 +15,19 @@ pub struct Daemon(Child);
 
 impl Daemon {
     pub fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
+        Self::start_on(&local_config_path(), env, log)
+    }
+
+    /// A daemon on the configuration file `config` instead of `config/local.toml`.
+    pub fn start_on(
+        config: &std::path::Path,
+        env: &[(String, String)],
+        log: &std::path::Path,
+    ) -> Self {
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_eda-daemon"))
             .args(["run", "--config"])
-            .arg(local_config_path())
+            .arg(config)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             // The applier's trace names each event id it hands to the publisher: with it, a test
             // that misses events can tell "never published" from "published, never delivered".
@@ -143,6 +152,7 @@ async fn redrive_replays_a_dead_letter_once_its_cause_is_fixed() {
     scenario
         .produce(&[eda_loadtest::history::Record {
             key: None,
+            partition: None,
             value: serde_json::to_vec(&message).expect("JSON"),
             original: true,
         }])

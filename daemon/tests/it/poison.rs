@@ -32,6 +32,7 @@ fn garbage(count: usize, bytes: usize) -> Vec<Record> {
     (0..count)
         .map(|_| Record {
             key: None,
+            partition: None,
             value: (0..bytes).map(|_| next()).collect(),
             original: false,
         })

@@ -103,6 +103,26 @@ async fn dynamodb_local_holds_the_cdc_table_with_streams() {
 }
 
 #[tokio::test]
+async fn dynamodb_local_holds_the_table_of_qlik_table_structures() {
+    let clients = primary_clients().await;
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name("eda-qlik-metadata")
+        .send()
+        .await
+        .expect("eda-qlik-metadata exists in us-west-2 (stack.sh up runs resources.py)");
+    let keys: Vec<(&str, &str)> = table
+        .table()
+        .map(|t| t.key_schema())
+        .unwrap_or_default()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    assert_eq!(keys, [("pk", "HASH"), ("version", "RANGE")]);
+}
+
+#[tokio::test]
 async fn the_aws_stand_in_copies_every_bus_event_to_the_inspection_queue() {
     let clients = primary_clients().await;
     let marker = unique("smoke");

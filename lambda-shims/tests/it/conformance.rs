@@ -85,7 +85,7 @@ fn decoded_change(table: &TableRef, id: &str) -> CdcEvent {
     match decode_qlik_json(
         message.as_bytes(),
         &ctx,
-        &mut MetadataCache::new(),
+        &MetadataCache::new(),
         Some(origin),
     ) {
         Ok(QlikMessage::Change(change)) => change,

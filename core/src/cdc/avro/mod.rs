@@ -31,11 +31,11 @@ mod read;
 mod schema;
 
 use crate::cdc::error::{AvroError, SchemaSourceError};
-use crate::cdc::metadata::{key_names, MetadataCache};
+use crate::cdc::metadata::{table_key, MetadataCache};
 use crate::cdc::qlik::parse_operation;
 use crate::cdc::row::RowImage;
 use crate::cdc::{
-    extract_key, is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
+    is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
 };
 use read::{ReadError, Reader};
 use schema::{Compiled, Node};
@@ -369,12 +369,13 @@ fn build_event(
         (Some(schema), Some(table)) => TableRef::new(schema, table),
         _ => ctx.default_table.cloned().ok_or(AvroError::NoTable)?,
     };
-    let key = key_names(&table, metadata, ctx.fallback_keys)
-        .and_then(|names| extract_key(names, data.as_ref().or(before.as_ref())))
-        .map_err(|source| AvroError::Key {
+    let image = data.as_ref().or(before.as_ref());
+    let key = table_key(&table, metadata, ctx.fallback_keys, origin.as_ref(), image).map_err(
+        |source| AvroError::Key {
             table: table.qualified(),
             source,
-        })?;
+        },
+    )?;
     Ok(CdcEvent {
         table,
         operation,

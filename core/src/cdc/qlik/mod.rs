@@ -12,8 +12,9 @@
 //! The message is read in one pass (`read.rs`) by the strict scanner of `json/scan.rs`: header
 //! strings borrow from the input when they contain no escapes, and the row images are indexed
 //! (and checked) as they are met, each keeping a copy of its own JSON text ([`RowImage`]).
-//! Metadata messages update the [`MetadataCache`]; data messages take their key columns from it,
-//! or from [`super::FallbackKeys`].
+//! A metadata message decodes to the [`TableMetadata`] it describes, which the caller records (in
+//! a [`MetadataCache`], and in the daemon first in the durable store); data messages take their
+//! key columns from the cache, or from [`super::FallbackKeys`].
 //!
 //! Where the table comes from: Qlik's Kafka target does not put the table name in a data message
 //! by default (one topic per table is the usual layout), so the decoder uses a `schema`/`table`
@@ -30,10 +31,10 @@ use read::{image_field, read_top, string_field, Body, Fail, Headers, Seen, Top};
 
 use crate::cdc::error::QlikJsonError;
 use crate::cdc::json::scan::{kind_at, line_column, JsonStr, ScanError, Scanner};
-use crate::cdc::metadata::{key_names, ColumnMetadata, MetadataCache, TableMetadata};
+use crate::cdc::metadata::{table_key, ColumnMetadata, MetadataCache, TableMetadata};
 use crate::cdc::row::{RowError, RowImage};
 use crate::cdc::{
-    extract_key, is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
+    is_valid_sequence, CdcEvent, DecodeContext, KafkaCoordinates, Operation, TableRef,
 };
 
 /// What one Qlik JSON message turned out to be.
@@ -44,24 +45,18 @@ use crate::cdc::{
 pub enum QlikMessage {
     /// A row change, ready for the apply plan.
     Change(CdcEvent),
-    /// A metadata message; the cache now knows this table's structure (unless it already knew a
-    /// newer version, in which case `updated` is false). Acknowledge it; nothing is written.
-    Metadata {
-        /// Table described.
-        table: TableRef,
-        /// Its `tableVersion`.
-        table_version: i64,
-        /// Whether the cache changed.
-        updated: bool,
-    },
+    /// A metadata message: the structure of a table at one version, read at `origin`. Record it
+    /// (nothing is applied); data messages that follow need it for their key.
+    Metadata(TableMetadata),
 }
 
-/// Decodes one Qlik Replicate JSON message (either shape). Metadata messages update `metadata`;
-/// data messages read key columns from it. `origin` is stamped on the event as-is.
+/// Decodes one Qlik Replicate JSON message (either shape). Data messages read their key columns
+/// from `metadata`; a metadata message is returned for the caller to record, the cache is left
+/// as it is. `origin` is stamped on the event (or the structure) as-is.
 pub fn decode_qlik_json(
     bytes: &[u8],
     ctx: &DecodeContext<'_>,
-    metadata: &mut MetadataCache,
+    metadata: &MetadataCache,
     origin: Option<KafkaCoordinates>,
 ) -> Result<QlikMessage, QlikJsonError> {
     // UTF-8 checked once for the whole message (fast for ASCII); then one pass of the strict
@@ -105,7 +100,7 @@ pub fn decode_qlik_json(
                         origin,
                     )
                 }
-                "MD" => metadata_message(std::mem::take(body), metadata),
+                "MD" => metadata_message(std::mem::take(body), origin),
                 other => Err(QlikJsonError::BadMessageType {
                     found: other.to_owned(),
                 }),
@@ -304,12 +299,18 @@ fn data_message(
         (Some(schema), Some(table)) => TableRef::new(&**schema, &**table),
         _ => ctx.default_table.cloned().ok_or(QlikJsonError::NoTable)?,
     };
-    let key = key_names(&table, Some(metadata), ctx.fallback_keys)
-        .and_then(|names| extract_key(names, after.as_ref().or(before.as_ref())))
-        .map_err(|source| QlikJsonError::Key {
-            table: table.qualified(),
-            source,
-        })?;
+    let image = after.as_ref().or(before.as_ref());
+    let key = table_key(
+        &table,
+        Some(metadata),
+        ctx.fallback_keys,
+        origin.as_ref(),
+        image,
+    )
+    .map_err(|source| QlikJsonError::Key {
+        table: table.qualified(),
+        source,
+    })?;
     Ok(QlikMessage::Change(CdcEvent {
         table,
         operation,
@@ -326,7 +327,7 @@ fn data_message(
 
 fn metadata_message(
     body: Body<'_>,
-    metadata: &mut MetadataCache,
+    origin: Option<KafkaCoordinates>,
 ) -> Result<QlikMessage, QlikJsonError> {
     let lineage = body.lineage.ok_or(QlikJsonError::Missing {
         path: "message.lineage",
@@ -352,12 +353,9 @@ fn metadata_message(
         .collect();
     let table = TableRef::new(schema, table_name);
     let table_version = lineage.table_version.unwrap_or(0);
-    let updated = metadata.insert(TableMetadata::new(table.clone(), table_version, columns));
-    Ok(QlikMessage::Metadata {
-        table,
-        table_version,
-        updated,
-    })
+    Ok(QlikMessage::Metadata(
+        TableMetadata::new(table, table_version, columns).read_at(origin),
+    ))
 }
 
 /// Qlik's operation names; REFRESH is a full-load row.
