@@ -6,18 +6,21 @@
 //! default chain (environment, IRSA web identity on EKS, instance metadata).
 //!
 //! The submodules adapt the clients to the [ports](crate::ports): `dynamodb` (the sequence-guarded
-//! `PutItem`), `eventbridge` (`PutEvents`), `sqs` (the dead-letter queue), `probe` (the health probes'
-//! calls and the Secrets Manager read), and `error` (one classification of SDK errors for all).
+//! `PutItem`), `eventbridge` (`PutEvents`), `sqs` (the dead-letter queue), `owed_queue` (the
+//! events owed to a region while it cannot take them), `probe` (the health probes' calls and the
+//! Secrets Manager read), and `error` (one classification of SDK errors for all).
 //! No SDK call of eda lives outside this module.
 
 mod dynamodb;
 mod error;
 mod eventbridge;
+mod owed_queue;
 mod probe;
 mod sqs;
 
 pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
 pub use eventbridge::EventBridgeClient;
+pub use owed_queue::SqsOwedQueue;
 pub use probe::secret_value;
 pub use sqs::SqsDeadLetterQueue;
 
