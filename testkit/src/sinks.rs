@@ -1,7 +1,7 @@
 //! One test's AWS resources on the local stack, so tests running in parallel never read each
 //! other's items or events: a DynamoDB table, an EventBridge bus (optionally copied to an
-//! inspection queue) and a dead-letter queue, all named uniquely; and the configuration that
-//! points a pipeline at them.
+//! inspection queue), a dead-letter queue and the two regions' owed queues, all named uniquely;
+//! and the configuration that points a pipeline at them.
 
 use crate::bus::{create_bus, inspected_bus};
 use crate::local::{local_config, unique};
@@ -26,6 +26,12 @@ pub struct Sinks {
     pub inspect: Option<Queue>,
     /// The dead-letter queue.
     pub dlq: Queue,
+    /// The owed queue in the primary region: events owed to the secondary while its bus cannot
+    /// take them (`regions.primary.owed_queue_url`).
+    pub owed_to_secondary: Queue,
+    /// The owed queue in the secondary region: events owed to the primary
+    /// (`regions.secondary.owed_queue_url`).
+    pub owed_to_primary: Queue,
 }
 
 impl Sinks {
@@ -51,8 +57,8 @@ impl Sinks {
             (create_bus(&clients).await, None)
         };
         // The same bus in the secondary region, where replicated events go; no rule reads it.
-        RegionClients::new(&config.regions.secondary, &config.aws)
-            .await
+        let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
+        secondary
             .eventbridge
             .create_event_bus()
             .name(&bus)
@@ -60,12 +66,16 @@ impl Sinks {
             .await
             .expect("create_event_bus in the secondary region");
         let dlq = Queue::create(&clients, "eda-dlq").await;
+        let owed_to_secondary = Queue::create(&clients, "eda-owed").await;
+        let owed_to_primary = Queue::create(&secondary, "eda-owed").await;
         Self {
             clients,
             table,
             bus,
             inspect,
             dlq,
+            owed_to_secondary,
+            owed_to_primary,
         }
     }
 
@@ -83,7 +93,9 @@ impl Sinks {
         config.regions.primary.cdc_table = self.table.name.clone();
         config.regions.primary.event_bus = self.bus.clone();
         config.regions.primary.dlq_queue_url = self.dlq.url.clone();
+        config.regions.primary.owed_queue_url = self.owed_to_secondary.url.clone();
         config.regions.secondary.event_bus = self.bus.clone();
+        config.regions.secondary.owed_queue_url = self.owed_to_primary.url.clone();
         config.health.interval_ms = 500;
         // Health events and replication stay on, as in production: the readers skip the
         // health events when they count change events ([`Queue::drain_until_distinct`]), and
@@ -108,7 +120,15 @@ impl Sinks {
                 "EDA_REGIONS__PRIMARY__DLQ_QUEUE_URL".into(),
                 self.dlq.url.clone(),
             ),
+            (
+                "EDA_REGIONS__PRIMARY__OWED_QUEUE_URL".into(),
+                self.owed_to_secondary.url.clone(),
+            ),
             ("EDA_REGIONS__SECONDARY__EVENT_BUS".into(), self.bus.clone()),
+            (
+                "EDA_REGIONS__SECONDARY__OWED_QUEUE_URL".into(),
+                self.owed_to_primary.url.clone(),
+            ),
             ("EDA_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
         ]
     }

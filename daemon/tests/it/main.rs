@@ -11,6 +11,7 @@ mod fault_proxy;
 mod holds;
 mod pipeline;
 mod poison;
+mod region_recovery;
 mod regions;
 mod scrape;
 mod stack;
