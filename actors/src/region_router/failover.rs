@@ -33,7 +33,10 @@ impl RegionRouterState {
         }
         let reason = if !refused.is_empty() {
             let reason = format!("the {} breaker is {state}", self.region);
-            self.switch(Mode::Failover, &format!("home breaker is {state}"));
+            // Buffering says more (the owed queue fails too) until a write goes through again.
+            if self.mode != Mode::Buffering {
+                self.switch(Mode::Failover, &format!("home breaker is {state}"));
+            }
             reason
         } else {
             let reason = format!(
@@ -139,7 +142,8 @@ impl RegionRouterState {
                 "neither the region nor its owed queue took the event within routing.failover_max_wait_ms",
             );
         }
-        if !self.buffer.is_empty() {
+        let home_refuses = matches!(self.breaker.state(), State::Open | State::ForcedOpen);
+        if !self.buffer.is_empty() && (self.drain.may_write() || !home_refuses) {
             let retry: Vec<InFlight> = self
                 .buffer
                 .take_all()

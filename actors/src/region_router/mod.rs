@@ -513,7 +513,9 @@ impl Actor for RegionRouter {
                 }
                 match origin {
                     Origin::Home if !undelivered.is_empty() => {
-                        state.switch(Mode::Failover, "calls to the home region failed");
+                        if state.mode != Mode::Buffering {
+                            state.switch(Mode::Failover, "calls to the home region failed");
+                        }
                         let reason = format!(
                             "PutEvents to {} failed: {}",
                             state.region,

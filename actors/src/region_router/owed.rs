@@ -23,6 +23,13 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// How long a closed breaker's region must go without a failed call before the drain runs.
 const QUIET_BEFORE_DRAIN: Duration = Duration::from_secs(5);
 
+/// The first wait before the owed queue is written again after it failed; it doubles per failure
+/// up to [`OWED_RETRY_MAX`], so a struggling SQS is not called every tick.
+const OWED_RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// The longest wait between writes to a failing owed queue.
+const OWED_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Records per SQS batch (SQS's limit).
 const SQS_BATCH: usize = 10;
 
@@ -45,6 +52,10 @@ pub(super) struct Drain {
     recovering: Option<u64>,
     /// When a call to the region last failed (or the open breaker refused one).
     failed_at: Option<Instant>,
+    /// Writes to the owed queue that failed in a row.
+    write_failures: u32,
+    /// No write to the owed queue before this, after a failed one.
+    write_again_at: Option<Instant>,
 }
 
 impl Drain {
@@ -57,7 +68,29 @@ impl Drain {
             waiting: None,
             recovering: None,
             failed_at: None,
+            write_failures: 0,
+            write_again_at: None,
         }
+    }
+
+    /// Whether the owed queue may be written now (it is not backing off after a failure).
+    pub(super) fn may_write(&self) -> bool {
+        self.write_again_at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// A write to the owed queue failed: back off before the next.
+    fn write_failed(&mut self) {
+        self.write_failures = self.write_failures.saturating_add(1);
+        let wait = OWED_RETRY_FIRST
+            .saturating_mul(1 << self.write_failures.min(8))
+            .min(OWED_RETRY_MAX);
+        self.write_again_at = Some(Instant::now() + wait);
+    }
+
+    /// A write to the owed queue went through.
+    fn write_went_through(&mut self) {
+        self.write_failures = 0;
+        self.write_again_at = None;
     }
 
     /// A call to the region failed, or the open breaker refused one: hold the drain.
@@ -132,6 +165,12 @@ impl RegionRouterState {
         reason: &str,
     ) {
         self.send_detour(&mut items);
+        if !self.drain.may_write() {
+            // The owed queue failed a moment ago: wait in the buffer, tried again after the
+            // backoff.
+            self.buffer_all(items);
+            return;
+        }
         let now = Utc::now();
         let mut bodies = Vec::with_capacity(items.len());
         let mut kept = Vec::with_capacity(items.len());
@@ -183,6 +222,14 @@ impl RegionRouterState {
                     &format!("the owed queue refused the event: {err}"),
                 ),
             }
+        }
+        if retry.is_empty() {
+            self.drain.write_went_through();
+            if self.mode == Mode::Buffering {
+                self.switch(Mode::Failover, "the owed queue takes events again");
+            }
+        } else {
+            self.drain.write_failed();
         }
         if owed > 0 {
             self.owed_recorded += owed;
