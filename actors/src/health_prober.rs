@@ -4,10 +4,18 @@
 //!
 //! - records each service's verdict in the metrics and in `/readyz`,
 //! - publishes the round as a `HealthCheckEvent` on the region's own bus (`health.publish_events`),
-//! - tells the region's router when its breaker must be forced open or may recover.
+//! - tells the region's router when its breaker must be forced open or may recover: on every
+//!   change, on its first round (a prober restarted on its own cannot know what its earlier
+//!   incarnation told the router, so a healthy first round lifts a forcing left behind), and,
+//!   while the region stays unhealthy, on every round again (the beat the router's forced-open
+//!   lease waits for: a forcing nobody repeats lapses into half-open trials).
 //!
 //! A round takes up to the call timeout, so it runs in a task of its own and comes back as a
 //! message; a tick that finds the previous round still running is skipped.
+//!
+//! Crash points: the prober keeps nothing that outlives it. A prober that dies leaves its
+//! router's breaker as it last said; its successor's first round says it again (and a forcing
+//! nobody repeats lapses after the router's lease).
 
 use crate::aws::RegionClients;
 use crate::ports::{EventPublisher, SinkError};
@@ -38,6 +46,8 @@ pub enum HealthProberMsg {
     RoundDone(Vec<ProbeResult>),
     /// The last round's verdict, for tests and tools.
     Last(RpcReplyPort<Option<RegionHealth>>),
+    /// Test hook: panic in the handler, so a test can watch the supervisor restart the prober.
+    InjectPanic,
 }
 
 /// How to build a [`HealthProber`].
@@ -131,6 +141,7 @@ impl Actor for HealthProber {
             HealthProberMsg::Last(reply) => {
                 let _ = reply.send(state.last.clone());
             }
+            HealthProberMsg::InjectPanic => panic!("HealthProber: panic injected by a test"),
         }
         Ok(())
     }
@@ -167,8 +178,14 @@ fn round_done(state: &mut HealthProberState, probes: &[ProbeResult]) {
             readiness.record_probe(label, &args.region, service.status != Status::Unhealthy);
         }
     }
-    if let Some(signal) = state.tracker.observe(&round) {
-        tracing::info!(region = %args.region, signal = ?signal, "Region health changed; telling its router.");
+    // A change (or this prober's first verdict: an earlier prober may have forced the breaker
+    // open) is logged; while the region stays unhealthy the forcing is repeated every round, the
+    // beat that keeps the router's forced-open lease.
+    let changed = state.tracker.observe(&round);
+    if let Some(signal) = &changed {
+        tracing::info!(region = %args.region, signal = ?signal, "Region health verdict; telling its router.");
+    }
+    if let Some(signal) = changed.or_else(|| state.tracker.reassert(&round)) {
         if let Some(router) = &args.router {
             let _ = router.cast(RegionRouterMsg::Health(signal));
         }

@@ -15,8 +15,10 @@
 //! ```
 //!
 //! The daemon applies changes in the primary region and replicates the events of the tables
-//! `routing` names to the secondary: the appliers route them to the secondary's router, which
-//! fails over to the primary's bus while the secondary's breaker is open. The two routers know
+//! `routing` names to the secondary: the appliers route them to the secondary's router, which,
+//! while the secondary's breaker is open, records them in the secondary's owed queue (in the
+//! primary region) with a detour copy to the primary's bus, and delivers them to the secondary
+//! once it is back. The two routers know
 //! each other: the secondary's is given the primary's at start and introduces itself back, and
 //! it restarts with the primary's. Each region's prober feeds its router; the primary's also
 //! feeds `/readyz`.
@@ -45,7 +47,7 @@ use crate::kafka::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGro
 use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::kafka::table_structures::TableStructures;
 use crate::region_router::{
-    load_dictionary, region_publisher, spawn_router, RegionRouterMsg, RouterStartError,
+    load_dictionary, owed_queue, region_publisher, spawn_router, RegionRouterMsg, RouterStartError,
     RouterWiring,
 };
 use crate::settings::applier_settings;
@@ -392,6 +394,8 @@ fn region_children(
     for i in 0..2 {
         let region = regions[i].clone();
         let publisher = region_publisher(&region, clients[i]);
+        // What this region cannot take waits in the other region's owed queue.
+        let owed = owed_queue(config, &region, clients[1 - i]);
         let router_config = config.clone();
         let dictionary = dictionary.clone();
         let metrics = obs.metrics.clone();
@@ -405,11 +409,12 @@ fn region_children(
                 router_config.clone(),
                 region.clone(),
                 publisher_for_router.clone(),
+                owed.clone(),
                 dictionary.clone(),
                 metrics.clone(),
             );
             async move {
-                let (config, region, publisher, dictionary, metrics) = args;
+                let (config, region, publisher, owed, dictionary, metrics) = args;
                 let wiring = RouterWiring {
                     dlq: dlq.ok_or_else(|| missing(DLQ_WRITER))?,
                     peer,
@@ -423,6 +428,7 @@ fn region_children(
                     home,
                     &region,
                     publisher,
+                    owed,
                     wiring,
                     Some(ctx.supervisor()),
                 )

@@ -110,3 +110,41 @@ pub trait TableStructureStore: Send + Sync + 'static {
     /// Where the structures are kept (logs and errors).
     fn name(&self) -> &str;
 }
+
+/// A message read from the owed queue, with what deletes it once its event is delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedOwed {
+    /// The message body (an [`eda_core::owed::OwedEvent`] as JSON).
+    pub body: String,
+    /// The handle to delete it with.
+    pub receipt_handle: String,
+}
+
+/// The owed queue (SQS) of one target region: cross-region events that region could not take
+/// when they were sent, kept until its router delivers them. It lives in the other region, so it
+/// is reachable while the target is down.
+pub trait OwedQueue: Send + Sync + 'static {
+    /// Sends up to 10 message bodies in one call. On a call that SQS answered, returns one
+    /// result per body, in order.
+    fn send_batch<'a>(
+        &'a self,
+        bodies: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<(), SinkError>>, SinkError>>;
+
+    /// Receives up to `max` (at most 10) messages without waiting, hidden from other readers for
+    /// `visibility_secs`: a reader that dies leaves them to the next after that.
+    fn receive<'a>(
+        &'a self,
+        max: i32,
+        visibility_secs: i32,
+    ) -> BoxFuture<'a, Result<Vec<ReceivedOwed>, SinkError>>;
+
+    /// Deletes up to 10 messages whose events were delivered (or dead-lettered).
+    fn delete_batch<'a>(
+        &'a self,
+        receipt_handles: &'a [String],
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// How many messages the queue holds, visible or being delivered (SQS's approximate count).
+    fn depth(&self) -> BoxFuture<'_, Result<u64, SinkError>>;
+}

@@ -8,7 +8,10 @@
 //! - `decode`: the payload is the original Kafka message; it is decoded again with the
 //!   configured format (a fixed decoder or newly registered schema may now accept it);
 //! - `plan`, `apply`: the payload is the decoded change (`CdcEvent` JSON); it is applied again;
-//! - `publish`: the payload is the event detail (`BaseEvent` JSON); it is published again.
+//! - `publish`: the payload is the event detail (`BaseEvent` JSON); it is published again;
+//! - `route`: the payload is an [`OwedEvent`], a cross-region envelope and the region it is
+//!   owed to; the envelope is put on that region's bus as it is (the same event id). If that
+//!   region does not take it yet, the letter stays in the queue, reported, for a later redrive.
 //!
 //! A dead letter that fails again goes back to the DLQ as a new dead letter. One whose payload
 //! was truncated, or that does not parse, is left in the queue and reported.
@@ -20,14 +23,17 @@ use crate::dlq_writer::DlqWriterMsg;
 use crate::eventbridge_publisher::{spawn_unsupervised, EventBridgePublisherMsg, PublishItem};
 use crate::kafka::message_decoder::{Decoded, MessageDecoder};
 use crate::kafka::schema_registry::SchemaRegistryClient;
-use crate::ports::{DeadLetterSink, SinkError};
+use crate::ports::{DeadLetterSink, EventPublisher, SinkError};
+use crate::region_router::{region_publisher, CROSS_REGION_SOURCE};
 use crate::settings::applier_settings;
 use crate::telemetry::Metrics;
 use eda_config::Config;
 use eda_core::cdc::{CdcEvent, KafkaCoordinates};
 use eda_core::change_event::change_entry;
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::envelope::EntryTarget;
 use eda_core::failure::Stage;
+use eda_core::owed::OwedEvent;
 use eda_core::transform::BaseEvent;
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
@@ -69,6 +75,10 @@ struct Replayers {
     event_source: String,
     /// The bus they go to.
     event_bus: String,
+    /// Each region's bus by region name, where `route` letters are delivered.
+    regions: Vec<(String, Arc<dyn EventPublisher>)>,
+    /// How long a delivery to a region may take.
+    call_timeout: std::time::Duration,
 }
 
 /// Replays up to `max` dead letters from the primary region's DLQ.
@@ -101,12 +111,19 @@ pub async fn redrive(config: &Config, max: usize) -> Result<RedriveReport, Redri
         },
     )
     .await?;
+    let mut regions = Vec::new();
+    for (_, region) in config.regions.all() {
+        let clients = RegionClients::new(region, &config.aws).await;
+        regions.push((region.name.clone(), region_publisher(region, &clients)));
+    }
     let replayers = Replayers {
         dlq,
         publisher,
         applier,
         event_source: config.publish.source.clone(),
         event_bus: config.regions.primary.event_bus.clone(),
+        regions,
+        call_timeout: config.routing.call_timeout(),
     };
     let registry = config
         .schema_registry
@@ -265,13 +282,51 @@ async fn replay(
                 .map_err(drop)
         }
         Stage::Route => {
-            return Err(ReplayError::Unreplayable(
-                "no replay for stage \"route\"".into(),
-            ))
+            let owed = OwedEvent::from_body(&payload)
+                .map_err(|e| ReplayError::Unreplayable(format!("not an owed event: {e}")))?;
+            return deliver_owed(&owed, replayers).await.map(|()| true);
         }
     };
     sent.map_err(|_| ReplayError::Interrupted)?;
     wait(rx).await.map(|()| true)
+}
+
+/// Puts an owed envelope on the bus of the region it is owed to.
+async fn deliver_owed(owed: &OwedEvent, replayers: &Replayers) -> Result<(), ReplayError> {
+    let Some((_, publisher)) = replayers
+        .regions
+        .iter()
+        .find(|(name, _)| *name == owed.target_region)
+    else {
+        return Err(ReplayError::Unreplayable(format!(
+            "owed to {}, which is neither configured region",
+            owed.target_region
+        )));
+    };
+    let entry = owed
+        .entry(&EntryTarget {
+            source: CROSS_REGION_SOURCE,
+            event_bus_name: Some(publisher.bus()),
+        })
+        .map_err(|e| ReplayError::Unreplayable(e.to_string()))?;
+    let outcome = tokio::time::timeout(
+        replayers.call_timeout,
+        publisher.put_events(std::slice::from_ref(&entry)),
+    )
+    .await;
+    let refused = match outcome {
+        Ok(Ok(results)) => match results.into_iter().next() {
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(err)) => err.to_string(),
+            None => "an empty answer".to_string(),
+        },
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("no answer within {} ms", replayers.call_timeout.as_millis()),
+    };
+    Err(ReplayError::Unreplayable(format!(
+        "{} did not take the owed event {} yet: {refused}",
+        owed.target_region, owed.envelope.event_id
+    )))
 }
 
 async fn wait(rx: oneshot::Receiver<()>) -> Result<(), ReplayError> {

@@ -82,6 +82,12 @@ pub struct RegionConfig {
     pub event_bus: String,
     /// SQS queue URL of the dead-letter queue in this region.
     pub dlq_queue_url: String,
+    /// SQS queue URL, in this region, of the events owed to the *other* region: cross-region
+    /// events that region's bus could not take when they were sent (its breaker open, its calls
+    /// failing) wait here, durably, and that region's router delivers them once it takes events
+    /// again. It lives on this side so it is reachable while the other region is down. Not the
+    /// dead-letter queue: an owed event is on its way, not failed.
+    pub owed_queue_url: String,
 }
 
 impl RegionConfig {
@@ -93,6 +99,7 @@ impl RegionConfig {
             metadata_table: "eda-qlik-metadata".into(),
             event_bus: "eda-events".into(),
             dlq_queue_url: String::new(),
+            owed_queue_url: String::new(),
         }
     }
 
@@ -111,6 +118,18 @@ impl RegionConfig {
         v.non_empty(&format!("{prefix}.dlq_queue_url"), &self.dlq_queue_url);
         if !self.dlq_queue_url.is_empty() {
             v.url(&format!("{prefix}.dlq_queue_url"), &self.dlq_queue_url);
+        }
+        v.non_empty(&format!("{prefix}.owed_queue_url"), &self.owed_queue_url);
+        if !self.owed_queue_url.is_empty() {
+            v.url(&format!("{prefix}.owed_queue_url"), &self.owed_queue_url);
+            if self.owed_queue_url == self.dlq_queue_url {
+                // The owed queue is drained back onto a bus; dead letters are not events.
+                v.invalid(
+                    &format!("{prefix}.owed_queue_url"),
+                    &self.owed_queue_url,
+                    "must differ from dlq_queue_url",
+                );
+            }
         }
         for (service, url) in self.endpoints.iter() {
             if let Some(url) = url {

@@ -9,9 +9,11 @@ use figment::Jail;
 const MINIMAL: &str = r#"
 [regions.primary]
 dlq_queue_url = "http://127.0.0.1:5000/123456789012/eda-dlq"
+owed_queue_url = "http://127.0.0.1:5000/123456789012/eda-owed"
 
 [regions.secondary]
 dlq_queue_url = "http://127.0.0.1:5000/123456789012/eda-dlq"
+owed_queue_url = "http://127.0.0.1:5000/123456789012/eda-owed"
 "#;
 
 fn load_in(jail: &Jail, file: &str) -> Result<Config, ConfigError> {
@@ -199,6 +201,8 @@ fn every_broken_rule_is_reported_at_once() {
         "http.listen (nowhere) is invalid",
         "regions.primary.dlq_queue_url must not be empty",
         "regions.secondary.dlq_queue_url must not be empty",
+        "regions.primary.owed_queue_url must not be empty",
+        "regions.secondary.owed_queue_url must not be empty",
     ] {
         assert!(
             keys.iter().any(|k| k.starts_with(expected)),
@@ -353,4 +357,21 @@ fn each_region_is_the_other_ones_other_region() {
     let regions = Regions::default();
     assert_eq!(regions.other("us-west-2").name, "us-east-1");
     assert_eq!(regions.other("us-east-1").name, "us-west-2");
+}
+
+#[test]
+fn the_owed_queue_is_not_the_dead_letter_queue() {
+    let mut config = Config::default();
+    for region in [&mut config.regions.primary, &mut config.regions.secondary] {
+        region.dlq_queue_url = "https://sqs.us-west-2.amazonaws.com/1/eda-dlq".into();
+        region.owed_queue_url = region.dlq_queue_url.clone();
+    }
+    let errors = config.validate().expect_err("invalid");
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("regions.primary.owed_queue_url")
+                && e.contains("must differ from dlq_queue_url")),
+        "{text:#?}"
+    );
 }

@@ -1,12 +1,16 @@
 //! Failover decisions for the region routers: which region an event goes to, and what happens to
-//! events no region can take right now.
+//! events its region cannot take right now.
 //!
-//! A router sends its home region's traffic home while the home breaker lets calls through; what
-//! the breaker refuses goes to the other region (failover). After a half-open breaker closes, the
-//! breaker's [`admit_fraction`](crate::breaker::CircuitBreaker::admit_fraction) ramps from 0
-//! to 1 and [`goes_home`] sends only that share home, so fail-back is gradual. Events neither
-//! region accepted wait in a [`FailoverBuffer`]: bounded in count and in time, and whatever
-//! leaves it without being delivered goes to the dead-letter queue — nothing is dropped.
+//! A router sends its home region's traffic home while the home breaker lets calls through. What
+//! the breaker refuses, or a failed call could not deliver, is *owed* to the home region: kept
+//! durably (see [`crate::owed`]) until the home region takes events again, with a copy sent to
+//! the other region's bus as a detour — a detour, not a destination. After a half-open breaker
+//! closes, the breaker's [`admit_fraction`](crate::breaker::CircuitBreaker::admit_fraction) ramps
+//! from 0 to 1 and [`goes_home`] sends only that share home at once (the rest is owed, and
+//! delivered shortly after), so fail-back is gradual. Events that neither the home region nor the
+//! owed queue accepted wait in a [`FailoverBuffer`]: bounded in count and in time, and whatever
+//! leaves it without being delivered or recorded goes to the dead-letter queue — nothing is
+//! dropped.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -107,7 +107,8 @@ pub enum Stage {
     Apply,
     /// Publishing to EventBridge (the payload is the event's detail).
     Publish,
-    /// Routing to another region (the payload is the cross-region envelope).
+    /// Routing to another region (the payload is an `OwedEvent`: the cross-region envelope and
+    /// its target region, which a redrive delivers it to).
     Route,
 }
 

@@ -257,14 +257,23 @@ pub enum BreakerSignal {
     Recovered,
 }
 
-/// Turns successive rounds for one region into breaker signals, only when something changes:
-/// `unhealthy_rounds` consecutive unhealthy rounds force the breaker open, and the first
-/// healthy or degraded round after that lets it recover.
+/// Turns successive rounds for one region into breaker signals: `unhealthy_rounds` consecutive
+/// unhealthy rounds force the breaker open, and the first healthy or degraded round after that
+/// lets it recover.
+///
+/// A signal goes out when the breaker's health input changes, and once more for a fresh
+/// tracker's first verdict: a prober restarted on its own cannot know what its earlier
+/// incarnation told the router, so its first healthy round says `Recovered` whatever came
+/// before (harmless to a breaker that was not forced open). While the region stays unhealthy,
+/// [`HealthTracker::reassert`] repeats the forcing every round, a beat the router's forced-open
+/// lease waits for.
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
     unhealthy_rounds: u32,
     consecutive_unhealthy: u32,
     forced: bool,
+    /// Whether this tracker has told the router anything yet.
+    stated: bool,
 }
 
 impl HealthTracker {
@@ -274,6 +283,7 @@ impl HealthTracker {
             unhealthy_rounds: config.unhealthy_rounds.max(1),
             consecutive_unhealthy: 0,
             forced: false,
+            stated: false,
         }
     }
 
@@ -282,28 +292,42 @@ impl HealthTracker {
         self.forced
     }
 
-    /// Takes one round; returns a signal only when the breaker's health input changes.
+    /// Takes one round; returns a signal when the breaker's health input changes, or when it is
+    /// this tracker's first verdict.
     pub fn observe(&mut self, round: &RegionHealth) -> Option<BreakerSignal> {
         if round.status == Status::Unhealthy {
             self.consecutive_unhealthy = self.consecutive_unhealthy.saturating_add(1);
             if !self.forced && self.consecutive_unhealthy >= self.unhealthy_rounds {
                 self.forced = true;
-                return Some(BreakerSignal::ForceOpen(format!(
-                    "region {} unhealthy for {} round(s): {}",
-                    round.region,
-                    self.consecutive_unhealthy,
-                    round.problems()
-                )));
+                self.stated = true;
+                return Some(force_open(round, self.consecutive_unhealthy));
             }
             return None;
         }
         self.consecutive_unhealthy = 0;
-        if self.forced {
+        if self.forced || !self.stated {
             self.forced = false;
+            self.stated = true;
             return Some(BreakerSignal::Recovered);
         }
         None
     }
+
+    /// While the breaker is forced open, the same forcing again for this round (with this
+    /// round's problems): the beat that keeps the router's forced-open lease. `None` otherwise.
+    pub fn reassert(&self, round: &RegionHealth) -> Option<BreakerSignal> {
+        self.forced
+            .then(|| force_open(round, self.consecutive_unhealthy))
+    }
+}
+
+fn force_open(round: &RegionHealth, rounds: u32) -> BreakerSignal {
+    BreakerSignal::ForceOpen(format!(
+        "region {} unhealthy for {} round(s): {}",
+        round.region,
+        rounds,
+        round.problems()
+    ))
 }
 
 #[cfg(test)]
@@ -402,8 +426,13 @@ mod tests {
     }
 
     #[test]
-    fn tracker_signals_only_changes() {
+    fn tracker_signals_its_first_verdict_then_only_changes() {
         let mut t = HealthTracker::new(&config());
+        assert_eq!(
+            t.observe(&healthy()),
+            Some(BreakerSignal::Recovered),
+            "a fresh tracker states its first verdict"
+        );
         assert_eq!(t.observe(&healthy()), None);
         assert_eq!(t.observe(&unhealthy()), None, "one round is not enough");
         assert_eq!(t.observe(&degraded()), None, "degraded resets the count");
@@ -421,8 +450,46 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_tracker_lifts_what_an_earlier_one_forced() {
+        // The prober that forced the breaker open died; its successor sees a healthy region.
+        let mut earlier = HealthTracker::new(&config());
+        earlier.observe(&unhealthy());
+        assert!(matches!(
+            earlier.observe(&unhealthy()),
+            Some(BreakerSignal::ForceOpen(_))
+        ));
+        let mut fresh = HealthTracker::new(&config());
+        assert_eq!(fresh.observe(&degraded()), Some(BreakerSignal::Recovered));
+        // One that starts on an unhealthy region waits for its threshold, then forces.
+        let mut fresh = HealthTracker::new(&config());
+        assert_eq!(fresh.observe(&unhealthy()), None);
+        assert!(matches!(
+            fresh.observe(&unhealthy()),
+            Some(BreakerSignal::ForceOpen(_))
+        ));
+    }
+
+    #[test]
+    fn a_forced_tracker_reasserts_every_round_until_the_region_recovers() {
+        let mut t = HealthTracker::new(&config());
+        t.observe(&healthy());
+        assert_eq!(t.reassert(&healthy()), None);
+        t.observe(&unhealthy());
+        assert_eq!(t.reassert(&unhealthy()), None, "not forced yet");
+        t.observe(&unhealthy());
+        t.observe(&unhealthy());
+        let Some(BreakerSignal::ForceOpen(reason)) = t.reassert(&unhealthy()) else {
+            panic!("forced: the beat repeats the forcing");
+        };
+        assert!(reason.contains("unhealthy for 3 round(s)"), "{reason}");
+        t.observe(&healthy());
+        assert_eq!(t.reassert(&healthy()), None);
+    }
+
+    #[test]
     fn degraded_never_forces_open() {
         let mut t = HealthTracker::new(&HealthConfig::default());
+        assert_eq!(t.observe(&degraded()), Some(BreakerSignal::Recovered));
         for _ in 0..100 {
             assert_eq!(t.observe(&degraded()), None);
         }

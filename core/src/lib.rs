@@ -19,6 +19,8 @@
 //!   region can take.
 //! - [`health`]: per-service probe results to per-region status and `HealthCheckEvent`.
 //! - [`envelope`]: `CrossRegionEvent`, zstd compression and the EventBridge size check.
+//! - [`owed`]: `OwedEvent`, the record of a cross-region event its target region has not
+//!   received yet (kept in the owed queue, or as a `route` dead letter).
 //! - [`eventbridge`]: EventBridge entry sizing and the `PutEvents` batch planner.
 //! - [`jwt`]: token verification and API Gateway authorizer responses.
 //! - [`failure`]: the one vocabulary of failure: [`ErrorClass`](failure::ErrorClass) (retries,
@@ -45,6 +47,7 @@ pub mod failure;
 pub mod health;
 pub mod jwt;
 pub mod offsets;
+pub mod owed;
 pub mod rejoin;
 pub mod restart;
 pub mod stream_change;

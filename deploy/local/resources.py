@@ -5,6 +5,7 @@ For each region (us-west-2 and us-east-1): the DynamoDB CDC table (key `pk`, str
 and old images, TTL on `_ttl`) and the table of Qlik table structures (hash key `pk`, range key
 `version`) on DynamoDB Local; the EventBridge bus `eda-events` with a rule
 that copies every event to the inspection queue `eda-inspect`; the dead-letter queue `eda-dlq`;
+the queue `eda-owed` of cross-region events owed to the other region;
 and the authorizer's HS256 secret `eda/jwt-hs256`, on the AWS stand-in (ministack). Names match config/local.toml and
 deploy/docker-compose.yml.
 
@@ -26,6 +27,7 @@ BUS = "eda-events"
 RULE = "eda-inspect-all"
 INSPECT_QUEUE = "eda-inspect"
 DLQ = "eda-dlq"
+OWED = "eda-owed"
 SECRET_ID = "eda/jwt-hs256"
 SECRET_VALUE = "local-development-hs256-secret-change-me"
 ACCOUNT = "123456789012"
@@ -120,10 +122,13 @@ def main():
         sqs = client("sqs", region, args.aws)
         inspect_url = ensure_bus(client("events", region, args.aws), sqs, region)
         dlq_url = ensure_queue(sqs, DLQ)
+        owed_url = ensure_queue(sqs, OWED)
         ensure_secret(client("secretsmanager", region, args.aws))
-        print("[resources] %s: table %s (%s), table %s (%s), bus %s -> %s, dlq %s, secret %s" % (
-            region, TABLE, "created" if created else "exists", METADATA_TABLE,
-            "created" if metadata_created else "exists", BUS, inspect_url, dlq_url, SECRET_ID))
+        print("[resources] %s: table %s (%s), table %s (%s), bus %s -> %s, dlq %s, owed %s, "
+              "secret %s" % (
+                  region, TABLE, "created" if created else "exists", METADATA_TABLE,
+                  "created" if metadata_created else "exists", BUS, inspect_url, dlq_url,
+                  owed_url, SECRET_ID))
     return 0
 
 

@@ -2,9 +2,11 @@
 //! ([`RegionRouter`], one per region, each owning its region's circuit breaker, started by the
 //! same function the daemon's tree uses). The router of the other region wraps the event as a
 //! `CrossRegionEvent` (zstd, the core envelope) and publishes it to that region's bus through
-//! its breaker; while the breaker refuses, or when a call fails, the event fails over to the
-//! home region's router and bus; what neither region takes waits in the router's bounded
-//! failover buffer and then goes to the dead-letter queue. Nothing is dropped silently.
+//! its breaker; while the breaker refuses, or when a call fails, the event is recorded as owed to
+//! that region (its owed queue, which the router drains once the region is back) and a copy goes
+//! to the home region's bus as a detour; what neither the region nor the owed queue takes waits
+//! in the router's bounded failover buffer and then goes to the dead-letter queue, as a `route`
+//! letter `dlq redrive` delivers to its target. Nothing is dropped silently.
 //!
 //! Both routers start at cold start and live in the warm state, so the breakers' state survives
 //! across warm invocations of one execution environment. A breaker here opens on the failures
@@ -48,8 +50,8 @@ pub struct EventRouter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum RouteResponse {
-    /// Settled by the routers: delivered to `region`'s bus, or to the home bus on failover, or
-    /// dead-lettered (the routers' metrics and logs say which).
+    /// Settled by the routers: delivered to `region`'s bus, or recorded as owed to it (with a
+    /// detour copy on the home bus), or dead-lettered (the routers' metrics and logs say which).
     Routed {
         /// The region it was sent to.
         region: String,

@@ -5,8 +5,9 @@
 //!   calls and dead-letters what EventBridge refuses, and the [`DlqWriter`] behind it; once a
 //!   batch's ack fires, every entry is on the bus or in the dead-letter queue.
 //! - [`CrossRegion`]: the two region routers ([`RegionRouters`], each owning its region's
-//!   circuit breaker); once a route's ack fires, every event is on the other region's bus, on
-//!   the home bus (failover), or in the dead-letter queue.
+//!   circuit breaker); once a route's ack fires, every event is on the other region's bus,
+//!   recorded in its owed queue (delivered once it is back; a detour copy goes to the home bus),
+//!   or in the dead-letter queue.
 //!
 //! [`EventBridgePublisher`]: eda_actors::eventbridge_publisher::EventBridgePublisher
 //! [`DlqWriter`]: eda_actors::dlq_writer::DlqWriter
@@ -142,8 +143,8 @@ impl CrossRegion {
         })
     }
 
-    /// Routes `events` to the other region's router and waits until each is delivered (there,
-    /// or on the home bus while that region's breaker refuses) or dead-lettered.
+    /// Routes `events` to the other region's router and waits until each is delivered there,
+    /// recorded as owed to it (while its breaker refuses), or dead-lettered.
     pub async fn route(&self, events: Vec<RoutedEvent>) -> Result<(), Unsettled> {
         if events.is_empty() {
             return Ok(());

@@ -99,6 +99,31 @@ impl Queue {
         bodies
     }
 
+    /// One receive of up to 10 messages, waiting up to `wait_seconds` for the first, that hides
+    /// them from later receives for `hide_seconds` instead of deleting them: a reader that must
+    /// keep up with a busy stand-in reads each message once, at one call per ten.
+    pub async fn receive_hidden(
+        &self,
+        wait_seconds: i32,
+        hide_seconds: i32,
+    ) -> Result<Vec<String>, String> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(hide_seconds)
+            .wait_time_seconds(wait_seconds)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(received
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_string))
+            .collect())
+    }
+
     /// Receives (and deletes) messages until `want` arrived or `within` passed; returns every
     /// body received.
     pub async fn drain(&self, want: usize, within: Duration) -> Vec<String> {

@@ -1,7 +1,8 @@
 //! One test's AWS resources on the local stack, so tests running in parallel never read each
 //! other's items or events: a DynamoDB table, a table for the Qlik table structures, an
-//! EventBridge bus (optionally copied to an inspection queue) and a dead-letter queue, all named
-//! uniquely; and the configuration that points a pipeline at them.
+//! EventBridge bus (optionally copied to an inspection queue), a dead-letter queue and the two
+//! regions' owed queues, all named uniquely; and the configuration that points a pipeline at
+//! them.
 
 use crate::bus::{create_bus, inspected_bus};
 use crate::local::{local_config, unique};
@@ -28,6 +29,12 @@ pub struct Sinks {
     pub inspect: Option<Queue>,
     /// The dead-letter queue.
     pub dlq: Queue,
+    /// The owed queue in the primary region: events owed to the secondary while its bus cannot
+    /// take them (`regions.primary.owed_queue_url`).
+    pub owed_to_secondary: Queue,
+    /// The owed queue in the secondary region: events owed to the primary
+    /// (`regions.secondary.owed_queue_url`).
+    pub owed_to_primary: Queue,
 }
 
 impl Sinks {
@@ -54,8 +61,8 @@ impl Sinks {
             (create_bus(&clients).await, None)
         };
         // The same bus in the secondary region, where replicated events go; no rule reads it.
-        RegionClients::new(&config.regions.secondary, &config.aws)
-            .await
+        let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
+        secondary
             .eventbridge
             .create_event_bus()
             .name(&bus)
@@ -63,6 +70,8 @@ impl Sinks {
             .await
             .expect("create_event_bus in the secondary region");
         let dlq = Queue::create(&clients, "eda-dlq").await;
+        let owed_to_secondary = Queue::create(&clients, "eda-owed").await;
+        let owed_to_primary = Queue::create(&secondary, "eda-owed").await;
         Self {
             clients,
             table,
@@ -70,6 +79,8 @@ impl Sinks {
             bus,
             inspect,
             dlq,
+            owed_to_secondary,
+            owed_to_primary,
         }
     }
 
@@ -88,7 +99,9 @@ impl Sinks {
         config.regions.primary.metadata_table = self.metadata_table.clone();
         config.regions.primary.event_bus = self.bus.clone();
         config.regions.primary.dlq_queue_url = self.dlq.url.clone();
+        config.regions.primary.owed_queue_url = self.owed_to_secondary.url.clone();
         config.regions.secondary.event_bus = self.bus.clone();
+        config.regions.secondary.owed_queue_url = self.owed_to_primary.url.clone();
         config.health.interval_ms = 500;
         // Health events and replication stay on, as in production: the readers skip the
         // health events when they count change events ([`Queue::drain_until_distinct`]), and
@@ -117,7 +130,15 @@ impl Sinks {
                 "EDA_REGIONS__PRIMARY__DLQ_QUEUE_URL".into(),
                 self.dlq.url.clone(),
             ),
+            (
+                "EDA_REGIONS__PRIMARY__OWED_QUEUE_URL".into(),
+                self.owed_to_secondary.url.clone(),
+            ),
             ("EDA_REGIONS__SECONDARY__EVENT_BUS".into(), self.bus.clone()),
+            (
+                "EDA_REGIONS__SECONDARY__OWED_QUEUE_URL".into(),
+                self.owed_to_primary.url.clone(),
+            ),
             ("EDA_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
         ]
     }

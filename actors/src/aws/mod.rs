@@ -7,19 +7,22 @@
 //!
 //! The submodules adapt the clients to the [ports](crate::ports): `dynamodb` (the sequence-guarded
 //! `PutItem`), `table_structures` (Qlik table structures in the metadata table), `eventbridge`
-//! (`PutEvents`), `sqs` (the dead-letter queue), `probe` (the health probes' calls and the Secrets
-//! Manager read), and `error` (one classification of SDK errors for all).
+//! (`PutEvents`), `sqs` (the dead-letter queue), `owed_queue` (the events owed to a region while
+//! it cannot take them), `probe` (the health probes' calls and the Secrets Manager read), and
+//! `error` (one classification of SDK errors for all).
 //! No SDK call of eda lives outside this module.
 
 mod dynamodb;
 mod error;
 mod eventbridge;
+mod owed_queue;
 mod probe;
 mod sqs;
 mod table_structures;
 
 pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
 pub use eventbridge::EventBridgeClient;
+pub use owed_queue::SqsOwedQueue;
 pub use probe::secret_value;
 pub use sqs::SqsDeadLetterQueue;
 pub use table_structures::DynamoDbTableStructures;

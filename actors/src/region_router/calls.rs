@@ -24,24 +24,28 @@ impl RegionRouterState {
                 }
             }
         }
-        if rejected_calls > 0 {
-            BreakerCallsRejected {
-                region: &self.region,
-                count: rejected_calls,
-            }
-            .emit(&self.metrics);
-        }
+        self.rejected(rejected_calls);
         (calls, refused)
     }
 
+    /// Counts calls the breaker refused.
+    pub(super) fn rejected(&self, calls: u64) {
+        if calls > 0 {
+            BreakerCallsRejected {
+                region: &self.region,
+                count: calls,
+            }
+            .emit(&self.metrics);
+        }
+    }
+
     /// Packs and publishes each permitted chunk in a task; the outcomes come back as
-    /// `Attempted`. `refused` rides along, undelivered, so a failover reply stays one message.
+    /// `Attempted`.
     pub(super) fn call(
         &mut self,
         myself: &ActorRef<RegionRouterMsg>,
         calls: Vec<(Permit, Vec<InFlight>)>,
         origin: Origin,
-        refused: Vec<InFlight>,
     ) {
         let mut packed_calls = Vec::with_capacity(calls.len());
         let mut too_large = Vec::new();
@@ -60,7 +64,7 @@ impl RegionRouterState {
             packed_calls.push((permit, keep, entries));
         }
         for (item, reason) in too_large {
-            self.dead_letter(vec![item], &reason);
+            self.dead_letter(vec![item], ErrorClass::TooLarge, &reason);
         }
         let publisher = self.publisher.clone();
         let timeout = self.call_timeout;
@@ -72,48 +76,31 @@ impl RegionRouterState {
                 let result = if entries.is_empty() {
                     Ok(Vec::new())
                 } else {
-                    match tokio::time::timeout(timeout, publisher.put_events(&entries)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(SinkError {
-                            service: "eventbridge",
-                            operation: "PutEvents",
-                            class: ErrorClass::Timeout,
-                            message: format!("no answer within {} ms", timeout.as_millis()),
-                        }),
-                    }
+                    put_within(publisher.as_ref(), &entries, timeout).await
                 };
                 outcomes.push(CallOutcome {
-                    permit: MaybePermit::Permit(permit),
+                    permit,
                     events,
                     duration: started.elapsed(),
                     result,
                 });
             }
-            if !refused.is_empty() {
-                outcomes.push(CallOutcome {
-                    permit: MaybePermit::Refused,
-                    events: refused,
-                    duration: Duration::ZERO,
-                    result: Ok(Vec::new()),
-                });
-            }
-            if let Err(MessagingErr::SendErr(RegionRouterMsg::Attempted { calls, origin })) = myself
-                .cast(RegionRouterMsg::Attempted {
-                    calls: outcomes,
-                    origin,
-                })
-            {
-                // The router stopped meanwhile: hand the events back rather than lose them.
-                let events: Vec<InFlight> = calls.into_iter().flat_map(|c| c.events).collect();
-                if let Origin::Peer(reply) = origin {
-                    let _ = reply.send(events);
-                }
-            }
+            // A router that stopped meanwhile drops the events unsettled: their source replays
+            // them.
+            let _ = myself.cast(RegionRouterMsg::Attempted {
+                calls: outcomes,
+                origin,
+            });
         });
     }
 
     /// The EventBridge entry carrying one event's envelope to this region's bus.
     pub(super) fn pack(&mut self, event: &RoutedEvent) -> Result<EventBridgeEntry, String> {
+        self.pack_envelope(event).map(|packed| packed.entry)
+    }
+
+    /// One event packed for this region: the envelope and the entry carrying it.
+    pub(super) fn pack_envelope(&mut self, event: &RoutedEvent) -> Result<PackedEntry, String> {
         let meta = EnvelopeMeta {
             event_id: &event.event_id,
             source_region: &self.source_region,
@@ -128,14 +115,26 @@ impl RegionRouterState {
         };
         self.packer
             .pack_entry(&meta, &event.payload, &target, None)
-            .map(|packed| packed.entry)
             .map_err(|e| e.to_string())
     }
 
+    /// Where this router's entries go.
+    pub(super) fn target(&self) -> EntryTarget<'_> {
+        EntryTarget {
+            source: CROSS_REGION_SOURCE,
+            event_bus_name: Some(self.publisher.bus()),
+        }
+    }
+
     /// Feeds each call's outcome to the breaker, settles what was delivered, dead-letters what
-    /// the region refused on its merits, and returns what is worth another region's try.
-    pub(super) fn settle_calls(&mut self, calls: Vec<CallOutcome>) -> Vec<InFlight> {
+    /// the region refused on its merits, and returns what is worth another try, with the last
+    /// error seen.
+    pub(super) fn settle_calls(
+        &mut self,
+        calls: Vec<CallOutcome>,
+    ) -> (Vec<InFlight>, Option<String>) {
         let mut undelivered = Vec::new();
+        let mut last_error = None;
         let mut delivered = 0u64;
         let mut oldest: Option<DateTime<Utc>> = None;
         for call in calls {
@@ -147,9 +146,7 @@ impl RegionRouterState {
             } = call;
             match result {
                 Ok(results) if results.len() == events.len() => {
-                    if let Some(permit) = permit.into_permit() {
-                        self.breaker.record_success(permit, duration);
-                    }
+                    self.breaker.record_success(permit, duration);
                     for (item, result) in events.into_iter().zip(results) {
                         match result {
                             Ok(_) => {
@@ -157,77 +154,83 @@ impl RegionRouterState {
                                 oldest = Some(oldest.map_or(item.event.created_at, |o| {
                                     o.min(item.event.created_at)
                                 }));
-                                item.settlement.one_done();
+                                item.settle();
                             }
-                            Err(err) if err.is_retryable() => undelivered.push(item),
-                            Err(err) => self.dead_letter(vec![item], &err.to_string()),
+                            Err(err) if err.is_retryable() => {
+                                last_error = Some(err.to_string());
+                                undelivered.push(item);
+                            }
+                            Err(err) => self.dead_letter(vec![item], err.class, &err.to_string()),
                         }
                     }
                 }
                 Ok(_) => {
-                    // Refused by the breaker (no call was made), or an answer that does not
-                    // match the request: another region's try.
-                    if let Some(permit) = permit.into_permit() {
-                        self.breaker.record_failure(permit, duration);
-                        BreakerCallFailed {
-                            region: &self.region,
-                        }
-                        .emit(&self.metrics);
-                    }
+                    // An answer that does not match the request: another try.
+                    self.call_failed(permit, duration);
+                    last_error = Some("an answer that does not match the request".into());
                     undelivered.extend(events);
                 }
                 Err(err) => {
-                    if let Some(permit) = permit.into_permit() {
-                        if err.is_retryable() {
-                            self.breaker.record_failure(permit, duration);
-                            BreakerCallFailed {
-                                region: &self.region,
-                            }
-                            .emit(&self.metrics);
-                        } else {
-                            // The region answered; the request itself was wrong.
-                            self.breaker.record_success(permit, duration);
-                        }
+                    if err.is_retryable() {
+                        self.call_failed(permit, duration);
+                    } else {
+                        // The region answered; the request itself was wrong.
+                        self.breaker.record_success(permit, duration);
                     }
                     if err.is_retryable() {
+                        last_error = Some(err.to_string());
                         undelivered.extend(events);
                     } else {
-                        self.dead_letter(events, &err.to_string());
+                        self.dead_letter(events, err.class, &err.to_string());
                     }
                 }
             }
         }
-        if delivered > 0 {
-            self.delivered += delivered;
-            let latency = oldest
-                .and_then(|o| (Utc::now() - o).to_std().ok())
-                .unwrap_or_default();
-            CrossRegionDelivered {
-                source_region: &self.source_region,
-                target_region: &self.region,
-                count: delivered,
-                latency,
-            }
-            .emit(&self.metrics);
+        self.delivered_now(delivered, oldest);
+        (undelivered, last_error)
+    }
+
+    /// Returns a failed call's permit to the breaker, counted.
+    pub(super) fn call_failed(&mut self, permit: Permit, duration: Duration) {
+        self.breaker.record_failure(permit, duration);
+        BreakerCallFailed {
+            region: &self.region,
         }
-        undelivered
+        .emit(&self.metrics);
+    }
+
+    /// Counts `count` events delivered to this region, the oldest produced at `oldest`.
+    pub(super) fn delivered_now(&mut self, count: u64, oldest: Option<DateTime<Utc>>) {
+        if count == 0 {
+            return;
+        }
+        self.delivered += count;
+        let latency = oldest
+            .and_then(|o| (Utc::now() - o).to_std().ok())
+            .unwrap_or_default();
+        CrossRegionDelivered {
+            source_region: &self.source_region,
+            target_region: &self.region,
+            count,
+            latency,
+        }
+        .emit(&self.metrics);
     }
 }
 
-/// A permit, or none for events the breaker refused before any call.
-#[derive(Debug)]
-pub enum MaybePermit {
-    /// The call's permit.
-    Permit(Permit),
-    /// No call was made.
-    Refused,
-}
-
-impl MaybePermit {
-    pub(super) fn into_permit(self) -> Option<Permit> {
-        match self {
-            MaybePermit::Permit(p) => Some(p),
-            MaybePermit::Refused => None,
-        }
+/// One `PutEvents` call, ended by `timeout` if the region does not answer.
+pub(super) async fn put_within(
+    publisher: &dyn EventPublisher,
+    entries: &[EventBridgeEntry],
+    timeout: Duration,
+) -> Result<Vec<Result<String, SinkError>>, SinkError> {
+    match tokio::time::timeout(timeout, publisher.put_events(entries)).await {
+        Ok(result) => result,
+        Err(_) => Err(SinkError {
+            service: "eventbridge",
+            operation: "PutEvents",
+            class: ErrorClass::Timeout,
+            message: format!("no answer within {} ms", timeout.as_millis()),
+        }),
     }
 }

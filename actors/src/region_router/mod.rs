@@ -3,18 +3,44 @@
 //! bus, one breaker permit per `PutEvents` call; every call's outcome feeds the breaker, and the
 //! breaker's transitions become metrics and log lines.
 //!
-//! Traffic addressed to a region is sent (`Route`) to that region's router, its *home*:
+//! Traffic addressed to a region is sent (`Route`) to that region's router, its *home*. An event
+//! meant for a region reaches that region, now or after it comes back:
 //!
-//! - while the home breaker lets calls through, events go home; what the breaker refuses, and
-//!   what a failed call could not deliver, goes to the peer router (the other region): failover;
-//! - after the home breaker closes from half-open, only the breaker's ramping admit fraction goes
-//!   home and the rest still goes to the peer, so fail-back is gradual;
-//! - what the peer cannot take either comes back and waits in a bounded
-//!   [`FailoverBuffer`], retried on a timer; past `routing.failover_buffer` events or
-//!   `routing.failover_max_wait_ms` it goes to the DLQ. Nothing is dropped.
+//! - while the home breaker lets calls through, events go home;
+//! - what the breaker refuses, and what a failed call could not deliver, is **owed** to the
+//!   home region: the packed envelope is written, as an [`OwedEvent`], to the home region's
+//!   *owed queue* (an SQS queue that lives in the other region, `regions.<other>.owed_queue_url`,
+//!   reachable while the home region is down), and the event's acknowledgement settles once SQS
+//!   has it. A copy also goes to the peer router (the other region's bus) as a **detour**, for
+//!   consumers there; nothing waits on the copy and nothing retries it;
+//! - the router **drains** its owed queue whenever its breaker lets calls through again
+//!   (half-open trials included): it reads up to ten owed events, puts them on the home bus
+//!   under one permit, and deletes them once EventBridge took them. A router of any process
+//!   (another pod, a restarted daemon, a Lambda) drains what any other left; an event read by a
+//!   router that dies reappears after the read's visibility timeout. Duplicates this can make
+//!   carry the same event id;
+//! - after the home breaker closes from half-open, only the breaker's ramping admit fraction
+//!   goes home at once; the rest is owed, so fail-back is gradual;
+//! - what the owed queue cannot take either waits in a bounded [`FailoverBuffer`] and is tried
+//!   again on a timer (home first); past `routing.failover_buffer` events or
+//!   `routing.failover_max_wait_ms` it goes to the DLQ as a `route` dead letter carrying the
+//!   owed record, which `eda-daemon dlq redrive` delivers to its target region. Nothing is
+//!   dropped.
 //!
-//! Every change of where the home traffic goes is logged once, with the reason. The health
-//! prober's signals force the breaker open or let it recover (`Health`).
+//! Why a queue and not the DLQ: an owed event is on its way, not failed; it must arrive without
+//! an operator, and a region outage must not page anyone with dead letters. Why SQS and not
+//! memory: the acknowledgement (and so the Kafka offset) settles when the event is owed, so the
+//! record must survive the process.
+//!
+//! Counted: `eda_region_events_owed_recorded_total`, `eda_region_events_recovered_total` and the
+//! owed queue's depth, sampled every few seconds, as `eda_region_events_owed`. Every change of
+//! where the home traffic goes is logged once, with the reason, and so are the start and end of
+//! a recovery.
+//!
+//! The health prober's signals force the breaker open or let it recover (`Health`). A forced-open
+//! breaker is held by the prober's beats (it repeats the forcing every round); when no word comes
+//! for `health_lease` (the prober died, or its rounds stopped), the forcing lapses into
+//! half-open trials, and a restarted prober's first round states its verdict either way.
 //!
 //! Calls take up to `routing.call_timeout_ms`, so they run in tasks and their outcomes come back
 //! as messages; `handle` never waits on the network.
@@ -22,13 +48,18 @@
 //! The daemon and the Lambda shims start routers the same way, through [`spawn_router`] (see
 //! `start.rs`): the daemon one supervised child per region, the shims the pair
 //! ([`RegionRouters`]) once per execution environment.
+//!
+//! Crash points: an event whose owed record or delivery was not confirmed when the router died
+//! has an unsettled acknowledgement, so its source replays it (the same event id); an owed
+//! record read but not yet deleted reappears in its queue.
 
 use crate::ack::Ack;
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
-use crate::ports::{EventPublisher, SinkError};
+use crate::ports::{EventPublisher, OwedQueue, ReceivedOwed, SinkError};
 use crate::telemetry::{
     BreakerCallFailed, BreakerCallsRejected, BreakerInitialized, BreakerState, BreakerTransitioned,
-    CrossRegionDelivered, ErrorClass, InternalEvent, Metrics,
+    CrossRegionDelivered, ErrorClass, EventsOwed, InternalEvent, Metrics, OwedEventsRecovered,
+    OwedEventsWaiting,
 };
 use chrono::{DateTime, Utc};
 use eda_config::{BreakerConfig, RoutingConfig};
@@ -36,30 +67,33 @@ use eda_core::breaker::{
     BreakerCounters, BreakerObserver, CircuitBreaker, Permit, State, SystemClock, Transition,
 };
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
-use eda_core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker};
+use eda_core::envelope::{Dictionary, EntryTarget, EnvelopeMeta, EnvelopePacker, PackedEntry};
 use eda_core::eventbridge::{EventBridgeEntry, MAX_ENTRIES_PER_CALL};
 use eda_core::failover::{goes_home, FailoverBuffer};
 use eda_core::failure::Stage;
 use eda_core::health::BreakerSignal;
+use eda_core::owed::{OwedEvent, MAX_OWED_MESSAGE_BYTES};
 use eda_core::transform::BaseEvent;
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// EventBridge `Source` of cross-region events.
 pub const CROSS_REGION_SOURCE: &str = "eda.cross-region";
 
-/// How often a router retries its buffer, expires old events and polls its breaker.
+/// How often a router retries its buffer, expires old events, polls its breaker and starts drain
+/// rounds of its owed queue.
 const TICK: Duration = Duration::from_millis(250);
 
 mod calls;
-pub use calls::MaybePermit;
 mod failover;
+mod owed;
+pub use owed::{OwedRead, OwedWrite, Redelivery};
 mod start;
 pub use start::{
-    load_dictionary, region_publisher, spawn_router, RegionRouters, RouterStartError, RouterWiring,
+    health_lease, load_dictionary, owed_queue, region_publisher, spawn_router, RegionRouters,
+    RouterStartError, RouterWiring,
 };
 
 /// The region router actor.
@@ -113,10 +147,47 @@ impl RoutedEvent {
 pub struct InFlight {
     /// The event.
     event: RoutedEvent,
-    /// Settled once every event of its `Route` is delivered or dead-lettered.
-    settlement: Arc<Settlement>,
+    /// Settled once every event of its `Route` is delivered, owed or dead-lettered; `None` for
+    /// a detour copy, which nothing waits on.
+    settlement: Option<Arc<Settlement>>,
     /// When it first entered a failover buffer (router clock), if it did.
     since: Option<Duration>,
+    /// Whether its detour copy went to the peer already (once is enough).
+    detoured: bool,
+}
+
+impl InFlight {
+    /// Home traffic counting towards `settlement`.
+    fn home(event: RoutedEvent, settlement: Arc<Settlement>) -> Self {
+        Self {
+            event,
+            settlement: Some(settlement),
+            since: None,
+            detoured: false,
+        }
+    }
+
+    /// A detour copy of the peer's traffic.
+    fn detour(event: RoutedEvent) -> Self {
+        Self {
+            event,
+            settlement: None,
+            since: None,
+            detoured: true,
+        }
+    }
+
+    /// Whether it is a detour copy.
+    fn is_detour(&self) -> bool {
+        self.settlement.is_none()
+    }
+
+    /// Counts it done towards its `Route`'s acknowledgement.
+    fn settle(self) {
+        if let Some(settlement) = self.settlement {
+            settlement.one_done();
+        }
+    }
 }
 
 /// Counts down a `Route`'s events and settles its ack when the last one is done.
@@ -141,20 +212,17 @@ impl Settlement {
 #[derive(Debug)]
 pub enum RegionRouterMsg {
     /// Deliver these events, whose home is this router's region; settle `ack` once every one is
-    /// delivered (here or in the other region) or dead-lettered.
+    /// delivered there, recorded as owed to it, or dead-lettered.
     Route {
         /// The events, in order.
         events: Vec<RoutedEvent>,
         /// Settled when all are done.
         ack: Ack,
     },
-    /// The peer's home traffic, failed over here; what cannot be delivered goes back on `reply`.
-    Failover {
-        /// The events.
-        events: Vec<InFlight>,
-        /// Undelivered events, back to their home router.
-        reply: oneshot::Sender<Vec<InFlight>>,
-    },
+    /// Copies of the peer's home traffic, which the peer owes its own region: put on this
+    /// region's bus for consumers here. Nothing waits on them; what this region cannot take is
+    /// dropped (the owed record remains).
+    Detour(Vec<RoutedEvent>),
     /// The calls of one attempt finished.
     Attempted {
         /// One outcome per call.
@@ -162,13 +230,19 @@ pub enum RegionRouterMsg {
         /// Whose traffic it was.
         origin: Origin,
     },
-    /// The peer could not deliver these; buffer them.
-    Returned(Vec<InFlight>),
-    /// The region's health prober changed its verdict.
+    /// Writing owed records to the owed queue finished.
+    Recorded(OwedWrite),
+    /// A drain round read the owed queue.
+    OwedRead(OwedRead),
+    /// A drain round's `PutEvents` finished (and what it delivered was deleted from the queue).
+    Redelivered(Redelivery),
+    /// The owed queue's depth, sampled.
+    OwedDepth(Result<u64, SinkError>),
+    /// The region's health prober changed its verdict, or repeats a forcing (a beat).
     Health(BreakerSignal),
-    /// The other region's router, for failover.
+    /// The other region's router, for detours.
     SetPeer(ActorRef<RegionRouterMsg>),
-    /// Retry the buffer, expire old events, poll the breaker.
+    /// Retry the buffer, expire old events, poll the breaker, drain the owed queue.
     Tick,
     /// Where the router stands (tests, tools).
     Status(RpcReplyPort<RouterStatus>),
@@ -178,7 +252,7 @@ pub enum RegionRouterMsg {
 #[derive(Debug)]
 pub struct CallOutcome {
     /// The permit, returned to the breaker with the outcome.
-    permit: MaybePermit,
+    permit: Permit,
     /// The events of the call.
     events: Vec<InFlight>,
     /// How long the call took.
@@ -188,12 +262,12 @@ pub struct CallOutcome {
 }
 
 /// Whose traffic an attempt carried.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// The router's own (home) traffic.
     Home,
-    /// The peer's, failed over here.
-    Peer(oneshot::Sender<Vec<InFlight>>),
+    /// Detour copies of the peer's traffic.
+    Detour,
 }
 
 /// A router's view of itself.
@@ -209,10 +283,16 @@ pub struct RouterStatus {
     pub admit_fraction: f64,
     /// Events waiting in the failover buffer.
     pub buffered: usize,
-    /// Events delivered to this region (home and failed-over traffic).
+    /// Events delivered to this region (home traffic, detour copies, and owed events).
     pub delivered: u64,
-    /// Home events sent to the peer.
+    /// Home events the home region did not take at once (owed, with a detour copy to the peer).
     pub failed_over: u64,
+    /// Home events recorded in the owed queue.
+    pub owed: u64,
+    /// Owed events this router delivered home after the region came back.
+    pub recovered: u64,
+    /// Events in the owed queue when it was last sampled (every router's, every process's).
+    pub owed_waiting: Option<u64>,
     /// Events dead-lettered by this router.
     pub dead_lettered: u64,
     /// Where home traffic goes now.
@@ -224,11 +304,11 @@ pub struct RouterStatus {
 pub enum Mode {
     /// All of it home.
     Home,
-    /// Some home, the rest to the peer, while the fail-back ramp runs.
+    /// Some home, the rest owed, while the fail-back ramp runs.
     Ramp,
-    /// To the peer: the home breaker refuses or home calls fail.
+    /// Owed (with a detour copy to the peer): the home breaker refuses or home calls fail.
     Failover,
-    /// Waiting: neither region took it.
+    /// Waiting: neither the home region nor the owed queue took it.
     Buffering,
 }
 
@@ -257,10 +337,14 @@ pub struct RegionRouterArgs {
     pub routing: RoutingConfig,
     /// The dictionary read from `routing.dictionary_path`, when set.
     pub dictionary: Option<Dictionary>,
-    /// Where events go that neither region takes.
+    /// Where events this region owes wait until it takes them (in the other region).
+    pub owed: Arc<dyn OwedQueue>,
+    /// Where events go that neither the region nor its owed queue takes.
     pub dlq: ActorRef<DlqWriterMsg>,
     /// The other region's router, when it already runs (else `SetPeer` later).
     pub peer: Option<ActorRef<RegionRouterMsg>>,
+    /// How long a forced-open breaker stays forced without word from the health prober.
+    pub health_lease: Duration,
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
 }
@@ -274,6 +358,7 @@ pub struct RegionRouterState {
     packer: EnvelopePacker,
     buffer: FailoverBuffer<InFlight>,
     call_timeout: Duration,
+    owed: Arc<dyn OwedQueue>,
     dlq: ActorRef<DlqWriterMsg>,
     peer: Option<ActorRef<RegionRouterMsg>>,
     metrics: Arc<Metrics>,
@@ -283,7 +368,15 @@ pub struct RegionRouterState {
     mode: Mode,
     delivered: u64,
     failed_over: u64,
+    owed_recorded: u64,
+    recovered: u64,
     dead_lettered: u64,
+    /// The owed queue as the router knows it: drain rounds, samples, recovery in progress.
+    drain: owed::Drain,
+    /// When the health prober last said anything.
+    last_health: Instant,
+    /// How long a forcing holds without a word from the prober.
+    health_lease: Duration,
     timer: tokio::task::JoinHandle<()>,
 }
 
@@ -369,6 +462,7 @@ impl Actor for RegionRouter {
                 args.routing.failover_max_wait(),
             ),
             call_timeout: args.routing.call_timeout(),
+            owed: args.owed,
             dlq: args.dlq,
             peer: args.peer,
             metrics: args.metrics,
@@ -377,7 +471,12 @@ impl Actor for RegionRouter {
             mode: Mode::Home,
             delivered: 0,
             failed_over: 0,
+            owed_recorded: 0,
+            recovered: 0,
             dead_lettered: 0,
+            drain: owed::Drain::new(),
+            last_health: Instant::now(),
+            health_lease: args.health_lease,
             timer,
         })
     }
@@ -400,28 +499,29 @@ impl Actor for RegionRouter {
                 });
                 let items = events
                     .into_iter()
-                    .map(|event| InFlight {
-                        event,
-                        settlement: settlement.clone(),
-                        since: None,
-                    })
+                    .map(|event| InFlight::home(event, settlement.clone()))
                     .collect();
                 state.dispatch_home(&myself, items);
             }
-            RegionRouterMsg::Failover { events, reply } => {
-                let (calls, refused) = state.acquire(events);
-                if calls.is_empty() {
-                    let _ = reply.send(refused);
-                } else {
-                    state.call(&myself, calls, Origin::Peer(reply), refused);
-                }
-            }
+            RegionRouterMsg::Detour(events) => state.take_detour(&myself, events),
             RegionRouterMsg::Attempted { calls, origin } => {
-                let undelivered = state.settle_calls(calls);
+                let (undelivered, error) = state.settle_calls(calls);
+                if undelivered.is_empty() {
+                    state.drain.region_took();
+                } else {
+                    state.drain.region_failed();
+                }
                 match origin {
                     Origin::Home if !undelivered.is_empty() => {
-                        state.switch(Mode::Failover, "calls to the home region failed");
-                        state.send_to_peer(&myself, undelivered);
+                        if state.mode != Mode::Buffering {
+                            state.switch(Mode::Failover, "calls to the home region failed");
+                        }
+                        let reason = format!(
+                            "PutEvents to {} failed: {}",
+                            state.region,
+                            error.as_deref().unwrap_or("no answer")
+                        );
+                        state.owe(&myself, undelivered, &reason);
                     }
                     Origin::Home => {
                         if state.breaker.state() == State::Closed
@@ -431,24 +531,25 @@ impl Actor for RegionRouter {
                                 .switch(Mode::Home, "home calls succeed and the breaker is closed");
                         }
                     }
-                    Origin::Peer(reply) => {
-                        if let Err(events) = reply.send(undelivered) {
-                            // The home router is gone; keep them here rather than lose them.
-                            state.buffer_all(events);
-                        }
-                    }
+                    Origin::Detour if !undelivered.is_empty() => tracing::debug!(
+                        region = %state.region,
+                        count = undelivered.len(),
+                        "Detour copies not delivered; their events stay owed to their own region."
+                    ),
+                    Origin::Detour => {}
                 }
             }
-            RegionRouterMsg::Returned(events) => {
-                if !events.is_empty() {
-                    state.switch(Mode::Buffering, "neither region took the events");
-                    state.buffer_all(events);
+            RegionRouterMsg::Recorded(write) => state.recorded(write),
+            RegionRouterMsg::OwedRead(read) => state.owed_read(&myself, read),
+            RegionRouterMsg::Redelivered(redelivery) => state.redelivered(&myself, redelivery),
+            RegionRouterMsg::OwedDepth(depth) => state.owed_depth(depth),
+            RegionRouterMsg::Health(signal) => {
+                state.last_health = Instant::now();
+                match signal {
+                    BreakerSignal::ForceOpen(reason) => state.breaker.force_open(reason),
+                    BreakerSignal::Recovered => state.breaker.health_recovered(),
                 }
             }
-            RegionRouterMsg::Health(signal) => match signal {
-                BreakerSignal::ForceOpen(reason) => state.breaker.force_open(reason),
-                BreakerSignal::Recovered => state.breaker.health_recovered(),
-            },
             RegionRouterMsg::SetPeer(peer) => state.peer = Some(peer),
             RegionRouterMsg::Tick => state.tick(&myself),
             RegionRouterMsg::Status(reply) => {
@@ -460,6 +561,9 @@ impl Actor for RegionRouter {
                     buffered: state.buffer.len(),
                     delivered: state.delivered,
                     failed_over: state.failed_over,
+                    owed: state.owed_recorded,
+                    recovered: state.recovered,
+                    owed_waiting: state.drain.waiting(),
                     dead_lettered: state.dead_lettered,
                     mode: state.mode,
                 };
@@ -475,17 +579,15 @@ impl Actor for RegionRouter {
         state: &mut RegionRouterState,
     ) -> Result<(), ActorProcessingErr> {
         state.timer.abort();
-        // Whatever still waits is dead-lettered rather than lost with the actor.
+        // Whatever still waits gets one more try at the owed queue, settled if SQS takes it;
+        // the rest stays unacknowledged and its source replays it.
         let waiting: Vec<InFlight> = state
             .buffer
             .take_all()
             .into_iter()
             .map(|(_, e)| e)
             .collect();
-        state.dead_letter(
-            waiting,
-            "the region router stopped with events still buffered",
-        );
+        state.record_detached(waiting);
         Ok(())
     }
 }

@@ -563,6 +563,71 @@ impl InternalEvent for CrossRegionDelivered<'_> {
     }
 }
 
+/// `count` cross-region events were recorded in `region`'s owed queue: its bus could not take
+/// them now, its router delivers them once it can.
+#[derive(Debug, Clone, Copy)]
+pub struct EventsOwed<'a> {
+    /// The region the events are owed to.
+    pub region: &'a str,
+    /// Events recorded.
+    pub count: u64,
+}
+
+impl InternalEvent for EventsOwed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            region = self.region,
+            count = self.count,
+            "Cross-region events recorded as owed."
+        );
+        metrics
+            .region_events_owed_recorded
+            .get_or_create(&[region(self.region)])
+            .inc_by(self.count);
+    }
+}
+
+/// `count` owed events were delivered to `region` after it came back.
+#[derive(Debug, Clone, Copy)]
+pub struct OwedEventsRecovered<'a> {
+    /// The region they were owed to.
+    pub region: &'a str,
+    /// Events delivered.
+    pub count: u64,
+}
+
+impl InternalEvent for OwedEventsRecovered<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            region = self.region,
+            count = self.count,
+            "Owed cross-region events delivered."
+        );
+        metrics
+            .region_events_recovered
+            .get_or_create(&[region(self.region)])
+            .inc_by(self.count);
+    }
+}
+
+/// The owed queue of `region` held `count` events when it was last sampled.
+#[derive(Debug, Clone, Copy)]
+pub struct OwedEventsWaiting<'a> {
+    /// The region the events are owed to.
+    pub region: &'a str,
+    /// Events waiting (visible or being delivered).
+    pub count: u64,
+}
+
+impl InternalEvent for OwedEventsWaiting<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .region_events_owed
+            .get_or_create(&[region(self.region)])
+            .set(i64::try_from(self.count).unwrap_or(i64::MAX));
+    }
+}
+
 /// `count` messages were written to the dead-letter queue.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadLettered {

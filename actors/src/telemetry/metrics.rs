@@ -108,6 +108,12 @@ pub struct Metrics {
     pub(crate) cross_region_events: Family<[Label; 2], Counter>,
     /// `eda_cross_region_latency_seconds{source_region,target_region}`.
     pub(crate) cross_region_latency: HistogramFamily<2>,
+    /// `eda_region_events_owed{region}`.
+    pub(crate) region_events_owed: Family<[Label; 1], Gauge>,
+    /// `eda_region_events_owed_recorded_total{region}`.
+    pub(crate) region_events_owed_recorded: Family<[Label; 1], Counter>,
+    /// `eda_region_events_recovered_total{region}`.
+    pub(crate) region_events_recovered: Family<[Label; 1], Counter>,
     /// `eda_dlq_messages_total{source,error_class}`.
     pub(crate) dlq_messages: Family<[Label; 2], Counter>,
     /// `eda_dlq_unsendable_total`.
@@ -165,6 +171,9 @@ impl Metrics {
             breaker_rejected: Family::default(),
             cross_region_events: Family::default(),
             cross_region_latency: Family::new_with_constructor(cross_region_histogram),
+            region_events_owed: Family::default(),
+            region_events_owed_recorded: Family::default(),
+            region_events_recovered: Family::default(),
             dlq_messages: Family::default(),
             dlq_unsendable: Counter::default(),
             actor_restarts: Family::default(),
@@ -277,6 +286,21 @@ impl Metrics {
             "Age of a cross-region event when the target region accepted it",
             Unit::Seconds,
             metrics.cross_region_latency.clone(),
+        );
+        r.register(
+            metric::REGION_EVENTS_OWED,
+            "Cross-region events owed to the region (its bus could not take them when they were sent), waiting in its owed queue, as last sampled",
+            metrics.region_events_owed.clone(),
+        );
+        r.register(
+            metric::REGION_EVENTS_OWED_RECORDED,
+            "Cross-region events recorded as owed to the region while its bus could not take them",
+            metrics.region_events_owed_recorded.clone(),
+        );
+        r.register(
+            metric::REGION_EVENTS_RECOVERED,
+            "Owed events delivered to the region after it came back",
+            metrics.region_events_recovered.clone(),
         );
         r.register(
             metric::DLQ_MESSAGES,

@@ -60,6 +60,14 @@ pub mod metric {
     pub const CROSS_REGION_EVENTS: &str = "cross_region_events";
     /// `eda_cross_region_latency_seconds{source_region,target_region}`: event age on delivery.
     pub const CROSS_REGION_LATENCY: &str = "cross_region_latency";
+    /// `eda_region_events_owed{region}`: cross-region events owed to the region (its bus could
+    /// not take them when they were sent), waiting in its owed queue, as last sampled.
+    pub const REGION_EVENTS_OWED: &str = "region_events_owed";
+    /// `eda_region_events_owed_recorded_total{region}`: events recorded as owed to the region.
+    pub const REGION_EVENTS_OWED_RECORDED: &str = "region_events_owed_recorded";
+    /// `eda_region_events_recovered_total{region}`: owed events delivered to the region after
+    /// it came back.
+    pub const REGION_EVENTS_RECOVERED: &str = "region_events_recovered";
     /// `eda_dlq_messages_total{source,error_class}`: dead-letter records written.
     pub const DLQ_MESSAGES: &str = "dlq_messages";
     /// `eda_dlq_unsendable_total`: dead letters SQS refused in every form (even with no

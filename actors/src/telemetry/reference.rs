@@ -141,6 +141,21 @@ pub fn populated() -> Metrics {
         latency: Duration::from_millis(40),
     }
     .emit(&m);
+    EventsOwed {
+        region: "us-east-1",
+        count: 7,
+    }
+    .emit(&m);
+    OwedEventsRecovered {
+        region: "us-east-1",
+        count: 5,
+    }
+    .emit(&m);
+    OwedEventsWaiting {
+        region: "us-east-1",
+        count: 2,
+    }
+    .emit(&m);
     DeadLettered {
         source: DlqSource::Kafka,
         class: ErrorClass::Decode,
@@ -362,7 +377,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 28, "{all:#?}");
+        assert_eq!(all.len(), 31, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

@@ -92,6 +92,20 @@ impl CrossRegionEvent {
     pub fn to_detail(&self) -> Result<String, EnvelopeError> {
         serde_json::to_string(self).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }
+
+    /// The EventBridge entry carrying this envelope to `target` (its detail-type is the wrapped
+    /// event's type), without the size check [`EnvelopePacker::pack_entry`] made when it was
+    /// packed: an envelope kept for later (an owed event) is sent again as it was.
+    pub fn entry(&self, target: &EntryTarget<'_>) -> Result<EventBridgeEntry, EnvelopeError> {
+        Ok(EventBridgeEntry {
+            source: target.source.to_owned(),
+            detail_type: self.event_type.clone(),
+            detail: self.to_detail()?,
+            resources: Vec::new(),
+            time: None,
+            event_bus_name: target.event_bus_name.map(str::to_owned),
+        })
+    }
 }
 
 /// The routing facts of an event being packed; borrowed, because the packer copies what it keeps.
@@ -499,17 +513,9 @@ impl EnvelopePacker {
         envelope: CrossRegionEvent,
         target: &EntryTarget<'_>,
     ) -> Result<PackedEntry, (EnvelopeError, CrossRegionEvent)> {
-        let detail = match envelope.to_detail() {
-            Ok(d) => d,
+        let entry = match envelope.entry(target) {
+            Ok(entry) => entry,
             Err(e) => return Err((e, envelope)),
-        };
-        let entry = EventBridgeEntry {
-            source: target.source.to_owned(),
-            detail_type: envelope.event_type.clone(),
-            detail,
-            resources: Vec::new(),
-            time: None,
-            event_bus_name: target.event_bus_name.map(str::to_owned),
         };
         let entry_bytes = entry.size();
         let limit = self.max_entry_bytes.min(eventbridge::MAX_CALL_BYTES);

@@ -10,6 +10,7 @@
 use crate::crash::{log_path, Daemon};
 use crate::fault_proxy::Fault;
 use crate::holds::{outage, Down};
+use crate::region_recovery::{both_eventbridges_down_then_one, secondary_eventbridge_down};
 use eda_loadtest::history::{History, HistorySpec};
 use eda_testkit::chaos::{judge, watch_events};
 use eda_testkit::{init_logs, Scenario, Sinks};
@@ -256,4 +257,16 @@ async fn chaos_schema_registry_refusing() {
 #[ignore = "chaos: make chaos"]
 async fn chaos_poison_storm() {
     crate::poison::poison_storm().await.assert_nothing_lost();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "chaos: make chaos"]
+async fn chaos_eventbridge_refusing_in_the_secondary() {
+    secondary_eventbridge_down(seed(), OUTAGE_KEYS, OUTAGE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "chaos: make chaos"]
+async fn chaos_eventbridge_refusing_in_both_regions_then_one() {
+    both_eventbridges_down_then_one(seed(), OUTAGE_KEYS, OUTAGE, Duration::from_secs(15)).await;
 }

@@ -8,8 +8,8 @@ use eda_actors::aws::{EventBridgeClient, RegionClients, SqsDeadLetterQueue};
 use eda_actors::dlq_writer::{DlqWriter, DlqWriterArgs, DlqWriterMsg};
 use eda_actors::health_prober::{HealthProber, HealthProberArgs, HealthProberMsg};
 use eda_actors::region_router::{
-    region_publisher, spawn_router, RegionRouterMsg, RoutedEvent, RouterStatus, RouterWiring,
-    CROSS_REGION_SOURCE,
+    owed_queue, region_publisher, spawn_router, RegionRouterMsg, RoutedEvent, RouterStatus,
+    RouterWiring, CROSS_REGION_SOURCE,
 };
 use eda_actors::telemetry::Metrics;
 use eda_config::{Config, RegionConfig};
@@ -76,6 +76,11 @@ impl TwoRegions {
         let secondary = region_bus(&config, &config.regions.secondary, None).await;
         config.regions.primary = primary.config.clone();
         config.regions.secondary = secondary.config.clone();
+        // Each region's owed queue (events owed to the other), reached directly.
+        let direct = RegionClients::new(&local_config().regions.primary, &config.aws).await;
+        config.regions.primary.owed_queue_url = Queue::create(&direct, "eda-owed").await.url;
+        config.regions.secondary.owed_queue_url =
+            Queue::create(&secondary.clients, "eda-owed").await.url;
         let metrics = Arc::new(Metrics::new());
         // Dead letters go to the secondary region, which the test never cuts.
         let dlq_url = Queue::create(&secondary.clients, "eda-dlq").await.url;
@@ -93,7 +98,9 @@ impl TwoRegions {
         )
         .await
         .expect("dlq writer");
-        let router = |region: &RegionBus, peer: Option<ActorRef<RegionRouterMsg>>| {
+        let router = |region: &RegionBus,
+                      other: &RegionBus,
+                      peer: Option<ActorRef<RegionRouterMsg>>| {
             let wiring = RouterWiring {
                 dlq: dlq.clone(),
                 peer,
@@ -101,13 +108,16 @@ impl TwoRegions {
                 metrics: metrics.clone(),
             };
             let publisher = region_publisher(&region.config, &region.clients);
+            let owed = owed_queue(&config, &region.config, &other.clients);
             let home = config.regions.primary.name.clone();
             let (config, region) = (config.clone(), region.config.clone());
-            async move { spawn_router(&config, &home, &region, publisher, wiring, None).await }
+            async move { spawn_router(&config, &home, &region, publisher, owed, wiring, None).await }
         };
-        let secondary_router = router(&secondary, None).await.expect("secondary router");
+        let secondary_router = router(&secondary, &primary, None)
+            .await
+            .expect("secondary router");
         // Started with the secondary as its peer, it introduces itself back.
-        let primary_router = router(&primary, Some(secondary_router.clone()))
+        let primary_router = router(&primary, &secondary, Some(secondary_router.clone()))
             .await
             .expect("primary router");
         let prober = |region: &RegionBus, router: &ActorRef<RegionRouterMsg>| HealthProberArgs {

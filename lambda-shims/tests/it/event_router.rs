@@ -1,13 +1,15 @@
 //! The event router, on the daemon's region routers: a change event crosses to the other region
 //! inside the cross-region envelope; a region that refuses connections opens its router's
-//! breaker, which stays open across invocations of the same warm state, and traffic fails over
-//! to the home region's bus.
+//! breaker, which stays open across invocations of the same warm state, and its traffic is
+//! recorded as owed to it, with a detour copy on the home region's bus.
 
 use crate::support::{event_router, fixture, refusing_endpoint};
+use eda_actors::aws::RegionClients;
 use eda_core::breaker::State;
 use eda_core::envelope::EnvelopePacker;
+use eda_core::owed::OwedEvent;
 use eda_lambda_shims::event_router::RouteResponse;
-use eda_testkit::{envelope_of, local_config, unique, Inspector};
+use eda_testkit::{envelope_of, local_config, unique, Inspector, Queue};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -75,11 +77,16 @@ async fn a_refusing_region_opens_the_breaker_across_invocations_and_traffic_fail
     config.breaker.open_wait_ms = 60_000;
     // The other region is down: its EventBridge endpoint refuses every connection.
     config.regions.secondary.endpoints.eventbridge = Some(refusing_endpoint());
+    // What it is owed waits in the home region, in a queue of this test's own.
+    let home_clients = RegionClients::new(&config.regions.primary, &config.aws).await;
+    let owed = Queue::create(&home_clients, "eda-owed").await;
+    config.regions.primary.owed_queue_url = owed.url.clone();
     let router = event_router(&config).await;
     let inspector = Inspector::start(&config, &config.regions.primary).await;
 
     // One warm state, three invocations: two failed calls open the breaker, and the third is
-    // refused by it without a call. Each is delivered to the home bus instead.
+    // refused by it without a call. Each is owed to the other region, with a detour copy
+    // delivered to the home bus.
     let markers: Vec<String> = (0..3).map(|_| unique("failover")).collect();
     let mut breakers = Vec::new();
     for marker in &markers {
@@ -103,7 +110,25 @@ async fn a_refusing_region_opens_the_breaker_across_invocations_and_traffic_fail
         (2, 1),
         "{status:?}"
     );
-    assert_eq!((status.delivered, status.failed_over), (0, 3), "{status:?}");
+    assert_eq!(
+        (status.delivered, status.failed_over, status.owed),
+        (0, 3, 3),
+        "{status:?}"
+    );
+    let records = owed.drain(3, Duration::from_secs(10)).await;
+    let mut owed_ids: Vec<String> = records
+        .iter()
+        .map(|body| {
+            let record = OwedEvent::from_body(body.as_bytes()).expect("an owed record");
+            assert_eq!(record.target_region, "us-east-1");
+            assert_eq!(record.envelope.target_region, "us-east-1");
+            record.envelope.event_id
+        })
+        .collect();
+    owed_ids.sort();
+    let mut expected = markers.clone();
+    expected.sort();
+    assert_eq!(owed_ids, expected, "each event is owed to the other region");
 
     let arrived = inspector.wait_for(&markers).await;
     for (event, marker) in arrived.iter().zip(&markers) {
