@@ -3,11 +3,11 @@
 //! `GetQueueAttributes` for the owed-events gauge.
 
 use super::error::{entry_error, sink_error};
+use super::sqs::{bodies_and_handles, client_error, send_entries};
 use crate::ports::{OwedQueue, ReceivedOwed, SinkError};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use eda_core::failure::ErrorClass;
 use futures_util::future::BoxFuture;
 
 /// The owed queue of one target region, reached through the client of the region it lives in.
@@ -40,32 +40,7 @@ impl SqsOwedQueue {
                     .map_err(|err| client_error("SendMessageBatch", err))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|err| sink_error("sqs", "SendMessageBatch", &err))?;
-        let mut results: Vec<Result<(), SinkError>> = vec![Ok(()); bodies.len()];
-        for failed in output.failed() {
-            if let Some(slot) = failed
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| results.get_mut(i))
-            {
-                *slot = Err(entry_error(
-                    "sqs",
-                    "SendMessageBatch",
-                    Some(failed.code()),
-                    failed.message(),
-                    failed.sender_fault(),
-                ));
-            }
-        }
-        Ok(results)
+        send_entries(&self.client, &self.queue_url, entries).await
     }
 
     async fn receive_some(
@@ -83,14 +58,10 @@ impl SqsOwedQueue {
             .send()
             .await
             .map_err(|err| sink_error("sqs", "ReceiveMessage", &err))?;
-        Ok(output
-            .messages()
-            .iter()
-            .filter_map(|m| {
-                Some(ReceivedOwed {
-                    body: m.body()?.to_string(),
-                    receipt_handle: m.receipt_handle()?.to_string(),
-                })
+        Ok(bodies_and_handles(&output)
+            .map(|(body, receipt_handle)| ReceivedOwed {
+                body,
+                receipt_handle,
             })
             .collect())
     }
@@ -149,15 +120,6 @@ impl SqsOwedQueue {
         };
         Ok(read(QueueAttributeName::ApproximateNumberOfMessages)
             + read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
-    }
-}
-
-fn client_error(operation: &'static str, err: impl std::fmt::Display) -> SinkError {
-    SinkError {
-        service: "sqs",
-        operation,
-        class: ErrorClass::Client,
-        message: err.to_string(),
     }
 }
 

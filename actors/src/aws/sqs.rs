@@ -3,8 +3,10 @@
 
 use super::error::{entry_error, sink_error};
 use crate::ports::{DeadLetterSink, ReceivedDeadLetter, SinkError};
+use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use eda_core::dead_letter::SqsMessage;
+use eda_core::failure::ErrorClass;
 use futures_util::future::BoxFuture;
 
 /// The dead-letter queue of one region.
@@ -36,47 +38,16 @@ impl SqsDeadLetterQueue {
                     .data_type("String")
                     .string_value(value)
                     .build()
-                    .map_err(|err| SinkError {
-                        service: "sqs",
-                        operation: "SendMessageBatch",
-                        class: eda_core::failure::ErrorClass::Client,
-                        message: err.to_string(),
-                    })?;
+                    .map_err(|err| client_error("SendMessageBatch", err))?;
                 entry = entry.message_attributes(*name, attribute);
             }
-            entries.push(entry.build().map_err(|err| SinkError {
-                service: "sqs",
-                operation: "SendMessageBatch",
-                class: eda_core::failure::ErrorClass::Client,
-                message: err.to_string(),
-            })?);
+            entries.push(
+                entry
+                    .build()
+                    .map_err(|err| client_error("SendMessageBatch", err))?,
+            );
         }
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|err| sink_error("sqs", "SendMessageBatch", &err))?;
-        let mut results: Vec<Result<(), SinkError>> = vec![Ok(()); messages.len()];
-        for failed in output.failed() {
-            if let Some(slot) = failed
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| results.get_mut(i))
-            {
-                *slot = Err(entry_error(
-                    "sqs",
-                    "SendMessageBatch",
-                    Some(failed.code()),
-                    failed.message(),
-                    failed.sender_fault(),
-                ));
-            }
-        }
-        Ok(results)
+        send_entries(&self.client, &self.queue_url, entries).await
     }
 
     async fn receive_some(
@@ -93,14 +64,10 @@ impl SqsDeadLetterQueue {
             .send()
             .await
             .map_err(|err| sink_error("sqs", "ReceiveMessage", &err))?;
-        Ok(output
-            .messages()
-            .iter()
-            .filter_map(|m| {
-                Some(ReceivedDeadLetter {
-                    body: m.body()?.to_string(),
-                    receipt_handle: m.receipt_handle()?.to_string(),
-                })
+        Ok(bodies_and_handles(&output)
+            .map(|(body, receipt_handle)| ReceivedDeadLetter {
+                body,
+                receipt_handle,
             })
             .collect())
     }
@@ -135,5 +102,60 @@ impl DeadLetterSink for SqsDeadLetterQueue {
 
     fn delete<'a>(&'a self, receipt_handle: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.delete_one(receipt_handle))
+    }
+}
+
+/// Sends `entries` (ids are their indexes) in one `SendMessageBatch` to the queue at
+/// `queue_url`: a whole-call error, or one result per entry.
+pub(super) async fn send_entries(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    entries: Vec<SendMessageBatchRequestEntry>,
+) -> Result<Vec<Result<(), SinkError>>, SinkError> {
+    let count = entries.len();
+    let output = client
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|err| sink_error("sqs", "SendMessageBatch", &err))?;
+    let mut results: Vec<Result<(), SinkError>> = vec![Ok(()); count];
+    for failed in output.failed() {
+        if let Some(slot) = failed
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Err(entry_error(
+                "sqs",
+                "SendMessageBatch",
+                Some(failed.code()),
+                failed.message(),
+                failed.sender_fault(),
+            ));
+        }
+    }
+    Ok(results)
+}
+
+/// The body and receipt handle of each message a `ReceiveMessage` returned.
+pub(super) fn bodies_and_handles(
+    output: &ReceiveMessageOutput,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    output
+        .messages()
+        .iter()
+        .filter_map(|m| Some((m.body()?.to_string(), m.receipt_handle()?.to_string())))
+}
+
+/// A request the SDK refused to build (a missing required field): a client error.
+pub(super) fn client_error(operation: &'static str, err: impl std::fmt::Display) -> SinkError {
+    SinkError {
+        service: "sqs",
+        operation,
+        class: ErrorClass::Client,
+        message: err.to_string(),
     }
 }
