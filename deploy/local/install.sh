@@ -18,44 +18,57 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/eda"
 mkdir -p "$CACHE"
 log() { printf '[install] %s\n' "$*"; }
 
-# tansu, the Kafka-API broker, is tansu 0.6.0 from crates.io with one patch to its storage crate,
-# tansu-fetch-containing-batch.patch. Unpatched, a fetch from an offset inside a record batch
-# starts at the next batch (the memory engine lists batches by base offset and keeps those at or
-# above the requested offset), where Kafka returns the batch containing the offset and the client
-# drops the records before it. A consumer resuming from an offset committed mid-batch (eda
-# commits per message) silently skipped the rest of that batch. The patch starts the fetch at
-# the batch containing the offset, and makes the broker's fetch loop continue after the last
-# batch it returned.
-# The stamp file marks a patched build: a $CACHE/tansu without it (the unpatched build of
-# before) is rebuilt. A new patch gets a new stamp name, so it is rebuilt again.
+# tansu, the Kafka-API broker, is tansu 0.6.0 from crates.io with two patches of our own:
+# - tansu-fetch-containing-batch.patch (crate tansu-storage). Unpatched, a fetch from an offset
+#   inside a record batch starts at the next batch (the engine lists batches by base offset and
+#   keeps those at or above the requested offset), where Kafka returns the batch containing the
+#   offset and the client drops the records before it. A consumer resuming from an offset
+#   committed mid-batch (eda commits per message) silently skipped the rest of that batch. The
+#   patch starts the fetch at the batch containing the offset, and makes the broker's fetch loop
+#   continue after the last batch it returned.
+# - tansu-group-leader.patch (crate tansu-broker). Unpatched, a member expired while the group
+#   was formed (its heartbeat read after a broker freeze) stays the group's leader: every later
+#   JoinGroup names it, nobody syncs an assignment and the group never forms again while the
+#   broker runs. The patch elects the joining member when the recorded leader is no member.
+# The stamp file marks a build with exactly these patches: a $CACHE/tansu without it (an older
+# build) is rebuilt. A new or changed patch gets a new stamp name, so it is rebuilt again.
 TANSU_VERSION=0.6.0
-TANSU_PATCH="$HERE/tansu-fetch-containing-batch.patch"
-TANSU_STAMP=patched-fetch-v1
+TANSU_PATCHES=(tansu-storage:tansu-fetch-containing-batch.patch tansu-broker:tansu-group-leader.patch)
+TANSU_STAMP=patched-fetch-leader-v2
 
 # Builds the patched tansu into the root $1 (about 13 minutes on two idle cores, 40 on busy ones)
 # and writes the stamp there last, so an interrupted build is never taken for a finished one.
 build_tansu() {
-  local root=$1 fetch src patched="$CACHE/tansu-storage-patched"
+  local root=$1 fetch entry crate src patched config=()
   log "cargo install tansu $TANSU_VERSION, patched, into $root (about 13 minutes)"
-  # The storage crate's published source, by way of a throwaway manifest: `cargo metadata`
-  # downloads and unpacks it and says where.
+  # The patched crates' published sources, by way of a throwaway manifest: `cargo metadata`
+  # downloads and unpacks them and says where.
   fetch=$(mktemp -d)
   mkdir "$fetch/src"
   : >"$fetch/src/lib.rs"
-  printf '[package]\nname = "tansu-source"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\ntansu-storage = "=%s"\n' \
-    "$TANSU_VERSION" >"$fetch/Cargo.toml"
-  src=$(cargo metadata --quiet --format-version 1 --manifest-path "$fetch/Cargo.toml" |
-    python3 -c 'import json, os, sys
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "tansu-storage"))')
-  rm -rf "$fetch" "$patched"
-  cp -r "$src" "$patched"
-  patch -p1 --quiet -d "$patched" <"$TANSU_PATCH"
-  rm -rf "$root"
-  # `--locked` keeps tansu's own Cargo.lock; the patch only swaps tansu-storage's source for the
-  # patched copy (same version, same dependencies).
+  printf '[package]\nname = "tansu-source"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n' \
+    >"$fetch/Cargo.toml"
+  for entry in "${TANSU_PATCHES[@]}"; do
+    printf '%s = "=%s"\n' "${entry%%:*}" "$TANSU_VERSION" >>"$fetch/Cargo.toml"
+  done
+  cargo metadata --quiet --format-version 1 --manifest-path "$fetch/Cargo.toml" >"$fetch/metadata.json"
+  for entry in "${TANSU_PATCHES[@]}"; do
+    crate=${entry%%:*}
+    src=$(CRATE=$crate python3 -c 'import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == os.environ["CRATE"]))' \
+      <"$fetch/metadata.json")
+    patched="$CACHE/patched/$crate"
+    rm -rf "$patched"
+    mkdir -p "$CACHE/patched"
+    cp -r "$src" "$patched"
+    patch -p1 --quiet -d "$patched" <"$HERE/${entry#*:}"
+    config+=(--config "patch.crates-io.$crate.path=\"$patched\"")
+  done
+  rm -rf "$fetch" "$root"
+  # `--locked` keeps tansu's own Cargo.lock; the patches only swap the sources of some of its
+  # crates for patched copies (same versions, same dependencies).
   CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install tansu --version "$TANSU_VERSION" --locked \
-    --features dynostore --root "$root" --quiet \
-    --config "patch.crates-io.tansu-storage.path=\"$patched\""
+    --features dynostore --root "$root" --quiet "${config[@]}"
   rm -rf "$CACHE/tansu-build"
   touch "$root/$TANSU_STAMP"
 }

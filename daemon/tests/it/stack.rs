@@ -325,6 +325,7 @@ async fn fetch_from_inside_a_batch_starts_there(brokers: &str) {
     let records: Vec<Record> = (0..RECORDS)
         .map(|i| Record {
             key: Some(format!("k{i}")),
+            partition: None,
             value: format!("v{i}").into_bytes(),
             original: true,
         })
