@@ -6,6 +6,10 @@
 # PyPI, in a venv of their own).
 # Every step is skipped when its result is already present, so running it twice is cheap.
 # Everything lands under $CACHE (default ~/.cache/eda), outside the work tree.
+#
+#   install.sh               install what is missing
+#   install.sh --tansu-next  only build the patched tansu into $CACHE/tansu-next, beside the
+#                            one a running broker uses; the next plain run moves it into place
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,6 +17,70 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/eda"
 mkdir -p "$CACHE"
 log() { printf '[install] %s\n' "$*"; }
+
+# tansu, the Kafka-API broker, is tansu 0.6.0 from crates.io with two patches of our own:
+# - tansu-fetch-containing-batch.patch (crate tansu-storage). Unpatched, a fetch from an offset
+#   inside a record batch starts at the next batch (the engine lists batches by base offset and
+#   keeps those at or above the requested offset), where Kafka returns the batch containing the
+#   offset and the client drops the records before it. A consumer resuming from an offset
+#   committed mid-batch (eda commits per message) silently skipped the rest of that batch. The
+#   patch starts the fetch at the batch containing the offset, and makes the broker's fetch loop
+#   continue after the last batch it returned.
+# - tansu-group-leader.patch (crate tansu-broker). Unpatched, a member expired while the group
+#   was formed (its heartbeat read after a broker freeze) stays the group's leader: every later
+#   JoinGroup names it, nobody syncs an assignment and the group never forms again while the
+#   broker runs. The patch elects the joining member when the recorded leader is no member.
+# The stamp file marks a build with exactly these patches: a $CACHE/tansu without it (an older
+# build) is rebuilt. A new or changed patch gets a new stamp name, so it is rebuilt again.
+TANSU_VERSION=0.6.0
+TANSU_PATCHES=(tansu-storage:tansu-fetch-containing-batch.patch tansu-broker:tansu-group-leader.patch)
+TANSU_STAMP=patched-fetch-leader-v2
+
+# Builds the patched tansu into the root $1 (about 13 minutes on two idle cores, 40 on busy ones)
+# and writes the stamp there last, so an interrupted build is never taken for a finished one.
+build_tansu() {
+  local root=$1 fetch entry crate src patched config=()
+  log "cargo install tansu $TANSU_VERSION, patched, into $root (about 13 minutes)"
+  # The patched crates' published sources, by way of a throwaway manifest: `cargo metadata`
+  # downloads and unpacks them and says where.
+  fetch=$(mktemp -d)
+  mkdir "$fetch/src"
+  : >"$fetch/src/lib.rs"
+  printf '[package]\nname = "tansu-source"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n' \
+    >"$fetch/Cargo.toml"
+  for entry in "${TANSU_PATCHES[@]}"; do
+    printf '%s = "=%s"\n' "${entry%%:*}" "$TANSU_VERSION" >>"$fetch/Cargo.toml"
+  done
+  cargo metadata --quiet --format-version 1 --manifest-path "$fetch/Cargo.toml" >"$fetch/metadata.json"
+  for entry in "${TANSU_PATCHES[@]}"; do
+    crate=${entry%%:*}
+    src=$(CRATE=$crate python3 -c 'import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == os.environ["CRATE"]))' \
+      <"$fetch/metadata.json")
+    patched="$CACHE/patched/$crate"
+    rm -rf "$patched"
+    mkdir -p "$CACHE/patched"
+    cp -r "$src" "$patched"
+    patch -p1 --quiet -d "$patched" <"$HERE/${entry#*:}"
+    config+=(--config "patch.crates-io.$crate.path=\"$patched\"")
+  done
+  rm -rf "$fetch" "$root"
+  # `--locked` keeps tansu's own Cargo.lock; the patches only swap the sources of some of its
+  # crates for patched copies (same versions, same dependencies).
+  CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install tansu --version "$TANSU_VERSION" --locked \
+    --features dynostore --root "$root" --quiet "${config[@]}"
+  rm -rf "$CACHE/tansu-build"
+  touch "$root/$TANSU_STAMP"
+}
+
+if [ "${1:-}" = "--tansu-next" ]; then
+  if [ -f "$CACHE/tansu-next/$TANSU_STAMP" ]; then
+    log "already built: $CACHE/tansu-next"
+  else
+    build_tansu "$CACHE/tansu-next"
+  fi
+  exit 0
+fi
 
 need_apt=()
 for pkg in cmake libsasl2-dev libssl-dev libcurl4-openssl-dev pkg-config zlib1g-dev prometheus; do
@@ -70,11 +138,15 @@ if [ ! -f "$CACHE/bind_loopback.so" ] || [ "$HERE/bind_loopback.c" -nt "$CACHE/b
   gcc -shared -fPIC -O2 -o "$CACHE/bind_loopback.so" "$HERE/bind_loopback.c" -ldl
 fi
 
-# tansu, the Kafka-API broker. The build takes about 13 minutes on two cores: do it once.
-if [ ! -x "$CACHE/tansu/bin/tansu" ]; then
-  log "cargo install tansu (about 13 minutes, once)"
-  CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install tansu --locked --features dynostore \
-    --root "$CACHE/tansu" --quiet
-  rm -rf "$CACHE/tansu-build"
+# tansu, patched (see build_tansu above): built into $CACHE/tansu-next unless a finished build
+# waits there, then moved to $CACHE/tansu, where stack.sh runs it. A broker already running
+# keeps the code it started with until it is restarted.
+if [ ! -f "$CACHE/tansu/$TANSU_STAMP" ]; then
+  if [ ! -f "$CACHE/tansu-next/$TANSU_STAMP" ]; then
+    build_tansu "$CACHE/tansu-next"
+  fi
+  rm -rf "$CACHE/tansu"
+  mv "$CACHE/tansu-next" "$CACHE/tansu"
+  log "tansu $TANSU_VERSION, patched, in $CACHE/tansu"
 fi
 log "done: $CACHE"

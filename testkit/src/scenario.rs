@@ -161,19 +161,6 @@ impl Scenario {
         }
     }
 
-    /// Produces `records` as one record batch each (every send waits for its delivery), so
-    /// every offset a consumer can commit starts a batch. The local broker (tansu) answers a
-    /// fetch that starts inside a record batch with the batches after it — a fetch at offset 1
-    /// of a partition whose first batch held offsets 0 to 140 returned 141 onwards, and a plain
-    /// consumer never saw 1 to 140 — so a pipeline restarted from an offset inside a batch skips
-    /// the rest of it. A test about something else produces this way to keep that broker bug
-    /// out of its result.
-    pub async fn produce_one_by_one(&self, records: &[Record]) {
-        for record in records {
-            self.produce(std::slice::from_ref(record)).await;
-        }
-    }
-
     /// Produces the first half of `history`, starts a pipeline on it and returns once traffic
     /// flows (an item is applied, within 60 s): the point where a test acts mid-run (kills an
     /// actor, adds a member) before [`produce_rest`](Self::produce_rest).

@@ -7,6 +7,7 @@
 //! Ignored in `make test` (its short subset is the `holds`, `poison` and `crash` tests); run with
 //! `make chaos`, one scenario at a time.
 
+use crate::broker_outage::{outage_then_rejoin, Outage};
 use crate::crash::{log_path, Daemon};
 use crate::fault_proxy::Fault;
 use crate::holds::{outage, Down};
@@ -53,9 +54,7 @@ async fn chaos_twenty_kill_9s_under_load() {
         changes_per_key: 4,
         ..HistorySpec::default()
     });
-    // One record per batch: the local broker skips the rest of a batch when a restart resumes
-    // inside it (see `Scenario::produce_one_by_one`); this row is about eda, not that bug.
-    scenario.produce_one_by_one(&history.records).await;
+    scenario.produce(&history.records).await;
     let env = scenario.env();
     let events = watch_events(&scenario, &history, Duration::from_secs(900));
     let kills = 20;
@@ -124,9 +123,7 @@ async fn chaos_sigterm_under_load() {
         changes_per_key: 3,
         ..HistorySpec::default()
     });
-    // One record per batch: the local broker skips the rest of a batch when a restart resumes
-    // inside it (see `Scenario::produce_one_by_one`); this row is about eda, not that bug.
-    scenario.produce_one_by_one(&history.records).await;
+    scenario.produce(&history.records).await;
     let env = scenario.env();
     let events = watch_events(&scenario, &history, Duration::from_secs(600));
     let mut first = Daemon::start(&env, &log_path("chaos-term-first"));
@@ -187,9 +184,7 @@ async fn chaos_restart_after_qlik_metadata_messages() {
         metadata_partitions: 4,
         ..HistorySpec::default()
     });
-    // One record batch per message (`Scenario::produce_one_by_one`): the local broker skips the
-    // rest of a batch when a restarted consumer fetches from inside it, a loss of its own.
-    scenario.produce_one_by_one(&history.records).await;
+    scenario.produce(&history.records).await;
     let config = crate::metadata::without_key_columns("chaos-metadata");
     let env = scenario.env();
     let events = watch_events(&scenario, &history, Duration::from_secs(600));
@@ -273,4 +268,28 @@ async fn chaos_eventbridge_refusing_in_the_secondary() {
 #[ignore = "chaos: make chaos"]
 async fn chaos_eventbridge_refusing_in_both_regions_then_one() {
     both_eventbridges_down_then_one(seed(), OUTAGE_KEYS, OUTAGE, Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "chaos: make chaos"]
+async fn chaos_broker_refusing_connections() {
+    outage_then_rejoin(Outage::Refused)
+        .await
+        .assert_nothing_lost();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "chaos: make chaos"]
+async fn chaos_broker_black_holed() {
+    outage_then_rejoin(Outage::BlackHoled)
+        .await
+        .assert_nothing_lost();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "chaos: make chaos"]
+async fn chaos_broker_frozen() {
+    outage_then_rejoin(Outage::Frozen)
+        .await
+        .assert_nothing_lost();
 }

@@ -88,9 +88,7 @@ async fn kill_9_three_times_then_restart_ends_as_the_source_with_every_event() {
         redelivery_rate: 0.05,
         ..HistorySpec::default()
     });
-    // One record per batch: the local broker skips the rest of a batch when a restart resumes
-    // inside it (see `Scenario::produce_one_by_one`); this test is about eda, not that bug.
-    scenario.produce_one_by_one(&history.records).await;
+    scenario.produce(&history.records).await;
     let env = scenario.env();
     let table = &scenario.sinks.table;
     // The reader stops as soon as every event came; the window only bounds a failing run (on a

@@ -57,10 +57,8 @@ async fn a_restart_after_the_metadata_messages_dead_letters_nothing() {
         })
     };
 
-    // One record batch per message: see `produce_one_by_one` (a broker bug, not this test's
-    // subject, would otherwise skip messages after a restart).
     let half = history.records.len() / 2;
-    scenario.produce_one_by_one(&history.records[..half]).await;
+    scenario.produce(&history.records[..half]).await;
     let (first, _) = scenario.start().await;
     scenario
         .sinks
@@ -68,7 +66,7 @@ async fn a_restart_after_the_metadata_messages_dead_letters_nothing() {
         .wait_until_applied(100, Duration::from_secs(60))
         .await;
     first.shutdown().await;
-    scenario.produce_one_by_one(&history.records[half..]).await;
+    scenario.produce(&history.records[half..]).await;
 
     let (second, _) = scenario.start().await;
     let settled = scenario
@@ -104,9 +102,7 @@ async fn a_restart_after_the_metadata_messages_dead_letters_nothing() {
 async fn a_daemon_killed_after_the_metadata_messages_dead_letters_nothing_after_its_restart() {
     let scenario = Scenario::new(Sinks::create_uninspected().await, PARTITIONS).await;
     let history = described_history(19, PARTITIONS);
-    // One record batch per message: see `produce_one_by_one` (a broker bug, not this test's
-    // subject, would otherwise skip messages after the restart).
-    scenario.produce_one_by_one(&history.records).await;
+    scenario.produce(&history.records).await;
     let config = without_key_columns("metadata-kill");
     let env = scenario.env();
     let table = &scenario.sinks.table;

@@ -291,3 +291,95 @@ async fn peek_shows_every_message_of_a_topic_with_its_key() {
         "{out}"
     );
 }
+
+/// A fetch from an offset inside a record batch delivers that offset first, then every later
+/// one, as Kafka does: the broker returns the batch containing the offset and the client drops
+/// the records before it. A consumer that resumes from a committed offset depends on it (eda
+/// commits per message, so committed offsets land mid-batch, and a restart resumes there).
+///
+/// Fails on the unpatched tansu 0.6.0, which starts such a fetch at the next batch: from inside
+/// a batch the records came from the next batch on, and from inside the last batch none came
+/// (with all 2,000 records in one batch, `from 1: 0 records` and so on for every start but 0).
+/// `deploy/local/install.sh` builds tansu with `deploy/local/tansu-fetch-containing-batch.patch`,
+/// which fixes it; this test passes once the shared broker runs that build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_from_inside_a_record_batch_starts_at_that_offset() {
+    fetch_from_inside_a_batch_starts_there(BROKERS).await;
+}
+
+/// Produces a batched run of records to a fresh one-partition topic of the broker at `brokers`,
+/// then reads from several offsets: each must deliver exactly that offset and every later one.
+async fn fetch_from_inside_a_batch_starts_there(brokers: &str) {
+    use eda_loadtest::history::Record;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const RECORDS: i64 = 2_000;
+    let topic = unique("batched");
+    eda_loadtest::kafka::create_topic(brokers, &topic, 1)
+        .await
+        .expect("topic");
+    // The throughput producer (linger, large batches), all records in flight at once: the
+    // broker gets a few large batches, so most of the offsets below are inside one.
+    let producer = eda_loadtest::kafka::producer(brokers).expect("producer");
+    let records: Vec<Record> = (0..RECORDS)
+        .map(|i| Record {
+            key: Some(format!("k{i}")),
+            partition: None,
+            value: format!("v{i}").into_bytes(),
+            original: true,
+        })
+        .collect();
+    let ends = eda_loadtest::kafka::produce(&producer, &topic, &records)
+        .await
+        .expect("produced");
+    assert_eq!(ends.get(&0), Some(&RECORDS), "{ends:?}");
+
+    let brokers = brokers.to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut read = Vec::new();
+        for start in [0, 1, 7, 123, 500, 999, 1_500, RECORDS - 2, RECORDS - 1] {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", unique("batched-reader"))
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(&topic, 0, Offset::Offset(start))
+                .expect("assignment");
+            consumer.assign(&assignment).expect("assign");
+            // Until the last record, or a deadline that only bounds a failing run.
+            let mut offsets = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while offsets.last() != Some(&(RECORDS - 1)) && std::time::Instant::now() < deadline {
+                if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                    offsets.push(message.expect("no consumer error").offset());
+                }
+            }
+            read.push((start, offsets));
+        }
+        read
+    })
+    .await
+    .expect("reader task");
+
+    let wrong: Vec<String> = read
+        .iter()
+        .filter(|(start, offsets)| *offsets != (*start..RECORDS).collect::<Vec<_>>())
+        .map(|(start, offsets)| {
+            format!(
+                "from {start}: {} records, first {:?}, last {:?}",
+                offsets.len(),
+                offsets.first(),
+                offsets.last()
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "reads that did not deliver exactly the start offset and every later one:\n{}",
+        wrong.join("\n")
+    );
+}
