@@ -141,6 +141,13 @@ up() {
   for name in "${LEGACY[@]}"; do
     stop "$name"
   done
+  # A broker started before install.sh replaced its binary (a new tansu patch) still runs the
+  # old code: restart it. (Its topics live in memory; create_topics makes the stack's again.)
+  local pid
+  if pid=$(pid_of kafka) && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *" (deleted)" ]]; then
+    log "kafka runs a binary install.sh has since replaced; restarting it"
+    stop kafka
+  fi
   for name in "${SERVERS[@]}"; do
     start "$name"
   done
