@@ -14,6 +14,7 @@ mod pipeline;
 mod poison;
 mod region_recovery;
 mod regions;
+mod reloads;
 mod scrape;
 mod stack;
 mod stuck;
