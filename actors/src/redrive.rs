@@ -230,7 +230,7 @@ async fn replay(
                     )))
                 }
             };
-            match decoder.decode(Some(&payload), None, origin).await {
+            match decoder.decode(Some(&payload), None, origin, None).await {
                 Ok(Decoded::Change(event)) => replayers
                     .applier
                     .cast(CdcApplierMsg::Apply {

@@ -415,3 +415,24 @@ fn an_authorizer_with_keys_must_name_its_issuers_and_audiences() {
         "{text:#?}"
     );
 }
+
+#[test]
+fn a_broken_topic_tables_line_is_named() {
+    let mut config = Config::default();
+    config
+        .kafka
+        .topic_tables
+        .insert("qlik.{table}".into(), "{schema}.{table}".into());
+    let text: Vec<String> = config
+        .validate()
+        .expect_err("invalid")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("kafka.topic_tables.\"qlik.{table}\"")
+                && e.contains("does not capture")),
+        "{text:#?}"
+    );
+}

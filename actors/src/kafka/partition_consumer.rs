@@ -47,7 +47,7 @@ use eda_core::offsets::{OffsetError, OffsetTracker};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -381,9 +381,13 @@ impl PartitionConsumerState {
                 partition: self.partition,
                 offset,
             };
+            let named = message.headers().and_then(|headers| {
+                self.decoder
+                    .header_table(headers.iter().map(|h| (h.key, h.value)))
+            });
             let decoded = self
                 .decoder
-                .decode(message.payload(), message.key(), origin)
+                .decode(message.payload(), message.key(), origin, named)
                 .await;
             match decoded {
                 Err(failure) if failure.class.is_retryable() => {

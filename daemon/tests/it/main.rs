@@ -19,3 +19,4 @@ mod scrape;
 mod stack;
 mod stuck;
 mod timeouts;
+mod topic_tables;
