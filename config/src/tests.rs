@@ -436,3 +436,16 @@ fn a_broken_topic_tables_line_is_named() {
         "{text:#?}"
     );
 }
+
+#[test]
+fn the_never_wired_dead_letter_invalid_key_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[dlq]\ndead_letter_invalid = true\n"),
+        )?;
+        let err = load_in(jail, "eda.toml").expect_err("an unknown key");
+        assert!(err.to_string().contains("dead_letter_invalid"), "{err}");
+        Ok(())
+    });
+}

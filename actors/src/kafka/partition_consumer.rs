@@ -40,7 +40,7 @@ use crate::telemetry::{
 };
 use eda_config::RetryConfig;
 use eda_core::apply_plan::applier_for;
-use eda_core::cdc::{CdcEvent, KafkaCoordinates};
+use eda_core::cdc::{CdcEvent, KafkaCoordinates, TableRef};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use eda_core::failure::Stage;
 use eda_core::offsets::{OffsetError, OffsetTracker};
@@ -385,6 +385,7 @@ impl PartitionConsumerState {
                 self.decoder
                     .header_table(headers.iter().map(|h| (h.key, h.value)))
             });
+            let header_table = named.as_ref().map(TableRef::qualified);
             let decoded = self
                 .decoder
                 .decode(message.payload(), message.key(), origin, named)
@@ -417,7 +418,8 @@ impl PartitionConsumerState {
                             offset,
                         },
                         chrono::Utc::now(),
-                    );
+                    )
+                    .with_kafka_message(message.key(), header_table);
                     letter.attempts = 1;
                     letters.push(letter);
                     letter_offsets.push(offset);

@@ -12,6 +12,7 @@ mod holds;
 mod metadata;
 mod pipeline;
 mod poison;
+mod redrive;
 mod region_recovery;
 mod regions;
 mod reloads;
