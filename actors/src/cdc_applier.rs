@@ -178,6 +178,21 @@ impl CdcApplierState {
             .map(|e| effective_sequence(e, &opts).ok())
             .collect();
         let verdicts = settle(&plan, &by_write, &sequences);
+        // An event's id is derived from the sequence the guard compared, which for a REFRESH
+        // row without one is made from its timestamp: each (re)load gets its own id, the one the
+        // stream processor derives from the item's `_seq`.
+        let events = events
+            .into_iter()
+            .zip(sequences)
+            .map(|(mut event, sequence)| {
+                if let Some(sequence) = sequence {
+                    if sequence != event.change_sequence {
+                        event.change_sequence = sequence;
+                    }
+                }
+                event
+            })
+            .collect();
         self.hand_off(events, verdicts, ack);
     }
 

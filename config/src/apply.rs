@@ -13,7 +13,9 @@ pub struct ApplyConfig {
     /// `cdc_table`.
     pub table_map: BTreeMap<String, String>,
     /// How long a DELETE's tombstone lives (DynamoDB TTL) so a late older INSERT cannot
-    /// resurrect the row; longer than any redelivery you expect.
+    /// resurrect the row; longer than any redelivery you expect. `dlq redrive` refuses dead
+    /// letters that would write to the table once they are this old (unless
+    /// `--force-older-than-tombstones`): their key's tombstone may be gone.
     pub tombstone_ttl_secs: u64,
     /// CDC applier actors; partitions are spread over them.
     pub appliers: usize,
@@ -203,9 +205,6 @@ pub struct DlqConfig {
     /// the limit of queues created before SQS allowed 1 MiB, and what every queue accepts.
     /// A letter larger than this goes alone; a batch SQS still refuses as too long is halved.
     pub max_batch_bytes: usize,
-    /// Whether a CDC change that the transformer rejects is dead-lettered (otherwise it is
-    /// applied and published as `validation_failed`).
-    pub dead_letter_invalid: bool,
     /// Retry policy for SQS itself; a DLQ write that keeps failing stops the partition.
     pub retry: RetryConfig,
 }
@@ -217,7 +216,6 @@ impl Default for DlqConfig {
             linger_ms: 50,
             max_message_bytes: 256 * 1024,
             max_batch_bytes: 256 * 1024,
-            dead_letter_invalid: false,
             retry: RetryConfig::default(),
         }
     }

@@ -9,23 +9,35 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
-    /// Accepted `iss` values; a token from any other issuer is denied.
+    /// Accepted `iss` values; a token from any other issuer is denied. Required once any key
+    /// is configured (unless `insecure_accept_any_issuer_and_audience`): an empty list denies
+    /// every token rather than accepting every issuer.
     pub issuers: Vec<String>,
-    /// Accepted `aud` values; a token must name at least one.
+    /// Accepted `aud` values; a token must name at least one. Required once any key is
+    /// configured (unless `insecure_accept_any_issuer_and_audience`): an empty list denies
+    /// every token rather than accepting every audience.
     pub audiences: Vec<String>,
+    /// Lets an empty `issuers` (or `audiences`) accept any issuer (or audience): every token
+    /// signed by a configured key then passes that check, whoever issued it and for whatever
+    /// API. Only for a key that nobody else signs with and that signs for this API alone.
+    /// Refused while both lists are set, where it would change nothing.
+    pub insecure_accept_any_issuer_and_audience: bool,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
     /// Secrets Manager secret id or ARN holding the HS256 key (read once, cached).
     pub hs256_secret_id: Option<String>,
     /// An inline HS256 key, for local runs and tests; prefer `hs256_secret_id`.
     pub hs256_secret: Option<Secret>,
-    /// How long the HS256 key read from Secrets Manager is cached.
+    /// How long the HS256 key read from Secrets Manager is cached. When reading it again fails
+    /// (Secrets Manager down), the cached key stays in use and the authorizer tries again
+    /// after 1 s, then 2 s, 4 s... up to 60 s between tries, never once per call.
     pub secret_cache_ttl_secs: u64,
     /// RS256 public keys given in PEM, chosen by the token's `kid`.
     pub rs256_keys: Vec<RsaKeyConfig>,
     /// A JWKS URL serving RS256 public keys, fetched and cached by `kid`.
     pub jwks_url: Option<String>,
-    /// How long fetched JWKS keys are cached.
+    /// How long fetched JWKS keys are cached. When fetching them again fails, the cached keys
+    /// stay in use and the fetch is retried with the same backoff as the HS256 key.
     pub jwks_cache_ttl_secs: u64,
     /// Claim holding the user id passed on as `userId`.
     pub user_claim: String,
@@ -40,6 +52,7 @@ impl Default for JwtConfig {
         Self {
             issuers: Vec::new(),
             audiences: Vec::new(),
+            insecure_accept_any_issuer_and_audience: false,
             leeway_secs: 30,
             hs256_secret_id: None,
             hs256_secret: None,
@@ -74,6 +87,35 @@ impl JwtConfig {
     }
 
     pub(crate) fn validate(&self, v: &mut Validator) {
+        if self.insecure_accept_any_issuer_and_audience {
+            if !self.issuers.is_empty() && !self.audiences.is_empty() {
+                v.invalid(
+                    "jwt.insecure_accept_any_issuer_and_audience",
+                    true,
+                    "changes nothing while jwt.issuers and jwt.audiences are both set; remove it",
+                );
+            }
+        } else if self.has_keys() {
+            for (key, list) in [
+                ("jwt.issuers", &self.issuers),
+                ("jwt.audiences", &self.audiences),
+            ] {
+                if list.is_empty() {
+                    v.invalid(
+                        key,
+                        "[]",
+                        "must name what the authorizer accepts once a key is configured \
+                         (jwt.insecure_accept_any_issuer_and_audience = true accepts any)",
+                    );
+                }
+            }
+        }
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            v.non_empty(&format!("jwt.issuers[{i}]"), issuer);
+        }
+        for (i, audience) in self.audiences.iter().enumerate() {
+            v.non_empty(&format!("jwt.audiences[{i}]"), audience);
+        }
         v.range("jwt.leeway_secs", self.leeway_secs, 0, 3_600);
         v.range(
             "jwt.secret_cache_ttl_secs",

@@ -105,6 +105,20 @@ pub struct KafkaConfig {
     pub batch_max: usize,
     /// How long a partition waits to fill a batch before sending what it has.
     pub batch_linger_ms: u64,
+    /// The source table of a topic's messages that name none themselves (Qlik Replicate's
+    /// default, with one topic per table): `"topic" = "SCHEMA.TABLE"`, or a pattern deriving
+    /// both from the topic's name, `"qlik.{schema}.{table}" = "{schema}.{table}"` (a placeholder
+    /// takes at least one character, as few as it can before the text that follows it, the rest
+    /// of the name at the end). A topic's own line wins over patterns; among patterns the first
+    /// in key order that matches. A message's own `schema`/`table` wins over this, and so does a
+    /// table its Kafka headers name (`table_header`, `schema_header`).
+    pub topic_tables: BTreeMap<String, String>,
+    /// Kafka header that names a message's table: `SCHEMA.TABLE`, or the bare table name with
+    /// the schema in `schema_header`. Used when the message itself names no table, before
+    /// `topic_tables`; empty: headers are not read.
+    pub table_header: String,
+    /// Kafka header that names the schema of a bare table name in `table_header`.
+    pub schema_header: String,
     /// Key columns per source table (`"SCHEMA.TABLE" = ["ID"]`), used until Qlik's metadata
     /// message for that table has been seen, and for formats that carry no key information.
     pub key_columns: BTreeMap<String, Vec<String>>,
@@ -158,6 +172,9 @@ impl Default for KafkaConfig {
             max_in_flight_bytes_per_partition: 64 * 1024 * 1024,
             batch_max: 500,
             batch_linger_ms: 5,
+            topic_tables: BTreeMap::new(),
+            table_header: "table".into(),
+            schema_header: "schema".into(),
             key_columns: BTreeMap::new(),
             librdkafka: BTreeMap::new(),
         }
@@ -276,6 +293,13 @@ impl KafkaConfig {
                     v.non_empty("kafka.sasl.username", &sasl.username);
                 }
             }
+        }
+        if let Err((key, reason)) = crate::TopicTables::parse(&self.topic_tables) {
+            v.invalid(
+                &format!("kafka.topic_tables.\"{key}\""),
+                self.topic_tables.get(&key).map_or("", String::as_str),
+                reason,
+            );
         }
         for (table, cols) in &self.key_columns {
             v.non_empty_list(&format!("kafka.key_columns.\"{table}\""), cols);

@@ -13,7 +13,7 @@
 //! One module per section, named for its TOML table: [`kafka`], [`schema_registry`],
 //! [`regions`] (also `[aws]`), [`apply`] (also `[publish]` and `[dlq]`), [`breaker`],
 //! [`health`], [`routing`], [`transformer`], [`jwt`], [`supervision`], and here `[http]` and
-//! `[logging]`. [`secret`] holds the type that keeps credentials out of printed output,
+//! `[logging]`; [`topic_tables`] reads `kafka.topic_tables`. [`secret`] holds the type that keeps credentials out of printed output,
 //! [`error`] the typed errors, [`reference`](mod@reference) the generator of the configuration
 //! reference in `docs/configuration.md`.
 
@@ -29,6 +29,7 @@ pub mod routing;
 pub mod schema_registry;
 pub mod secret;
 pub mod supervision;
+pub mod topic_tables;
 pub mod transformer;
 
 pub use apply::{ApplyConfig, DlqConfig, PublishConfig, RetryConfig};
@@ -42,6 +43,7 @@ pub use routing::RoutingConfig;
 pub use schema_registry::SchemaRegistryConfig;
 pub use secret::{Secret, REDACTED};
 pub use supervision::SupervisionConfig;
+pub use topic_tables::TopicTables;
 pub use transformer::{FieldRule, GeoConfig, GeoEntry, TransformerConfig};
 
 use figment::providers::{Env, Format, Serialized, Toml};

@@ -291,6 +291,8 @@ password = \"kafka-pass-123\"
 \"sasl.password\" = \"passthrough-pass-456\"
 \"fetch.min.bytes\" = \"1\"
 [jwt]
+issuers = [\"https://auth.example.com\"]
+audiences = [\"eda-api\"]
 hs256_secret = \"hs-secret-789\"
 [aws.static_credentials]
 access_key_id = \"AKIA\"
@@ -374,4 +376,76 @@ fn the_owed_queue_is_not_the_dead_letter_queue() {
                 && e.contains("must differ from dlq_queue_url")),
         "{text:#?}"
     );
+}
+
+#[test]
+fn an_authorizer_with_keys_must_name_its_issuers_and_audiences() {
+    fn jwt_errors(config: &Config) -> Vec<String> {
+        config
+            .validate()
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .filter(|e| e.starts_with("jwt."))
+            .collect()
+    }
+    let mut config = Config::default();
+    config.jwt.hs256_secret_id = Some("eda/jwt-hs256".into());
+    let text = jwt_errors(&config);
+    for key in ["jwt.issuers", "jwt.audiences"] {
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with(key) && e.contains("insecure_accept_any")),
+            "{key} missing from {text:#?}"
+        );
+    }
+    // Without keys there is nothing to authorize: the empty lists are the defaults.
+    assert!(jwt_errors(&Config::default()).is_empty());
+    // The loud opt-out accepts the empty lists...
+    config.jwt.insecure_accept_any_issuer_and_audience = true;
+    assert!(jwt_errors(&config).is_empty());
+    // ...and is refused where it would change nothing.
+    config.jwt.issuers = vec!["https://auth.example.com".into()];
+    config.jwt.audiences = vec!["eda-api".into()];
+    let text = jwt_errors(&config);
+    assert_eq!(text.len(), 1, "{text:#?}");
+    assert!(
+        text[0].starts_with("jwt.insecure_accept_any_issuer_and_audience"),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn a_broken_topic_tables_line_is_named() {
+    let mut config = Config::default();
+    config
+        .kafka
+        .topic_tables
+        .insert("qlik.{table}".into(), "{schema}.{table}".into());
+    let text: Vec<String> = config
+        .validate()
+        .expect_err("invalid")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("kafka.topic_tables.\"qlik.{table}\"")
+                && e.contains("does not capture")),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn the_never_wired_dead_letter_invalid_key_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "eda.toml",
+            &format!("{MINIMAL}\n[dlq]\ndead_letter_invalid = true\n"),
+        )?;
+        let err = load_in(jail, "eda.toml").expect_err("an unknown key");
+        assert!(err.to_string().contains("dead_letter_invalid"), "{err}");
+        Ok(())
+    });
 }

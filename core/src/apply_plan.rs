@@ -14,7 +14,9 @@
 //! - every after-image column as an attribute of the same name; a column named `pk` or starting
 //!   with `_` is stored as `_col_<name>`, so it can never collide with ours;
 //! - `_seq` (S) change sequence, `_op` (S) operation, `_table` (S) `schema.table`, `_ts` (S) source
-//!   timestamp when known, `_deleted` (BOOL);
+//!   timestamp when known, `_deleted` (BOOL), `_key` (L of S) the key column names in key order
+//!   (whatever told the daemon the key: Qlik's metadata or `kafka.key_columns`), so a reader of
+//!   the item (the stream processor) names the key as the daemon did;
 //! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
 //!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
 //!
@@ -82,6 +84,8 @@ pub const TS_ATTR: &str = "_ts";
 pub const DELETED_ATTR: &str = "_deleted";
 /// Expiry attribute of tombstones (epoch seconds); the table's TTL attribute.
 pub const TTL_ATTR: &str = "_ttl";
+/// Key column names attribute: the change's key columns, in key order (L of S).
+pub const KEY_ATTR: &str = "_key";
 /// Prefix given to source columns that would collide with the attributes above.
 pub const ESCAPED_COLUMN_PREFIX: &str = "_col_";
 
@@ -499,6 +503,16 @@ fn build_write(
         item.insert(TS_ATTR.into(), AttrValue::S(ts.clone()));
     }
     item.insert(DELETED_ATTR.into(), AttrValue::Bool(tombstone));
+    item.insert(
+        KEY_ATTR.into(),
+        AttrValue::L(
+            event
+                .key
+                .iter()
+                .map(|k| AttrValue::S(k.name.to_string()))
+                .collect(),
+        ),
+    );
     PlannedWrite {
         table_name: target.to_owned(),
         item,

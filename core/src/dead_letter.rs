@@ -119,6 +119,51 @@ pub struct DeadLetterEvent {
     pub payload_truncated: bool,
     /// Size in bytes of the original payload.
     pub original_size: usize,
+    /// The key of the Kafka message the letter was read from, when it had one: a redrive
+    /// decodes the payload with it, as the consumer did (a Debezium message may name its key
+    /// columns only there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_key: Option<KafkaKey>,
+    /// The table (`SCHEMA.TABLE`) the Kafka message's headers named, for a redrive to decode
+    /// the payload as it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_table: Option<String>,
+}
+
+/// A Kafka message key kept in a dead letter: as text when it is UTF-8, else base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaKey {
+    /// How `data` holds the bytes.
+    pub encoding: PayloadEncoding,
+    /// The key.
+    pub data: String,
+}
+
+impl KafkaKey {
+    /// Keeps `key`, readable when it is text.
+    pub fn new(key: &[u8]) -> Self {
+        let (encoding, data) = encode(key);
+        Self { encoding, data }
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>, DeadLetterError> {
+        match self.encoding {
+            PayloadEncoding::Text => Ok(Cow::Borrowed(self.data.as_bytes())),
+            PayloadEncoding::Base64 => BASE64
+                .decode(&self.data)
+                .map(Cow::Owned)
+                .map_err(|e| DeadLetterError::Malformed(format!("kafka_key: {e}"))),
+        }
+    }
+}
+
+/// `bytes` as SQS-safe text when they are, else as base64.
+fn encode(bytes: &[u8]) -> (PayloadEncoding, String) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.chars().all(sqs_safe) => (PayloadEncoding::Text, text.to_owned()),
+        _ => (PayloadEncoding::Base64, BASE64.encode(bytes)),
+    }
 }
 
 /// A dead letter ready for `SendMessage`: body and message attributes, together within the limit.
@@ -173,10 +218,7 @@ impl DeadLetterEvent {
         failed_at: DateTime<Utc>,
     ) -> Self {
         let original_size = payload.len();
-        let (payload_encoding, payload) = match std::str::from_utf8(payload) {
-            Ok(text) if text.chars().all(sqs_safe) => (PayloadEncoding::Text, text.to_owned()),
-            _ => (PayloadEncoding::Base64, BASE64.encode(payload)),
-        };
+        let (payload_encoding, payload) = encode(payload);
         Self {
             id: id.into(),
             correlation_id: None,
@@ -194,7 +236,28 @@ impl DeadLetterEvent {
             payload,
             payload_truncated: false,
             original_size,
+            kafka_key: None,
+            kafka_table: None,
         }
+    }
+
+    /// Keeps the Kafka message's key and the table its headers named, for a redrive.
+    pub fn with_kafka_message(mut self, key: Option<&[u8]>, table: Option<String>) -> Self {
+        self.kafka_key = key.map(KafkaKey::new);
+        self.kafka_table = table;
+        self
+    }
+
+    /// Whether replaying this letter could bring back a row that was deleted after it: it
+    /// replays a change into the table (stage `decode`, `plan` or `apply`) and failed first
+    /// `tombstone_ttl_secs` or longer before `now`, so the tombstone of a later DELETE of its
+    /// key may be gone, and with it the guard that would refuse the older change.
+    pub fn outlived_tombstones(&self, now: DateTime<Utc>, tombstone_ttl_secs: u64) -> bool {
+        let applies = matches!(self.stage, Stage::Decode | Stage::Plan | Stage::Apply);
+        let age = now
+            .signed_duration_since(self.first_failure_at)
+            .num_seconds();
+        applies && u64::try_from(age).is_ok_and(|age| age >= tombstone_ttl_secs)
     }
 
     /// Sets the number of attempts made (at least 1).
@@ -420,6 +483,38 @@ mod tests {
             at(0),
         )
         .with_correlation_id("corr-9")
+    }
+
+    #[test]
+    fn the_kafka_key_and_header_table_round_trip_in_any_bytes() {
+        for key in [&br#"{"id":1005}"#[..], &[0xff, 0x00, 0x10][..]] {
+            let dl = letter(b"x").with_kafka_message(Some(key), Some("SALES.ORDERS".into()));
+            let back =
+                DeadLetterEvent::from_sqs_body(&dl.to_sqs_body(256 * 1024).unwrap()).unwrap();
+            assert_eq!(&*back.kafka_key.as_ref().unwrap().bytes().unwrap(), key);
+            assert_eq!(back.kafka_table.as_deref(), Some("SALES.ORDERS"));
+        }
+        // Letters written before these fields read back without them.
+        let old = letter(b"x").to_sqs_body(256 * 1024).unwrap();
+        assert!(!old.contains("kafka_key"));
+        assert_eq!(
+            DeadLetterEvent::from_sqs_body(&old).unwrap().kafka_key,
+            None
+        );
+    }
+
+    #[test]
+    fn a_letter_that_applies_a_change_outlives_the_tombstones_at_their_ttl() {
+        let ttl = 7 * 24 * 3600;
+        let dl = letter(b"x");
+        assert!(!dl.outlived_tombstones(at(ttl as i64 - 1), ttl));
+        assert!(dl.outlived_tombstones(at(ttl as i64), ttl));
+        // Re-publishing an event or delivering an owed one writes no row: any age is safe.
+        for stage in [Stage::Publish, Stage::Route] {
+            let mut other = dl.clone();
+            other.stage = stage;
+            assert!(!other.outlived_tombstones(at(10 * ttl as i64), ttl));
+        }
     }
 
     #[test]

@@ -6,8 +6,14 @@
 //! [`apply_plan`](super::apply_plan)): `_table`, `_op`, `_seq`, `_ts`, `_deleted`. From those the
 //! change is rebuilt exactly: table, operation, change sequence, source timestamp, and the row
 //! image without the metadata (escaped `_col_` columns get their names back). The key columns are
-//! the configured `kafka.key_columns` of the table, read from the image; a tombstone keeps only
-//! key columns, so without configuration its columns are the key; otherwise the record's `Keys`.
+//! the ones the item's `_key` attribute names, in its order: the key the daemon used, whether
+//! Qlik's metadata or configuration told it, so both paths derive the same event id. Items
+//! written before `_key` existed fall back on the configured `kafka.key_columns` of the table,
+//! else a tombstone's own columns, else the record's `Keys`.
+//!
+//! A REMOVE that DynamoDB's TTL made (`userIdentity` type `Service`, principal
+//! `dynamodb.amazonaws.com`) of an eda item is a tombstone expiring, not a change: no source
+//! change stands behind it, so [`record_to_change`] answers `Ok(None)` and nothing is published.
 //!
 //! Any other table's records (no metadata) become changes of `dynamodb.<table>`: INSERT, MODIFY
 //! and REMOVE map to INSERT, UPDATE and DELETE, the stream sequence number is the sequence.
@@ -22,7 +28,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::apply_plan::{
-    DELETED_ATTR, ESCAPED_COLUMN_PREFIX, OP_ATTR, PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
+    DELETED_ATTR, ESCAPED_COLUMN_PREFIX, KEY_ATTR, OP_ATTR, PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
 };
 use super::cdc::{CdcEvent, KeyColumn, Operation, RowImage, TableRef};
 use super::stream_record::{image_to_plain, AttributeValue, EventRecord, Image, StreamEventName};
@@ -53,14 +59,18 @@ pub enum StreamChangeError {
     /// Neither the record's ARN nor `_table` names a table.
     #[error("the record names no table (no eventSourceARN and no _table)")]
     NoTable,
+    /// `_key` is not a list of column names.
+    #[error("attribute _key is not a list of strings")]
+    BadKeyNames,
 }
 
-/// Rebuilds the change `record` records. `key_columns` is `kafka.key_columns`
-/// (`"SCHEMA.TABLE" -> [column, ...]`).
+/// Rebuilds the change `record` records; `None` for a tombstone that DynamoDB's TTL reaped,
+/// which records no change. `key_columns` is `kafka.key_columns` (`"SCHEMA.TABLE" -> [column,
+/// ...]`), for items without `_key`.
 pub fn record_to_change(
     record: &EventRecord,
     key_columns: &BTreeMap<String, Vec<String>>,
-) -> Result<CdcEvent, StreamChangeError> {
+) -> Result<Option<CdcEvent>, StreamChangeError> {
     let dynamodb = &record.dynamodb;
     // The image that describes the item's metadata: the new one, else (REMOVE) the old one.
     let meta_image = dynamodb
@@ -82,7 +92,7 @@ pub fn record_to_change(
             StreamEventName::Modify => Operation::Update,
             StreamEventName::Remove => Operation::Delete,
         };
-        return Ok(CdcEvent {
+        return Ok(Some(CdcEvent {
             key: keys_of(&table, &dynamodb.keys, &dynamodb.keys, key_columns, false)?,
             table,
             operation,
@@ -99,7 +109,11 @@ pub fn record_to_change(
             transaction_id: None,
             stream_position,
             kafka: None,
-        });
+        }));
+    }
+    if record.is_ttl_expiry() {
+        // The tombstone's own DELETE was published when it was written.
+        return Ok(None);
     }
 
     let table_text = string_attr(meta_image, TABLE_ATTR)?.unwrap_or_default();
@@ -130,7 +144,7 @@ pub fn record_to_change(
                 .map(|i| RowImage::from(row_of(i)))
         })
         .flatten();
-    Ok(CdcEvent {
+    Ok(Some(CdcEvent {
         key: keys_of(&table, meta_image, &dynamodb.keys, key_columns, tombstone)?,
         table,
         operation,
@@ -147,11 +161,12 @@ pub fn record_to_change(
         transaction_id: None,
         stream_position,
         kafka: None,
-    })
+    }))
 }
 
-/// The key columns: configured names read from `image`; else a tombstone's own columns; else the
-/// record's `Keys` (minus eda's `pk`, unless it is all there is).
+/// The key columns: the names `_key` lists, else the configured ones, read from `image`; else a
+/// tombstone's own columns; else the record's `Keys` (minus eda's `pk`, unless it is all there
+/// is).
 fn keys_of(
     table: &TableRef,
     image: &Image,
@@ -160,7 +175,20 @@ fn keys_of(
     tombstone: bool,
 ) -> Result<Vec<KeyColumn>, StreamChangeError> {
     let qualified = table.qualified();
-    if let Some(columns) = key_columns.get(&qualified) {
+    let recorded = match image.get(KEY_ATTR) {
+        None => None,
+        Some(AttributeValue::List(names)) => Some(
+            names
+                .iter()
+                .map(|name| match name {
+                    AttributeValue::S(name) => Ok(name.clone()),
+                    _ => Err(StreamChangeError::BadKeyNames),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(StreamChangeError::BadKeyNames),
+    };
+    if let Some(columns) = recorded.as_ref().or_else(|| key_columns.get(&qualified)) {
         return columns
             .iter()
             .map(|column| {
@@ -335,7 +363,7 @@ mod tests {
         let seq = "20240501120000000000000000000000001";
         let daemon = change(Operation::Update, seq);
         let record = record_of(&daemon, StreamEventName::Modify);
-        let back = record_to_change(&record, &configured()).unwrap();
+        let back = record_to_change(&record, &configured()).unwrap().unwrap();
         let (a, b) = (
             into_base_event(daemon, "us-west-2"),
             into_base_event(back, "us-west-2"),
@@ -357,7 +385,9 @@ mod tests {
         let seq = "20240501120000000000000000000000002";
         let daemon = change(Operation::Delete, seq);
         let record = record_of(&daemon, StreamEventName::Insert);
-        let back = record_to_change(&record, &BTreeMap::new()).unwrap();
+        let back = record_to_change(&record, &BTreeMap::new())
+            .unwrap()
+            .unwrap();
         assert_eq!(back.operation, Operation::Delete);
         assert!(back.after.is_none());
         assert_eq!(
@@ -367,12 +397,54 @@ mod tests {
     }
 
     #[test]
+    fn a_composite_key_is_named_in_key_order_without_configuration() {
+        let mut daemon = change(Operation::Update, "20240501120000000000000000000000004");
+        daemon.key = vec![
+            KeyColumn {
+                name: "EMAIL".into(),
+                value: json!("a@b.com"),
+            },
+            KeyColumn {
+                name: "CUSTOMER_ID".into(),
+                value: json!("7"),
+            },
+        ];
+        let record = record_of(&daemon, StreamEventName::Modify);
+        let back = record_to_change(&record, &BTreeMap::new())
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = back.key.iter().map(|k| &*k.name).collect();
+        assert_eq!(names, ["EMAIL", "CUSTOMER_ID"]);
+        assert_eq!(
+            into_base_event(back, "x").event_id,
+            into_base_event(daemon, "x").event_id
+        );
+    }
+
+    #[test]
+    fn a_tombstone_reaped_by_ttl_is_no_change() {
+        let daemon = change(Operation::Delete, "20240501120000000000000000000000005");
+        let mut record = record_of(&daemon, StreamEventName::Remove);
+        record.dynamodb.old_image = record.dynamodb.new_image.take();
+        record.user_identity = Some(crate::stream_record::UserIdentity {
+            kind: "Service".into(),
+            principal_id: "dynamodb.amazonaws.com".into(),
+        });
+        assert_eq!(record_to_change(&record, &BTreeMap::new()), Ok(None));
+        // A REMOVE someone made by hand still records the item's last change.
+        record.user_identity = None;
+        assert!(record_to_change(&record, &BTreeMap::new())
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
     fn foreign_tables_map_stream_event_names() {
         let event: DynamoDbStreamEvent = serde_json::from_str(LAMBDA_SAMPLE).unwrap();
         let ops: Vec<_> = event
             .records
             .iter()
-            .map(|r| record_to_change(r, &BTreeMap::new()).unwrap())
+            .map(|r| record_to_change(r, &BTreeMap::new()).unwrap().unwrap())
             .map(|c| (c.table.qualified(), c.operation, c.change_sequence))
             .collect();
         assert_eq!(ops[0].0, "dynamodb.ExampleTableWithStream");

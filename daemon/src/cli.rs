@@ -91,7 +91,9 @@ pub enum DecodeFormat {
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// Read dead letters from the primary region's DLQ and replay them through the pipeline
-    /// (safe: the apply is sequence-guarded). Prints a JSON report; exit 2 if some had to stay.
+    /// (safe: the apply is sequence-guarded, as long as the tombstones of later deletes live).
+    /// Letters older than `apply.tombstone_ttl_secs` that would write to the table are refused
+    /// and reported. Prints a JSON report; exit 2 if some had to stay.
     Redrive {
         /// TOML configuration file.
         #[arg(long, short)]
@@ -99,6 +101,14 @@ pub enum DlqCommand {
         /// Most dead letters to read.
         #[arg(long, default_value_t = 1000)]
         max: usize,
+        /// Replay letters older than the tombstones (`apply.tombstone_ttl_secs`) too. A row
+        /// deleted after such a letter failed may come back: check the source first.
+        #[arg(long)]
+        force_older_than_tombstones: bool,
+        /// Write the redrive's metrics (OpenMetrics text, `eda_dlq_redrive_refused_total`
+        /// among them) to this file when done, e.g. for node_exporter's textfile collector.
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
     },
 }
 

@@ -7,7 +7,9 @@
 //! `jwt.jwks_cache_ttl_secs`, whichever is shorter when a JWKS is configured); after that the
 //! next invocation reloads them. A token naming a `kid` the verifier does not know also reloads
 //! them (a key rotated in the JWKS), at most once per [`KID_RELOAD_INTERVAL`]. When a reload
-//! fails, the old keys stay in use and the failure is logged.
+//! fails (Secrets Manager or the JWKS down), the old keys stay in use, the failure is logged, and
+//! no call tries again for [`RELOAD_BACKOFF_FIRST`], doubling per failure up to
+//! [`RELOAD_BACKOFF_MAX`]: an outage costs one fetch per backoff, not one per call.
 //!
 //! Which shape came in is told by the payload: `version: "2.0"` is an HTTP API request,
 //! `type: "TOKEN"` a REST token authorizer, anything else a REST request authorizer.
@@ -30,11 +32,28 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 /// Shortest time between two reloads caused by an unknown `kid`, so a stream of forged kids
 /// cannot turn into a stream of JWKS fetches.
 pub const KID_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long calls use the old keys without trying again after a failed reload.
+pub const RELOAD_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between two reload attempts while they keep failing.
+pub const RELOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The keys in use, and what the reloads have been doing.
+struct Keys {
+    /// The verifier every call uses.
+    verifier: Arc<JwtVerifier>,
+    /// When its keys were loaded.
+    loaded_at: Instant,
+    /// After failed reloads: no attempt before the instant, and the wait that led to it (the
+    /// next failure doubles it).
+    backoff: Option<(Instant, Duration)>,
+}
 
 /// The authorizer's warm state.
 pub struct Authorizer {
@@ -46,8 +65,10 @@ pub struct Authorizer {
     http: reqwest::Client,
     /// How long loaded keys are trusted.
     ttl: Duration,
-    /// The verifier and when its keys were loaded.
-    keys: RwLock<(Arc<JwtVerifier>, Instant)>,
+    /// The verifier, when its keys were loaded, and the backoff of failed reloads.
+    keys: RwLock<Keys>,
+    /// Held while a reload runs, so calls that find the keys stale together fetch once.
+    reloading: Mutex<()>,
     /// What the REST policy grants: the stage, so API Gateway's authorizer cache can answer the
     /// caller's other routes too.
     scope: ResourceScope,
@@ -76,7 +97,12 @@ impl Authorizer {
             secrets,
             http,
             ttl,
-            keys: RwLock::new((Arc::new(verifier), Instant::now())),
+            keys: RwLock::new(Keys {
+                verifier: Arc::new(verifier),
+                loaded_at: Instant::now(),
+                backoff: None,
+            }),
+            reloading: Mutex::new(()),
             scope: ResourceScope::Stage,
         })
     }
@@ -130,7 +156,7 @@ impl Authorizer {
         };
         let (verifier, loaded_at) = self.current().await;
         let verifier = if loaded_at.elapsed() >= self.ttl {
-            self.reload().await.unwrap_or(verifier)
+            self.reload(loaded_at).await.unwrap_or(verifier)
         } else {
             verifier
         };
@@ -141,7 +167,8 @@ impl Authorizer {
                     && self.config.jwks_url.is_some()
                     && self.current().await.1.elapsed() >= KID_RELOAD_INTERVAL =>
             {
-                match self.reload().await {
+                let (_, loaded_at) = self.current().await;
+                match self.reload(loaded_at).await {
                     Some(fresh) => fresh.verify(token, now),
                     None => Err(deny),
                 }
@@ -156,19 +183,48 @@ impl Authorizer {
 
     async fn current(&self) -> (Arc<JwtVerifier>, Instant) {
         let keys = self.keys.read().await;
-        (keys.0.clone(), keys.1)
+        (keys.verifier.clone(), keys.loaded_at)
     }
 
-    /// Loads the keys again; `None` (and a log line) when that fails.
-    async fn reload(&self) -> Option<Arc<JwtVerifier>> {
-        match load_verifier(&self.config, &self.secrets, &self.http).await {
+    /// Loads the keys again, unless a call already did since they were `seen` loaded (its
+    /// keys are returned) or a failed reload's backoff still runs (`None`: the caller keeps the
+    /// old keys). A failure is logged and starts, or doubles, the backoff.
+    async fn reload(&self, seen: Instant) -> Option<Arc<JwtVerifier>> {
+        let _one_at_a_time = self.reloading.lock().await;
+        {
+            let keys = self.keys.read().await;
+            if keys.loaded_at != seen {
+                return Some(keys.verifier.clone());
+            }
+            if keys
+                .backoff
+                .is_some_and(|(not_before, _)| Instant::now() < not_before)
+            {
+                return None;
+            }
+        }
+        let loaded = load_verifier(&self.config, &self.secrets, &self.http).await;
+        let mut keys = self.keys.write().await;
+        match loaded {
             Ok(verifier) => {
                 let verifier = Arc::new(verifier);
-                *self.keys.write().await = (verifier.clone(), Instant::now());
+                *keys = Keys {
+                    verifier: verifier.clone(),
+                    loaded_at: Instant::now(),
+                    backoff: None,
+                };
                 Some(verifier)
             }
             Err(err) => {
-                tracing::warn!(error = %err, "Authorizer keys not reloaded; keeping the old ones.");
+                let wait = keys.backoff.map_or(RELOAD_BACKOFF_FIRST, |(_, last)| {
+                    (last * 2).min(RELOAD_BACKOFF_MAX)
+                });
+                keys.backoff = Some((Instant::now() + wait, wait));
+                tracing::warn!(
+                    error = %err,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "Authorizer keys not reloaded; keeping the old ones until a later try."
+                );
                 None
             }
         }

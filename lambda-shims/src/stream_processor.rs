@@ -12,6 +12,10 @@
 //! first record that was not settled, so Lambda retries the shard from there and nothing before
 //! it twice. When the publisher or the routers cannot settle the batch before the invocation's
 //! deadline, the whole batch is reported, from its first record.
+//!
+//! A REMOVE that DynamoDB's TTL made of an eda item is a tombstone expiring (the DELETE it
+//! records was published when the tombstone was written): it is skipped, not published as a new
+//! DELETE. A TTL REMOVE in a table eda does not write is published as that table's DELETE.
 use crate::cold_start::remaining;
 use crate::cold_start::ColdStartError;
 use crate::publishing::{CrossRegion, RegionPublisher};
@@ -77,10 +81,11 @@ impl StreamProcessor {
                 first_sequence = sequence.clone();
             }
             match self.item(raw) {
-                Ok((item, replicated)) => {
+                Ok(Some((item, replicated))) => {
                     items.push(item);
                     routed.extend(replicated);
                 }
+                Ok(None) => {}
                 Err(reason) => {
                     tracing::warn!(
                         sequence_number = sequence.as_deref().unwrap_or("?"),
@@ -123,10 +128,19 @@ impl StreamProcessor {
         response
     }
 
-    /// The record's change event, and its cross-region copy when the change is replicated.
-    fn item(&self, raw: Value) -> Result<(PublishItem, Option<RoutedEvent>), String> {
+    /// The record's change event, and its cross-region copy when the change is replicated;
+    /// `None` for a record that is no change (a tombstone DynamoDB's TTL reaped).
+    fn item(&self, raw: Value) -> Result<Option<(PublishItem, Option<RoutedEvent>)>, String> {
         let record: EventRecord = serde_json::from_value(raw).map_err(|e| e.to_string())?;
-        let change = record_to_change(&record, &self.key_columns).map_err(|e| e.to_string())?;
+        let Some(change) =
+            record_to_change(&record, &self.key_columns).map_err(|e| e.to_string())?
+        else {
+            tracing::debug!(
+                sequence_number = %record.dynamodb.sequence_number,
+                "Tombstone reaped by DynamoDB's TTL; no change to publish."
+            );
+            return Ok(None);
+        };
         let table = change.table.qualified();
         let base = into_base_event(change, record.aws_region.as_str());
         let entry = change_entry(&base, &self.source, &self.publisher.bus);
@@ -140,7 +154,7 @@ impl StreamProcessor {
             source,
             correlation_id: base.correlation_id,
         };
-        Ok((item, routed))
+        Ok(Some((item, routed)))
     }
 }
 

@@ -9,11 +9,16 @@
 //! Avro schemas unknown to the partition are fetched from the Schema Registry client, whose
 //! cache by id is shared by every partition; a fetch happens once per schema id per partition,
 //! never per message.
+//!
+//! A message that does not name its table (Qlik's default with one topic per table) belongs to
+//! the table its Kafka headers name (`kafka.table_header`, `kafka.schema_header`: see
+//! [`MessageDecoder::header_table`]), else to the one `kafka.topic_tables` gives its topic
+//! (worked out once per topic); a message's own `schema`/`table` always wins.
 
 use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::kafka::table_structures::TableStructures;
 use crate::ports::SinkError;
-use eda_config::{KafkaConfig, MessageFormat};
+use eda_config::{KafkaConfig, MessageFormat, TopicTables};
 use eda_core::cdc::{
     decode_debezium, decode_qlik_json, AvroDecoder, AvroError, CdcEvent, DecodeContext,
     FallbackKeys, KafkaCoordinates, KeyError, MetadataCache, QlikJsonError, QlikMessage,
@@ -71,8 +76,17 @@ pub struct MessageDecoder {
     registry: Option<Arc<SchemaRegistryClient>>,
     /// Key columns from configuration.
     fallback: FallbackKeys,
-    /// The table of messages that do not name one.
+    /// The table of the message being decoded, when it does not name one: from its headers,
+    /// else from `topic_tables`.
     default_table: Option<TableRef>,
+    /// `kafka.topic_tables`, parsed.
+    topic_tables: TopicTables,
+    /// What `topic_tables` gives `topic`, worked out when the topic changes.
+    topic_table: Option<TableRef>,
+    /// `kafka.table_header` (empty: headers are not read).
+    table_header: String,
+    /// `kafka.schema_header`.
+    schema_header: String,
     /// The topic of the last message, to stamp a message decoded a second time (after a look-up
     /// in the store) without copying its coordinates for every message.
     topic: String,
@@ -96,20 +110,58 @@ impl MessageDecoder {
             registry,
             fallback: fallback_keys(config),
             default_table: None,
+            // Validation has parsed the map already; an unvalidated one maps nothing.
+            topic_tables: TopicTables::parse(&config.topic_tables).unwrap_or_default(),
+            topic_table: None,
+            table_header: config.table_header.clone(),
+            schema_header: config.schema_header.clone(),
             topic: String::new(),
         }
     }
 
-    /// Decodes one message value (and key, for Debezium).
+    /// The table a message's Kafka headers name, as `(name, value)` pairs: the
+    /// `kafka.table_header` as `SCHEMA.TABLE`, or as the bare table name with the schema in
+    /// `kafka.schema_header`. `None` without such headers (or with headers that are not UTF-8, or
+    /// a bare name without a schema).
+    pub fn header_table<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Option<TableRef> {
+        if self.table_header.is_empty() {
+            return None;
+        }
+        let (mut table, mut schema) = (None, None);
+        for (name, value) in headers {
+            let value = value.and_then(|v| std::str::from_utf8(v).ok());
+            if name == self.table_header {
+                table = value.filter(|v| !v.is_empty());
+            } else if name == self.schema_header {
+                schema = value.filter(|v| !v.is_empty());
+            }
+        }
+        match (schema, table?) {
+            (Some(schema), table) => Some(TableRef::new(schema, table)),
+            (None, qualified) => qualified
+                .split_once('.')
+                .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+                .map(|(s, t)| TableRef::new(s, t)),
+        }
+    }
+
+    /// Decodes one message value (and key, for Debezium); `header_table` is the table its Kafka
+    /// headers name ([`Self::header_table`]).
     pub async fn decode(
         &mut self,
         value: Option<&[u8]>,
         key: Option<&[u8]>,
         origin: KafkaCoordinates,
+        header_table: Option<TableRef>,
     ) -> Result<Decoded, DecodeFailure> {
         let Some(value) = value else {
             return Ok(Decoded::Nothing);
         };
+        self.remember_topic(&origin.topic);
+        self.default_table = header_table.or_else(|| self.topic_table.clone());
         match self.format {
             MessageFormat::QlikJson => self.qlik_json(value, origin).await,
             MessageFormat::Debezium => {
@@ -286,6 +338,10 @@ impl MessageDecoder {
     fn remember_topic(&mut self, topic: &str) {
         if self.topic != topic {
             self.topic = topic.to_string();
+            self.topic_table = self
+                .topic_tables
+                .table_for(topic)
+                .map(|(schema, table)| TableRef::new(schema, table));
         }
     }
 

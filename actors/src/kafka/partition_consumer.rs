@@ -40,14 +40,14 @@ use crate::telemetry::{
 };
 use eda_config::RetryConfig;
 use eda_core::apply_plan::applier_for;
-use eda_core::cdc::{CdcEvent, KafkaCoordinates};
+use eda_core::cdc::{CdcEvent, KafkaCoordinates, TableRef};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use eda_core::failure::Stage;
 use eda_core::offsets::{OffsetError, OffsetTracker};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -381,9 +381,14 @@ impl PartitionConsumerState {
                 partition: self.partition,
                 offset,
             };
+            let named = message.headers().and_then(|headers| {
+                self.decoder
+                    .header_table(headers.iter().map(|h| (h.key, h.value)))
+            });
+            let header_table = named.as_ref().map(TableRef::qualified);
             let decoded = self
                 .decoder
-                .decode(message.payload(), message.key(), origin)
+                .decode(message.payload(), message.key(), origin, named)
                 .await;
             match decoded {
                 Err(failure) if failure.class.is_retryable() => {
@@ -413,7 +418,8 @@ impl PartitionConsumerState {
                             offset,
                         },
                         chrono::Utc::now(),
-                    );
+                    )
+                    .with_kafka_message(message.key(), header_table);
                     letter.attempts = 1;
                     letters.push(letter);
                     letter_offsets.push(offset);

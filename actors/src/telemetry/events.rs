@@ -821,3 +821,27 @@ impl InternalEvent for DlqUnsendable {
         metrics.dlq_unsendable.inc();
     }
 }
+
+/// A redrive refused a dead letter older than the tombstones; it stays in the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct RedriveRefused<'a> {
+    /// The letter's id.
+    pub letter_id: &'a str,
+    /// Its age.
+    pub age_secs: i64,
+    /// `apply.tombstone_ttl_secs`.
+    pub tombstone_ttl_secs: u64,
+}
+
+impl InternalEvent for RedriveRefused<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(
+            letter_id = self.letter_id,
+            age_secs = self.age_secs,
+            tombstone_ttl_secs = self.tombstone_ttl_secs,
+            "Dead letter not replayed: older than the tombstones, it could bring back a row \
+             deleted since (--force-older-than-tombstones replays it)."
+        );
+        metrics.dlq_redrive_refused.inc();
+    }
+}

@@ -118,6 +118,8 @@ pub struct Metrics {
     pub(crate) dlq_messages: Family<[Label; 2], Counter>,
     /// `eda_dlq_unsendable_total`.
     pub(crate) dlq_unsendable: Counter,
+    /// `eda_dlq_redrive_refused_total`.
+    pub(crate) dlq_redrive_refused: Counter,
     /// `eda_actor_restarts_total{actor}`.
     pub(crate) actor_restarts: Family<[Label; 1], Counter>,
     /// `eda_health_probe_duration_seconds{region,service}`.
@@ -176,6 +178,7 @@ impl Metrics {
             region_events_recovered: Family::default(),
             dlq_messages: Family::default(),
             dlq_unsendable: Counter::default(),
+            dlq_redrive_refused: Counter::default(),
             actor_restarts: Family::default(),
             health_probe_duration: Family::new_with_constructor(probe_histogram),
             health_status: Family::default(),
@@ -311,6 +314,11 @@ impl Metrics {
             metric::DLQ_UNSENDABLE,
             "Dead letters SQS refused in every form, even without payload; each is logged in full instead",
             metrics.dlq_unsendable.clone(),
+        );
+        r.register(
+            metric::DLQ_REDRIVE_REFUSED,
+            "Dead letters a redrive left in the queue as older than the tombstones (apply.tombstone_ttl_secs)",
+            metrics.dlq_redrive_refused.clone(),
         );
         r.register(
             metric::ACTOR_RESTARTS,

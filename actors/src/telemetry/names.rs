@@ -73,6 +73,10 @@ pub mod metric {
     /// `eda_dlq_unsendable_total`: dead letters SQS refused in every form (even with no
     /// payload); each is logged in full instead. Anything above 0 needs a look.
     pub const DLQ_UNSENDABLE: &str = "dlq_unsendable";
+    /// `eda_dlq_redrive_refused_total`: dead letters a redrive left in the queue because they
+    /// are older than `apply.tombstone_ttl_secs` (replaying one could bring back a row deleted
+    /// since); `--force-older-than-tombstones` replays them.
+    pub const DLQ_REDRIVE_REFUSED: &str = "dlq_redrive_refused";
     /// `eda_actor_restarts_total{actor}`: restarts performed by supervisors.
     pub const ACTOR_RESTARTS: &str = "actor_restarts";
     /// `eda_health_probe_duration_seconds{region,service}`: probe round trip.

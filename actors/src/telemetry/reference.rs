@@ -67,6 +67,12 @@ pub fn populated() -> Metrics {
     }
     .emit(&m);
     DlqUnsendable.emit(&m);
+    RedriveRefused {
+        letter_id: "dl-1",
+        age_secs: 700_000,
+        tombstone_ttl_secs: 604_800,
+    }
+    .emit(&m);
     for first in [true, false] {
         PartitionHeld {
             topic: "orders",
@@ -377,7 +383,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 31, "{all:#?}");
+        assert_eq!(all.len(), 32, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

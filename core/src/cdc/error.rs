@@ -68,9 +68,12 @@ pub enum QlikJsonError {
         /// What is wrong with it.
         problem: String,
     },
-    /// The table of a data message is unknown: the message does not name it and the consumer has
-    /// no default table for the topic.
-    #[error("the data message names no schema/table and the consumer has no default table")]
+    /// The table of a data message is unknown: the message does not name it, and neither do its
+    /// Kafka headers nor `kafka.topic_tables` for its topic.
+    #[error(
+        "the data message names no schema/table, and neither do its Kafka headers \
+         (kafka.table_header) nor kafka.topic_tables for its topic"
+    )]
     NoTable,
     /// The key of the row could not be determined.
     #[error("key of {table}: {source}")]
@@ -162,8 +165,12 @@ pub enum AvroError {
         /// What is wrong.
         problem: String,
     },
-    /// The table of the record is unknown.
-    #[error("the record names no schema/table and the consumer has no default table")]
+    /// The table of the record is unknown: the record does not name it, and neither do its
+    /// Kafka headers nor `kafka.topic_tables` for its topic.
+    #[error(
+        "the record names no schema/table, and neither do its Kafka headers \
+         (kafka.table_header) nor kafka.topic_tables for its topic"
+    )]
     NoTable,
     /// The key of the row could not be determined.
     #[error("key of {table}: {source}")]

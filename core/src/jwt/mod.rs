@@ -123,10 +123,12 @@ impl Deny {
 pub struct JwtVerifier {
     /// The keys, each pinned to its algorithm.
     keys: keys::KeyStore,
-    /// `jwt.issuers`; empty accepts any issuer.
+    /// `jwt.issuers`; empty denies every token, unless `any_issuer_or_audience`.
     issuers: Vec<String>,
-    /// `jwt.audiences`; empty accepts any audience.
+    /// `jwt.audiences`; empty denies every token, unless `any_issuer_or_audience`.
     audiences: Vec<String>,
+    /// `jwt.insecure_accept_any_issuer_and_audience`: an empty list above accepts any value.
+    any_issuer_or_audience: bool,
     /// `jwt.leeway_secs`, applied to `exp` and `nbf`.
     leeway_secs: f64,
     /// `jwt.user_claim`.
@@ -181,6 +183,7 @@ impl JwtVerifier {
             keys,
             issuers: cfg.issuers.clone(),
             audiences: cfg.audiences.clone(),
+            any_issuer_or_audience: cfg.insecure_accept_any_issuer_and_audience,
             // Config bounds the leeway to an hour, so the conversion is exact.
             leeway_secs: cfg.leeway_secs as f64,
             user_claim: cfg.user_claim.clone(),
@@ -346,6 +349,21 @@ impl JwtVerifier {
                     format!("not valid before {nbf}, now {now}"),
                 ));
             }
+        }
+        // Deny by default: an empty list accepts anything only when the configuration says so
+        // in as many words (validation refuses the empty lists otherwise; this holds for a
+        // verifier built from an unvalidated configuration too).
+        if self.issuers.is_empty() && !self.any_issuer_or_audience {
+            return Err(Deny::new(
+                DenyReason::WrongIssuer,
+                "no issuer is accepted (jwt.issuers is empty)",
+            ));
+        }
+        if self.audiences.is_empty() && !self.any_issuer_or_audience {
+            return Err(Deny::new(
+                DenyReason::WrongAudience,
+                "no audience is accepted (jwt.audiences is empty)",
+            ));
         }
         if !self.issuers.is_empty() {
             match claims.get("iss") {

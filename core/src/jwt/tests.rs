@@ -175,6 +175,52 @@ fn issuer_and_audience_are_checked() {
 }
 
 #[test]
+fn empty_issuers_or_audiences_deny_unless_the_opt_out_says_otherwise() {
+    let mut stranger = claims();
+    stranger["iss"] = json!("https://evil.example.com/");
+    stranger["aud"] = json!("someone-else");
+    let token = hs256(&stranger);
+    let no_issuers = JwtConfig {
+        issuers: Vec::new(),
+        ..config()
+    };
+    let v = JwtVerifier::new(&no_issuers, Some(SECRET)).unwrap();
+    assert_eq!(
+        reason(v.verify(&hs256(&claims()), NOW)),
+        DenyReason::WrongIssuer
+    );
+    let no_audiences = JwtConfig {
+        audiences: Vec::new(),
+        ..config()
+    };
+    let v = JwtVerifier::new(&no_audiences, Some(SECRET)).unwrap();
+    assert_eq!(
+        reason(v.verify(&hs256(&claims()), NOW)),
+        DenyReason::WrongAudience
+    );
+
+    let any = JwtConfig {
+        issuers: Vec::new(),
+        audiences: Vec::new(),
+        insecure_accept_any_issuer_and_audience: true,
+        ..config()
+    };
+    let v = JwtVerifier::new(&any, Some(SECRET)).unwrap();
+    assert!(v.verify(&token, NOW).is_ok());
+    // The opt-out leaves a configured list in force.
+    let issuer_only = JwtConfig {
+        audiences: Vec::new(),
+        insecure_accept_any_issuer_and_audience: true,
+        ..config()
+    };
+    let v = JwtVerifier::new(&issuer_only, Some(SECRET)).unwrap();
+    assert_eq!(reason(v.verify(&token, NOW)), DenyReason::WrongIssuer);
+    let mut right_issuer = stranger.clone();
+    right_issuer["iss"] = json!(ISS);
+    assert!(v.verify(&hs256(&right_issuer), NOW).is_ok());
+}
+
+#[test]
 fn alg_none_and_unknown_algorithms_are_denied() {
     let v = verifier();
     for alg in ["none", "None", "NONE", "HS512", "RS512", "ES256", "PS256"] {

@@ -26,8 +26,21 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             transform::transform(file.as_deref(), config.as_deref())
         }
         Command::Dlq {
-            command: DlqCommand::Redrive { config, max },
-        } => dlq::redrive(&config, max),
+            command:
+                DlqCommand::Redrive {
+                    config,
+                    max,
+                    force_older_than_tombstones,
+                    metrics_file,
+                },
+        } => dlq::redrive(
+            &config,
+            eda_actors::redrive::RedriveOptions {
+                max,
+                force_older_than_tombstones,
+            },
+            metrics_file.as_deref(),
+        ),
         Command::Jwt {
             command: JwtCommand::Verify { config, token },
         } => jwt::verify(&config, &token),

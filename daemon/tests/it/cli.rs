@@ -173,6 +173,86 @@ fn jwt_verify_denies_wrong_audience_and_expired_tokens_with_the_reason() {
     assert_eq!(printed["reason"], "expired");
 }
 
+/// `jwt verify` of `token` on the local configuration with `envs` set.
+fn jwt_verify_with(envs: &[(&str, &str)], token: &str) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eda-daemon"));
+    cmd.args(["jwt", "verify", "--config"])
+        .arg(local_config_path())
+        .arg(token);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("eda-daemon runs")
+}
+
+/// A token signed with the local secret, from an issuer and for an audience nobody configured.
+fn stranger_token() -> String {
+    let claims = serde_json::json!({
+        "sub": "intruder",
+        "iss": "https://evil.example",
+        "aud": "someone-else",
+        "exp": chrono::Utc::now().timestamp() + 600,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(LOCAL_HS256_SECRET),
+    )
+    .expect("token signs")
+}
+
+/// Keys configured, issuers and audiences left empty (the defaults): the configuration is
+/// refused, naming both keys, instead of letting any issuer's token in for any audience.
+#[test]
+fn an_authorizer_without_issuers_and_audiences_is_refused_naming_the_keys() {
+    let out = jwt_verify_with(
+        &[("EDA_JWT__ISSUERS", "[]"), ("EDA_JWT__AUDIENCES", "[]")],
+        &stranger_token(),
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(!stdout.contains("\"allow\""), "{stdout}");
+    assert!(stderr.contains("jwt.issuers"), "{stderr}");
+    assert!(stderr.contains("jwt.audiences"), "{stderr}");
+}
+
+/// The loud opt-out lets any issuer and audience in, as asked; the signature still counts.
+#[test]
+fn any_issuer_and_audience_only_with_the_loud_opt_out() {
+    let envs = [
+        ("EDA_JWT__ISSUERS", "[]"),
+        ("EDA_JWT__AUDIENCES", "[]"),
+        ("EDA_JWT__INSECURE_ACCEPT_ANY_ISSUER_AND_AUDIENCE", "true"),
+    ];
+    let out = jwt_verify_with(&envs, &stranger_token());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"allow\""), "{stdout}");
+    // With issuers configured, the opt-out is refused as contradictory.
+    let out = jwt_verify_with(
+        &[("EDA_JWT__INSECURE_ACCEPT_ANY_ISSUER_AND_AUDIENCE", "true")],
+        &stranger_token(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("jwt.insecure_accept_any_issuer_and_audience"),
+        "{stderr}"
+    );
+}
+
 fn fixture(path: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../core/tests/fixtures")

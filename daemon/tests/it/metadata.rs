@@ -350,7 +350,7 @@ async fn a_store_that_does_not_answer_fails_decoding_as_retryable() {
     for (offset, record) in history.records[..2].iter().enumerate() {
         let origin = at(offset as i64).expect("coordinates");
         let failure = decoder
-            .decode(Some(&record.value), None, origin)
+            .decode(Some(&record.value), None, origin, None)
             .await
             .expect_err("the store is needed and does not answer");
         assert_eq!(failure.class, ErrorClass::Connect, "{failure:?}");

@@ -16,6 +16,12 @@
 //! (or the stream processor) made, field for field, content hash and compressed bytes included;
 //! only `created_at`, a wall-clock stamp, differs.
 //!
+//! Three changes go through both paths: an UPDATE of a table whose key column is configured; a
+//! REFRESH row (a full load's, without a change sequence), whose id both paths derive from the
+//! sequence the apply guard compared; and, with no `kafka.key_columns` at all, an UPDATE and a
+//! DELETE of a table whose composite key the daemon learned from Qlik's metadata message only
+//! (the stream processor reads the key's names from the item's `_key`).
+//!
 //! What the stream cannot carry and so differs, by design: `payload.before` (the stream's old
 //! image is the previous item, not Qlik's before image), `correlation_id` (Qlik's transaction id
 //! is not stored on the item) and `metadata` (Kafka coordinates on one side, the stream position
@@ -31,7 +37,7 @@ use eda_actors::region_router::RegionRouters;
 use eda_actors::settings::applier_settings;
 use eda_actors::telemetry::Metrics;
 use eda_config::Config;
-use eda_core::apply_plan::{plan, AttrValue, PlanOptions, TableRouting};
+use eda_core::apply_plan::{effective_sequence, plan, AttrValue, PlanOptions, TableRouting};
 use eda_core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordinates};
 use eda_core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
 use eda_core::change_event::event_id;
@@ -69,10 +75,28 @@ fn typed(value: &AttrValue) -> Value {
     }
 }
 
-/// The Qlik sample, renamed to a key of its own, decoded as the daemon's consumer decodes it.
+/// The Qlik sample, renamed to a key of its own, decoded as the daemon's consumer decodes it
+/// (the key column `ID` configured).
 fn decoded_change(table: &TableRef, id: &str) -> CdcEvent {
-    let message = QLIK_UPDATE.replace(r#""ID":"2""#, &format!(r#""ID":"{id}""#));
-    let keys = FallbackKeys::none().with_table(table, vec!["ID".into()]);
+    decoded(QLIK_UPDATE, table, id, &MetadataCache::new(), true)
+}
+
+/// A Qlik data message for `table`, its `ID` renamed to `id` (when it has one), decoded as the
+/// daemon's consumer decodes it: with the table structures of `metadata`, and the key column
+/// `ID` configured when `configured_key`.
+fn decoded(
+    message: &str,
+    table: &TableRef,
+    id: &str,
+    metadata: &MetadataCache,
+    configured_key: bool,
+) -> CdcEvent {
+    let message = message.replace(r#""ID":"2""#, &format!(r#""ID":"{id}""#));
+    let keys = if configured_key {
+        FallbackKeys::none().with_table(table, vec!["ID".into()])
+    } else {
+        FallbackKeys::none()
+    };
     let ctx = DecodeContext {
         default_table: Some(table),
         fallback_keys: &keys,
@@ -82,14 +106,9 @@ fn decoded_change(table: &TableRef, id: &str) -> CdcEvent {
         partition: 0,
         offset: 42,
     };
-    match decode_qlik_json(
-        message.as_bytes(),
-        &ctx,
-        &MetadataCache::new(),
-        Some(origin),
-    ) {
+    match decode_qlik_json(message.as_bytes(), &ctx, metadata, Some(origin)) {
         Ok(QlikMessage::Change(change)) => change,
-        other => panic!("the sample is a data message: {other:?}"),
+        other => panic!("a data message: {other:?}"),
     }
 }
 
@@ -206,6 +225,90 @@ fn timeless(envelope: &CrossRegionEvent) -> CrossRegionEvent {
     envelope
 }
 
+/// What both paths published for one change: each path's event on the home bus and its
+/// cross-region copy on the other region's bus.
+struct BothPaths {
+    daemon: Value,
+    daemon_crossed: Value,
+    lambda: Value,
+    lambda_crossed: Value,
+}
+
+/// Each path's event on the home bus, found by `marker`, and its cross-region copy, found by
+/// the event id that event carries (the copy's payload is compressed).
+async fn seen(home_bus: Inspector, other_bus: Inspector, marker: &[String]) -> (Value, Value) {
+    let event = home_bus.wait_for(marker).await.remove(0);
+    let id = event["detail"]["event_id"]
+        .as_str()
+        .expect("an event id")
+        .to_string();
+    let crossed = other_bus.wait_for(&[id]).await.remove(0);
+    (event, crossed)
+}
+
+/// Runs `change` through the daemon's actors, then its written item through the stream
+/// processor; `marker` is something unique in both events (the change's key value).
+async fn through_both_paths(config: &Config, change: &CdcEvent, marker: &str) -> BothPaths {
+    let (home, other) = (&config.regions.primary, &config.regions.secondary);
+    let marker = [marker.to_string()];
+    // The daemon path. Both paths publish the same event, so each is read on its own.
+    let (home_bus, other_bus) = (
+        Inspector::start(config, home).await,
+        Inspector::start(config, other).await,
+    );
+    through_the_daemon(config, change.clone()).await;
+    let (daemon, daemon_crossed) = seen(home_bus, other_bus, &marker).await;
+
+    // The Lambda path: the stream processor on the written item's stream record.
+    let record = stream_record_of(config, change).await;
+    let (home_bus, other_bus) = (
+        Inspector::start(config, home).await,
+        Inspector::start(config, other).await,
+    );
+    let processor = stream_processor(config).await;
+    let response = processor
+        .process(json!({"Records": [record]}), Duration::from_secs(20))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let (lambda, lambda_crossed) = seen(home_bus, other_bus, &marker).await;
+    BothPaths {
+        daemon,
+        daemon_crossed,
+        lambda,
+        lambda_crossed,
+    }
+}
+
+/// The event id both paths must publish `change` under: derived from the sequence the apply
+/// guard compares (a REFRESH row's is made from its timestamp), never from an empty one.
+fn guarded_event_id(change: &CdcEvent) -> String {
+    let options = PlanOptions {
+        now_epoch_secs: 0,
+        tombstone_ttl_secs: 60,
+        refresh_started_at: None,
+    };
+    let mut guarded = change.clone();
+    guarded.change_sequence = effective_sequence(change, &options).expect("the change plans");
+    event_id(&guarded).to_string()
+}
+
+/// The two paths' EventBridge output agrees on the detail's fields and on `payload_fields`.
+fn assert_same_output(config: &Config, both: &BothPaths, payload_fields: &[&str]) {
+    let (daemon, lambda) = (&both.daemon, &both.lambda);
+    assert_eq!(lambda["source"], daemon["source"]);
+    assert_eq!(lambda["source"], config.publish.source.as_str());
+    assert_eq!(lambda["detail-type"], daemon["detail-type"]);
+    for field in DETAIL_FIELDS {
+        assert_eq!(lambda["detail"][field], daemon["detail"][field], "{field}");
+    }
+    for field in payload_fields {
+        assert_eq!(
+            lambda["detail"]["payload"][field], daemon["detail"]["payload"][field],
+            "payload.{field}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
     let mut config = local_config();
@@ -217,49 +320,20 @@ async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
     // What the SAM template gives the event-router; every table is replicated by default.
     config.routing.replicate_event_types = vec!["*".into()];
     let (home, other) = (&config.regions.primary, &config.regions.secondary);
-    let change = decoded_change(&table, &unique("conf"));
-    // Both paths publish, and route, under the change's own event id: the marker to look for.
+    let key = unique("conf");
+    let change = decoded_change(&table, &key);
+    // Both paths publish, and route, under the change's own event id.
     let id = event_id(&change).to_string();
-
-    // The daemon path. Both paths publish the same event id, so each is read on its own.
-    let (home_bus, other_bus) = (
-        Inspector::start(&config, home).await,
-        Inspector::start(&config, other).await,
-    );
-    through_the_daemon(&config, change.clone()).await;
-    let marker = std::slice::from_ref(&id);
-    let (daemon, daemon_crossed) =
-        tokio::join!(home_bus.wait_for(marker), other_bus.wait_for(marker));
-    let (daemon, daemon_crossed) = (&daemon[0], &daemon_crossed[0]);
-
-    // The Lambda path: the stream processor on the written item's stream record.
-    let record = stream_record_of(&config, &change).await;
-    let (home_bus, other_bus) = (
-        Inspector::start(&config, home).await,
-        Inspector::start(&config, other).await,
-    );
-    let processor = stream_processor(&config).await;
-    let response = processor
-        .process(json!({"Records": [record]}), Duration::from_secs(20))
-        .await;
-    assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    let (lambda, lambda_crossed) =
-        tokio::join!(home_bus.wait_for(marker), other_bus.wait_for(marker));
-    let (lambda, lambda_crossed) = (&lambda[0], &lambda_crossed[0]);
+    let both = through_both_paths(&config, &change, &key).await;
+    let BothPaths {
+        daemon,
+        daemon_crossed,
+        lambda,
+        lambda_crossed,
+    } = &both;
 
     // The same EventBridge output.
-    assert_eq!(lambda["source"], daemon["source"]);
-    assert_eq!(lambda["source"], config.publish.source.as_str());
-    assert_eq!(lambda["detail-type"], daemon["detail-type"]);
-    for field in DETAIL_FIELDS {
-        assert_eq!(lambda["detail"][field], daemon["detail"][field], "{field}");
-    }
-    for field in PAYLOAD_FIELDS {
-        assert_eq!(
-            lambda["detail"]["payload"][field], daemon["detail"]["payload"][field],
-            "payload.{field}"
-        );
-    }
+    assert_same_output(&config, &both, &PAYLOAD_FIELDS);
 
     // The same cross-region envelope.
     let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
@@ -335,4 +409,133 @@ async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
         lambda_envelope.original_size,
         lambda_envelope.compressed_size,
     );
+}
+
+/// A REFRESH row (a full load's, no change sequence): both paths publish it under the id of the
+/// sequence the guard compared, which is the `_seq` the stream record carries.
+#[tokio::test]
+async fn a_loaded_row_has_the_same_event_id_on_both_paths() {
+    let mut config = local_config();
+    let table = TableRef::new("SALES", "CUSTOMERS");
+    config
+        .kafka
+        .key_columns
+        .insert(table.qualified(), vec!["ID".into()]);
+    let key = unique("conf-load");
+    let loaded = QLIK_UPDATE
+        .replace(r#""operation":"UPDATE""#, r#""operation":"REFRESH""#)
+        .replace(
+            r#""changeSequence":"20230911032325000000000000000000005""#,
+            r#""changeSequence":"""#,
+        )
+        .replace(
+            r#""beforeData":{"ID":"2","NAME":"ok","tableName":"kit"}"#,
+            r#""beforeData":null"#,
+        );
+    let change = decoded(&loaded, &table, &key, &MetadataCache::new(), true);
+    assert!(
+        change.change_sequence.is_empty(),
+        "a load row has no sequence"
+    );
+    let both = through_both_paths(&config, &change, &key).await;
+    assert_same_output(&config, &both, &PAYLOAD_FIELDS);
+    assert_eq!(
+        both.daemon["detail"]["event_id"],
+        guarded_event_id(&change).as_str()
+    );
+    assert_eq!(
+        both.daemon["detail"]["payload"]["change_sequence"],
+        "20230911032325000000000000000000000"
+    );
+    let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+    let (daemon_envelope, _) = opened(&mut packer, &both.daemon_crossed);
+    let (lambda_envelope, _) = opened(&mut packer, &both.lambda_crossed);
+    assert_eq!(lambda_envelope.event_id, daemon_envelope.event_id);
+    assert_eq!(daemon_envelope.event_id, guarded_event_id(&change));
+}
+
+/// A Qlik metadata (`MD`) message describing `SALES.<table>` with the composite key
+/// (`ORDER_ID`, `LINE`): key order differs from name order.
+fn order_lines_metadata(table: &str) -> String {
+    json!({
+        "magic": "atMSG", "type": "MD", "headers": null,
+        "messageSchemaId": null, "messageSchema": null,
+        "message": {
+            "schemaId": format!("SALES.{table}.v1"),
+            "lineage": {"server": "conformance", "task": "t", "schema": "SALES", "table": table,
+                        "tableVersion": 1, "timestamp": "2023-09-11T03:00:00.000"},
+            "tableStructure": {"tableColumns": {
+                "ORDER_ID": {"ordinal": 1, "type": "STRING", "length": 20, "precision": 0,
+                             "scale": 0, "primaryKeyPosition": 1},
+                "LINE": {"ordinal": 2, "type": "INT4", "length": 0, "precision": 0,
+                         "scale": 0, "primaryKeyPosition": 2},
+                "QTY": {"ordinal": 3, "type": "INT4", "length": 0, "precision": 0,
+                        "scale": 0, "primaryKeyPosition": 0}
+            }},
+            "dataSchema": null
+        }
+    })
+    .to_string()
+}
+
+/// No `kafka.key_columns`: the daemon knows the key only from Qlik's metadata message, which
+/// the stream processor never sees. Both paths still name the key alike, in key order, and
+/// publish under the same event id; a tombstone (the row deleted) too.
+#[tokio::test]
+async fn without_configured_key_columns_both_paths_agree_on_the_key_and_the_id() {
+    let mut config = local_config();
+    config.kafka.key_columns.clear();
+    let name = format!("ORDER_LINES_{}", unique("t").replace('-', "_"));
+    let table = TableRef::new("SALES", name.as_str());
+    let mut metadata = MetadataCache::new();
+    match decode_qlik_json(
+        order_lines_metadata(&name).as_bytes(),
+        &DecodeContext {
+            default_table: None,
+            fallback_keys: &FallbackKeys::none(),
+        },
+        &metadata,
+        None,
+    ) {
+        Ok(QlikMessage::Metadata(structure)) => {
+            metadata.insert(structure);
+        }
+        other => panic!("a metadata message: {other:?}"),
+    }
+    let order = unique("conf-order");
+    for (operation, sequence) in [("UPDATE", "5"), ("DELETE", "6")] {
+        let message = json!({
+            "data": {"QTY": 3, "LINE": 2, "ORDER_ID": order},
+            "beforeData": null,
+            "headers": {"operation": operation,
+                        "changeSequence": format!("20230911032325{sequence:0>21}"),
+                        "timestamp": "2023-09-11T03:23:25.000", "streamPosition": "p",
+                        "transactionId": "t"}
+        })
+        .to_string();
+        let change = decoded(&message, &table, &order, &metadata, false);
+        assert_eq!(
+            change.key.iter().map(|k| &*k.name).collect::<Vec<_>>(),
+            ["ORDER_ID", "LINE"],
+            "the daemon's key, in key order"
+        );
+        let both = through_both_paths(&config, &change, &order).await;
+        // A tombstone keeps only the key: the stream cannot give a DELETE's row back.
+        let fields: &[&str] = if operation == "DELETE" {
+            &PAYLOAD_FIELDS[..4]
+        } else {
+            &PAYLOAD_FIELDS
+        };
+        assert_same_output(&config, &both, fields);
+        assert_eq!(
+            both.lambda["detail"]["payload"]["key"],
+            json!({"ORDER_ID": order, "LINE": 2}),
+            "{operation}"
+        );
+        assert_eq!(
+            both.daemon["detail"]["event_id"],
+            event_id(&change).to_string().as_str(),
+            "{operation}"
+        );
+    }
 }
