@@ -315,12 +315,12 @@ def read_grants(principal: Principal, template: dict) -> Grants:
                 out.problems.append(f"Role {role!r}: expected !GetAtt <role>.Arn of this template")
                 return out
             principal_role = role["Fn::GetAtt"][0]
-            statements += role_statements(principal_role, resources, out)
+            statements += role_statements(principal_role, resources, out, LAMBDA_TRUST)
             out.source = f"role {principal_role}"
             if props.get("Policies"):
                 out.problems.append("Policies beside Role: SAM ignores them")
     else:
-        statements += role_statements(principal.role, resources, out)
+        statements += role_statements(principal.role, resources, out, IRSA_TRUST)
         out.source = f"role {principal.role}"
     for where, statement in statements:
         if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
@@ -342,12 +342,37 @@ def read_grants(principal: Principal, template: dict) -> Grants:
     return out
 
 
-def role_statements(logical: str, resources: dict, out: Grants) -> list[tuple[str, dict]]:
+# Who may assume each kind of role: Lambda, or the daemon's service account through the cluster's
+# OIDC provider (IRSA), with the audience STS expects and nothing broader.
+LAMBDA_TRUST = [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                 "Action": "sts:AssumeRole"}]
+IRSA_TRUST = [{"Effect": "Allow",
+               "Principal": {"Federated": "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/${OidcProvider}"},
+               "Action": "sts:AssumeRoleWithWebIdentity",
+               "Condition": {"StringEquals": {
+                   "${OidcProvider}:sub": "system:serviceaccount:${ServiceAccountNamespace}:${ServiceAccountName}",
+                   "${OidcProvider}:aud": "sts.amazonaws.com"}}}]
+
+
+def trust_problems(logical: str, props: dict, expected: list[dict]) -> list[str]:
+    document = props.get("AssumeRolePolicyDocument")
+    text = sub_text(document)
+    if isinstance(text, str):
+        document = json.loads(text)
+    if not isinstance(document, dict):
+        return [f"{logical}: unreadable AssumeRolePolicyDocument"]
+    if as_list(document.get("Statement", [])) != expected:
+        return [f"{logical}: trust policy {json.dumps(document.get('Statement'))} is not {json.dumps(expected)}"]
+    return []
+
+
+def role_statements(logical: str, resources: dict, out: Grants, trust: list[dict]) -> list[tuple[str, dict]]:
     role = resources.get(logical)
     if not role or role.get("Type") != "AWS::IAM::Role":
         out.problems.append(f"no AWS::IAM::Role {logical}")
         return []
     props = role["Properties"]
+    out.problems += trust_problems(logical, props, trust)
     policies = props.get("Policies", [])
     if props.get("ManagedPolicyArns"):
         out.problems.append(f"{logical}: managed policies {props['ManagedPolicyArns']}: one inline policy only")
