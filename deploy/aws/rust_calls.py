@@ -120,6 +120,7 @@ class Fn:
     generics: set[str]
     body: list[Tok]
     line: int
+    params: int = 0  # parameters besides self
 
     @property
     def key(self) -> str:
@@ -162,6 +163,27 @@ def generics_of(toks: list[Tok], i: int) -> tuple[set[str], int]:
             expect = False
         j += 1
     return names, j
+
+
+def count_params(toks: list[Tok], i: int) -> int:
+    """Parameters of the list opening at `i`, `self` not counted."""
+    end = matching(toks, i)
+    chunks, depth, current = [], 0, []
+    for t in toks[i + 1:end]:
+        if t.text in ("<", "(", "["):
+            depth += 1
+        elif t.text in (">", ")", "]"):
+            depth -= 1
+        if t.text == "," and depth == 0:
+            chunks.append(current)
+            current = []
+        else:
+            current.append(t.text)
+    chunks.append(current)
+    chunks = [c for c in chunks if c]
+    if chunks and "self" in chunks[0] and ":" not in chunks[0][: chunks[0].index("self")]:
+        chunks = chunks[1:]
+    return len(chunks)
 
 
 def impl_header(toks: list[Tok]) -> tuple[str | None, str | None, set[str]]:
@@ -251,6 +273,7 @@ def parse_items(file: str, toks: list[Tok], crates: Crates, impl=None, trait=Non
         elif t.text == "fn" and i + 1 < len(toks) and toks[i + 1].kind == "id":
             name = toks[i + 1].text
             generics, j = generics_of(toks, i + 2)
+            params = count_params(toks, j) if j < len(toks) and toks[j].text == "(" else 0
             while j < len(toks) and toks[j].text not in ("{", ";"):
                 if toks[j].text in ("(", "["):
                     j = matching(toks, j)
@@ -271,7 +294,7 @@ def parse_items(file: str, toks: list[Tok], crates: Crates, impl=None, trait=Non
                 owner_type = impl[0] if impl else None
                 owner_trait = impl[1] if impl else trait
                 crates.fns.append(Fn(file, name, owner_type, owner_trait, visibility,
-                                     set(generics) | set(outer), toks[j + 1:end], t.line))
+                                     set(generics) | set(outer), toks[j + 1:end], t.line, params))
                 i = end + 1
                 continue
             i = j + 1
@@ -298,6 +321,7 @@ class Ref:
     name: str
     qualifier: str | None = None
     self_receiver: bool = False
+    no_args: bool = False  # `f()`: cannot be a function that takes parameters
 
 
 def references(body: list[Tok]) -> tuple[list[Ref], set[str]]:
@@ -316,12 +340,14 @@ def references(body: list[Tok]) -> tuple[list[Ref], set[str]]:
                     mentions.add(s)
             name = segs[-1]
             if len(segs) >= 2 and name[:1].islower():
-                refs.append(Ref("path", name, segs[-2]))
+                no_args = j + 2 < n and body[j + 1].text == "(" and body[j + 2].text == ")"
+                refs.append(Ref("path", name, segs[-2], no_args=no_args))
             i = j + 1
             continue
         if t.text == "." and i + 2 < n and body[i + 1].kind == "id" and body[i + 2].text in ("(", "::"):
             self_receiver = i >= 1 and body[i - 1].text == "self" and (i < 2 or body[i - 2].text != ".")
-            refs.append(Ref("method", body[i + 1].text, self_receiver=self_receiver))
+            no_args = i + 3 < n and body[i + 2].text == "(" and body[i + 3].text == ")"
+            refs.append(Ref("method", body[i + 1].text, self_receiver=self_receiver, no_args=no_args))
             i += 2
             continue
         if t.kind == "id":
@@ -403,6 +429,8 @@ class Graph:
 
     def resolve(self, caller: Fn, ref: Ref, live: set[str]) -> list[Fn]:
         candidates = self.by_name.get(ref.name, [])
+        if ref.no_args:
+            candidates = [f for f in candidates if f.params == 0]
         if not candidates:
             return []
         if ref.kind == "method":
