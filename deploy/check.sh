@@ -100,5 +100,13 @@ if refusal=$(bash deploy/aws/outputs-to-overlay.sh --from deploy/aws/examples/de
   exit 1
 fi
 echo "ok   refuses the dev stacks for the prod overlay: ${refusal#outputs-to-overlay: }"
+# A regional stack whose queue is not the one eda-global's role names must fail too.
+cp -r deploy/aws/examples/prod "$WORK/renamed"
+sed -i 's/"OutputValue": "eda-owed"/"OutputValue": "eda-owed-2"/; s|/eda-owed"|/eda-owed-2"|' "$WORK/renamed/secondary.json" "$WORK/renamed/primary.json"
+if refusal=$(bash deploy/aws/outputs-to-overlay.sh --from "$WORK/renamed" "$WORK/prod" 2>&1); then
+  echo "outputs-to-overlay.sh took queues the daemon's role does not name" >&2
+  exit 1
+fi
+echo "ok   refuses queues the role does not name: ${refusal#outputs-to-overlay: }"
 
 step "deploy checks passed"

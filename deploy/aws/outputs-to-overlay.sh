@@ -112,8 +112,10 @@ for key in ("EventBusName", "DlqQueueName", "OwedQueueName"):
     names = {sides[s][key] for s in sides}
     if len(names) != 1:
         fail(f"{key} differs between the regions ({sorted(names)}): the SAM template and the daemon's role name it once")
-    if (g := glob.get(key)) is not None and g not in names:
-        fail(f"{key}: the regions' stacks say {names.pop()}, {global_stack} says {g}")
+    # The daemon's role names them by eda-global's parameters of the same name.
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in glob_stack.get("Parameters", [])}
+    if (g := given.get(key)) is not None and g not in names:
+        fail(f"{key}: the regional stacks created {names.pop()}, but {global_stack}'s role names {g}")
 
 # The role trusts one namespace/service account: the overlay must deploy there.
 namespace = re.search(r"^namespace:\s*(\S+)", (overlay / "kustomization.yaml").read_text(), re.M)
