@@ -12,7 +12,7 @@ help:
 	@echo "make bench       criterion benchmarks of the hot paths, and the end-to-end figure"
 	@echo "make bench-ir    instructions per event of the hot paths (callgrind; steady on a noisy machine)"
 	@echo "make lint        rustfmt --check, clippy -D warnings, and the deploy checks"
-	@echo "make deploy-check  Dockerfile, Kubernetes, Prometheus and Grafana files, with real tools"
+	@echo "make deploy-check  Dockerfile, Kubernetes, Prometheus, Grafana, CloudFormation/SAM and IAM, with real tools"
 	@echo "make lambdas     the five arm64 Lambda zips (deploy/sam/dist/); TARGET=x86_64-unknown-linux-gnu for x86_64"
 	@echo "make lambda-invoke  the authorizer run through cargo lambda watch + invoke"
 	@echo "make stack-up | stack-down | stack-status"

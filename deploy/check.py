@@ -246,9 +246,13 @@ def one(kinds, kind, problems):
     return found[0] if found else {}
 
 
-def pod_env(container):
-    """The pod's EDA_ variables; a Secret's value is replaced by a placeholder."""
+def pod_env(container, kinds):
+    """The pod's EDA_ variables: the rendered ConfigMaps it takes whole (envFrom), then its own
+    `env`; a Secret's value is replaced by a placeholder."""
     env = {}
+    maps = {m["metadata"]["name"]: m.get("data", {}) for m in kinds.get("ConfigMap", [])}
+    for source in container.get("envFrom", []):
+        env.update(maps.get(source.get("configMapRef", {}).get("name"), {}))
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
@@ -257,14 +261,14 @@ def pod_env(container):
     return env
 
 
-def check_config(daemon, config_toml, container, problems):
+def check_config(daemon, config_toml, container, kinds, problems):
     """`eda-daemon check-config` on the ConfigMap's TOML with the pod's environment (and none of
     the caller's EDA_ variables); returns the effective configuration it prints."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(config_toml)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDA_")}
-        env.update(pod_env(container))
+        env.update(pod_env(container, kinds))
         result = run(daemon + ["check-config", "--config", f.name], env=env)
     finally:
         os.unlink(f.name)
@@ -272,6 +276,18 @@ def check_config(daemon, config_toml, container, problems):
     if result.returncode != 0:
         return None
     return tomllib.loads(result.stdout)
+
+
+def check_env_from(container, kinds, problems):
+    """The ConfigMaps the pod takes as environment are rendered, and hold only EDA_ variables
+    (anything else is not configuration, and an unknown EDA_ key stops the daemon, which
+    check-config then reports)."""
+    names = {m["metadata"]["name"]: m.get("data", {}) for m in kinds.get("ConfigMap", [])}
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef", {}).get("name")
+        problems.expect(ref in names, f"envFrom ConfigMap {ref} is rendered")
+        stray = [k for k in names.get(ref, {}) if not k.startswith("EDA_")]
+        problems.expect(not stray, f"envFrom ConfigMap {ref} holds only EDA_ variables: {stray}")
 
 
 def resolve_port(container, port):
@@ -402,11 +418,12 @@ def check_overlay(overlay, strict, kubectl, validator, daemon, metrics):
     service = one(kinds, "Service", problems)
     ports = service.get("spec", {}).get("ports", [])
     problems.expect([(p.get("port"), p.get("targetPort")) for p in ports] == [(PORT, "http")], f"Service port {PORT} -> http")
-    configmap = one(kinds, "ConfigMap", problems)
-    toml_text = configmap.get("data", {}).get(Path(CONFIG_PATH).name)
-    problems.expect(toml_text, f"the ConfigMap holds {Path(CONFIG_PATH).name}")
+    configs = [m for m in kinds.get("ConfigMap", []) if Path(CONFIG_PATH).name in m.get("data", {})]
+    problems.expect(len(configs) == 1, f"one ConfigMap holds {Path(CONFIG_PATH).name}, found {len(configs)}")
+    toml_text = configs[0]["data"][Path(CONFIG_PATH).name] if configs else None
     containers = deploy.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])
-    config = check_config(daemon, toml_text, containers[0], problems) if toml_text else None
+    check_env_from(containers[0], kinds, problems)
+    config = check_config(daemon, toml_text, containers[0], kinds, problems) if toml_text else None
     check_deployment(deploy, kinds, config, strict, problems)
     pdbs = kinds.get("PodDisruptionBudget", [])
     if strict:

