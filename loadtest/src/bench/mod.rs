@@ -121,14 +121,17 @@ pub async fn run(spec: &BenchSpec) -> anyhow::Result<()> {
         });
     let rate_line = runs.iter().find(|r| r.mode != "backlog").map(|run| {
         format!(
-            "e2e-rate: {} msg/s offered for {} s, sink {} ms: read-to-settled p50 {} ms, p99 {} ms, p999 {} ms; {:.1} us CPU/msg; peak RSS {:.1} MB",
+            "e2e-rate: {} msg/s offered for {} s, sink {} ms: {:.0} msg/s settled; read-to-settled p50 {} ms, p99 {} ms, p999 {} ms; {:.1} us CPU/msg; RSS {} MB while offered, peak {:.1} MB",
             spec.rate,
             spec.rate_secs,
             spec.rate_latency,
+            run.sustained,
             fmt_ms(run.latency_ms[0]),
             fmt_ms(run.latency_ms[1]),
             fmt_ms(run.latency_ms[2]),
             run.cpu_us_per_msg,
+            run.steady_rss_mb
+                .map_or_else(|| "-".to_string(), |mb| format!("{mb:.1}")),
             run.peak_rss_mb
         )
     });
@@ -315,6 +318,8 @@ async fn rate_run(
         .map(|s| s.settled.since(&first))
         .unwrap_or_default();
     summary.latency_ms = [0.5, 0.99, 0.999].map(|q| window.quantile(q).map(|s| s * 1000.0));
+    summary.steady_rss_mb =
+        report::median_rss_mb(&samples, started_at, started_at + spec.rate_secs as f64);
     summary.mode = format!(
         "fixed rate {} msg/s, sink {} ms",
         spec.rate, spec.rate_latency
@@ -334,6 +339,9 @@ async fn rate_run(
         ));
     }
     sink.stop().await?;
+    if let Err(err) = crate::kafka::delete_topic(&spec.brokers, &topic).await {
+        eprintln!("[bench-e2e] {topic} stays on the broker: {err}");
+    }
     let note = format!(
         "fixed rate: {total} messages offered at {} msg/s (sent in {send_secs:.1} s) to {topic}; quantiles from the daemon's read-to-settled histogram, interpolated inside its buckets",
         spec.rate
@@ -574,6 +582,7 @@ fn summarize(mode: &str, samples: &[Sample], total: u64, checked: Checked) -> Ru
         cpu_us_per_msg: proc.cpu_secs * 1e6 / total.max(1) as f64,
         peak_rss_mb: samples.iter().map(|s| s.proc.hwm_kb).max().unwrap_or(0) as f64 / 1024.0,
         latency_ms: [0.5, 0.99, 0.999].map(|q| settled.quantile(q).map(|s| s * 1000.0)),
+        steady_rss_mb: None,
         seconds: last.map_or(0.0, |s| s.t),
         table_mismatches: checked.mismatches,
         events_seen: checked.seen,

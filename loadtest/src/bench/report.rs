@@ -32,6 +32,9 @@ pub struct RunSummary {
     pub cpu_us_per_msg: f64,
     /// The daemon's peak resident memory (`VmHWM`), in MB.
     pub peak_rss_mb: f64,
+    /// The daemon's median resident memory (`VmRSS`) while traffic was offered, in MB (the
+    /// fixed-rate run).
+    pub steady_rss_mb: Option<f64>,
     /// Read-to-settled quantiles (p50, p99, p999) in milliseconds, over the whole run.
     pub latency_ms: [Option<f64>; 3],
     /// Seconds from the daemon's start until the last message settled.
@@ -61,6 +64,17 @@ pub fn steady_rate(samples: &[Sample], total: u64) -> Option<f64> {
     };
     let (t10, t90) = (at(0.1)?, at(0.9)?);
     (t90 > t10).then(|| 0.8 * total as f64 / (t90 - t10))
+}
+
+/// The median `VmRSS` of the samples taken between `from` and `to` seconds, in MB.
+pub fn median_rss_mb(samples: &[Sample], from: f64, to: f64) -> Option<f64> {
+    let mut rss: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.t >= from && s.t <= to)
+        .map(|s| s.proc.rss_kb)
+        .collect();
+    rss.sort_unstable();
+    rss.get(rss.len() / 2).map(|kb| *kb as f64 / 1024.0)
 }
 
 /// Per scrape interval: (seconds, messages per second, p99 in ms when any settled).
@@ -95,6 +109,8 @@ pub fn plot(path: &Path, title: &str, samples: &[Sample]) -> anyhow::Result<()> 
     rate.configure_mesh()
         .x_desc("seconds since the daemon started")
         .y_desc("settled msg/s")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(plot_error)?;
     rate.draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), &BLUE))
@@ -110,6 +126,8 @@ pub fn plot(path: &Path, title: &str, samples: &[Sample]) -> anyhow::Result<()> 
         .configure_mesh()
         .x_desc("seconds since the daemon started")
         .y_desc("p99 read-to-settled, ms")
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(plot_error)?;
     latency
