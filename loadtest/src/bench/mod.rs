@@ -219,7 +219,7 @@ async fn backlog_run(
         _ => note.push_str("; reused (cached: the broker still held it)"),
     }
     eprintln!("[bench-e2e] {note}");
-
+    let load_before = report::load_average();
     let sink = start_sink(spec, "0", "backlog").await?;
     let config = write_config(spec, "backlog", &topic, &sink.url)?;
     let mut daemon =
@@ -227,6 +227,7 @@ async fn backlog_run(
     let bar = backlog::bar(total, "draining");
     let samples = watch(
         &mut daemon,
+        &sink,
         &config,
         &topic,
         total,
@@ -235,12 +236,14 @@ async fn backlog_run(
     )
     .await?;
     bar.finish();
-    let summary = summarize(
-        "backlog",
-        &samples,
-        total,
-        check(&config, &sink.url, &history, problems).await?,
-    );
+    let checked = check(&config, &sink.url, &history, problems).await?;
+    note.push_str(&format!(
+        "; {}; load average {load_before} at the start, {} at the end",
+        sink_note(&samples, checked.calls),
+        report::load_average()
+    ));
+    let summary = summarize("backlog", &samples, total, checked);
+    std::fs::write(spec.out.join("backlog.csv"), report::csv(&samples))?;
     report::plot(
         &spec.out.join("backlog.svg"),
         &format!("eda backlog run: {total} messages, sink at 0 ms"),
@@ -276,6 +279,7 @@ async fn rate_run(
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("eda-bench-rate-{}", &run_id[..8]);
     crate::kafka::create_topic(&spec.brokers, &topic, spec.partitions).await?;
+    let load_before = report::load_average();
     let sink = start_sink(spec, &spec.rate_latency, "rate").await?;
     let config = write_config(spec, "rate", &topic, &sink.url)?;
     let mut daemon =
@@ -296,16 +300,17 @@ async fn rate_run(
     let bar = backlog::bar(total, "settled");
     let started_at = daemon.started.elapsed().as_secs_f64();
     let deadline = Duration::from_secs(spec.rate_secs + 240);
-    let samples = watch(&mut daemon, &config, &topic, total, deadline, &bar).await?;
+    let samples = watch(&mut daemon, &sink, &config, &topic, total, deadline, &bar).await?;
     bar.finish();
     let send_secs = producing.await??;
     offered.finish();
-    let mut summary = summarize(
-        "fixed rate",
-        &samples,
-        total,
-        check(&config, &sink.url, &history, problems).await?,
+    let checked = check(&config, &sink.url, &history, problems).await?;
+    let sink_cost = format!(
+        "{}; load average {load_before} at the start, {} at the end",
+        sink_note(&samples, checked.calls),
+        report::load_average()
     );
+    let mut summary = summarize("fixed rate", &samples, total, checked);
     // Latency over everything that settled after the producer started.
     let first = samples
         .iter()
@@ -324,6 +329,7 @@ async fn rate_run(
         "fixed rate {} msg/s, sink {} ms",
         spec.rate, spec.rate_latency
     );
+    std::fs::write(spec.out.join("rate.csv"), report::csv(&samples))?;
     report::plot(
         &spec.out.join("rate.svg"),
         &format!(
@@ -343,7 +349,7 @@ async fn rate_run(
         eprintln!("[bench-e2e] {topic} stays on the broker: {err}");
     }
     let note = format!(
-        "fixed rate: {total} messages offered at {} msg/s (sent in {send_secs:.1} s) to {topic}; quantiles from the daemon's read-to-settled histogram, interpolated inside its buckets",
+        "fixed rate: {total} messages offered at {} msg/s (sent in {send_secs:.1} s) to {topic}; quantiles from the daemon's read-to-settled histogram, interpolated inside its buckets; {sink_cost}",
         spec.rate
     );
     Ok((summary, note))
@@ -445,6 +451,7 @@ async fn wait_ready(daemon: &mut DaemonProcess, url: &str) -> anyhow::Result<()>
 /// Scrapes the daemon every second until `total` messages of `topic` settled.
 async fn watch(
     daemon: &mut DaemonProcess,
+    sink: &SinkProcess,
     config: &Path,
     topic: &str,
     total: u64,
@@ -455,10 +462,12 @@ async fn watch(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;
+    let sink_cpu = || sink.stats().map_or(0.0, |s| s.cpu_secs);
     let mut samples = vec![Sample {
         t: 0.0,
         settled: Settled::default(),
         proc: daemon.stats().unwrap_or_default(),
+        sink_cpu_secs: sink_cpu(),
     }];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -474,7 +483,12 @@ async fn watch(
         let Some(proc) = daemon.stats() else { continue };
         bar.set_position(settled.count.min(total));
         let done = settled.count >= total;
-        samples.push(Sample { t, settled, proc });
+        samples.push(Sample {
+            t,
+            settled,
+            proc,
+            sink_cpu_secs: sink_cpu(),
+        });
         if done {
             return Ok(samples);
         }
@@ -490,6 +504,8 @@ async fn watch(
 
 /// What the end-of-run checks found.
 struct Checked {
+    /// AWS calls the sink answered.
+    calls: u64,
     mismatches: usize,
     seen: usize,
     owed: usize,
@@ -563,12 +579,25 @@ async fn check(
     .iter()
     .map(|key| stats["events"][key]["total"].as_u64().unwrap_or(0))
     .sum();
+    let calls = stats["calls"].as_object().map_or(0, |calls| {
+        calls.values().filter_map(|c| c["calls"].as_u64()).sum()
+    });
     Ok(Checked {
+        calls,
         mismatches: mismatches.len(),
         seen,
         owed: owed.len(),
         total_put,
     })
+}
+
+/// What the sink cost the machine during a run.
+fn sink_note(samples: &[Sample], calls: u64) -> String {
+    let cpu = samples.last().map_or(0.0, |s| s.sink_cpu_secs);
+    format!(
+        "the sink answered {calls} AWS calls with {cpu:.1} CPU-s ({:.1} µs a call), on the same two cores",
+        cpu * 1e6 / calls.max(1) as f64
+    )
 }
 
 fn summarize(mode: &str, samples: &[Sample], total: u64, checked: Checked) -> RunSummary {
@@ -579,6 +608,7 @@ fn summarize(mode: &str, samples: &[Sample], total: u64, checked: Checked) -> Ru
         mode: mode.to_string(),
         messages: total,
         sustained: report::steady_rate(samples, total).unwrap_or(0.0),
+        daemon_cores: report::steady_cores(samples, total),
         cpu_us_per_msg: proc.cpu_secs * 1e6 / total.max(1) as f64,
         peak_rss_mb: samples.iter().map(|s| s.proc.hwm_kb).max().unwrap_or(0) as f64 / 1024.0,
         latency_ms: [0.5, 0.99, 0.999].map(|q| settled.quantile(q).map(|s| s * 1000.0)),

@@ -116,6 +116,11 @@ impl SinkProcess {
         Ok(Self { child, url })
     }
 
+    /// `/proc`'s view of the sink now.
+    pub fn stats(&self) -> Option<ProcStats> {
+        ProcStats::read(self.child.id())
+    }
+
     /// Stops the sink.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         terminate(&mut self.child, Duration::from_secs(5)).await?;

@@ -17,6 +17,8 @@ pub struct Sample {
     pub settled: Settled,
     /// Its CPU time and memory.
     pub proc: ProcStats,
+    /// The sink's CPU time (it shares the machine with the daemon).
+    pub sink_cpu_secs: f64,
 }
 
 /// The figures of one run.
@@ -28,6 +30,10 @@ pub struct RunSummary {
     pub messages: u64,
     /// Messages per second over the steady part (see [`steady_rate`]).
     pub sustained: f64,
+    /// Cores the daemon kept busy over the steady part (its CPU seconds per second): well under
+    /// two on this machine means it waited (on the sink, the broker, or other people's work on
+    /// the same cores), not that it ran out of CPU.
+    pub daemon_cores: f64,
     /// The daemon's CPU (user + system) per message, in microseconds.
     pub cpu_us_per_msg: f64,
     /// The daemon's peak resident memory (`VmHWM`), in MB.
@@ -75,6 +81,60 @@ pub fn median_rss_mb(samples: &[Sample], from: f64, to: f64) -> Option<f64> {
         .collect();
     rss.sort_unstable();
     rss.get(rss.len() / 2).map(|kb| *kb as f64 / 1024.0)
+}
+
+/// The samples as CSV, one line per scrape: seconds, messages settled, the daemon's CPU
+/// seconds, RSS and peak RSS in kB, the sink's CPU seconds, and the interval's p99 in ms.
+pub fn csv(samples: &[Sample]) -> String {
+    let mut out = String::from(
+        "t_secs,settled,daemon_cpu_secs,daemon_rss_kb,daemon_hwm_kb,sink_cpu_secs,p99_ms\n",
+    );
+    let mut previous: Option<&Sample> = None;
+    for sample in samples {
+        let p99 = previous
+            .and_then(|p| sample.settled.since(&p.settled).quantile(0.99))
+            .map_or_else(String::new, |s| format!("{:.3}", s * 1000.0));
+        let _ = writeln!(
+            out,
+            "{:.2},{},{:.2},{},{},{:.2},{p99}",
+            sample.t,
+            sample.settled.count,
+            sample.proc.cpu_secs,
+            sample.proc.rss_kb,
+            sample.proc.hwm_kb,
+            sample.sink_cpu_secs
+        );
+        previous = Some(sample);
+    }
+    out
+}
+
+/// The daemon's CPU seconds per second between the moments 10 % and 90 % of `total` settled
+/// (the whole run when there is no such window).
+pub fn steady_cores(samples: &[Sample], total: u64) -> f64 {
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            let share = s.settled.count as f64 / total.max(1) as f64;
+            (0.1..=0.9).contains(&share)
+        })
+        .collect();
+    let (first, last) = match (inside.first(), inside.last()) {
+        (Some(a), Some(b)) if b.t > a.t => (*a, *b),
+        _ => match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) if b.t > a.t => (a, b),
+            _ => return 0.0,
+        },
+    };
+    (last.proc.cpu_secs - first.proc.cpu_secs) / (last.t - first.t)
+}
+
+/// The one-minute load average of the machine now.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Per scrape interval: (seconds, messages per second, p99 in ms when any settled).
@@ -152,16 +212,17 @@ fn ms(value: Option<f64>) -> String {
 pub fn table(runs: &[RunSummary], raw: Option<f64>) -> String {
     let mut out = String::new();
     out.push_str(
-        "| run | messages | sustained msg/s | CPU µs/msg | peak RSS MB | p50 ms | p99 ms | p999 ms | table | events seen/owed (put) |\n",
+        "| run | messages | sustained msg/s | daemon cores | CPU µs/msg | peak RSS MB | p50 ms | p99 ms | p999 ms | table | events seen/owed (put) |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for run in runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {}/{} ({}) |",
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {}/{} ({}) |",
             run.mode,
             run.messages,
             run.sustained,
+            run.daemon_cores,
             run.cpu_us_per_msg,
             run.peak_rss_mb,
             ms(run.latency_ms[0]),
@@ -180,7 +241,7 @@ pub fn table(runs: &[RunSummary], raw: Option<f64>) -> String {
     if let Some(raw) = raw {
         let _ = writeln!(
             out,
-            "| raw rdkafka consume (same topic, nothing else) | {} | {raw:.0} | | | | | | | |",
+            "| raw rdkafka consume (same topic, nothing else) | {} | {raw:.0} | | | | | | | | |",
             runs.first().map_or(0, |r| r.messages)
         );
     }
@@ -197,11 +258,7 @@ pub fn machine() -> String {
         .and_then(|rest| rest.split_once(':'))
         .map_or("unknown CPU", |(_, m)| m.trim())
         .to_string();
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_default();
-    format!("nproc {cores}, {model}, load average {load} at the start")
+    format!("nproc {cores}, {model}")
 }
 
 #[cfg(test)]
@@ -216,6 +273,7 @@ mod tests {
                 buckets: vec![(0.001, count / 2), (0.01, count), (f64::INFINITY, count)],
             },
             proc: ProcStats::default(),
+            sink_cpu_secs: 0.0,
         }
     }
 
