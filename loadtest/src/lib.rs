@@ -11,7 +11,7 @@
 //!   change's event id put — checked on plain data.
 //! - [`sink`]: a blackhole AWS endpoint (DynamoDB, EventBridge, SQS in memory, with eda's
 //!   sequence guard) for benchmarks — a harness, not a stand-in for correctness.
-//! - [`bench`]: `make bench-e2e` — the release daemon against the sink, a backlog and a fixed
+//! - [`bench`](mod@bench): `make bench-e2e` — the release daemon against the sink, a backlog and a fixed
 //!   rate, the raw consume floor, the report and its plots.
 //! - `main.rs`: `eda-loadtest produce` (sample traffic for the demo), `peek` (a topic's
 //!   messages), `sink` (the blackhole endpoint) and `bench-e2e`.
