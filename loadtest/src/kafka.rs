@@ -29,6 +29,24 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow
     Ok(())
 }
 
+/// Deletes `topic` (a benchmark's run-once topic, so the in-memory local broker does not keep
+/// every run's messages).
+pub async fn delete_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    for result in admin
+        .delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?
+    {
+        result.map_err(|(name, code)| anyhow::anyhow!("deleting topic {name}: {code}"))?;
+    }
+    Ok(())
+}
+
 /// A producer tuned for throughput (batches, lz4 off: the broker stores what it gets).
 pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()

@@ -1,8 +1,8 @@
-//! `eda-loadtest`: sample traffic for the demo, a look at a topic, and the end-to-end benchmark.
+//! `eda-loadtest`: sample traffic for the demo, a look at a topic, the blackhole AWS endpoint
+//! and the end-to-end benchmarks.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use eda_actors::pipeline::{Observability, Pipeline};
 use eda_loadtest::history::{Encoding, History, HistorySpec};
 use eda_loadtest::kafka;
 use std::path::PathBuf;
@@ -75,30 +75,119 @@ enum Command {
     /// Show a topic: each partition's offsets, then its messages (partition:offset, key, headers,
     /// value), as `kcat -C` would. Reads by assignment: joins no group, commits nothing.
     Peek(eda_loadtest::peek::PeekSpec),
-    /// The end-to-end figure: produce a backlog to a fresh topic, run the pipeline in this
-    /// process against the configured endpoints, and report messages/s and latency.
-    E2e {
-        /// Configuration (endpoints, tables); topic and group are replaced by fresh ones.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Messages to push through.
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-        /// Changes per key (keys = messages / changes).
-        #[arg(long, default_value_t = 4)]
-        changes: usize,
-    },
+    /// A blackhole AWS endpoint for benchmarks (DynamoDB, EventBridge, SQS in memory, with
+    /// eda's sequence guard): a benchmark harness, NOT a stand-in for correctness — the real
+    /// local servers stay the reference. Prints `listening on http://ADDR` when ready; serves
+    /// until SIGTERM or SIGINT. `GET /_sink/stats` shows what it saw.
+    Sink(SinkArgs),
+    /// The end-to-end benchmark (`make bench-e2e`): the release daemon, as its own process,
+    /// drains a backlog from the broker into the sink, then a plain rdkafka consumer reads the
+    /// same topic (the floor); then a fixed offered rate with the sink at 1 ms. Both runs are
+    /// checked exact. Writes a report and plots under `--out`; the last line is the
+    /// `e2e-blackhole:` figure.
+    BenchE2e(BenchArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// `eda-loadtest sink`'s options.
+#[derive(Debug, clap::Args)]
+struct SinkArgs {
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Wait before answering each AWS call, in milliseconds: fixed (`1`), `uniform:LOW..HIGH`
+    /// or `exp:MEAN`.
+    #[arg(long, default_value = "0")]
+    latency_ms: eda_loadtest::sink::faults::Latency,
+    /// Share of AWS calls answered with the service's throttling error (0..1).
+    #[arg(long, default_value = "0", value_parser = eda_loadtest::sink::faults::parse_rate)]
+    throttle_rate: f64,
+    /// Share of AWS calls answered with an HTTP 500 (0..1).
+    #[arg(long, default_value = "0", value_parser = eda_loadtest::sink::faults::parse_rate)]
+    error_rate: f64,
+    /// A table's key schema, `NAME=HASH[,RANGE]` (repeatable); other tables are keyed by `pk`.
+    #[arg(long = "table", value_parser = parse_table)]
+    tables: Vec<(String, eda_loadtest::sink::dynamodb::KeySchema)>,
+    /// Worker threads of the sink's runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// `eda-loadtest bench-e2e`'s options.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Broker list.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// The release daemon binary (default: `eda-daemon` beside this binary).
+    #[arg(long)]
+    daemon: Option<PathBuf>,
+    /// Where the report, plots, configurations and logs go.
+    #[arg(long, default_value = "target/bench-e2e")]
+    out: PathBuf,
+    /// Messages of the backlog (at least; 1-2 KB Qlik JSON each).
+    #[arg(long, default_value_t = 200_000)]
+    messages: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Padding bytes per row image (600 gives 1-2 KB messages).
+    #[arg(long, default_value_t = 600)]
+    padding: usize,
+    /// Messages per second offered in the fixed-rate run.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds the fixed-rate run offers them.
+    #[arg(long, default_value_t = 20)]
+    rate_secs: u64,
+    /// The sink's latency in the fixed-rate run (as `sink --latency-ms`).
+    #[arg(long, default_value = "1")]
+    rate_latency_ms: eda_loadtest::sink::faults::Latency,
+    /// Which runs: `backlog`, `rate` or `both`.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    mode: BenchMode,
+    /// Produce the backlog again even if the broker still holds the cached one.
+    #[arg(long)]
+    fresh: bool,
+    /// Worker threads of the sink process.
+    #[arg(long, default_value_t = 1)]
+    sink_threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchMode {
+    Backlog,
+    Rate,
+    Both,
+}
+
+fn parse_table(text: &str) -> Result<(String, eda_loadtest::sink::dynamodb::KeySchema), String> {
+    let (name, schema) = text
+        .split_once('=')
+        .and_then(|(name, keys)| {
+            Some((name, eda_loadtest::sink::dynamodb::KeySchema::parse(keys)?))
+        })
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| format!("{text:?}: expected NAME=HASH or NAME=HASH,RANGE"))?;
+    Ok((name.to_string(), schema))
+}
+
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Sink(args) = &cli.command {
+        runtime.worker_threads(args.threads.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Produce {
             brokers,
             topic,
@@ -182,148 +271,71 @@ async fn main() -> anyhow::Result<()> {
             .await??;
             eprintln!("{shown} messages shown");
         }
-        Command::E2e {
-            config,
-            messages,
-            changes,
-        } => e2e(&config, messages, changes).await?,
+        Command::Sink(args) => sink(args).await?,
+        Command::BenchE2e(args) => bench(args).await?,
     }
     Ok(())
 }
 
-async fn e2e(path: &std::path::Path, messages: usize, changes: usize) -> anyhow::Result<()> {
-    let mut config = eda_config::Config::load(Some(path)).context("configuration")?;
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("eda-bench-{}", &run[..8]);
-    config.kafka.topics = vec![topic.clone()];
-    config.kafka.group_id = format!("eda-bench-{}", &run[..8]);
-    // Buses without rules, in both regions (the secondary takes every change's cross-region
-    // envelope): the figure is the daemon's, not the stand-in's rule delivery to SQS. DynamoDB
-    // Local and the stand-in still answer every call.
-    for region in [&mut config.regions.primary, &mut config.regions.secondary] {
-        region.event_bus = "eda-bench".into();
-        let clients = eda_actors::aws::RegionClients::new(region, &config.aws).await;
-        let _ = clients
-            .eventbridge
-            .create_event_bus()
-            .name("eda-bench")
-            .send()
-            .await;
-    }
-    let changes = changes.max(1);
-    let history = History::generate(&HistorySpec {
-        seed: 11,
-        keys: (messages / changes).max(1),
-        changes_per_key: changes,
-        duplicate_rate: 0.0,
-        redelivery_rate: 0.0,
-        delete_rate: 0.1,
-        poison: 0,
-        padding: 600,
-        sequence_base: HistorySpec::base_now(),
-        encoding: Encoding::Json,
-        metadata_partitions: 0,
-    });
-    let total = history.records.len();
-    let bytes: usize = history.records.iter().map(|r| r.value.len()).sum();
-    kafka::create_topic(&config.kafka.brokers, &topic, 4).await?;
-    let producer = kafka::producer(&config.kafka.brokers)?;
-    kafka::produce(&producer, &topic, &history.records).await?;
-    eprintln!(
-        "produced {total} messages ({} bytes avg) to {topic}; starting the pipeline",
-        bytes / total
-    );
-
-    let obs = Observability::new(&config);
-    let metrics = obs.metrics.clone();
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let pipeline = Pipeline::start(Arc::new(config), obs).await?;
-    let mut first_seen = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let done = loop {
-        let text = metrics.encode().unwrap_or_default();
-        let settled = histogram_count(&text, &topic);
-        if first_seen.is_none() && settled > 0 {
-            first_seen = Some(Instant::now());
+async fn sink(args: SinkArgs) -> anyhow::Result<()> {
+    use eda_loadtest::sink::{serve, Sink, SinkOptions};
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let sink = Arc::new(Sink::new(SinkOptions {
+        latency: args.latency_ms,
+        throttle_rate: args.throttle_rate,
+        error_rate: args.error_rate,
+        tables: args.tables.into_iter().collect(),
+    }));
+    // The first line on stdout is the address, for whoever started the sink.
+    println!("listening on http://{}", listener.local_addr()?);
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let stop = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-        if settled >= total as u64 {
-            break Instant::now();
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {settled} of {total} settled in 600 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let cpu = cpu_seconds() - cpu_before;
-    let text = metrics.encode().unwrap_or_default();
-    pipeline.shutdown().await;
-    let elapsed = done - first_seen.unwrap_or(started);
-    let (p50, p99) = (
-        histogram_quantile(&text, &topic, 0.50),
-        histogram_quantile(&text, &topic, 0.99),
-    );
-    println!(
-        "e2e: {total} messages in {:.2} s = {:.0} msg/s (from first settled to last); start-up {:.2} s",
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64(),
-        (first_seen.unwrap_or(started) - started).as_secs_f64(),
-    );
-    println!(
-        "e2e: read-to-settled latency p50 <= {:.3} s, p99 <= {:.3} s (histogram bucket bounds; a backlog, so this includes queueing)",
-        p50, p99
-    );
-    println!(
-        "e2e: daemon CPU {:.1} µs per message ({:.2} CPU-s in this process; DynamoDB Local, the AWS stand-in and the broker are separate processes)",
-        cpu * 1e6 / total as f64,
-        cpu
-    );
+    serve(listener, sink.clone(), stop).await;
+    eprintln!("{}", sink.stats());
     Ok(())
 }
 
-/// `eda_kafka_processing_duration_seconds_count{topic=...}` from the encoded registry.
-fn histogram_count(text: &str, topic: &str) -> u64 {
-    let needle = format!("eda_kafka_processing_duration_seconds_count{{topic=\"{topic}\"}}");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&needle))
-        .and_then(|rest| rest.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
-/// The upper bound of the bucket holding quantile `q`.
-fn histogram_quantile(text: &str, topic: &str, q: f64) -> f64 {
-    let prefix = "eda_kafka_processing_duration_seconds_bucket{";
-    let mut buckets: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| l.starts_with(prefix) && l.contains(&format!("topic=\"{topic}\"")))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let bound = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((bound, count))
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last().map_or(0.0, |b| b.1);
-    buckets
-        .iter()
-        .find(|(_, count)| *count >= q * total)
-        .map_or(f64::NAN, |b| b.0)
-}
-
-/// User + system CPU time of this process, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let daemon = match args.daemon {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the directory of eda-loadtest")?
+            .join("eda-daemon"),
+    };
+    let spec = eda_loadtest::bench::BenchSpec {
+        brokers: args.brokers,
+        daemon,
+        out: args.out,
+        messages: args.messages,
+        partitions: args.partitions,
+        padding: args.padding,
+        rate: args.rate,
+        rate_secs: args.rate_secs,
+        rate_latency: args.rate_latency_ms.to_string(),
+        backlog: args.mode != BenchMode::Rate,
+        fixed_rate: args.mode != BenchMode::Backlog,
+        fresh: args.fresh,
+        sink_threads: args.sink_threads,
+    };
+    eda_loadtest::bench::run(&spec).await
 }

@@ -1,0 +1,334 @@
+//! `eda-loadtest sink`: a blackhole AWS endpoint for benchmarks.
+//!
+//! **A benchmark harness, not a stand-in for correctness.** It answers the AWS JSON-protocol
+//! calls eda makes (DynamoDB, EventBridge, SQS) from memory, as fast as the machine allows or
+//! after a chosen latency, so that a benchmark measures eda and not the local stand-ins (the
+//! local stack's EventBridge delivered a few thousand events a second at best). It is
+//! deliberately small: it evaluates *eda's* condition expressions, not DynamoDB's language; it
+//! keeps no durability, enforces no IAM, delivers no events to rules and checks no signatures.
+//! The real local servers (DynamoDB Local, ministack) stay the correctness reference: every
+//! behaviour eda relies on is tested against them, and only measured here.
+//!
+//! What it keeps, so that a benchmark run is still checked end to end:
+//!
+//! - **DynamoDB** ([`dynamodb`]): an in-memory table per region and name that enforces eda's
+//!   sequence guard and answers `ConditionalCheckFailedException` (and a transaction's
+//!   cancellation reasons) as DynamoDB does; `PutItem`, `GetItem`, `DeleteItem`, `Query`,
+//!   `Scan`, `TransactWriteItems`, `BatchWriteItem`, `ListTables`, `DescribeTable`,
+//!   `CreateTable`.
+//! - **EventBridge** ([`eventbridge`]): `PutEvents` counts every entry by region, source and
+//!   `event_id` (distinct ids and total entries); `ListEventBuses`, `CreateEventBus`.
+//! - **SQS** ([`sqs`]): queues in memory (the dead-letter and owed queues); `SendMessage`,
+//!   `SendMessageBatch`, `ReceiveMessage`, `DeleteMessage`, `DeleteMessageBatch`,
+//!   `GetQueueAttributes`, `ListQueues`, `GetQueueUrl`, `CreateQueue`, `PurgeQueue`.
+//!
+//! Requests are told apart by the region they are signed for, as on the local stack, so one
+//! sink serves both of eda's regions. Every AWS call first waits `--latency-ms` (fixed,
+//! `uniform:LOW..HIGH` or `exp:MEAN`), then may be refused: a `--throttle-rate` share with the
+//! service's throttling error, an `--error-rate` share with an HTTP 500; a refused call does no
+//! work. Other services (Secrets Manager: the daemon does not call it) are answered with
+//! `UnknownOperationException`.
+//!
+//! Two paths are the sink's own: `GET /_sink/stats` (JSON: calls and injected faults per
+//! operation, events per region and source, items per table, queue depths, estimated write
+//! units) and `GET /_sink/events?region=R&source=S` (the distinct event ids seen, sorted), for a
+//! benchmark to check at the end that every change's event was put.
+
+pub mod condition;
+pub mod dynamodb;
+pub mod eventbridge;
+pub mod faults;
+pub mod sqs;
+pub mod wire;
+
+use dynamodb::{DynamoDb, KeySchema};
+use eventbridge::EventBridge;
+use faults::{Fault, Latency};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use sqs::Sqs;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use wire::{AwsError, Service};
+
+/// How the sink behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SinkOptions {
+    /// The wait before every AWS call is answered.
+    pub latency: Latency,
+    /// The share of AWS calls answered with the service's throttling error (0..1).
+    pub throttle_rate: f64,
+    /// The share of AWS calls answered with an HTTP 500 (0..1).
+    pub error_rate: f64,
+    /// Key schemas of tables by name; others are keyed by `pk`.
+    pub tables: HashMap<String, KeySchema>,
+}
+
+/// Calls of one operation.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CallCounts {
+    /// Calls received.
+    pub calls: u64,
+    /// Calls answered with an injected throttling error.
+    pub throttled: u64,
+    /// Calls answered with an injected server error.
+    pub failed: u64,
+    /// Calls answered with any other error (a refused condition, a validation error).
+    pub errors: u64,
+}
+
+/// The sink's state: what every connection reads and writes.
+#[derive(Debug)]
+pub struct Sink {
+    /// Latency and faults.
+    options: SinkOptions,
+    /// Tables.
+    dynamodb: DynamoDb,
+    /// Events.
+    eventbridge: EventBridge,
+    /// Queues.
+    sqs: Sqs,
+    /// Calls per `service.Operation`.
+    calls: Mutex<HashMap<String, CallCounts>>,
+    /// When the sink started, for the statistics.
+    started: Instant,
+}
+
+impl Sink {
+    /// A sink with `options` and nothing in it.
+    pub fn new(options: SinkOptions) -> Self {
+        Self {
+            dynamodb: DynamoDb::new(options.tables.clone()),
+            eventbridge: EventBridge::default(),
+            sqs: Sqs::default(),
+            calls: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            options,
+        }
+    }
+
+    /// What `GET /_sink/stats` answers.
+    pub fn stats(&self) -> Value {
+        let calls: BTreeMap<String, CallCounts> = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        json!({
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "latency_ms": self.options.latency.to_string(),
+            "throttle_rate": self.options.throttle_rate,
+            "error_rate": self.options.error_rate,
+            "calls": calls,
+            "events": self.eventbridge.stats(),
+            "tables": self.dynamodb.stats(),
+            "queues": self.sqs.stats(),
+            "write_units": self.dynamodb.write_units(),
+        })
+    }
+
+    /// Every distinct event id put under `region` and `source`, sorted (what
+    /// `GET /_sink/events` answers).
+    pub fn event_ids(&self, region: &str, source: &str) -> Vec<String> {
+        self.eventbridge.ids(region, source)
+    }
+
+    fn count(&self, key: &str, f: impl FnOnce(&mut CallCounts)) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match calls.get_mut(key) {
+            Some(counts) => f(counts),
+            None => f(calls.entry(key.to_string()).or_default()),
+        }
+    }
+
+    /// Answers one AWS call.
+    async fn call(
+        &self,
+        service: Service,
+        operation: &str,
+        region: &str,
+        host: &str,
+        body: &[u8],
+    ) -> Result<Value, AwsError> {
+        let key = format!("{}.{operation}", service.name());
+        self.count(&key, |c| c.calls += 1);
+        if let Some(wait) = self.options.latency.sample() {
+            tokio::time::sleep(wait).await;
+        }
+        match faults::draw(self.options.throttle_rate, self.options.error_rate) {
+            Some(Fault::Throttle) => {
+                self.count(&key, |c| c.throttled += 1);
+                return Err(service.throttling_error());
+            }
+            Some(Fault::ServerError) => {
+                self.count(&key, |c| c.failed += 1);
+                return Err(service.server_error());
+            }
+            None => {}
+        }
+        let request: Map<String, Value> = match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) | Err(_) if body.is_empty() => Map::new(),
+            _ => {
+                return Err(AwsError::new(
+                    400,
+                    "SerializationException",
+                    "the request body is not a JSON object",
+                ))
+            }
+        };
+        let answer = match service {
+            Service::DynamoDb => self.dynamodb.handle(operation, region, request),
+            Service::EventBridge => self.eventbridge.handle(operation, region, request),
+            Service::Sqs => self.sqs.handle(operation, region, host, request).await,
+        };
+        if answer.is_err() {
+            self.count(&key, |c| c.errors += 1);
+        }
+        answer
+    }
+}
+
+/// Serves the sink on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, sink: Arc<Sink>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let sink = sink.clone();
+                    let service = service_fn(move |request| {
+                        let sink = sink.clone();
+                        async move { Ok::<_, Infallible>(respond(&sink, request).await) }
+                    });
+                    tokio::spawn(async move {
+                        // A client that goes away mid-request is its own business.
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "The sink could not accept a connection.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn respond(sink: &Sink, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    if parts.method == Method::GET && parts.uri.path().starts_with("/_sink/") {
+        return own_path(sink, parts.uri.path(), parts.uri.query().unwrap_or(""));
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let Some((service, operation)) = header("x-amz-target").and_then(Service::of_target) else {
+        let err = AwsError::new(
+            400,
+            "UnknownOperationException",
+            format!(
+                "the sink answers DynamoDB, EventBridge and SQS calls (X-Amz-Target), not {:?}",
+                header("x-amz-target").unwrap_or("no target")
+            ),
+        );
+        return aws_error(Service::DynamoDb, &err);
+    };
+    let region = wire::signing_region(header("authorization")).to_string();
+    let host = header("host").unwrap_or("127.0.0.1").to_string();
+    let operation = operation.to_string();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "the request body was cut off"),
+    };
+    match sink.call(service, &operation, &region, &host, &body).await {
+        Ok(answer) => {
+            let mut response = Response::new(Full::new(Bytes::from(
+                serde_json::to_vec(&answer).unwrap_or_default(),
+            )));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(service.content_type()),
+            );
+            response
+        }
+        Err(err) => aws_error(service, &err),
+    }
+}
+
+fn aws_error(service: Service, err: &AwsError) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(err.body(service))));
+    *response.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(service.content_type()),
+    );
+    if let Ok(code) = HeaderValue::from_str(err.code) {
+        headers.insert("x-amzn-errortype", code);
+    }
+    if service == Service::Sqs {
+        if let Ok(value) = HeaderValue::from_str(&err.sqs_query_error()) {
+            headers.insert("x-amzn-query-error", value);
+        }
+    }
+    response
+}
+
+fn own_path(sink: &Sink, path: &str, query: &str) -> Response<Full<Bytes>> {
+    match path {
+        "/_sink/stats" => json_response(&sink.stats()),
+        "/_sink/events" => {
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            };
+            match (param("region"), param("source")) {
+                (Some(region), Some(source)) => {
+                    json_response(&json!(sink.event_ids(&region, &source)))
+                }
+                _ => plain(
+                    StatusCode::BAD_REQUEST,
+                    "GET /_sink/events?region=REGION&source=SOURCE",
+                ),
+            }
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "the sink's own paths: /_sink/stats, /_sink/events?region=R&source=S",
+        ),
+    }
+}
+
+fn json_response(value: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(value).unwrap_or_default(),
+    )));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
