@@ -53,22 +53,27 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ErrorClass {
         SdkError::DispatchFailure(_) => ErrorClass::Connect,
         SdkError::ResponseError(_) => ErrorClass::Server,
         SdkError::ConstructionFailure(_) => ErrorClass::Client,
-        SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or_default();
-            if THROTTLING_CODES.contains(&code) {
-                ErrorClass::Throttled
-            } else if too_large(code, context.err().message()) {
-                ErrorClass::TooLarge
-            } else if code.starts_with("InternalServer")
-                || code == "ServiceUnavailable"
-                || code == "InternalFailure"
-            {
-                ErrorClass::Server
-            } else {
-                ErrorClass::Client
-            }
-        }
+        SdkError::ServiceError(context) => service_error_class(
+            context.err().code().unwrap_or_default(),
+            context.err().message(),
+        ),
         _ => ErrorClass::Other,
+    }
+}
+
+/// The class of a service's error answer, from its code: the services' server-side codes
+/// (DynamoDB's `InternalServerError`, EventBridge's `InternalException`, SQS's `InternalError`,
+/// `InternalFailure`, `ServiceUnavailable…`) are worth another attempt; other codes are the
+/// request's fault.
+fn service_error_class(code: &str, message: Option<&str>) -> ErrorClass {
+    if THROTTLING_CODES.contains(&code) {
+        ErrorClass::Throttled
+    } else if too_large(code, message) {
+        ErrorClass::TooLarge
+    } else if code.starts_with("Internal") || code.starts_with("ServiceUnavailable") {
+        ErrorClass::Server
+    } else {
+        ErrorClass::Client
     }
 }
 
@@ -96,5 +101,44 @@ pub(crate) fn entry_error(
         operation,
         class,
         message: format!("{code}: {}", message.unwrap_or("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_server_side_codes_are_retryable_and_request_faults_are_not() {
+        for code in [
+            "InternalServerError",
+            "InternalException",
+            "InternalError",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "ServiceUnavailableException",
+        ] {
+            assert_eq!(
+                service_error_class(code, None),
+                ErrorClass::Server,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            service_error_class("ThrottlingException", None),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            service_error_class("ValidationException", Some("bad")),
+            ErrorClass::Client
+        );
+        assert_eq!(
+            service_error_class("ResourceNotFoundException", None),
+            ErrorClass::Client
+        );
+        assert_eq!(
+            service_error_class("BatchRequestTooLong", None),
+            ErrorClass::TooLarge
+        );
     }
 }
