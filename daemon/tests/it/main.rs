@@ -16,6 +16,7 @@ mod redrive;
 mod region_recovery;
 mod regions;
 mod reloads;
+mod replay;
 mod scrape;
 mod stack;
 mod stuck;
