@@ -7,6 +7,7 @@ mod broker_outage;
 mod chaos;
 mod cli;
 mod crash;
+mod demo_prometheus;
 mod fault_proxy;
 mod holds;
 mod metadata;
