@@ -445,3 +445,40 @@ async fn times_resolve_to_the_first_offsets_at_or_after_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no partition 9"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_one_off_pass_stops_at_the_plans_end_offsets() {
+    init_logs();
+    let history = history(94);
+    let scenario = Scenario::new(Sinks::create_uninspected().await, PARTITIONS).await;
+    let producer = eda_loadtest::kafka::producer(&scenario.brokers).expect("producer");
+    let half = history.records.len() / 2;
+    let first = eda_loadtest::kafka::produce(&producer, &scenario.topic, &history.records[..half])
+        .await
+        .expect("produced");
+    eda_loadtest::kafka::produce(&producer, &scenario.topic, &history.records[half..])
+        .await
+        .expect("produced");
+    let group = eda_testkit::unique("replay-bounded");
+    let mut args: Vec<String> = from_the_start();
+    for (p, end) in &first {
+        args.extend(["--to-offset".to_string(), format!("{p}:{end}")]);
+    }
+    args.extend(["--mode", "one-off", "--replay-group", &group].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = replay(&scenario, &args);
+    assert!(out.status.success(), "the bounded pass succeeds");
+    let committed = committed_offsets(
+        &scenario.brokers,
+        &scenario.topic,
+        &group,
+        first.keys().copied().collect(),
+    )
+    .await
+    .expect("committed offsets");
+    let want: BTreeMap<i32, Option<i64>> = first.iter().map(|(p, end)| (*p, Some(*end))).collect();
+    assert_eq!(
+        committed, want,
+        "the pass read up to the plan's end offsets and not past them"
+    );
+}
