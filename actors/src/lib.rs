@@ -17,6 +17,8 @@
 //! - [`supervisor`]: the restart building block every supervising actor embeds, and the generic
 //!   [`Supervisor`](supervisor::Supervisor) actor the root of the tree is made of.
 //! - [`redrive`]: replays the dead-letter queue through the same actors.
+//! - [`replay`]: re-runs a window of a topic (from a time or offsets): moves the group's offsets,
+//!   or runs a bounded one-off pass of the pipeline under its own group.
 //! - [`ports`]: one small trait per outbound capability (`ItemWriter`, `EventPublisher`,
 //!   `DeadLetterSink`); [`aws`] holds their SDK adapters.
 //! - [`settings`]: the configuration mapped to the settings each actor is built with.
@@ -35,6 +37,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod redrive;
 pub mod region_router;
+pub mod replay;
 pub mod retry;
 pub mod settings;
 pub mod supervisor;

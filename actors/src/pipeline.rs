@@ -43,7 +43,9 @@ use crate::eventbridge_publisher::{
     EventBridgePublisher, EventBridgePublisherArgs, EventBridgePublisherMsg,
 };
 use crate::health_prober::{HealthProber, HealthProberArgs};
-use crate::kafka::consumer_group::{ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg};
+use crate::kafka::consumer_group::{
+    ConsumerGroup, ConsumerGroupArgs, ConsumerGroupMsg, EndOffsets,
+};
 use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::kafka::table_structures::TableStructures;
 use crate::region_router::{
@@ -138,6 +140,17 @@ pub enum PipelineError {
 impl Pipeline {
     /// Builds the SDK clients and starts the supervision tree; returns once every child started.
     pub async fn start(config: Arc<Config>, obs: Observability) -> Result<Self, PipelineError> {
+        Self::start_bounded(config, obs, None).await
+    }
+
+    /// [`start`](Self::start), for a bounded pass when `end_offsets` is given: the partition
+    /// consumers read nothing at or past their partition's end offset (`eda-daemon replay
+    /// --mode one-off`). The same actors as the daemon's, wired the same way.
+    pub async fn start_bounded(
+        config: Arc<Config>,
+        obs: Observability,
+        end_offsets: Option<Arc<EndOffsets>>,
+    ) -> Result<Self, PipelineError> {
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
         let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
         let dictionary = load_dictionary(&config.routing).map_err(|e| match e {
@@ -151,7 +164,7 @@ impl Pipeline {
             _ => None,
         };
         let regions = region_children(&config, [&clients, &secondary], dictionary, &obs);
-        let children = pipeline_children(&config, &clients, registry, regions, &obs);
+        let children = pipeline_children(&config, &clients, registry, regions, &obs, end_offsets);
         let (root, root_task) = Actor::spawn(
             None,
             Supervisor,
@@ -220,6 +233,7 @@ fn pipeline_children(
     registry: Option<Arc<SchemaRegistryClient>>,
     regions: Vec<ChildSpec>,
     obs: &Observability,
+    end_offsets: Option<Arc<EndOffsets>>,
 ) -> Vec<ChildSpec> {
     let region = &config.regions.primary;
     let metrics = obs.metrics.clone();
@@ -334,6 +348,7 @@ fn pipeline_children(
             let metrics = metrics.clone();
             let readiness = readiness.clone();
             let liveness = liveness.clone();
+            let end_offsets = end_offsets.clone();
             async move {
                 let args = ConsumerGroupArgs {
                     kafka,
@@ -344,6 +359,7 @@ fn pipeline_children(
                     metrics,
                     readiness,
                     liveness,
+                    end_offsets,
                 };
                 Actor::spawn_linked(None, ConsumerGroup, args, ctx.supervisor())
                     .await

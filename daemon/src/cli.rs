@@ -68,6 +68,45 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Re-run a window of a topic's changes (replay, backfill): resolves times to offsets,
+    /// prints the plan (per partition: from, to, messages), then moves the consumer group's
+    /// committed offsets to the window's start (`--mode move-group`, only while the group has
+    /// no active member) or runs the window once through the pipeline under its own group id
+    /// (`--mode one-off`). The apply is sequence-guarded: the table never goes back, and every
+    /// change of the window has its event published again under the same event id.
+    #[command(group(clap::ArgGroup::new("start").required(true).args(["from_time", "from_offset"])))]
+    #[command(group(clap::ArgGroup::new("stop").args(["to_time", "to_offset"])))]
+    Replay {
+        /// TOML configuration file (brokers, the daemon's group, the sinks).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The topic to replay.
+        #[arg(long)]
+        topic: String,
+        /// Start every partition at its first message at or after this time (RFC 3339).
+        #[arg(long)]
+        from_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Start partition PARTITION at OFFSET; repeat for more partitions (the others are not
+        /// replayed).
+        #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
+        from_offset: Vec<(i32, i64)>,
+        /// Stop before the first message at or after this time (RFC 3339); the end of each
+        /// partition when neither this nor `--to-offset` is given.
+        #[arg(long)]
+        to_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Stop partition PARTITION before OFFSET; repeat for more partitions.
+        #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
+        to_offset: Vec<(i32, i64)>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What to do with the plan.
+        #[arg(long, value_enum, default_value_t = ReplayMode::MoveGroup)]
+        mode: ReplayMode,
+        /// Consumer group of a one-off pass; `<kafka.group_id>-replay-<unix time>` by default.
+        #[arg(long)]
+        replay_group: Option<String>,
+    },
     /// JWT operations.
     Jwt {
         /// What to do with a token.
@@ -85,6 +124,36 @@ pub enum DecodeFormat {
     QlikAvro,
     /// Debezium JSON.
     Debezium,
+}
+
+/// What `replay` does with its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayMode {
+    /// Set the daemon's consumer group's committed offsets to the window's start; the daemon,
+    /// started afterwards, reads the window again. Refused while the group has an active member.
+    MoveGroup,
+    /// Run the window once through the pipeline's actors under a group of its own, stopping at
+    /// the window's end; the daemon's group is left as it is.
+    OneOff,
+}
+
+/// Parses `PARTITION:OFFSET`.
+fn parse_partition_offset(s: &str) -> Result<(i32, i64), String> {
+    let (partition, offset) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
+    let partition: i32 = partition
+        .trim()
+        .parse()
+        .map_err(|e| format!("partition {partition:?}: {e}"))?;
+    let offset: i64 = offset
+        .trim()
+        .parse()
+        .map_err(|e| format!("offset {offset:?}: {e}"))?;
+    if partition < 0 || offset < 0 {
+        return Err(format!("{s:?}: partition and offset cannot be negative"));
+    }
+    Ok((partition, offset))
 }
 
 /// Dead-letter queue operations.

@@ -11,6 +11,8 @@
 //!   - `decode`: a CDC message to its change and the conditional write it becomes;
 //!   - `transform`: an event through the transformer;
 //!   - `dlq redrive`: dead letters replayed through the pipeline's actors;
+//!   - `replay`: a window of a topic (from a time or offsets) run again: the group's offsets
+//!     moved, or a bounded one-off pass of the pipeline under its own group;
 //!   - `jwt verify`: a token through the authorizer's checks.
 //! - [`logging`]: structured JSON (or text) logs through `tracing`.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, served until shutdown.

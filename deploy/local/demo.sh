@@ -4,8 +4,10 @@
 # Brings the stack up, starts `eda-daemon run --config config/local.toml`, produces a few
 # thousand Qlik CDC changes (with duplicates, redeliveries and two poison messages) to qlik.cdc,
 # waits until the daemon has settled them, prints a summary, and leaves the daemon running
-# until Ctrl-C (which stops it gracefully: drain, commit, leave the group). The stack stays up;
-# `make stack-down` stops it.
+# until Ctrl-C (which stops it gracefully: drain, commit, leave the group). A local Prometheus
+# (deploy/local/prometheus.sh; its data in .local/prometheus/) scrapes the daemon with the alert
+# rules loaded while the demo runs, and the demo prints the URL of a graph of it; both are stopped
+# by PID when the demo ends. The stack stays up; `make stack-down` stops it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -13,6 +15,8 @@ cd "$ROOT"
 CARGO=${CARGO:-cargo}
 CONFIG=config/local.toml
 METRICS=http://127.0.0.1:9090
+PROM_DIR=.local/prometheus
+PROM_PORT=${PROMETHEUS_PORT:-9091}
 
 bash "$HERE/stack.sh" up
 echo "[demo] building eda-daemon and eda-loadtest"
@@ -52,6 +56,10 @@ READER=$!
 "$HOME/.cache/eda/venv/bin/python" "$HERE/inspect_queue.py" eda-inspect "$SEEN.east" us-east-1 &
 READER_EAST=$!
 trap 'kill $READER $READER_EAST 2>/dev/null || true; stop' EXIT INT TERM
+
+# Prometheus on the daemon, with the project's alert rules; stopped by its PID when the demo ends.
+bash "$HERE/prometheus.sh" start 127.0.0.1:9090 "$PROM_DIR" "$PROM_PORT"
+trap 'kill $READER $READER_EAST 2>/dev/null || true; stop; bash "$HERE/prometheus.sh" stop "$PROM_DIR"' EXIT INT TERM
 
 BEFORE=$(metric eda_kafka_processing_duration_seconds_count)
 OUT=$("$BIN/eda-loadtest" produce --topic qlik.cdc --keys 500 --changes 4 --poison 2 --seed "$(date +%s)")
@@ -95,6 +103,7 @@ PY
 echo "[demo] consumed $(metric eda_kafka_messages_consumed_total) messages; DynamoDB puts $(metric eda_dynamodb_operations_total); events published $(metric eda_eventbridge_events_published_total); dead letters $(metric eda_dlq_messages_total)"
 echo "[demo] metrics: $METRICS/metrics   health: $METRICS/healthz   ready: $METRICS/readyz   log: .local/logs/daemon.log"
 echo "[demo] replay the DLQ: $BIN/eda-daemon dlq redrive --config $CONFIG"
+echo "[demo] graphs (consumed/applied/published per second, lag, breakers): $(bash "$HERE/prometheus.sh" graph-url "$(cat "$PROM_DIR/port")")"
 if [ -t 0 ] || [ -n "${DEMO_WAIT:-}" ]; then
   echo "[demo] the daemon keeps running; Ctrl-C to stop it"
   wait "$DAEMON"

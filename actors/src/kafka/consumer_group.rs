@@ -117,7 +117,13 @@ pub struct ConsumerGroupArgs {
     /// `/healthz` learns here how long the pod's member has been out of its group, and whether
     /// it is stuck out.
     pub liveness: Arc<Liveness>,
+    /// A bounded pass (`eda-daemon replay --mode one-off`): by topic and partition, the offset
+    /// where reading stops. `None` (the daemon): no end.
+    pub end_offsets: Option<Arc<EndOffsets>>,
 }
+
+/// Where a bounded pass stops reading, by topic and partition (exclusive end offsets).
+pub type EndOffsets = HashMap<(String, i32), i64>;
 
 /// The [`ConsumerGroup`]'s state.
 pub struct ConsumerGroupState {
@@ -449,6 +455,11 @@ impl ConsumerGroupState {
             progress: progress.clone(),
             metrics: self.args.metrics.clone(),
             readiness: self.args.readiness.clone(),
+            end_offset: self
+                .args
+                .end_offsets
+                .as_ref()
+                .and_then(|ends| ends.get(&key).copied()),
         };
         let (actor, _) =
             Actor::spawn_linked(None, PartitionConsumer, args, myself.get_cell()).await?;

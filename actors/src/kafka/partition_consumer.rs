@@ -120,6 +120,9 @@ pub struct PartitionConsumerArgs {
     pub metrics: Arc<Metrics>,
     /// `/readyz` learns of a held partition here.
     pub readiness: Arc<Readiness>,
+    /// Where a bounded pass (`eda-daemon replay --mode one-off`) stops: the reader hands on no
+    /// message at or past this offset, and reads nothing more. `None`: read for ever.
+    pub end_offset: Option<i64>,
 }
 
 /// A [`PartitionConsumer`]'s state.
@@ -229,6 +232,7 @@ impl Actor for PartitionConsumer {
             partition: args.partition,
             batch_max: args.batch_max.max(1),
             linger: args.batch_linger,
+            end: args.end_offset,
         }));
         tracing::info!(topic = %args.topic, partition = args.partition, "Partition consumer started.");
         Ok(PartitionConsumerState {
@@ -599,6 +603,26 @@ struct Reader {
     partition: i32,
     batch_max: usize,
     linger: Duration,
+    /// No message at or past this offset is handed on (a bounded pass).
+    end: Option<i64>,
+}
+
+impl Reader {
+    /// Whether `message` lies past the end of a bounded pass.
+    fn past_end(&self, message: &OwnedMessage) -> bool {
+        self.end.is_some_and(|end| message.offset() >= end)
+    }
+
+    /// A bounded pass reached its end: what was read so far goes to the actor, and the reader
+    /// then waits, holding the queue (dropping it would hand the partition's messages back to
+    /// the consumer's main queue), until drain or stop aborts it.
+    async fn stop_at_end(self, batch: Vec<OwnedMessage>) {
+        tracing::info!(topic = %self.topic, partition = self.partition, end = ?self.end, "Bounded pass: the partition reached its end offset.");
+        if !batch.is_empty() {
+            let _ = self.actor.cast(PartitionConsumerMsg::Fetched(batch));
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The reader task: batches from the partition queue to the actor, within the permits.
@@ -627,7 +651,11 @@ async fn read_partition(r: Reader) {
                 match r.queue.recv().await {
                     Ok(message) => {
                         permit.forget();
-                        message.detach()
+                        let message = message.detach();
+                        if r.past_end(&message) {
+                            return r.stop_at_end(Vec::new()).await;
+                        }
+                        message
                     }
                     Err(err) => {
                         tracing::warn!(topic = %r.topic, partition = r.partition, error = %err, "Partition read failed.");
@@ -654,6 +682,9 @@ async fn read_partition(r: Reader) {
             };
             permit.forget();
             let message = message.detach();
+            if r.past_end(&message) {
+                return r.stop_at_end(batch).await;
+            }
             let cost = byte_cost(&message, r.max_in_flight_bytes);
             match r.byte_permits.clone().try_acquire_many_owned(cost) {
                 Ok(bytes) => {

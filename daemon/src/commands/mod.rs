@@ -4,6 +4,7 @@ mod check_config;
 mod decode;
 mod dlq;
 mod jwt;
+mod replay;
 mod run;
 mod transform;
 
@@ -41,6 +42,27 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             },
             metrics_file.as_deref(),
         ),
+        Command::Replay {
+            config,
+            topic,
+            from_time,
+            from_offset,
+            to_time,
+            to_offset,
+            dry_run,
+            mode,
+            replay_group,
+        } => replay::replay(replay::ReplayRequest {
+            config: &config,
+            topic,
+            from_time,
+            from_offset,
+            to_time,
+            to_offset,
+            dry_run,
+            mode,
+            replay_group,
+        }),
         Command::Jwt {
             command: JwtCommand::Verify { config, token },
         } => jwt::verify(&config, &token),
