@@ -3,8 +3,6 @@
 
 use eda_actors::kafka::message_decoder::fallback_keys;
 use eda_config::Config;
-use eda_core::cdc::{decode_qlik_json, DecodeContext, MetadataCache, QlikMessage};
-use eda_core::change_event::event_id;
 use eda_loadtest::history::History;
 use std::collections::{BTreeMap, HashSet};
 
@@ -27,35 +25,7 @@ pub fn change_event_ids(bodies: &[String]) -> Vec<String> {
 /// (`table key sequence operation`), decoded with the key columns of `config` and of the
 /// history's own metadata messages.
 pub fn owed_event_ids(history: &History, config: &Config) -> BTreeMap<String, String> {
-    let fallback = fallback_keys(&config.kafka);
-    let ctx = DecodeContext {
-        default_table: None,
-        fallback_keys: &fallback,
-    };
-    let mut metadata = MetadataCache::new();
-    let mut owed = BTreeMap::new();
-    for record in &history.records {
-        let change = match decode_qlik_json(&record.value, &ctx, &metadata, None) {
-            Ok(QlikMessage::Change(change)) => change,
-            Ok(QlikMessage::Metadata(structure)) => {
-                metadata.insert(structure);
-                continue;
-            }
-            Err(_) => continue,
-        };
-        let key: Vec<String> = change.key.iter().map(|k| k.value.to_string()).collect();
-        owed.insert(
-            event_id(&change).to_string(),
-            format!(
-                "{} {} {} {}",
-                change.table.qualified(),
-                key.join(","),
-                change.change_sequence,
-                change.operation.as_str()
-            ),
-        );
-    }
-    owed
+    eda_loadtest::verify::owed_event_ids(history, &fallback_keys(&config.kafka))
 }
 
 /// The changes of `owed` whose event id is not in `seen`, described, the first `most` of them.
