@@ -134,6 +134,9 @@ impl Actor for CdcApplier {
 
 impl CdcApplierState {
     async fn apply(&mut self, events: Vec<CdcEvent>, ack: Ack) {
+        // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
+        // partition consumer splits them before routing; others, like the redrive, may not).
+        let events = apply_plan::split_key_changes(events);
         let settings = &self.args.settings;
         let opts = PlanOptions {
             now_epoch_secs: chrono::Utc::now().timestamp(),

@@ -31,9 +31,11 @@
 //! redeliveries can put an older change after a newer one. Each write lists every input index it
 //! covers so the caller can acknowledge all of them, and names the one actually written.
 //!
-//! An UPDATE whose key changed (the before image renders a different `pk`) also writes a tombstone
-//! for the old key with the same sequence; such an input is covered by two writes and is
-//! acknowledged when both are.
+//! An UPDATE whose key changed (the before image renders a different `pk`) is not planned as
+//! one change: callers split it first ([`split_key_change`], [`split_key_changes`]) into the
+//! DELETE of the old key and the INSERT of the new key, so each key's changes stay in order on
+//! the applier that owns the key (see `key_change.rs`). The CDC applier splits every batch it is
+//! given; the partition consumer splits before it routes.
 //!
 //! # REFRESH rule
 //!
@@ -58,8 +60,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::cdc::{is_valid_sequence, CdcEvent, KeyColumn, Operation, TableRef, SEQUENCE_LEN};
+use super::cdc::{is_valid_sequence, CdcEvent, Operation, TableRef, SEQUENCE_LEN};
 
+mod key_change;
 #[cfg(test)]
 mod props;
 mod simulate;
@@ -67,6 +70,7 @@ mod simulate;
 mod tests;
 pub mod verdict;
 
+pub use key_change::{changes_key, split_key_change, split_key_changes};
 pub use simulate::{simulate, SimOutcome, SimTable};
 pub use verdict::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
 
@@ -252,8 +256,6 @@ struct Candidate<'e> {
     index: usize,
     event: &'e CdcEvent,
     sequence: String,
-    /// `Some` for the tombstone of an UPDATE's old key: those key values.
-    old_key: Option<Vec<KeyColumn>>,
 }
 
 /// Plans the writes for `events` (see the module doc for every rule).
@@ -279,44 +281,24 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
         }
         let target = routing.target(&event.table);
         let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
-        let mut candidates = Vec::with_capacity(1);
-        if event.operation == Operation::Update {
-            if let Some(old_pk) = old_pk(event).filter(|old| *old != pk) {
-                candidates.push((
-                    old_pk,
-                    Candidate {
-                        index,
-                        event,
-                        sequence: sequence.clone(),
-                        old_key: Some(old_key(event)),
-                    },
-                ));
+        let cand = Candidate {
+            index,
+            event,
+            sequence,
+        };
+        match slots.entry((target, pk)) {
+            Entry::Occupied(slot) => {
+                let (best, covers, _) = &mut chosen[*slot.get()];
+                covers.push(index);
+                // Inputs come in position order, so `>=` gives ties to the later position.
+                if cand.sequence >= best.sequence {
+                    *best = cand;
+                }
             }
-        }
-        candidates.push((
-            pk,
-            Candidate {
-                index,
-                event,
-                sequence,
-                old_key: None,
-            },
-        ));
-        for (pk, cand) in candidates {
-            match slots.entry((target, pk)) {
-                Entry::Occupied(slot) => {
-                    let (best, covers, _) = &mut chosen[*slot.get()];
-                    covers.push(index);
-                    // Inputs come in position order, so `>=` gives ties to the later position.
-                    if cand.sequence >= best.sequence {
-                        *best = cand;
-                    }
-                }
-                Entry::Vacant(slot) => {
-                    let pk = slot.key().1.clone();
-                    slot.insert(chosen.len());
-                    chosen.push((cand, vec![index], pk));
-                }
+            Entry::Vacant(slot) => {
+                let pk = slot.key().1.clone();
+                slot.insert(chosen.len());
+                chosen.push((cand, vec![index], pk));
             }
         }
     }
@@ -329,33 +311,6 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
         })
         .collect();
     ApplyPlan { writes, rejected }
-}
-
-/// The `pk` an UPDATE's row had before, if its before image has every key column; rendered
-/// without cloning, since for almost every update it equals the new one.
-fn old_pk(event: &CdcEvent) -> Option<String> {
-    let before = event.before.as_ref()?;
-    let values: Option<Vec<Value>> = event
-        .key
-        .iter()
-        .map(|k| before.get(&k.name).map(|cell| cell.to_value()))
-        .collect();
-    Some(render_pk(&event.table, values?.iter()))
-}
-
-/// The key columns with their before-image values (only called when `old_pk` found them all).
-fn old_key(event: &CdcEvent) -> Vec<KeyColumn> {
-    let before = event.before.as_ref();
-    event
-        .key
-        .iter()
-        .map(|k| KeyColumn {
-            name: k.name.clone(),
-            value: before
-                .and_then(|b| b.get(&k.name))
-                .map_or(Value::Null, |cell| cell.to_value()),
-        })
-        .collect()
 }
 
 /// The sequence the guard compares, per the REFRESH rule in the module doc.
@@ -477,10 +432,10 @@ fn build_write(
     opts: &PlanOptions,
 ) -> PlannedWrite {
     let event = cand.event;
-    let tombstone = event.operation == Operation::Delete || cand.old_key.is_some();
+    let tombstone = event.operation == Operation::Delete;
     let mut item = Item::new();
     if tombstone {
-        for k in cand.old_key.as_ref().unwrap_or(&event.key) {
+        for k in &event.key {
             item.insert(column_attr(&k.name), AttrValue::from_json(&k.value));
         }
         let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
@@ -490,14 +445,12 @@ fn build_write(
             item.insert(column_attr(&name), AttrValue::from_json(&value));
         }
     }
-    let op = if tombstone {
-        Operation::Delete
-    } else {
-        event.operation
-    };
     item.insert(PK_ATTR.into(), AttrValue::S(pk));
     item.insert(SEQ_ATTR.into(), AttrValue::S(cand.sequence.clone()));
-    item.insert(OP_ATTR.into(), AttrValue::S(op.as_str().into()));
+    item.insert(
+        OP_ATTR.into(),
+        AttrValue::S(event.operation.as_str().into()),
+    );
     item.insert(TABLE_ATTR.into(), AttrValue::S(event.table.qualified()));
     if let Some(ts) = &event.source_timestamp {
         item.insert(TS_ATTR.into(), AttrValue::S(ts.clone()));

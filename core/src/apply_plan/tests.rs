@@ -1,6 +1,7 @@
 //! Unit tests of the apply plan: item layout, coalescing, REFRESH and key changes.
 
 use super::*;
+use crate::cdc::KeyColumn;
 use serde_json::{json, Map};
 
 pub(super) fn event(op: Operation, id: i64, seq: &str, name: &str) -> CdcEvent {
@@ -157,15 +158,21 @@ fn routing_overrides_pick_the_table() {
 }
 
 #[test]
-fn a_key_changing_update_tombstones_the_old_key() {
+fn a_key_changing_update_split_first_tombstones_the_old_key() {
     let mut e = event(Operation::Update, 2, &seq(9), "moved");
     let mut before = Map::new();
     before.insert("ID".into(), json!(1));
     e.before = Some(before.into());
-    let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
+    let p = plan(
+        &split_key_changes(vec![e]),
+        &TableRouting::new("cdc"),
+        &OPTS,
+    );
     assert_eq!(p.writes.len(), 2);
     assert_eq!(p.writes[0].pk(), "dbo.users#1");
     assert!(p.writes[0].tombstone);
+    assert_eq!(p.writes[0].covers, [0]);
     assert_eq!(p.writes[1].pk(), "dbo.users#2");
     assert!(!p.writes[1].tombstone);
+    assert_eq!(p.writes[1].covers, [1]);
 }

@@ -122,8 +122,9 @@ pub fn settle(
                     .iter()
                     .take_while(|&&i| i != index)
                     .any(|&i| sequences[i].as_deref() == seq && verdicts[i].publishes());
-            // A change two writes cover (a key-changing update's two items) is dead-lettered if
-            // either failed, and published once if neither did.
+            // A change two writes covered would be dead-lettered if either failed, and published
+            // once if neither did (a key-changing update is split into two changes before it is
+            // planned, so each change has one write).
             let current = &verdicts[index];
             let failed = |v: &Verdict| matches!(v, Verdict::DeadLetter { .. });
             if failed(current) || (current.publishes() && !failed(&verdict)) {

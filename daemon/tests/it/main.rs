@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod fault_proxy;
 mod holds;
+mod key_change;
 mod metadata;
 mod pipeline;
 mod poison;
