@@ -135,7 +135,7 @@ pub fn settle(
     }
     for rejected in &plan.rejected {
         verdicts[rejected.index] = Verdict::DeadLetter {
-            class: ErrorClass::Validation,
+            class: rejected.error.class(),
             message: rejected.error.to_string(),
             stage: Stage::Plan,
             attempts: 1,

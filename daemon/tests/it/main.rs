@@ -11,6 +11,7 @@ mod fault_proxy;
 mod holds;
 mod key_change;
 mod metadata;
+mod oversize;
 mod pipeline;
 mod poison;
 mod redrive;

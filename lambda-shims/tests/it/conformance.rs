@@ -665,3 +665,48 @@ async fn a_key_change_is_the_same_delete_and_insert_on_both_paths() {
         assert_eq!(lambda_payload, both.lambda["detail"]);
     }
 }
+
+/// Rows too large to travel whole: one too large for EventBridge (300 KB) and one too large for
+/// DynamoDB's item too (600 KB, stored with its column compressed in `_zcols`, which the stream
+/// processor unpacks). Both paths publish the same event by reference, with the same claim
+/// check, and carry it to the other region as it is.
+#[tokio::test]
+async fn an_oversize_row_goes_by_the_same_claim_check_on_both_paths() {
+    let mut config = local_config();
+    let table = TableRef::new("SALES", "CUSTOMERS");
+    config
+        .kafka
+        .key_columns
+        .insert(table.qualified(), vec!["ID".into()]);
+    for size in [300 * 1024, 600 * 1024] {
+        let key = unique("conf-oversize");
+        let name = "invoice paid in full; ".repeat(size / 22);
+        let message = QLIK_UPDATE.replace(r#""NAME":"test Kafka""#, &format!(r#""NAME":"{name}""#));
+        let change = decoded(&message, &table, &key, &MetadataCache::new(), true);
+        let both = through_both_paths(&config, &change, &key).await;
+        assert_same_output(&config, &both, &PAYLOAD_FIELDS);
+        let (daemon, lambda) = (&both.daemon["detail"], &both.lambda["detail"]);
+        assert_eq!(
+            daemon["payload"]["after"],
+            Value::Null,
+            "{size}: by reference"
+        );
+        assert_eq!(
+            lambda["payload"]["claim_check"], daemon["payload"]["claim_check"],
+            "{size}"
+        );
+        assert_eq!(
+            daemon["payload"]["claim_check"]["item_key"]["pk"],
+            format!("SALES.CUSTOMERS#{key}")
+        );
+        assert_eq!(
+            daemon["payload"]["claim_check"]["sequence"],
+            change.change_sequence.as_str()
+        );
+        let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+        let (_, daemon_payload) = opened(&mut packer, &both.daemon_crossed);
+        let (_, lambda_payload) = opened(&mut packer, &both.lambda_crossed);
+        assert_eq!(&daemon_payload, daemon);
+        assert_eq!(&lambda_payload, lambda);
+    }
+}
