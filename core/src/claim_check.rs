@@ -93,6 +93,9 @@ pub struct EventLimits {
     /// Bytes of an envelope's JSON besides its payload, event type and correlation id, at its
     /// longest.
     envelope_fixed_bytes: usize,
+    /// The largest payload of an envelope with an empty event type: the start of
+    /// [`quick_max_detail`](Self::quick_max_detail), computed once.
+    payload_without_type: usize,
 }
 
 impl EventLimits {
@@ -130,14 +133,27 @@ impl EventLimits {
         };
         let envelope_fixed_bytes = serde_json::to_string(&skeleton).map_or(1024, |s| s.len());
         let sqs = MAX_OWED_MESSAGE_BYTES.min(dlq_max_message_bytes);
+        let envelope_entry_bytes = routing
+            .max_entry_bytes
+            .min(MAX_CALL_BYTES)
+            .min(sqs.saturating_sub(WRAPPER_BYTES));
+        let around = CROSS_REGION_SOURCE.len() + envelope_fixed_bytes;
         Self {
             source_bytes: source.len(),
-            envelope_entry_bytes: routing
-                .max_entry_bytes
-                .min(MAX_CALL_BYTES)
-                .min(sqs.saturating_sub(WRAPPER_BYTES)),
+            envelope_entry_bytes,
             envelope_fixed_bytes,
+            payload_without_type: largest_payload(envelope_entry_bytes.saturating_sub(around)),
         }
+    }
+
+    /// A lower bound of [`max_detail`](Self::max_detail), without its search: each byte the
+    /// event type takes from the envelope's room takes at most one byte from the payload (base64
+    /// spends four bytes per three), and 4 bytes cover the rounding. For the hot path, where
+    /// nearly every event is far below it.
+    pub fn quick_max_detail(&self, detail_type: &str) -> usize {
+        let home = MAX_CALL_BYTES.saturating_sub(self.source_bytes + detail_type.len());
+        let type_cost = detail_type.len() + json_string_len(detail_type) + 4;
+        home.min(self.payload_without_type.saturating_sub(type_cost))
     }
 
     /// The longest `Detail` a change event of type `detail_type` may have and still fit every
@@ -178,9 +194,15 @@ fn base64_len(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
-/// Bytes of `s` as the contents of a JSON string.
+/// Bytes of `s` as the contents of a JSON string, as serde_json escapes it.
 fn json_string_len(s: &str) -> usize {
-    serde_json::to_string(s).map_or(s.len(), |q| q.len() - 2)
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The EventBridge entry of a change event, whole or by reference as the module doc says.
@@ -194,12 +216,12 @@ pub fn change_entry_within(
     item: &ItemAddress<'_>,
 ) -> EventBridgeEntry {
     let entry = change_entry(event, source, bus);
-    let max = limits.max_detail(&event.event_type);
     // Leaving out the differing parts turns at most two images into two `null`s (4 bytes more
     // than two `{}`), so an event this small is whole on every path: no second look.
-    if entry.detail.len() + 4 + RESERVED_BYTES <= max {
+    if entry.detail.len() + 4 + RESERVED_BYTES <= limits.quick_max_detail(&event.event_type) {
         return entry;
     }
+    let max = limits.max_detail(&event.event_type);
     if !matches!(event.payload, Payload::Change(_)) {
         return entry;
     }

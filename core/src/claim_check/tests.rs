@@ -89,6 +89,28 @@ fn detail(entry: &EventBridgeEntry) -> Value {
 }
 
 #[test]
+fn the_quick_bound_is_never_above_the_exact_one() {
+    for routing_max in [4 * 1024, 100 * 1024, 200 * 1024, 256 * 1024] {
+        let routing = RoutingConfig {
+            max_entry_bytes: routing_max,
+            ..RoutingConfig::default()
+        };
+        let limits = EventLimits::new(SOURCE, &routing, 256 * 1024, REGIONS);
+        for len in [0, 1, 17, 40, 128, 500] {
+            for ty in ["x".repeat(len), "é\"".repeat(len / 3)] {
+                let (quick, exact) = (limits.quick_max_detail(&ty), limits.max_detail(&ty));
+                assert!(quick <= exact, "{routing_max} {len}: {quick} > {exact}");
+                // Below by at most what the type costs the envelope.
+                assert!(
+                    exact - quick <= 7 * ty.len() + 8,
+                    "{routing_max} {len}: {quick} far below {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_bound_leaves_room_for_the_worst_envelope() {
     let max = limits().max_detail("SALES.DOCS.UPDATE");
     // zstd's bound on 256 KB less the wrappers, in base64: about 190 KB of detail.
