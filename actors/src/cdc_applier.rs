@@ -17,6 +17,10 @@
 //! `eda_events_republished_total`, because a crash between a write and its publish leaves their
 //! events owed. Downstream de-duplicates on the event id.
 //!
+//! An event too large to travel whole goes by claim check (the row left out, the item named:
+//! [`eda_core::claim_check`]), decided once here so the home bus and the other region get the same
+//! event; a row over DynamoDB's item limit is planned with its largest columns compressed.
+//!
 //! Crash points: a batch's offsets are acknowledged only once its events are published (and
 //! routed) and its failures dead-lettered. A crash anywhere before that leaves the offsets
 //! uncommitted; the replay writes again (the sequence guard absorbs it) and publishes again.
@@ -29,13 +33,14 @@ use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::{
     CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
-    EventsRepublished, InternalEvent, Metrics,
+    EventsRepublished, InternalEvent, Metrics, OversizeChanges, OversizeKind,
 };
 use eda_config::{RetryConfig, RoutingConfig};
-use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting};
+use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting, PACKED_ATTR};
 use eda_core::apply_plan::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
 use eda_core::cdc::{CdcEvent, Operation};
-use eda_core::change_event::{change_entry, into_base_event};
+use eda_core::change_event::into_base_event;
+use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -82,6 +87,8 @@ pub struct ApplierSettings {
     /// Which changes are also carried to the other region (`routing.replicate_tables`,
     /// `routing.replicate_event_types`), when the applier has a router.
     pub replication: RoutingConfig,
+    /// The sizes an event is held to: over them it goes by claim check.
+    pub event_limits: EventLimits,
 }
 
 /// How to build a [`CdcApplier`].
@@ -134,6 +141,9 @@ impl Actor for CdcApplier {
 
 impl CdcApplierState {
     async fn apply(&mut self, events: Vec<CdcEvent>, ack: Ack) {
+        // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
+        // partition consumer splits them before routing; others, like the redrive, may not).
+        let events = apply_plan::split_key_changes(events);
         let settings = &self.args.settings;
         let opts = PlanOptions {
             now_epoch_secs: chrono::Utc::now().timestamp(),
@@ -178,6 +188,19 @@ impl CdcApplierState {
             .map(|e| effective_sequence(e, &opts).ok())
             .collect();
         let verdicts = settle(&plan, &by_write, &sequences);
+        let compressed = plan
+            .writes
+            .iter()
+            .zip(&by_write)
+            .filter(|(w, o)| w.item.contains_key(PACKED_ATTR) && matches!(o, Some(Ok(_))))
+            .count() as u64;
+        if compressed > 0 {
+            OversizeChanges {
+                kind: OversizeKind::RowCompressed,
+                count: compressed,
+            }
+            .emit(metrics);
+        }
         // An event's id is derived from the sequence the guard compared, which for a REFRESH
         // row without one is made from its timestamp: each (re)load gets its own id, the one the
         // stream processor derives from the item's `_seq`.
@@ -204,6 +227,7 @@ impl CdcApplierState {
         let mut letters = Vec::new();
         let mut applied = [0u64; 4];
         let mut republished = 0u64;
+        let mut by_reference = 0u64;
         for (event, verdict) in events.into_iter().zip(verdicts) {
             match verdict {
                 Verdict::Publish | Verdict::Republish => {
@@ -214,7 +238,12 @@ impl CdcApplierState {
                     }
                     let source = source_of(&event);
                     let table = event.table.qualified();
-                    let base = into_base_event(event, Arc::clone(&settings.region));
+                    let item = ItemAddress {
+                        region: &settings.region,
+                        table: settings.routing.target(&event.table),
+                        key: None,
+                    };
+                    let mut base = into_base_event(event, Arc::clone(&settings.region));
                     let correlation_id = base.correlation_id.clone();
                     tracing::trace!(
                         event_id = %base.event_id,
@@ -222,7 +251,15 @@ impl CdcApplierState {
                         event_type = %base.event_type,
                         "Change applied; publishing its event."
                     );
-                    let entry = change_entry(&base, &settings.event_source, &settings.event_bus);
+                    // Whole, or by claim check when too large: the same entry crosses regions.
+                    let entry = change_entry_within(
+                        &mut base,
+                        &settings.event_source,
+                        &settings.event_bus,
+                        &settings.event_limits,
+                        &item,
+                    );
+                    by_reference += u64::from(base.is_by_reference());
                     if self.args.router.is_some() {
                         routed.extend(RoutedEvent::for_change(
                             &settings.replication,
@@ -279,6 +316,13 @@ impl CdcApplierState {
         }
         if republished > 0 {
             EventsRepublished { count: republished }.emit(&self.args.metrics);
+        }
+        if by_reference > 0 {
+            OversizeChanges {
+                kind: OversizeKind::EventByReference,
+                count: by_reference,
+            }
+            .emit(&self.args.metrics);
         }
         let published = self.forward(items.is_empty(), |tx| {
             self.args.publisher.cast(EventBridgePublisherMsg::Publish {

@@ -6,6 +6,7 @@ use crate::cdc_applier::ApplierSettings;
 use eda_config::Config;
 use eda_core::apply_plan::TableRouting;
 use eda_core::cdc::TableRef;
+use eda_core::claim_check::EventLimits;
 
 /// Which DynamoDB table each source table goes to: the primary region's `cdc_table`, except
 /// where `apply.table_map` (`"SCHEMA.TABLE" = "target"`) says otherwise.
@@ -31,5 +32,17 @@ pub fn applier_settings(config: &Config) -> ApplierSettings {
         event_source: config.publish.source.clone(),
         event_bus: region.event_bus.clone(),
         replication: config.routing.clone(),
+        event_limits: event_limits(config),
     }
+}
+
+/// The sizes change events are held to (whole or by claim check), the same for the daemon's
+/// appliers and the `stream-processor`.
+pub fn event_limits(config: &Config) -> EventLimits {
+    EventLimits::new(
+        &config.publish.source,
+        &config.routing,
+        config.dlq.max_message_bytes,
+        [&config.regions.primary.name, &config.regions.secondary.name],
+    )
 }

@@ -199,7 +199,11 @@ pub struct DlqConfig {
     pub max_batch: usize,
     /// How long the writer waits to fill a batch.
     pub linger_ms: u64,
-    /// Largest message body; SQS accepts 256 KiB, larger payloads are truncated and say so.
+    /// Largest message, body and attributes, as SQS counts them (256 KiB, the limit every queue
+    /// accepts). A letter that does not fit has an error message over 1 KiB cut to 1 KiB, then
+    /// its payload stored zstd-compressed (`payload_encoding = "zstd_base64"`), whole; only a
+    /// payload too large even so is cut, and says so (`payload_truncated`). Change events whose
+    /// cross-region envelope, wrapped in a `route` letter, might not fit here go by claim check.
     pub max_message_bytes: usize,
     /// Largest SendMessageBatch, bodies and attributes summed, as SQS counts them: 256 KiB is
     /// the limit of queues created before SQS allowed 1 MiB, and what every queue accepts.

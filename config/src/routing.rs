@@ -18,7 +18,10 @@ pub struct RoutingConfig {
     /// Path to a trained zstd dictionary; its id travels in the envelope so the receiver picks
     /// the same one. Unset compresses without a dictionary.
     pub dictionary_path: Option<String>,
-    /// Largest EventBridge entry, in bytes; EventBridge rejects entries over 256 KB.
+    /// Largest EventBridge entry a region router sends, in bytes; EventBridge rejects entries
+    /// over 256 KB. It also decides which change events travel whole: an event whose
+    /// cross-region envelope could exceed it, were zstd unable to shrink it at all, is published
+    /// by claim check (the row left out, the DynamoDB item named) on both regions' buses alike.
     pub max_entry_bytes: usize,
     /// Events held while no region can take them; beyond this they go to the DLQ.
     pub failover_buffer: usize,

@@ -20,6 +20,13 @@
 //! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
 //!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
 //!
+//! - an item over DynamoDB's 400 KB limit ([`item_size`], counted as DynamoDB counts it) has its
+//!   largest columns moved, zstd-compressed, into the binary attribute `_zcols`
+//!   ([`PACKED_ATTR`]) until it fits (see `packed.rs`); [`unpacked`] gives the whole item back.
+//!   A row that does not fit even so is refused ([`PlanError::RowTooLarge`]), and the plan is
+//!   made again without it, as if it had been applied alone: the changes coalesced with it are
+//!   still written.
+//!
 //! Every write carries the guard [`GUARD_EXPRESSION`] (`attribute_not_exists(pk) OR #seq < :seq`,
 //! `#seq` = `_seq`): a replayed or older change fails the condition and is simply acknowledged.
 //! An adapter must treat `ConditionalCheckFailed` as success-without-effect.
@@ -31,9 +38,11 @@
 //! redeliveries can put an older change after a newer one. Each write lists every input index it
 //! covers so the caller can acknowledge all of them, and names the one actually written.
 //!
-//! An UPDATE whose key changed (the before image renders a different `pk`) also writes a tombstone
-//! for the old key with the same sequence; such an input is covered by two writes and is
-//! acknowledged when both are.
+//! An UPDATE whose key changed (the before image renders a different `pk`) is not planned as
+//! one change: callers split it first ([`split_key_change`], [`split_key_changes`]) into the
+//! DELETE of the old key and the INSERT of the new key, so each key's changes stay in order on
+//! the applier that owns the key (see `key_change.rs`). The CDC applier splits every batch it is
+//! given; the partition consumer splits before it routes.
 //!
 //! # REFRESH rule
 //!
@@ -58,8 +67,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::cdc::{is_valid_sequence, CdcEvent, KeyColumn, Operation, TableRef, SEQUENCE_LEN};
+use super::cdc::{is_valid_sequence, CdcEvent, Operation, TableRef, SEQUENCE_LEN};
+use super::failure::ErrorClass;
 
+mod item_size;
+mod key_change;
+mod packed;
 #[cfg(test)]
 mod props;
 mod simulate;
@@ -67,6 +80,9 @@ mod simulate;
 mod tests;
 pub mod verdict;
 
+pub use item_size::{attribute_size, item_size, number_size, value_size, MAX_ITEM_BYTES};
+pub use key_change::{changes_key, split_key_change, split_key_changes};
+pub use packed::{pack, typed, unpack, unpacked, untyped, PackedError, PACKED_ATTR, PACK_LEVEL};
 pub use simulate::{simulate, SimOutcome, SimTable};
 pub use verdict::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
 
@@ -200,6 +216,29 @@ pub enum PlanError {
     /// The event has no key columns.
     #[error("the change has no key columns")]
     NoKey,
+    /// The row's item is over DynamoDB's item limit even with its columns compressed into
+    /// `_zcols`.
+    #[error(
+        "the row's item is {item_bytes} bytes, and {packed_bytes} with its columns \
+         zstd-compressed into _zcols: over DynamoDB's {MAX_ITEM_BYTES}-byte item limit either way"
+    )]
+    RowTooLarge {
+        /// The item's size as DynamoDB counts it.
+        item_bytes: usize,
+        /// Its size with every column but the key compressed.
+        packed_bytes: usize,
+    },
+}
+
+impl PlanError {
+    /// The failure vocabulary's class: a row too large is [`ErrorClass::TooLarge`], the rest
+    /// are changes that are not valid.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PlanError::RowTooLarge { .. } => ErrorClass::TooLarge,
+            _ => ErrorClass::Validation,
+        }
+    }
 }
 
 /// One conditional put.
@@ -252,17 +291,40 @@ struct Candidate<'e> {
     index: usize,
     event: &'e CdcEvent,
     sequence: String,
-    /// `Some` for the tombstone of an UPDATE's old key: those key values.
-    old_key: Option<Vec<KeyColumn>>,
 }
 
 /// Plans the writes for `events` (see the module doc for every rule).
 pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> ApplyPlan {
+    let mut refused: Vec<Rejected> = Vec::new();
+    loop {
+        let (mut plan, unfit) = plan_once(events, &refused, routing, opts);
+        if unfit.is_empty() {
+            plan.rejected.extend(refused);
+            plan.rejected.sort_by_key(|r| r.index);
+            return plan;
+        }
+        // Planned again without the rows too large to write, as if each had been applied on its
+        // own: the changes coalesced with one are still written.
+        refused.extend(unfit);
+    }
+}
+
+/// One planning pass, leaving out the changes of `refused`; returns the plan and the winners
+/// whose item cannot fit DynamoDB's limit.
+fn plan_once(
+    events: &[CdcEvent],
+    refused: &[Rejected],
+    routing: &TableRouting,
+    opts: &PlanOptions,
+) -> (ApplyPlan, Vec<Rejected>) {
     let mut rejected = Vec::new();
     // (target table, pk) -> slot; slots keep first-appearance order.
     let mut slots: HashMap<(&str, String), usize> = HashMap::with_capacity(events.len());
     let mut chosen: Vec<(Candidate<'_>, Vec<usize>, String)> = Vec::new();
     for (index, event) in events.iter().enumerate() {
+        if refused.iter().any(|r| r.index == index) {
+            continue;
+        }
         let sequence = match effective_sequence(event, opts) {
             Ok(s) => s,
             Err(error) => {
@@ -279,83 +341,39 @@ pub fn plan(events: &[CdcEvent], routing: &TableRouting, opts: &PlanOptions) -> 
         }
         let target = routing.target(&event.table);
         let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
-        let mut candidates = Vec::with_capacity(1);
-        if event.operation == Operation::Update {
-            if let Some(old_pk) = old_pk(event).filter(|old| *old != pk) {
-                candidates.push((
-                    old_pk,
-                    Candidate {
-                        index,
-                        event,
-                        sequence: sequence.clone(),
-                        old_key: Some(old_key(event)),
-                    },
-                ));
+        let cand = Candidate {
+            index,
+            event,
+            sequence,
+        };
+        match slots.entry((target, pk)) {
+            Entry::Occupied(slot) => {
+                let (best, covers, _) = &mut chosen[*slot.get()];
+                covers.push(index);
+                // Inputs come in position order, so `>=` gives ties to the later position.
+                if cand.sequence >= best.sequence {
+                    *best = cand;
+                }
             }
-        }
-        candidates.push((
-            pk,
-            Candidate {
-                index,
-                event,
-                sequence,
-                old_key: None,
-            },
-        ));
-        for (pk, cand) in candidates {
-            match slots.entry((target, pk)) {
-                Entry::Occupied(slot) => {
-                    let (best, covers, _) = &mut chosen[*slot.get()];
-                    covers.push(index);
-                    // Inputs come in position order, so `>=` gives ties to the later position.
-                    if cand.sequence >= best.sequence {
-                        *best = cand;
-                    }
-                }
-                Entry::Vacant(slot) => {
-                    let pk = slot.key().1.clone();
-                    slot.insert(chosen.len());
-                    chosen.push((cand, vec![index], pk));
-                }
+            Entry::Vacant(slot) => {
+                let pk = slot.key().1.clone();
+                slot.insert(chosen.len());
+                chosen.push((cand, vec![index], pk));
             }
         }
     }
-    let writes = chosen
-        .into_iter()
-        .map(|(cand, mut covers, pk)| {
-            covers.dedup();
-            let target = routing.target(&cand.event.table);
-            build_write(cand, covers, target, pk, opts)
-        })
-        .collect();
-    ApplyPlan { writes, rejected }
-}
-
-/// The `pk` an UPDATE's row had before, if its before image has every key column; rendered
-/// without cloning, since for almost every update it equals the new one.
-fn old_pk(event: &CdcEvent) -> Option<String> {
-    let before = event.before.as_ref()?;
-    let values: Option<Vec<Value>> = event
-        .key
-        .iter()
-        .map(|k| before.get(&k.name).map(|cell| cell.to_value()))
-        .collect();
-    Some(render_pk(&event.table, values?.iter()))
-}
-
-/// The key columns with their before-image values (only called when `old_pk` found them all).
-fn old_key(event: &CdcEvent) -> Vec<KeyColumn> {
-    let before = event.before.as_ref();
-    event
-        .key
-        .iter()
-        .map(|k| KeyColumn {
-            name: k.name.clone(),
-            value: before
-                .and_then(|b| b.get(&k.name))
-                .map_or(Value::Null, |cell| cell.to_value()),
-        })
-        .collect()
+    let mut writes = Vec::with_capacity(chosen.len());
+    let mut unfit = Vec::new();
+    for (cand, mut covers, pk) in chosen {
+        covers.dedup();
+        let target = routing.target(&cand.event.table);
+        let index = cand.index;
+        match build_write(cand, covers, target, pk, opts) {
+            Ok(write) => writes.push(write),
+            Err(error) => unfit.push(Rejected { index, error }),
+        }
+    }
+    (ApplyPlan { writes, rejected }, unfit)
 }
 
 /// The sequence the guard compares, per the REFRESH rule in the module doc.
@@ -429,6 +447,12 @@ pub(crate) fn write_pk<'v>(
     pk.push('.');
     pk.push_str(&table.table);
     pk.push('#');
+    write_key_values(pk, values);
+}
+
+/// The key part of a `pk` (after `#`): the values joined with `|`, escaped as the module doc
+/// says.
+pub(crate) fn write_key_values<'v>(pk: &mut String, values: impl Iterator<Item = &'v Value>) {
     for (i, v) in values.enumerate() {
         if i > 0 {
             pk.push('|');
@@ -475,12 +499,12 @@ fn build_write(
     target: &str,
     pk: String,
     opts: &PlanOptions,
-) -> PlannedWrite {
+) -> Result<PlannedWrite, PlanError> {
     let event = cand.event;
-    let tombstone = event.operation == Operation::Delete || cand.old_key.is_some();
+    let tombstone = event.operation == Operation::Delete;
     let mut item = Item::new();
     if tombstone {
-        for k in cand.old_key.as_ref().unwrap_or(&event.key) {
+        for k in &event.key {
             item.insert(column_attr(&k.name), AttrValue::from_json(&k.value));
         }
         let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
@@ -490,14 +514,12 @@ fn build_write(
             item.insert(column_attr(&name), AttrValue::from_json(&value));
         }
     }
-    let op = if tombstone {
-        Operation::Delete
-    } else {
-        event.operation
-    };
     item.insert(PK_ATTR.into(), AttrValue::S(pk));
     item.insert(SEQ_ATTR.into(), AttrValue::S(cand.sequence.clone()));
-    item.insert(OP_ATTR.into(), AttrValue::S(op.as_str().into()));
+    item.insert(
+        OP_ATTR.into(),
+        AttrValue::S(event.operation.as_str().into()),
+    );
     item.insert(TABLE_ATTR.into(), AttrValue::S(event.table.qualified()));
     if let Some(ts) = &event.source_timestamp {
         item.insert(TS_ATTR.into(), AttrValue::S(ts.clone()));
@@ -513,12 +535,34 @@ fn build_write(
                 .collect(),
         ),
     );
-    PlannedWrite {
+    if !tombstone {
+        // Key columns and eda's own attributes stay; any other column may move into `_zcols`.
+        let key_attrs: Vec<String> = event.key.iter().map(|k| column_attr(&k.name)).collect();
+        let keep = |name: &str| {
+            key_attrs.iter().any(|k| k == name)
+                || [
+                    PK_ATTR,
+                    SEQ_ATTR,
+                    OP_ATTR,
+                    TABLE_ATTR,
+                    TS_ATTR,
+                    DELETED_ATTR,
+                    TTL_ATTR,
+                    KEY_ATTR,
+                ]
+                .contains(&name)
+        };
+        packed::fit_item(&mut item, keep).map_err(|unfit| PlanError::RowTooLarge {
+            item_bytes: unfit.item_bytes,
+            packed_bytes: unfit.packed_bytes,
+        })?;
+    }
+    Ok(PlannedWrite {
         table_name: target.to_owned(),
         item,
         sequence: cand.sequence,
         tombstone,
         winner: cand.index,
         covers,
-    }
+    })
 }

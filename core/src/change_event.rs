@@ -132,7 +132,9 @@ pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> B
             after: event.after,
             before: event.before,
             change_sequence: event.change_sequence,
+            claim_check: None,
             key: event.key,
+            omitted: Vec::new(),
             operation: event.operation.as_str(),
             table,
         }

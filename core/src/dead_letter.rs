@@ -7,10 +7,13 @@
 //! the breaker state and region when routing was involved.
 //!
 //! SQS caps a message (body and attributes together) at `dlq.max_message_bytes`. When the record
-//! does not fit, the *payload* is cut — and the record says so (`payload_truncated`,
-//! `original_size`) — never the error context; only a pathologically long error message is cut
-//! after the payload is gone. The redrive command parses the body back with
-//! [`DeadLetterEvent::from_sqs_body`] and replays [`DeadLetterEvent::original_payload_bytes`].
+//! does not fit, in this order: an error message longer than [`ERROR_MESSAGE_FLOOR`] is cut to it
+//! (the SDK's error dumps run to kilobytes; the payload is what a redrive needs); then the payload
+//! is stored zstd-compressed (`payload_encoding: "zstd_base64"`), whole; only a payload too large
+//! even so is cut — and the record says so (`payload_truncated`, `original_size`) — never the
+//! error context; and only a pathologically long context is cut after the payload is gone. The
+//! redrive command parses the body back with [`DeadLetterEvent::from_sqs_body`] and replays
+//! [`DeadLetterEvent::original_payload_bytes`].
 
 use std::borrow::Cow;
 
@@ -77,7 +80,19 @@ pub enum PayloadEncoding {
     Text,
     /// The bytes are stored as standard base64.
     Base64,
+    /// The bytes are stored as one zstd frame, in standard base64: a payload too large for the
+    /// message as it is.
+    ZstdBase64,
 }
+
+/// What an error message is cut to, at most, before a payload is compressed or cut.
+pub const ERROR_MESSAGE_FLOOR: usize = 1024;
+
+/// zstd level of a compressed payload: letters are rare, so this favours size.
+const PAYLOAD_ZSTD_LEVEL: i32 = 9;
+
+/// Largest payload a `zstd_base64` letter may inflate to, whatever it claims.
+const MAX_INFLATED_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// A failed event with its error context, as written to the DLQ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +169,10 @@ impl KafkaKey {
                 .decode(&self.data)
                 .map(Cow::Owned)
                 .map_err(|e| DeadLetterError::Malformed(format!("kafka_key: {e}"))),
+            // Keys are written as text or base64 only.
+            PayloadEncoding::ZstdBase64 => Err(DeadLetterError::Malformed(
+                "kafka_key: a key is never compressed".into(),
+            )),
         }
     }
 }
@@ -312,13 +331,57 @@ impl DeadLetterEvent {
         Ok(SqsMessage { body, attributes })
     }
 
-    /// The JSON body within `max_bytes`: whole when it fits, else with the payload cut (and
-    /// flagged), and only then the error message.
+    /// The JSON body within `max_bytes`: whole when it fits; else with an error message longer
+    /// than [`ERROR_MESSAGE_FLOOR`] cut to it, then with the payload compressed; else with the
+    /// payload cut (and flagged), and only then the error message.
     pub fn to_sqs_body(&self, max_bytes: usize) -> Result<String, DeadLetterError> {
         let full = to_json(self)?;
         if full.len() <= max_bytes {
             return Ok(full);
         }
+        let mut event = Cow::Borrowed(self);
+        if json_len(&self.error_message) > ERROR_MESSAGE_FLOOR {
+            let e = event.to_mut();
+            e.error_message = prefix_within(
+                &self.error_message,
+                ERROR_MESSAGE_FLOOR,
+                PayloadEncoding::Text,
+            );
+            e.error_message_truncated = true;
+            let shorter = to_json(e)?;
+            if shorter.len() <= max_bytes {
+                return Ok(shorter);
+            }
+        }
+        if let Some(compressed) = event.compressed()? {
+            let json = to_json(&compressed)?;
+            if json.len() <= max_bytes {
+                return Ok(json);
+            }
+        }
+        event.cut_to(max_bytes)
+    }
+
+    /// The letter with its payload as one zstd frame in base64, when that is shorter.
+    fn compressed(&self) -> Result<Option<Self>, DeadLetterError> {
+        if self.payload_encoding == PayloadEncoding::ZstdBase64 {
+            return Ok(None);
+        }
+        let bytes = self.original_payload_bytes()?;
+        let frame = zstd::bulk::compress(&bytes, PAYLOAD_ZSTD_LEVEL)
+            .map_err(|e| DeadLetterError::Malformed(format!("payload: {e}")))?;
+        let encoded = BASE64.encode(frame);
+        if encoded.len() >= json_len(&self.payload) {
+            return Ok(None);
+        }
+        let mut compressed = self.clone();
+        compressed.payload_encoding = PayloadEncoding::ZstdBase64;
+        compressed.payload = encoded;
+        Ok(Some(compressed))
+    }
+
+    /// The body with the payload cut (and flagged) to fit, and only then the error message.
+    fn cut_to(&self, max_bytes: usize) -> Result<String, DeadLetterError> {
         let mut cut = self.clone();
         cut.payload_truncated = true;
         cut.payload = String::new();
@@ -329,7 +392,7 @@ impl DeadLetterEvent {
                 max_bytes - without_payload,
                 self.payload_encoding,
             );
-            return fit(&cut, max_bytes);
+            return fit(&cut, max_bytes, Shave::Payload);
         }
         // The error context alone is too big: keep every field but shorten the message.
         cut.error_message_truncated = true;
@@ -343,7 +406,7 @@ impl DeadLetterEvent {
         }
         cut.error_message =
             prefix_within(&self.error_message, max_bytes - bare, PayloadEncoding::Text);
-        fit(&cut, max_bytes)
+        fit(&cut, max_bytes, Shave::ErrorMessage)
     }
 
     /// Parses a body written by [`Self::to_sqs_body`], for the redrive command.
@@ -360,6 +423,22 @@ impl DeadLetterEvent {
                     .decode(&self.payload)
                     .map_err(|e| DeadLetterError::Malformed(format!("payload: {e}")))?,
             ),
+            PayloadEncoding::ZstdBase64 if self.payload_truncated => {
+                return Err(DeadLetterError::PayloadTruncated {
+                    kept: 0,
+                    original_size: self.original_size,
+                })
+            }
+            PayloadEncoding::ZstdBase64 => {
+                let frame = BASE64
+                    .decode(&self.payload)
+                    .map_err(|e| DeadLetterError::Malformed(format!("payload: {e}")))?;
+                let limit = self.original_size.min(MAX_INFLATED_PAYLOAD);
+                Cow::Owned(
+                    zstd::bulk::decompress(&frame, limit)
+                        .map_err(|e| DeadLetterError::Malformed(format!("payload: {e}")))?,
+                )
+            }
         };
         if self.payload_truncated || bytes.len() != self.original_size {
             return Err(DeadLetterError::PayloadTruncated {
@@ -375,9 +454,16 @@ fn to_json(event: &DeadLetterEvent) -> Result<String, DeadLetterError> {
     serde_json::to_string(event).map_err(|e| DeadLetterError::Malformed(e.to_string()))
 }
 
+/// Which field [`fit`] shortens.
+#[derive(Clone, Copy)]
+enum Shave {
+    Payload,
+    ErrorMessage,
+}
+
 /// Serializes `event`, shaving its cut field further in the (not expected) case the estimate
 /// was short, so the limit holds whatever the escaping.
-fn fit(event: &DeadLetterEvent, max_bytes: usize) -> Result<String, DeadLetterError> {
+fn fit(event: &DeadLetterEvent, max_bytes: usize, shave: Shave) -> Result<String, DeadLetterError> {
     let mut event = Cow::Borrowed(event);
     loop {
         let json = to_json(&event)?;
@@ -386,10 +472,9 @@ fn fit(event: &DeadLetterEvent, max_bytes: usize) -> Result<String, DeadLetterEr
         }
         let over = json.len() - max_bytes;
         let e = event.to_mut();
-        let (field, encoding) = if e.error_message_truncated {
-            (&mut e.error_message, PayloadEncoding::Text)
-        } else {
-            (&mut e.payload, e.payload_encoding)
+        let (field, encoding) = match shave {
+            Shave::ErrorMessage => (&mut e.error_message, PayloadEncoding::Text),
+            Shave::Payload => (&mut e.payload, e.payload_encoding),
         };
         if field.is_empty() {
             return Err(DeadLetterError::LimitTooSmall {
@@ -405,7 +490,7 @@ fn fit(event: &DeadLetterEvent, max_bytes: usize) -> Result<String, DeadLetterEr
 /// The longest prefix of `s` whose JSON-escaped form takes at most `budget` bytes; for base64,
 /// whole 4-character groups only, so the prefix still decodes.
 fn prefix_within(s: &str, budget: usize, encoding: PayloadEncoding) -> String {
-    if encoding == PayloadEncoding::Base64 {
+    if encoding != PayloadEncoding::Text {
         // Base64 is ASCII without characters JSON escapes.
         return s[..s.len().min(budget / 4 * 4)].to_owned();
     }
@@ -553,34 +638,78 @@ mod tests {
         );
     }
 
+    /// Letters zstd cannot shrink: the decimal digits of a xorshift, as text.
+    fn incompressible_text(len: usize) -> String {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'0' + (x % 10) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_payload_too_large_as_it_is_is_kept_whole_compressed() {
+        let payload = format!("{{\"row\":\"{}\"}}", "order shipped ".repeat(30_000));
+        assert!(payload.len() > 400 * 1024);
+        let mut dl = letter(payload.as_bytes());
+        dl.error_message = format!("PutItem failed: {}", "debug dump ".repeat(500));
+        let body = dl.to_sqs_body(256 * 1024).unwrap();
+        assert!(body.len() <= 256 * 1024);
+        let back = DeadLetterEvent::from_sqs_body(&body).unwrap();
+        assert!(!back.payload_truncated);
+        assert_eq!(back.payload_encoding, PayloadEncoding::ZstdBase64);
+        assert_eq!(&*back.original_payload_bytes().unwrap(), payload.as_bytes());
+        // The long error message was cut first, to its floor, and says so.
+        assert!(back.error_message_truncated);
+        assert!(back.error_message.len() <= ERROR_MESSAGE_FLOOR);
+        assert!(dl.error_message.starts_with(&back.error_message));
+    }
+
     #[test]
     fn an_oversized_payload_is_truncated_and_says_so() {
-        let payload = "x".repeat(300 * 1024);
+        let payload = incompressible_text(600 * 1024);
         let dl = letter(payload.as_bytes());
         let body = dl.to_sqs_body(256 * 1024).unwrap();
         assert!(body.len() <= 256 * 1024);
         assert!(body.len() > 255 * 1024, "uses the room it has");
         let back = DeadLetterEvent::from_sqs_body(&body).unwrap();
         assert!(back.payload_truncated);
-        assert_eq!(back.original_size, 300 * 1024);
+        assert_eq!(
+            back.payload_encoding,
+            PayloadEncoding::Text,
+            "readable, as cut"
+        );
+        assert_eq!(back.original_size, 600 * 1024);
         assert_eq!(back.error_message, dl.error_message);
         assert_eq!(back.source, dl.source);
         assert!(matches!(
             back.original_payload_bytes(),
-            Err(DeadLetterError::PayloadTruncated { original_size, .. }) if original_size == 300 * 1024
+            Err(DeadLetterError::PayloadTruncated { original_size, .. }) if original_size == 600 * 1024
         ));
     }
 
     #[test]
-    fn a_huge_error_message_is_cut_only_after_the_payload() {
+    fn a_huge_error_message_is_cut_to_its_floor_before_the_payload_and_below_it_after() {
         let mut dl = letter(b"payload");
         dl.error_message = "e".repeat(4_000);
         let body = dl.to_sqs_body(2_048).unwrap();
         assert!(body.len() <= 2_048);
         let back = DeadLetterEvent::from_sqs_body(&body).unwrap();
+        assert_eq!(&*back.original_payload_bytes().unwrap(), b"payload");
+        assert!(back.error_message_truncated);
+        assert_eq!(back.error_message.len(), ERROR_MESSAGE_FLOOR);
+        // A context too big even with the message at its floor: the payload goes, then the
+        // message is cut further.
+        let body = dl.to_sqs_body(900).unwrap();
+        assert!(body.len() <= 900);
+        let back = DeadLetterEvent::from_sqs_body(&body).unwrap();
         assert!(back.payload_truncated && back.payload.is_empty());
         assert!(back.error_message_truncated);
-        assert!(back.error_message.len() > 1_000);
+        assert!(back.error_message.len() > 100);
         assert_eq!(back.error_class, ErrorClass::Client);
         assert!(matches!(
             dl.to_sqs_body(100),

@@ -10,6 +10,8 @@
 //! - [`cdc`]: the `CdcEvent` model and its decoders (Qlik Replicate JSON, Confluent-framed Avro,
 //!   Debezium).
 //! - [`change_event`]: an applied change as a business event (`BaseEvent`), with a stable id.
+//! - [`claim_check`]: a change event too large to travel whole goes by reference to its item, the
+//!   same on every path and in both regions.
 //! - [`apply_plan`]: from a batch of changes to the sequence-guarded DynamoDB writes, which
 //!   applier owns a key, and (`apply_plan::verdict`) from the writes' outcomes to each change's
 //!   fate: publish, skip or dead-letter.
@@ -39,6 +41,7 @@ pub mod apply_plan;
 pub mod breaker;
 pub mod cdc;
 pub mod change_event;
+pub mod claim_check;
 pub mod dead_letter;
 pub mod envelope;
 pub mod eventbridge;

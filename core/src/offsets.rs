@@ -9,16 +9,21 @@
 //!
 //! Offsets need not be contiguous (compacted topics, transaction markers): the tracker only knows
 //! the offsets it was given.
+//!
+//! A message may have effects in more than one place: a key-changing UPDATE becomes the DELETE of
+//! its old key and the INSERT of its new key, applied by the appliers of the two keys. Such a
+//! message is given its number of *parts* ([`OffsetTracker::add_part`]), and it counts as
+//! acknowledged once every part is.
 
 use std::collections::VecDeque;
 
 /// What a partition has read and not yet been able to commit.
 #[derive(Debug, Default, Clone)]
 pub struct OffsetTracker {
-    /// Read offsets in order, each with whether its effects are acknowledged. The front is the
-    /// oldest unacknowledged message (acknowledged ones are popped as soon as they are at the
-    /// front).
-    pending: VecDeque<(i64, bool)>,
+    /// Read offsets in order, each with the number of its parts not acknowledged yet (0: all
+    /// its effects are acknowledged). The front is the oldest unacknowledged message
+    /// (acknowledged ones are popped as soon as they are at the front).
+    pending: VecDeque<(i64, u32)>,
     /// One past the last offset popped: the offset that may be stored.
     watermark: Option<i64>,
     /// The watermark as last handed out by [`OffsetTracker::take_committable`].
@@ -57,26 +62,42 @@ impl OffsetTracker {
             }
         }
         self.last_tracked = Some(offset);
-        self.pending.push_back((offset, false));
+        self.pending.push_back((offset, 1));
         Ok(())
     }
 
-    /// Records that every effect of the message at `offset` is acknowledged downstream.
-    pub fn ack(&mut self, offset: i64) -> Result<(), OffsetError> {
+    /// Records that the message at `offset` has one more part whose effects are acknowledged on
+    /// their own (each part is acknowledged with one [`ack`](Self::ack)).
+    pub fn add_part(&mut self, offset: i64) -> Result<(), OffsetError> {
+        let entry = self.entry(offset)?;
+        *entry = entry.saturating_add(1);
+        Ok(())
+    }
+
+    /// Records that the effects of one part of the message at `offset` (of the whole message,
+    /// unless it was given parts) are acknowledged downstream; `true` when that was its last
+    /// part.
+    pub fn ack(&mut self, offset: i64) -> Result<bool, OffsetError> {
+        let entry = self.entry(offset)?;
+        *entry -= 1;
+        let done = *entry == 0;
+        while let Some(&(front, 0)) = self.pending.front() {
+            self.watermark = Some(front + 1);
+            self.pending.pop_front();
+        }
+        Ok(done)
+    }
+
+    /// The parts still owed of the message at `offset`, which must be in flight.
+    fn entry(&mut self, offset: i64) -> Result<&mut u32, OffsetError> {
         let index = self
             .pending
             .binary_search_by_key(&offset, |(o, _)| *o)
             .map_err(|_| OffsetError::NotInFlight(offset))?;
-        let entry = &mut self.pending[index];
-        if entry.1 {
-            return Err(OffsetError::NotInFlight(offset));
+        match &mut self.pending[index] {
+            (_, 0) => Err(OffsetError::NotInFlight(offset)),
+            (_, parts) => Ok(parts),
         }
-        entry.1 = true;
-        while let Some(&(front, true)) = self.pending.front() {
-            self.watermark = Some(front + 1);
-            self.pending.pop_front();
-        }
-        Ok(())
     }
 
     /// Messages read whose effects are not all acknowledged yet (plus acknowledged ones waiting
@@ -155,6 +176,21 @@ mod tests {
             None,
             "each advance is handed out once"
         );
+    }
+
+    #[test]
+    fn a_message_of_two_parts_waits_for_both() {
+        let mut t = OffsetTracker::new();
+        t.track(7).unwrap();
+        t.track(8).unwrap();
+        t.add_part(7).unwrap();
+        t.ack(8).unwrap();
+        assert_eq!(t.ack(7), Ok(false));
+        assert_eq!(t.committable(), None, "one part of 7 is still in flight");
+        assert_eq!(t.ack(7), Ok(true));
+        assert_eq!(t.committable(), Some(9));
+        assert_eq!(t.ack(7), Err(OffsetError::NotInFlight(7)));
+        assert_eq!(t.add_part(7), Err(OffsetError::NotInFlight(7)));
     }
 
     #[test]

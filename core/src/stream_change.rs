@@ -11,6 +11,10 @@
 //! written before `_key` existed fall back on the configured `kafka.key_columns` of the table,
 //! else a tombstone's own columns, else the record's `Keys`.
 //!
+//! An item whose row was over DynamoDB's item limit keeps its largest columns zstd-compressed in
+//! `_zcols` (see [`apply_plan`](super::apply_plan)); they are unpacked here, so the row comes back
+//! whole, as the daemon published it.
+//!
 //! A REMOVE that DynamoDB's TTL made (`userIdentity` type `Service`, principal
 //! `dynamodb.amazonaws.com`) of an eda item is a tombstone expiring, not a change: no source
 //! change stands behind it, so [`record_to_change`] answers `Ok(None)` and nothing is published.
@@ -28,10 +32,12 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::apply_plan::{
-    DELETED_ATTR, ESCAPED_COLUMN_PREFIX, KEY_ATTR, OP_ATTR, PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
+    unpack, PackedError, DELETED_ATTR, ESCAPED_COLUMN_PREFIX, KEY_ATTR, OP_ATTR, PACKED_ATTR,
+    PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
 };
 use super::cdc::{CdcEvent, KeyColumn, Operation, RowImage, TableRef};
 use super::stream_record::{image_to_plain, AttributeValue, EventRecord, Image, StreamEventName};
+use std::borrow::Cow;
 
 /// Schema given to tables that eda did not write (no `_table` attribute).
 pub const FOREIGN_SCHEMA: &str = "dynamodb";
@@ -62,6 +68,24 @@ pub enum StreamChangeError {
     /// `_key` is not a list of column names.
     #[error("attribute _key is not a list of strings")]
     BadKeyNames,
+    /// `_zcols` does not unpack.
+    #[error(transparent)]
+    Packed(#[from] PackedError),
+}
+
+/// `image` with the columns its `_zcols` holds unpacked into it (the image itself when it has
+/// none).
+pub(crate) fn expanded(image: &Image) -> Result<Cow<'_, Image>, StreamChangeError> {
+    let Some(AttributeValue::B(frame)) = image.get(PACKED_ATTR) else {
+        return Ok(Cow::Borrowed(image));
+    };
+    let mut whole: Image = image
+        .iter()
+        .filter(|(name, _)| name.as_str() != PACKED_ATTR)
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    whole.extend(unpack(frame)?);
+    Ok(Cow::Owned(whole))
 }
 
 /// Rebuilds the change `record` records; `None` for a tombstone that DynamoDB's TTL reaped,
@@ -72,11 +96,12 @@ pub fn record_to_change(
     key_columns: &BTreeMap<String, Vec<String>>,
 ) -> Result<Option<CdcEvent>, StreamChangeError> {
     let dynamodb = &record.dynamodb;
+    let new_image = dynamodb.new_image.as_ref().map(expanded).transpose()?;
+    let old_image = dynamodb.old_image.as_ref().map(expanded).transpose()?;
     // The image that describes the item's metadata: the new one, else (REMOVE) the old one.
-    let meta_image = dynamodb
-        .new_image
-        .as_ref()
-        .or(dynamodb.old_image.as_ref())
+    let meta_image = new_image
+        .as_deref()
+        .or(old_image.as_deref())
         .unwrap_or(&dynamodb.keys);
     let written_by_eda = meta_image.contains_key(SEQ_ATTR) && meta_image.contains_key(TABLE_ATTR);
     let stream_position = Some(dynamodb.sequence_number.clone());
@@ -137,21 +162,15 @@ pub fn record_to_change(
         Some(AttributeValue::Bool(true))
     );
     let after = (!tombstone && record.event_name != StreamEventName::Remove)
-        .then(|| {
-            dynamodb
-                .new_image
-                .as_ref()
-                .map(|i| RowImage::from(row_of(i)))
-        })
+        .then(|| new_image.as_deref().map(|i| RowImage::from(row_of(i))))
         .flatten();
     Ok(Some(CdcEvent {
         key: keys_of(&table, meta_image, &dynamodb.keys, key_columns, tombstone)?,
         table,
         operation,
         after,
-        before: dynamodb
-            .old_image
-            .as_ref()
+        before: old_image
+            .as_deref()
             .filter(|_| record.event_name != StreamEventName::Remove || !tombstone)
             .map(|i| RowImage::from(row_of(i))),
         change_sequence: string_attr(meta_image, SEQ_ATTR)?
@@ -226,7 +245,7 @@ fn keys_of(
 }
 
 /// An image as the source row: eda's metadata and `pk` dropped, escaped columns renamed back.
-fn row_of(image: &Image) -> Map<String, Value> {
+pub(crate) fn row_of(image: &Image) -> Map<String, Value> {
     image
         .iter()
         .filter_map(|(name, value)| {
@@ -377,6 +396,25 @@ mod tests {
             b.payload.to_value()["after"]["_hidden"],
             1,
             "escaped column renamed back"
+        );
+    }
+
+    #[test]
+    fn a_row_stored_with_compressed_columns_comes_back_whole() {
+        let seq = "20240501120000000000000000000000006";
+        let mut daemon = change(Operation::Update, seq);
+        let notes = "backorder shipped to Lisbon ".repeat(20_000);
+        if let Some(after) = daemon.after.as_mut() {
+            after.set("NOTES", &json!(notes));
+        }
+        let record = record_of(&daemon, StreamEventName::Modify);
+        let image = record.dynamodb.new_image.as_ref().unwrap();
+        assert!(image.contains_key(PACKED_ATTR), "stored compressed");
+        assert!(!image.contains_key("NOTES"));
+        let back = record_to_change(&record, &configured()).unwrap().unwrap();
+        assert_eq!(
+            into_base_event(back, "x").payload.to_value()["after"],
+            into_base_event(daemon, "x").payload.to_value()["after"]
         );
     }
 

@@ -62,6 +62,17 @@ pub enum Command {
         /// The message; stdin when absent.
         file: Option<PathBuf>,
     },
+    /// Resolve a change event that went by reference (too large for EventBridge, its
+    /// `payload.claim_check` names the item holding its row): read the item and print the event
+    /// with its row in `payload.after` (exit 0); say so and exit 1 when the item holds another
+    /// change now (a newer one replaced the row) or is gone; exit 2 on bad input.
+    ClaimCheck {
+        /// TOML configuration file: the regions' DynamoDB endpoints and credentials.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The event (an EventBridge event, or its detail) as JSON; stdin when absent.
+        file: Option<PathBuf>,
+    },
     /// Dead-letter queue operations.
     Dlq {
         /// What to do with the queue.

@@ -10,6 +10,7 @@
 //!   - `config-reference`: every configuration key as Markdown (one line in `dispatch`);
 //!   - `decode`: a CDC message to its change and the conditional write it becomes;
 //!   - `transform`: an event through the transformer;
+//!   - `claim-check`: the row of a change event that went by claim check, read from its item;
 //!   - `dlq redrive`: dead letters replayed through the pipeline's actors;
 //!   - `replay`: a window of a topic (from a time or offsets) run again: the group's offsets
 //!     moved, or a bounded one-off pass of the pipeline under its own group;

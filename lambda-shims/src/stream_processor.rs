@@ -13,6 +13,10 @@
 //! it twice. When the publisher or the routers cannot settle the batch before the invocation's
 //! deadline, the whole batch is reported, from its first record.
 //!
+//! An event too large for EventBridge goes by claim check, decided as the daemon decides it
+//! (`eda_core::claim_check`), pointing at the record's own item: both paths publish the same
+//! event. An item whose row was stored compressed (`_zcols`) is read back whole first.
+//!
 //! A REMOVE that DynamoDB's TTL made of an eda item is a tombstone expiring (the DELETE it
 //! records was published when the tombstone was written): it is skipped, not published as a new
 //! DELETE. A TTL REMOVE in a table eda does not write is published as that table's DELETE.
@@ -24,12 +28,14 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use eda_actors::aws::RegionClients;
 use eda_actors::eventbridge_publisher::PublishItem;
 use eda_actors::region_router::RoutedEvent;
+use eda_actors::settings::event_limits;
 use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, RoutingConfig};
-use eda_core::change_event::{change_entry, into_base_event};
+use eda_core::change_event::into_base_event;
+use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
 use eda_core::dead_letter::DeadLetterSource;
 use eda_core::stream_change::record_to_change;
-use eda_core::stream_record::EventRecord;
+use eda_core::stream_record::{image_to_plain, EventRecord};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,6 +54,9 @@ pub struct StreamProcessor {
     source: String,
     /// `kafka.key_columns`: how a change's key is named, as the daemon names it.
     key_columns: BTreeMap<String, Vec<String>>,
+    /// The sizes an event is held to, as the daemon's appliers hold it: over them it goes by
+    /// claim check.
+    limits: EventLimits,
 }
 
 impl StreamProcessor {
@@ -59,6 +68,7 @@ impl StreamProcessor {
             routing: config.routing.clone(),
             source: config.publish.source.clone(),
             key_columns: config.kafka.key_columns.clone(),
+            limits: event_limits(config),
         }
     }
 
@@ -142,8 +152,20 @@ impl StreamProcessor {
             return Ok(None);
         };
         let table = change.table.qualified();
-        let base = into_base_event(change, record.aws_region.as_str());
-        let entry = change_entry(&base, &self.source, &self.publisher.bus);
+        let mut base = into_base_event(change, record.aws_region.as_str());
+        // The item this record recorded: where a claim check points, as the daemon's does.
+        let item = ItemAddress {
+            region: &record.aws_region,
+            table: record.table_name().unwrap_or_default(),
+            key: Some(image_to_plain(&record.dynamodb.keys)),
+        };
+        let entry = change_entry_within(
+            &mut base,
+            &self.source,
+            &self.publisher.bus,
+            &self.limits,
+            &item,
+        );
         let source = DeadLetterSource::DynamoDbStream {
             event_id: record.event_id,
             sequence_number: record.dynamodb.sequence_number,

@@ -146,6 +146,19 @@ impl Table {
     }
 }
 
+/// `item` with the columns its `_zcols` holds (a row over DynamoDB's item limit, stored with
+/// its largest columns compressed) put back as attributes: the row as the source had it.
+pub fn whole(item: &Item) -> Item {
+    use eda_actors::aws::{from_sdk, to_sdk};
+    let plain: eda_core::apply_plan::Item =
+        item.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect();
+    let unpacked = eda_core::apply_plan::unpacked(&plain).expect("_zcols unpacks");
+    unpacked
+        .iter()
+        .map(|(k, v)| (k.clone(), to_sdk(v)))
+        .collect()
+}
+
 /// How `items` differs from `expected`, one line a difference: a key missing, one deleted at
 /// the source but live in the table, a column with another value, an item the source never had.
 fn compare(items: &BTreeMap<String, Item>, expected: &Expected) -> Vec<String> {
@@ -160,6 +173,7 @@ fn compare(items: &BTreeMap<String, Item>, expected: &Expected) -> Vec<String> {
             }
             (Some(_), None) => mismatches.push(format!("{key}: missing")),
             (Some(image), Some(item)) => {
+                let item = whole(item);
                 for (column, value) in image {
                     let stored = match item.get(column) {
                         Some(AttributeValue::S(s)) => Value::String(s.clone()),

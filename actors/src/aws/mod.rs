@@ -6,12 +6,13 @@
 //! default chain (environment, IRSA web identity on EKS, instance metadata).
 //!
 //! The submodules adapt the clients to the [ports](crate::ports): `dynamodb` (the sequence-guarded
-//! `PutItem`), `table_structures` (Qlik table structures in the metadata table), `eventbridge`
+//! `PutItem`), `claim_check` (reading the item an event that went by reference names), `table_structures` (Qlik table structures in the metadata table), `eventbridge`
 //! (`PutEvents`), `sqs` (the dead-letter queue), `owed_queue` (the events owed to a region while
 //! it cannot take them), `probe` (the health probes' calls and the Secrets Manager read), and
 //! `error` (one classification of SDK errors for all).
 //! No SDK call of eda lives outside this module.
 
+mod claim_check;
 mod dynamodb;
 mod error;
 mod eventbridge;
@@ -20,6 +21,7 @@ mod probe;
 mod sqs;
 mod table_structures;
 
+pub use claim_check::read_claimed_row;
 pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
 pub use eventbridge::EventBridgeClient;
 pub use owed_queue::SqsOwedQueue;

@@ -20,7 +20,10 @@
 //! offset, and the age of its oldest unsettled message.
 //!
 //! One key always goes to the same applier, and an applier handles its batches in order, so the
-//! changes of a key are applied in partition order while different keys run in parallel.
+//! changes of a key are applied in partition order while different keys run in parallel. An
+//! UPDATE that changes its row's key is sent as two changes, the DELETE of the old key to the old
+//! key's applier and the INSERT of the new key to the new key's, so both keys keep their order;
+//! its offset counts as settled once both are.
 //!
 //! A crash here leaves nothing to repair: only offsets whose effects are all acknowledged were
 //! stored, so the group, restarted by the root supervisor, reads again from the last commit and
@@ -39,7 +42,7 @@ use crate::telemetry::{
     Readiness,
 };
 use eda_config::RetryConfig;
-use eda_core::apply_plan::applier_for;
+use eda_core::apply_plan::{applier_for, split_key_change};
 use eda_core::cdc::{CdcEvent, KafkaCoordinates, TableRef};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use eda_core::failure::Stage;
@@ -404,9 +407,17 @@ impl PartitionConsumerState {
             }
             match decoded {
                 Ok(Decoded::Change(event)) => {
-                    let slot = applier_for(&event, n);
-                    changes[slot].push(*event);
-                    offsets[slot].push(offset);
+                    // A key-changing UPDATE is two changes, each routed by its own key; the
+                    // message is settled once both are.
+                    let (first, second) = split_key_change(*event);
+                    if second.is_some() {
+                        let _ = self.tracker.add_part(offset);
+                    }
+                    for change in std::iter::once(first).chain(second) {
+                        let slot = applier_for(&change, n);
+                        changes[slot].push(change);
+                        offsets[slot].push(offset);
+                    }
                 }
                 Ok(Decoded::Nothing) => nothing_to_do.push(offset),
                 Err(failure) => {
@@ -535,7 +546,7 @@ impl PartitionConsumerState {
     /// the commit passed for the reader.
     fn acknowledge(&mut self, offsets: &[i64]) {
         for &offset in offsets {
-            if self.tracker.ack(offset).is_ok() {
+            if self.tracker.ack(offset) == Ok(true) {
                 if let Some(read) = self.reads.get(&offset) {
                     MessageProcessed {
                         topic: &self.topic,

@@ -79,8 +79,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// EventBridge `Source` of cross-region events.
-pub const CROSS_REGION_SOURCE: &str = "eda.cross-region";
+/// EventBridge `Source` of cross-region events (defined in the core, which sizes their entries).
+pub use eda_core::envelope::CROSS_REGION_SOURCE;
 
 /// How often a router retries its buffer, expires old events, polls its breaker and starts drain
 /// rounds of its owed queue.

@@ -135,6 +135,18 @@ pub struct Redelivery {
     result: Result<Vec<Result<String, SinkError>>, SinkError>,
 }
 
+/// Most bytes of an owed record's `reason`.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn capped(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 impl RegionRouterState {
     /// The owed record of one event, as the body SQS keeps.
     pub(super) fn owed_record(
@@ -146,7 +158,9 @@ impl RegionRouterState {
         let packed = self.pack_envelope(&item.event)?;
         let owed = OwedEvent {
             target_region: self.region.clone(),
-            reason: reason.to_string(),
+            // Capped, so the record of the largest whole event still fits one SQS message
+            // (`eda_core::claim_check::WRAPPER_BYTES`); an SDK error can run to kilobytes.
+            reason: capped(reason, MAX_REASON_BYTES),
             owed_at: now,
             source: item.event.source.clone(),
             envelope: packed.envelope,

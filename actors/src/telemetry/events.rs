@@ -9,7 +9,7 @@
 
 use super::labels::{
     ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, Service,
+    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 use super::metrics::{configured, fixed, region, Metrics};
 use super::names::label;
@@ -312,6 +312,30 @@ impl InternalEvent for EventsRepublished {
     fn emit(self, metrics: &Metrics) {
         tracing::trace!(count = self.count, "Change events published again.");
         metrics.events_republished.inc_by(self.count);
+    }
+}
+
+/// Changes too large for a limit went another way: their events by claim check, or their rows
+/// with columns compressed.
+#[derive(Debug, Clone, Copy)]
+pub struct OversizeChanges {
+    /// Which limit, and what was done.
+    pub kind: OversizeKind,
+    /// How many.
+    pub count: u64,
+}
+
+impl InternalEvent for OversizeChanges {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            kind = self.kind.as_str(),
+            count = self.count,
+            "Oversize changes: events by claim check, or rows with compressed columns."
+        );
+        metrics
+            .oversize_changes
+            .get_or_create(&[fixed(label::KIND, self.kind.as_str())])
+            .inc_by(self.count);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::names::{
     actor, breaker_state, cdc_operation, dlq_source, dynamodb_operation, function, health_status,
-    outcome, service,
+    outcome, oversize, service,
 };
 
 /// Declares a fieldless enum whose variants map one-to-one onto label-value constants.
@@ -46,6 +46,16 @@ label_enum! {
         Delete => cdc_operation::DELETE,
         /// A full-load row.
         Refresh => cdc_operation::REFRESH,
+    }
+}
+
+label_enum! {
+    /// How a change was too large, as counted by `eda_oversize_changes_total`.
+    OversizeKind {
+        /// Its event went by claim check.
+        EventByReference => oversize::EVENT_BY_REFERENCE,
+        /// Its row was written with columns compressed.
+        RowCompressed => oversize::ROW_COMPRESSED,
     }
 }
 

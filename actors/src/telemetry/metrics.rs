@@ -93,6 +93,8 @@ pub struct Metrics {
     pub(crate) cdc_events: Family<[Label; 1], Counter>,
     /// `eda_events_republished_total`.
     pub(crate) events_republished: Counter,
+    /// `eda_oversize_changes_total{kind}`.
+    pub(crate) oversize_changes: Family<[Label; 1], Counter>,
     /// `eda_dynamodb_operations_total{operation,outcome}`.
     pub(crate) dynamodb_operations: Family<[Label; 2], Counter>,
     /// `eda_dynamodb_errors_total{operation,error_class}`.
@@ -168,6 +170,7 @@ impl Metrics {
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
             events_republished: Counter::default(),
+            oversize_changes: Family::default(),
             dynamodb_operations: Family::default(),
             dynamodb_errors: Family::default(),
             eventbridge_published: Family::default(),
@@ -243,6 +246,11 @@ impl Metrics {
             metric::EVENTS_REPUBLISHED,
             "Change events published again because the table already held their change (replays, redeliveries, retried writes); same event ids",
             metrics.events_republished.clone(),
+        );
+        r.register(
+            metric::OVERSIZE_CHANGES,
+            "Changes too large for a limit: events published by claim check (over EventBridge's 256 KB), rows written with columns zstd-compressed in _zcols (over DynamoDB's 400 KB)",
+            metrics.oversize_changes.clone(),
         );
         r.register(
             metric::DYNAMODB_OPERATIONS,

@@ -33,7 +33,7 @@ pub mod reference;
 pub use events::*;
 pub use labels::{
     ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, Service,
+    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 pub use metrics::Metrics;
 pub use readiness::{Liveness, NotAlive, NotReady, Readiness, Sink};

@@ -39,6 +39,10 @@ pub mod metric {
     /// held their change (a replay after a crash or rebalance, a redelivery, a retried write):
     /// the duplicates consumers de-duplicate on the event id.
     pub const EVENTS_REPUBLISHED: &str = "events_republished";
+    /// `eda_oversize_changes_total{kind}`: changes too large for a limit: events published by
+    /// claim check (over EventBridge's 256 KB), rows written with columns compressed (over
+    /// DynamoDB's 400 KB).
+    pub const OVERSIZE_CHANGES: &str = "oversize_changes";
     /// `eda_dynamodb_operations_total{operation,outcome}`: DynamoDB calls by result.
     pub const DYNAMODB_OPERATIONS: &str = "dynamodb_operations";
     /// `eda_dynamodb_errors_total{operation,error_class}`: failed DynamoDB calls.
@@ -121,6 +125,16 @@ pub mod label {
     pub const SERVICE: &str = "service";
     /// A Lambda shim.
     pub const FUNCTION: &str = "function";
+    /// What kind of oversize change.
+    pub const KIND: &str = "kind";
+}
+
+/// Values of the `kind` label of `eda_oversize_changes_total`.
+pub mod oversize {
+    /// An event published by claim check: its row left out, the item named.
+    pub const EVENT_BY_REFERENCE: &str = "event_by_reference";
+    /// A row written with its largest columns zstd-compressed in `_zcols`.
+    pub const ROW_COMPRESSED: &str = "row_compressed";
 }
 
 /// Values of the `operation` label for CDC events.

@@ -13,7 +13,7 @@
 use super::events::*;
 use super::labels::{
     ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, Service,
+    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 use super::metrics::Metrics;
 use super::names::{label, outcome};
@@ -102,6 +102,11 @@ pub fn populated() -> Metrics {
     }
     .emit(&m);
     EventsRepublished { count: 3 }.emit(&m);
+    OversizeChanges {
+        kind: OversizeKind::EventByReference,
+        count: 1,
+    }
+    .emit(&m);
     DynamoDbCall {
         operation: DynamoDbOperation::PutItem,
         outcome: DynamoDbOutcome::ConditionFailed,
@@ -315,7 +320,7 @@ pub fn markdown() -> String {
     }
     let configured = |key: &str| format!("configured: `{key}`");
     let code = |name: &str| format!("`{name}`");
-    let rows: [(String, String); 15] = [
+    let rows: [(String, String); 16] = [
         (code(label::TOPIC), configured("kafka.topics")),
         (
             code(label::PARTITION),
@@ -324,6 +329,10 @@ pub fn markdown() -> String {
         (
             format!("{} of `eda_cdc_events_total`", code(label::OPERATION)),
             values(CdcOperation::ALL.iter().map(|v| v.as_str())),
+        ),
+        (
+            code(label::KIND),
+            values(OversizeKind::ALL.iter().map(|v| v.as_str())),
         ),
         (
             format!("{} of `eda_dynamodb_*`", code(label::OPERATION)),
@@ -383,7 +392,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 32, "{all:#?}");
+        assert_eq!(all.len(), 33, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

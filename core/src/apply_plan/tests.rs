@@ -1,6 +1,7 @@
 //! Unit tests of the apply plan: item layout, coalescing, REFRESH and key changes.
 
 use super::*;
+use crate::cdc::KeyColumn;
 use serde_json::{json, Map};
 
 pub(super) fn event(op: Operation, id: i64, seq: &str, name: &str) -> CdcEvent {
@@ -157,15 +158,85 @@ fn routing_overrides_pick_the_table() {
 }
 
 #[test]
-fn a_key_changing_update_tombstones_the_old_key() {
+fn a_key_changing_update_split_first_tombstones_the_old_key() {
     let mut e = event(Operation::Update, 2, &seq(9), "moved");
     let mut before = Map::new();
     before.insert("ID".into(), json!(1));
     e.before = Some(before.into());
-    let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
+    let p = plan(
+        &split_key_changes(vec![e]),
+        &TableRouting::new("cdc"),
+        &OPTS,
+    );
     assert_eq!(p.writes.len(), 2);
     assert_eq!(p.writes[0].pk(), "dbo.users#1");
     assert!(p.writes[0].tombstone);
+    assert_eq!(p.writes[0].covers, [0]);
     assert_eq!(p.writes[1].pk(), "dbo.users#2");
     assert!(!p.writes[1].tombstone);
+    assert_eq!(p.writes[1].covers, [1]);
+}
+
+/// Text of `len` bytes: repeated words (zstd shrinks it a lot) or pseudo-random letters (it
+/// does not).
+fn filler(len: usize, compressible: bool) -> String {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|i| {
+            if compressible {
+                b"invoice paid in full "[i % 21] as char
+            } else {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (b'a' + (x % 26) as u8) as char
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_row_over_the_item_limit_is_written_with_its_columns_compressed() {
+    let e = event(Operation::Update, 7, &seq(2), &filler(600 * 1024, true));
+    let p = plan(&[e], &TableRouting::new("cdc"), &OPTS);
+    assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+    let item = &p.writes[0].item;
+    assert!(item_size(item) <= MAX_ITEM_BYTES);
+    assert!(matches!(item.get(PACKED_ATTR), Some(AttrValue::B(_))));
+    assert!(!item.contains_key("NAME"));
+    assert_eq!(
+        item["ID"],
+        AttrValue::N("7".into()),
+        "the key stays readable"
+    );
+    let whole = unpacked(item).expect("unpacks");
+    assert_eq!(
+        whole["NAME"],
+        AttrValue::S(filler(600 * 1024, true)),
+        "the row is whole"
+    );
+}
+
+#[test]
+fn a_row_too_large_even_compressed_is_refused_and_the_change_before_it_still_written() {
+    let small = event(Operation::Insert, 7, &seq(1), "small");
+    let huge = event(Operation::Update, 7, &seq(2), &filler(900 * 1024, false));
+    let p = plan(&[small, huge], &TableRouting::new("cdc"), &OPTS);
+    assert_eq!(p.rejected.len(), 1);
+    assert_eq!(p.rejected[0].index, 1);
+    assert!(matches!(
+        p.rejected[0].error,
+        PlanError::RowTooLarge { item_bytes, packed_bytes }
+            if item_bytes > MAX_ITEM_BYTES && packed_bytes > MAX_ITEM_BYTES
+    ));
+    assert_eq!(p.rejected[0].error.class(), ErrorClass::TooLarge);
+    assert!(p.rejected[0]
+        .error
+        .to_string()
+        .contains("409600-byte item limit"));
+    // Planned again without it: the INSERT before it is written, as if applied alone.
+    assert_eq!(p.writes.len(), 1);
+    assert_eq!(p.writes[0].winner, 0);
+    assert_eq!(p.writes[0].covers, [0]);
+    assert_eq!(p.writes[0].item["NAME"], AttrValue::S("small".into()));
 }

@@ -122,8 +122,9 @@ pub fn settle(
                     .iter()
                     .take_while(|&&i| i != index)
                     .any(|&i| sequences[i].as_deref() == seq && verdicts[i].publishes());
-            // A change two writes cover (a key-changing update's two items) is dead-lettered if
-            // either failed, and published once if neither did.
+            // A change two writes covered would be dead-lettered if either failed, and published
+            // once if neither did (a key-changing update is split into two changes before it is
+            // planned, so each change has one write).
             let current = &verdicts[index];
             let failed = |v: &Verdict| matches!(v, Verdict::DeadLetter { .. });
             if failed(current) || (current.publishes() && !failed(&verdict)) {
@@ -134,7 +135,7 @@ pub fn settle(
     }
     for rejected in &plan.rejected {
         verdicts[rejected.index] = Verdict::DeadLetter {
-            class: ErrorClass::Validation,
+            class: rejected.error.class(),
             message: rejected.error.to_string(),
             stage: Stage::Plan,
             attempts: 1,

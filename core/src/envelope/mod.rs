@@ -34,6 +34,10 @@ pub use dictionary::{Dictionary, SHIPPED_DICTIONARY_ID};
 
 use crate::eventbridge::{self, EventBridgeEntry};
 
+/// EventBridge `Source` of cross-region events: the `Source` of every entry a region router
+/// sends, and so part of each entry's size.
+pub const CROSS_REGION_SOURCE: &str = "eda.cross-region";
+
 /// Largest payload [`EnvelopePacker::unpack`] will inflate, whatever the envelope claims, so a
 /// forged `original_size` cannot make a receiver allocate without bound.
 pub const MAX_UNPACKED_BYTES: usize = 16 * 1024 * 1024;

@@ -90,6 +90,14 @@ fn text_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
     })
 }
 
+impl BaseEvent {
+    /// Whether the event went by claim check: a change whose row was left out for its size (see
+    /// [`claim_check`](crate::claim_check)).
+    pub fn is_by_reference(&self) -> bool {
+        matches!(&self.payload, Payload::Change(change) if change.claim_check.is_some())
+    }
+}
+
 impl From<BaseEvent> for Value {
     /// The event as JSON, for a [`ValidationFailed`] built from a [`BaseEvent`].
     fn from(event: BaseEvent) -> Value {

@@ -9,6 +9,7 @@
 use super::field::{descend, Found, Segment};
 use super::{trim_in_place, trim_strings, trimmed};
 use crate::cdc::{Cell, KeyColumn, RowImage};
+use crate::claim_check::ClaimCheck;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -32,11 +33,19 @@ pub struct ChangePayload {
     pub before: Option<RowImage>,
     /// The change sequence.
     pub change_sequence: String,
+    /// Where the row is when the event goes without it, too large for EventBridge: a claim
+    /// check on the item (see [`claim_check`](crate::claim_check)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_check: Option<Box<ClaimCheck>>,
     /// The key columns and their values, in key order; written as a JSON object whose members
     /// are sorted by name, as a `serde_json` map would write them (a repeated name keeps its
     /// last value).
     #[serde(serialize_with = "key_object")]
     pub key: Vec<KeyColumn>,
+    /// The row images (`after`, `before`) left out to keep the event within EventBridge's
+    /// limit; empty (and not written) for a whole event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<&'static str>,
     /// `INSERT`, `UPDATE`, `DELETE` or `REFRESH`.
     pub operation: &'static str,
     /// `SCHEMA.TABLE`.
@@ -311,10 +320,12 @@ mod tests {
             after: Some(after),
             before: None,
             change_sequence: "1".into(),
+            claim_check: None,
             key: vec![KeyColumn {
                 name: "ID".into(),
                 value: json!(" 7 "),
             }],
+            omitted: Vec::new(),
             operation: "UPDATE",
             table: "S.T".into(),
         });
@@ -332,11 +343,13 @@ mod tests {
             after: None,
             before: None,
             change_sequence: "1".into(),
+            claim_check: None,
             key: vec![
                 column("REGION", json!("eu")),
                 column("ID", json!(1)),
                 column("REGION", json!("us")),
             ],
+            omitted: Vec::new(),
             operation: "UPDATE",
             table: "S.T".into(),
         });

@@ -99,7 +99,9 @@ pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
         tombstone_ttl_secs: i64::try_from(config.apply.tombstone_ttl_secs).unwrap_or(i64::MAX),
         refresh_started_at: None,
     };
-    let plan = apply_plan::plan(std::slice::from_ref(&event), &routing, &opts);
+    // A key-changing UPDATE is applied as the old key's DELETE and the new key's INSERT.
+    let changes = apply_plan::split_key_changes(vec![event.clone()]);
+    let plan = apply_plan::plan(&changes, &routing, &opts);
     let printed = json!({
         "message": "change",
         "event": event,

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] maps each to its exit code.
 
 mod check_config;
+mod claim_check;
 mod decode;
 mod dlq;
 mod jwt;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Transform { file, config } => {
             transform::transform(file.as_deref(), config.as_deref())
         }
+        Command::ClaimCheck { config, file } => claim_check::claim_check(&config, file.as_deref()),
         Command::Dlq {
             command:
                 DlqCommand::Redrive {

@@ -16,11 +16,12 @@
 //! (or the stream processor) made, field for field, content hash and compressed bytes included;
 //! only `created_at`, a wall-clock stamp, differs.
 //!
-//! Three changes go through both paths: an UPDATE of a table whose key column is configured; a
+//! These changes go through both paths: an UPDATE of a table whose key column is configured; a
 //! REFRESH row (a full load's, without a change sequence), whose id both paths derive from the
-//! sequence the apply guard compared; and, with no `kafka.key_columns` at all, an UPDATE and a
+//! sequence the apply guard compared; with no `kafka.key_columns` at all, an UPDATE and a
 //! DELETE of a table whose composite key the daemon learned from Qlik's metadata message only
-//! (the stream processor reads the key's names from the item's `_key`).
+//! (the stream processor reads the key's names from the item's `_key`); and an UPDATE that
+//! changes the row's key, which is the old key's DELETE and the new key's INSERT on both paths.
 //!
 //! What the stream cannot carry and so differs, by design: `payload.before` (the stream's old
 //! image is the previous item, not Qlik's before image), `correlation_id` (Qlik's transaction id
@@ -537,5 +538,175 @@ async fn without_configured_key_columns_both_paths_agree_on_the_key_and_the_id()
             event_id(&change).to_string().as_str(),
             "{operation}"
         );
+    }
+}
+
+/// The stream record of the item the applier wrote under `pk`, read back from DynamoDB Local, as
+/// a stream delivers it (`event_name`: `INSERT` for a new item, `MODIFY` for a changed one).
+async fn stream_record_at(config: &Config, pk: &str, event_name: &str, sequence: u64) -> Value {
+    let region = &config.regions.primary;
+    let clients = RegionClients::new(region, &config.aws).await;
+    let written = clients
+        .dynamodb
+        .get_item()
+        .table_name(&region.cdc_table)
+        .key("pk", eda_actors::aws::to_sdk(&AttrValue::S(pk.to_string())))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
+        .item
+        .unwrap_or_else(|| panic!("the applier wrote no item {pk}"));
+    let item: Map<String, Value> = written
+        .iter()
+        .map(|(k, v)| (k.clone(), typed(&from_sdk(v))))
+        .collect();
+    json!({
+        "eventID": format!("conformance-{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region.name,
+        "eventSourceARN": format!("arn:aws:dynamodb:{}:123456789012:table/{}/stream/2024", region.name, region.cdc_table),
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1714564800,
+            "Keys": {"pk": item["pk"]},
+            "NewImage": item,
+            "SequenceNumber": sequence.to_string(),
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        }
+    })
+}
+
+/// An UPDATE that changes the row's key (`ID` from `old` to `new`) is the same two events on
+/// both paths: the DELETE of the old key and the INSERT of the new key, each under the id of its
+/// own key and the UPDATE's sequence. The daemon splits the UPDATE into those two changes; the
+/// stream processor sees the two items they write (the old key's tombstone, the new key's row)
+/// and publishes the same two. Both cross to the other region.
+#[tokio::test]
+async fn a_key_change_is_the_same_delete_and_insert_on_both_paths() {
+    let mut config = local_config();
+    let table = TableRef::new("SALES", "CUSTOMERS");
+    config
+        .kafka
+        .key_columns
+        .insert(table.qualified(), vec!["ID".into()]);
+    let (home, other) = (&config.regions.primary, &config.regions.secondary);
+    let (old, new) = (unique("conf-moved-from"), unique("conf-moved-to"));
+    let moved = QLIK_UPDATE.replace(
+        r#""beforeData":{"ID":"2","#,
+        &format!(r#""beforeData":{{"ID":"{old}","#),
+    );
+    let change = decoded(&moved, &table, &new, &MetadataCache::new(), true);
+    // The two changes, as ids: the old key's DELETE and the new key's INSERT, at the UPDATE's
+    // sequence.
+    let mut delete = change.clone();
+    delete.operation = eda_core::cdc::Operation::Delete;
+    delete.key[0].value = json!(old);
+    let ids = [event_id(&delete).to_string(), event_id(&change).to_string()];
+
+    // The daemon.
+    let (home_bus, other_bus) = (
+        Inspector::start(&config, home).await,
+        Inspector::start(&config, other).await,
+    );
+    through_the_daemon(&config, change.clone()).await;
+    let daemon = home_bus.wait_for(&ids).await;
+    let daemon_crossed = other_bus.wait_for(&ids).await;
+
+    // The stream processor, on the records of the two items the daemon wrote.
+    let records = [
+        stream_record_at(&config, &format!("SALES.CUSTOMERS#{old}"), "MODIFY", 6001).await,
+        stream_record_at(&config, &format!("SALES.CUSTOMERS#{new}"), "INSERT", 6002).await,
+    ];
+    let (home_bus, other_bus) = (
+        Inspector::start(&config, home).await,
+        Inspector::start(&config, other).await,
+    );
+    let processor = stream_processor(&config).await;
+    let response = processor
+        .process(json!({ "Records": records }), Duration::from_secs(20))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let lambda = home_bus.wait_for(&ids).await;
+    let lambda_crossed = other_bus.wait_for(&ids).await;
+
+    let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+    for (i, (operation, key)) in [("DELETE", &old), ("INSERT", &new)].into_iter().enumerate() {
+        let both = BothPaths {
+            daemon: daemon[i].clone(),
+            daemon_crossed: daemon_crossed[i].clone(),
+            lambda: lambda[i].clone(),
+            lambda_crossed: lambda_crossed[i].clone(),
+        };
+        // A tombstone keeps only the key: the stream cannot give a DELETE's row back.
+        let fields: &[&str] = if operation == "DELETE" {
+            &PAYLOAD_FIELDS[..4]
+        } else {
+            &PAYLOAD_FIELDS
+        };
+        assert_same_output(&config, &both, fields);
+        assert_eq!(
+            both.daemon["detail-type"],
+            format!("SALES.CUSTOMERS.{operation}"),
+            "{operation}"
+        );
+        assert_eq!(both.daemon["detail"]["payload"]["key"], json!({"ID": key}));
+        assert_eq!(
+            both.daemon["detail"]["payload"]["change_sequence"],
+            change.change_sequence.as_str()
+        );
+        let (daemon_envelope, daemon_payload) = opened(&mut packer, &both.daemon_crossed);
+        let (lambda_envelope, lambda_payload) = opened(&mut packer, &both.lambda_crossed);
+        assert_eq!(daemon_envelope.event_id, ids[i]);
+        assert_eq!(lambda_envelope.event_id, ids[i]);
+        assert_eq!(daemon_payload, both.daemon["detail"]);
+        assert_eq!(lambda_payload, both.lambda["detail"]);
+    }
+}
+
+/// Rows too large to travel whole: one too large for EventBridge (300 KB) and one too large for
+/// DynamoDB's item too (600 KB, stored with its column compressed in `_zcols`, which the stream
+/// processor unpacks). Both paths publish the same event by reference, with the same claim
+/// check, and carry it to the other region as it is.
+#[tokio::test]
+async fn an_oversize_row_goes_by_the_same_claim_check_on_both_paths() {
+    let mut config = local_config();
+    let table = TableRef::new("SALES", "CUSTOMERS");
+    config
+        .kafka
+        .key_columns
+        .insert(table.qualified(), vec!["ID".into()]);
+    for size in [300 * 1024, 600 * 1024] {
+        let key = unique("conf-oversize");
+        let name = "invoice paid in full; ".repeat(size / 22);
+        let message = QLIK_UPDATE.replace(r#""NAME":"test Kafka""#, &format!(r#""NAME":"{name}""#));
+        let change = decoded(&message, &table, &key, &MetadataCache::new(), true);
+        let both = through_both_paths(&config, &change, &key).await;
+        assert_same_output(&config, &both, &PAYLOAD_FIELDS);
+        let (daemon, lambda) = (&both.daemon["detail"], &both.lambda["detail"]);
+        assert_eq!(
+            daemon["payload"]["after"],
+            Value::Null,
+            "{size}: by reference"
+        );
+        assert_eq!(
+            lambda["payload"]["claim_check"], daemon["payload"]["claim_check"],
+            "{size}"
+        );
+        assert_eq!(
+            daemon["payload"]["claim_check"]["item_key"]["pk"],
+            format!("SALES.CUSTOMERS#{key}")
+        );
+        assert_eq!(
+            daemon["payload"]["claim_check"]["sequence"],
+            change.change_sequence.as_str()
+        );
+        let mut packer = EnvelopePacker::new(&config.routing, None).expect("packer");
+        let (_, daemon_payload) = opened(&mut packer, &both.daemon_crossed);
+        let (_, lambda_payload) = opened(&mut packer, &both.lambda_crossed);
+        assert_eq!(&daemon_payload, daemon);
+        assert_eq!(&lambda_payload, lambda);
     }
 }
