@@ -14,8 +14,10 @@
 //! [`eda_core::apply_plan::verdict`]): every change a successful write covers gets its event —
 //! the ones newer than what the table held as applied changes, the ones the table already held
 //! (a replay after a crash, a redelivery, a retried write) again under the same id, counted in
-//! `eda_events_republished_total`, because a crash between a write and its publish leaves their
-//! events owed. Downstream de-duplicates on the event id.
+//! `eda_events_republished_total` when the guard refused the write, because a crash between a
+//! write and its publish leaves their events owed. (A write that went through reports no
+//! replaced sequence — it asks for no old item, which saved a 1-2 KB response per write — so
+//! every change it covers counts as applied.) Downstream de-duplicates on the event id.
 //!
 //! Crash points: a batch's offsets are acknowledged only once its events are published (and
 //! routed) and its failures dead-lettered. A crash anywhere before that leaves the offsets
