@@ -14,8 +14,10 @@
 //! [`eda_core::apply_plan::verdict`]): every change a successful write covers gets its event —
 //! the ones newer than what the table held as applied changes, the ones the table already held
 //! (a replay after a crash, a redelivery, a retried write) again under the same id, counted in
-//! `eda_events_republished_total`, because a crash between a write and its publish leaves their
-//! events owed. Downstream de-duplicates on the event id.
+//! `eda_events_republished_total` when the guard refused the write, because a crash between a
+//! write and its publish leaves their events owed. (A write that went through reports no
+//! replaced sequence — it asks for no old item, which saved a 1-2 KB response per write — so
+//! every change it covers counts as applied.) Downstream de-duplicates on the event id.
 //!
 //! An event too large to travel whole goes by claim check (the row left out, the item named:
 //! [`eda_core::claim_check`]), decided once here so the home bus and the other region get the same

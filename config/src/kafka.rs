@@ -94,12 +94,17 @@ pub struct KafkaConfig {
     /// Messages a partition may have in flight: read, and not yet passed by the commit (settled
     /// downstream together with every message before it). At the limit its reader stops until
     /// the commit moves, so memory stays flat under any input rate and a head message that never
-    /// settles stops the reading here.
+    /// settles stops the reading here. Each message in flight holds about 5 KB of the daemon's
+    /// memory for a 1-2 KB Qlik message (in `make bench-e2e`, 4 × 3,072 fewer in flight cut the
+    /// peak RSS by 56 MB), and at the daemon's rate a larger window only adds waiting: with
+    /// 4,096 the backlog run's p99 read-to-settled was 15-20 s (up to 30 s), with 1,024 about
+    /// 4 s (up to 6 s) (`docs/perf/profile.md`).
     pub max_in_flight_per_partition: usize,
     /// Bytes (message payload plus key) a partition may have in flight, read but not yet
     /// settled and committable; at the limit its reader stops, as at
     /// `max_in_flight_per_partition`, so a partition of large messages holds bounded memory.
-    /// A single message larger than this is still read, alone.
+    /// A single message larger than this is still read, alone. The default (8 MiB) binds before
+    /// `max_in_flight_per_partition` once messages average more than 8 KB.
     pub max_in_flight_bytes_per_partition: u64,
     /// Largest batch of changes handed to an applier at once.
     pub batch_max: usize,
@@ -168,8 +173,8 @@ impl Default for KafkaConfig {
             rejoin_timeout_ms: 90_000,
             out_of_group_liveness_ms: 300_000,
             commit_interval_ms: 5_000,
-            max_in_flight_per_partition: 4_096,
-            max_in_flight_bytes_per_partition: 64 * 1024 * 1024,
+            max_in_flight_per_partition: 1_024,
+            max_in_flight_bytes_per_partition: 8 * 1024 * 1024,
             batch_max: 500,
             batch_linger_ms: 5,
             topic_tables: BTreeMap::new(),

@@ -121,7 +121,7 @@ fn the_in_flight_byte_bound_is_read_from_the_environment_and_checked() {
         let config = load_in(jail, "eda.toml").expect("valid");
         assert_eq!(
             config.kafka.max_in_flight_bytes_per_partition,
-            64 * 1024 * 1024
+            8 * 1024 * 1024
         );
         jail.set_env("EDA_KAFKA__MAX_IN_FLIGHT_BYTES_PER_PARTITION", "1048576");
         let config = load_in(jail, "eda.toml").expect("valid");

@@ -1,15 +1,20 @@
 //! [`ItemWriter`] on DynamoDB: the apply plan's writes as conditional `PutItem`s.
 //!
-//! Each write asks for the replaced item (`ReturnValues=ALL_OLD`) and, when the guard fails, for
-//! the stored one (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so the applier learns which
-//! sequence it replaced or lost to without a second read. Where a server does not return the
-//! stored item on a failed condition, one consistent `GetItem` of `_seq` finds it.
+//! A write that the guard lets through returns nothing (`ReturnValues=NONE`): asking for the
+//! replaced item (`ALL_OLD`) made DynamoDB send back, and the SDK parse, a whole item of 1-2 KB
+//! for every write, only to tell [`Verdict::Publish`](eda_core::apply_plan::Verdict) from
+//! `Republish` for the changes a coalesced write covers — both publish; only the
+//! `eda_events_republished_total` count differed (see `docs/perf/profile.md`). Neither choice
+//! costs write or read units. When the guard fails, the stored item comes back
+//! (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, also free of read units) so the applier learns
+//! the sequence it lost to without a second read; where a server does not return it, one
+//! consistent `GetItem` of `_seq` finds it.
 
 use super::error::sink_error;
 use crate::ports::{ItemWriter, SinkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use eda_core::apply_plan::WriteOutcome;
 use eda_core::apply_plan::{
     AttrValue, PlannedWrite, GUARD_EXPRESSION, GUARD_SEQ_NAME, GUARD_SEQ_VALUE, PK_ATTR, SEQ_ATTR,
@@ -44,14 +49,12 @@ impl DynamoDbItemWriter {
             .condition_expression(GUARD_EXPRESSION)
             .expression_attribute_names(GUARD_SEQ_NAME, SEQ_ATTR)
             .expression_attribute_values(GUARD_SEQ_VALUE, AttributeValue::S(write.sequence.clone()))
-            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(WriteOutcome::Applied {
-                previous: output.attributes().and_then(sequence_of),
-            }),
+            // Without the replaced item, every change the write covers counts as newly applied.
+            Ok(_) => Ok(WriteOutcome::Applied { previous: None }),
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => {
                     let current = match failed.item().and_then(sequence_of) {

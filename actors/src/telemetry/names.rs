@@ -37,7 +37,9 @@ pub mod metric {
     pub const CDC_EVENTS: &str = "cdc_events";
     /// `eda_events_republished_total`: change events published again because the table already
     /// held their change (a replay after a crash or rebalance, a redelivery, a retried write):
-    /// the duplicates consumers de-duplicate on the event id.
+    /// the duplicates consumers de-duplicate on the event id. Counted where the guard refused a
+    /// write; a write that went through counts every change it covers as applied (the `PutItem`
+    /// asks for no old item), so older changes coalesced into it are not counted here.
     pub const EVENTS_REPUBLISHED: &str = "events_republished";
     /// `eda_oversize_changes_total{kind}`: changes too large for a limit: events published by
     /// claim check (over EventBridge's 256 KB), rows written with columns compressed (over
