@@ -95,6 +95,13 @@ impl TwoBuses {
         config.regions.secondary.event_bus = bus;
         // Every table's changes cross to the secondary.
         config.routing.replicate_tables = vec!["*".into()];
+        // These outages refuse connections, which a probe and a breaker see at once. A stand-in
+        // that stalls for a second or two on a saturated machine (CI runs these beside the
+        // other suites) is no outage: with the defaults (1.5 s probe timeout, one bad round
+        // forces the breaker, 2 s is a slow call) such a stall re-forced a recovering breaker,
+        // each trip doubled its open wait, and the secondary stayed shut past the test's minute.
+        config.health.call_timeout_ms = 5_000;
+        config.breaker.slow_call_duration_ms = 10_000;
         let primary = FaultProxy::start(AWS.parse().expect("address")).await;
         let secondary = FaultProxy::start(AWS.parse().expect("address")).await;
         config.regions.primary.endpoints.eventbridge = Some(primary.url());
@@ -413,9 +420,16 @@ async fn a_health_prober_restarted_on_its_own_lifts_its_routers_forced_open_brea
     })
     .await;
     let state = status(&router(&pipeline, ROUTER_SECONDARY).await).await;
+    let last_round = match pipeline.child(PROBER_SECONDARY).await {
+        Some(cell) => {
+            let prober: ActorRef<HealthProberMsg> = cell.into();
+            ractor::call!(prober, HealthProberMsg::Last).ok().flatten()
+        }
+        None => None,
+    };
     assert!(
         closed,
-        "the secondary's breaker stayed {:?} after the region returned and the prober restarted: {state:?}",
+        "the secondary's breaker stayed {:?} after the region returned and the prober restarted: {state:?}; the prober's last round: {last_round:?}",
         state.state
     );
     println!(

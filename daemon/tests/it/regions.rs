@@ -69,7 +69,13 @@ struct TwoRegions {
 impl TwoRegions {
     /// Creates the buses and starts the actors with the default breaker and health settings.
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The same, with `tune` applied to the local configuration first.
+    async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         let mut config = local_config();
+        tune(&mut config);
         let aws = FaultProxy::start(AWS.parse().expect("address")).await;
         let dynamodb = FaultProxy::start(DYNAMODB.parse().expect("address")).await;
         let primary = region_bus(&config, &config.regions.primary, Some((&aws, &dynamodb))).await;
@@ -511,7 +517,10 @@ async fn outage_round_trip(fault: Fault) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_each_service() {
     init_logs();
-    let regions = TwoRegions::start().await;
+    // A probe times out after 5 s here, not 1.5: the region is made slow by 0.8 s, and a
+    // stand-in that stalls past 1.5 s on a saturated machine would read as down, which is not
+    // what this test is about.
+    let regions = TwoRegions::start_with(|config| config.health.call_timeout_ms = 5_000).await;
     let threshold = regions.config.health.degraded_threshold();
     // A round that was under way when the delay began is mixed (a probe answered before it,
     // another after); judge the first round that began after it. A round ends at most one call
@@ -519,14 +528,19 @@ async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_eac
     let after_cut =
         chrono::Utc::now() + regions.config.health.call_timeout() + Duration::from_secs(1);
     regions.cut(Fault::Delay(threshold + Duration::from_millis(300)));
+    // The round judged is the one that was found degraded (a later one may already be under
+    // way when the loop ends).
+    let found = Mutex::new(None);
     let degraded = wait_until(Duration::from_secs(20), || async {
-        regions
-            .last_round(0)
-            .await
-            .is_some_and(|r| r.checked_at > after_cut && r.status == Status::Degraded)
+        let round = regions.last_round(0).await;
+        let hit = round
+            .as_ref()
+            .is_some_and(|r| r.checked_at > after_cut && r.status == Status::Degraded);
+        *found.lock().expect("lock") = round;
+        hit
     })
     .await;
-    let round = regions.last_round(0).await.expect("a round");
+    let round = found.into_inner().expect("lock").expect("a round");
     assert!(degraded.is_some(), "the slow region was judged {round:?}");
     for service in &round.services {
         assert_eq!(service.status, Status::Degraded, "{round:?}");
