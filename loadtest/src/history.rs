@@ -13,6 +13,7 @@
 //! [`History::expected`] is the source's last image per key (`None`: deleted), which the
 //! DynamoDB table must equal once everything is applied, whatever the delivery order.
 
+use eda_core::cdc::{CdcEvent, KeyColumn, Operation, TableRef};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -35,6 +36,18 @@ pub struct Record {
     pub value: Vec<u8>,
     /// Whether this is an original change (not a duplicate, redelivery or poison).
     pub original: bool,
+}
+
+impl Record {
+    /// A record produced to `partition`, whatever its (absent) key would say.
+    pub fn on_partition(partition: i32, value: Vec<u8>) -> Self {
+        Self {
+            key: None,
+            partition: Some(partition),
+            value,
+            original: true,
+        }
+    }
 }
 
 /// What to generate.
@@ -136,6 +149,36 @@ pub struct History {
 /// The item key (`pk`) the daemon writes for a key value.
 pub fn pk(key: &str) -> String {
     format!("{SCHEMA}.{TABLE}#{key}")
+}
+
+/// A row of the generated table with key `key` and `notes` in its `NOTES` column (the column
+/// tests make as large as they need).
+pub fn row_with_notes(key: &str, notes: &str) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert(KEY_COLUMN.into(), key.into());
+    row.insert("NAME".into(), "Ada".into());
+    row.insert("NOTES".into(), notes.into());
+    row
+}
+
+/// A change of the generated table's key `key` at `seq`, without images: what its event id and
+/// its applier are computed from.
+pub fn change_of(key: &str, operation: Operation, seq: &str) -> CdcEvent {
+    CdcEvent {
+        table: TableRef::new(SCHEMA, TABLE),
+        operation,
+        key: vec![KeyColumn {
+            name: KEY_COLUMN.into(),
+            value: json!(key),
+        }],
+        after: None,
+        before: None,
+        change_sequence: seq.into(),
+        source_timestamp: None,
+        transaction_id: None,
+        stream_position: None,
+        kafka: None,
+    }
 }
 
 /// A change sequence in Qlik's 35-digit layout, with the default base.

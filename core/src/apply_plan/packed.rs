@@ -186,23 +186,7 @@ pub fn untyped(value: &AttributeValue) -> AttrValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Text that zstd shrinks a lot (repeated words) or not at all (pseudo-random letters).
-    fn text(len: usize, compressible: bool) -> String {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..len)
-            .map(|i| {
-                if compressible {
-                    b"order shipped to Lisbon "[i % 24] as char
-                } else {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (b'a' + (x % 26) as u8) as char
-                }
-            })
-            .collect()
-    }
+    use crate::apply_plan::tests::filler;
 
     fn item(columns: &[(&str, String)]) -> Item {
         let mut item = Item::new();
@@ -221,7 +205,7 @@ mod tests {
 
     #[test]
     fn an_item_within_the_limit_is_left_alone() {
-        let mut small = item(&[("NOTES", text(MAX_ITEM_BYTES - 100, false))]);
+        let mut small = item(&[("NOTES", filler(MAX_ITEM_BYTES - 100, false))]);
         let before = small.clone();
         assert!(item_size(&small) <= MAX_ITEM_BYTES);
         fit_item(&mut small, keep).expect("fits");
@@ -231,8 +215,8 @@ mod tests {
     #[test]
     fn the_largest_columns_move_into_zcols_until_the_item_fits() {
         let mut big = item(&[
-            ("NOTES", text(500 * 1024, true)),
-            ("BODY", text(100 * 1024, true)),
+            ("NOTES", filler(500 * 1024, true)),
+            ("BODY", filler(100 * 1024, true)),
             ("NAME", "Ada".into()),
         ]);
         let whole = big.clone();
@@ -248,7 +232,7 @@ mod tests {
 
     #[test]
     fn an_item_that_cannot_fit_even_compressed_is_refused_with_both_sizes() {
-        let mut huge = item(&[("BLOB", text(900 * 1024, false))]);
+        let mut huge = item(&[("BLOB", filler(900 * 1024, false))]);
         let whole = huge.clone();
         let err = fit_item(&mut huge, keep).expect_err("random letters do not shrink enough");
         assert_eq!(err.item_bytes, item_size(&whole));

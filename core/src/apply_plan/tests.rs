@@ -179,7 +179,7 @@ fn a_key_changing_update_split_first_tombstones_the_old_key() {
 
 /// Text of `len` bytes: repeated words (zstd shrinks it a lot) or pseudo-random letters (it
 /// does not).
-fn filler(len: usize, compressible: bool) -> String {
+pub(super) fn filler(len: usize, compressible: bool) -> String {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..len)
         .map(|i| {

@@ -50,15 +50,9 @@ pub fn claim_check(config: &Path, file: Option<&Path>) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::one_shot_runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let claimed = runtime.block_on(async {
         let clients = RegionClients::new(region, &config.aws).await;

@@ -13,15 +13,9 @@ pub fn verify(config: &Path, token: &str) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::one_shot_runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let verifier = runtime.block_on(async {
         let clients = RegionClients::new(&config.regions.primary, &config.aws).await;

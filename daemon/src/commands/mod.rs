@@ -116,6 +116,17 @@ pub fn load_config(path: &std::path::Path) -> Result<eda_config::Config, ExitCod
     })
 }
 
+/// The single-threaded runtime of a one-shot command, or the exit code that says why not.
+pub fn one_shot_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        })
+}
+
 /// What a long-running command needs first: the validated configuration, logging, and a
 /// multi-threaded runtime; or the exit code that says why not.
 pub fn start(

@@ -14,12 +14,14 @@
 use crate::fault_proxy::{Fault, FaultProxy};
 use aws_sdk_dynamodb::types::AttributeValue;
 use eda_core::apply_plan::applier_for;
-use eda_core::cdc::{CdcEvent, KeyColumn, Operation, TableRef};
+use eda_core::cdc::Operation;
 use eda_core::change_event::event_id;
-use eda_loadtest::history::{pk, qlik_message, sequence, Record, KEY_COLUMN, SCHEMA, TABLE};
+use eda_loadtest::history::{
+    change_of, pk, qlik_message, row_with_notes, sequence, Record, KEY_COLUMN,
+};
 use eda_testkit::table::Item;
 use eda_testkit::{init_logs, unique, Scenario, Sinks};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,56 +32,18 @@ const DYNAMODB: &str = "127.0.0.1:8000";
 /// Appliers of the pipeline under test (the default).
 const APPLIERS: usize = 4;
 
-/// A change of the generated table with key `key`, for [`event_id`] and [`applier_for`].
-fn change(key: &str, operation: Operation, seq: &str) -> CdcEvent {
-    CdcEvent {
-        table: TableRef::new(SCHEMA, TABLE),
-        operation,
-        key: vec![KeyColumn {
-            name: KEY_COLUMN.into(),
-            value: json!(key),
-        }],
-        after: None,
-        before: None,
-        change_sequence: seq.into(),
-        source_timestamp: None,
-        transaction_id: None,
-        stream_position: None,
-        kafka: None,
-    }
-}
-
 /// Two fresh keys whose changes go to different appliers.
 fn keys_on_two_appliers() -> (String, String) {
     let old = unique("kc-old");
     loop {
         let new = unique("kc-new");
         let (a, b) = (
-            applier_for(&change(&old, Operation::Insert, &sequence(1)), APPLIERS),
-            applier_for(&change(&new, Operation::Insert, &sequence(1)), APPLIERS),
+            applier_for(&change_of(&old, Operation::Insert, &sequence(1)), APPLIERS),
+            applier_for(&change_of(&new, Operation::Insert, &sequence(1)), APPLIERS),
         );
         if a != b {
             return (old, new);
         }
-    }
-}
-
-/// A row of the generated table.
-fn row(key: &str, notes: &str) -> Map<String, Value> {
-    let mut row = Map::new();
-    row.insert(KEY_COLUMN.into(), key.into());
-    row.insert("NAME".into(), "Ada".into());
-    row.insert("NOTES".into(), notes.into());
-    row
-}
-
-/// A record of partition 0.
-fn record(value: Vec<u8>) -> Record {
-    Record {
-        key: None,
-        partition: Some(0),
-        value,
-        original: true,
     }
 }
 
@@ -157,12 +121,10 @@ async fn a_key_changing_update_keeps_the_order_of_both_keys() {
     // The INSERT first, alone, so it is read (and held) before the UPDATE arrives: in one batch
     // the two changes of the old key would be coalesced into its tombstone, as they may be.
     scenario
-        .produce(&[record(qlik_message(
-            "INSERT",
-            &s1,
-            &row(&old, &marker),
-            None,
-        ))])
+        .produce(&[Record::on_partition(
+            0,
+            qlik_message("INSERT", &s1, &row_with_notes(&old, &marker), None),
+        )])
         .await;
     let (pipeline, obs) = scenario.start().await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -175,12 +137,15 @@ async fn a_key_changing_update_keeps_the_order_of_both_keys() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     scenario
-        .produce(&[record(qlik_message(
-            "UPDATE",
-            &s2,
-            &row(&new, "moved"),
-            Some(&row(&old, "before the move")),
-        ))])
+        .produce(&[Record::on_partition(
+            0,
+            qlik_message(
+                "UPDATE",
+                &s2,
+                &row_with_notes(&new, "moved"),
+                Some(&row_with_notes(&old, "before the move")),
+            ),
+        )])
         .await;
 
     // The new key is written while the old key's INSERT is held.
@@ -201,9 +166,9 @@ async fn a_key_changing_update_keeps_the_order_of_both_keys() {
     // The INSERT passes; everything completes in order.
     proxy.set(Fault::None);
     let ids = [
-        event_id(&change(&old, Operation::Insert, &s1)).to_string(),
-        event_id(&change(&old, Operation::Delete, &s2)).to_string(),
-        event_id(&change(&new, Operation::Insert, &s2)).to_string(),
+        event_id(&change_of(&old, Operation::Insert, &s1)).to_string(),
+        event_id(&change_of(&old, Operation::Delete, &s2)).to_string(),
+        event_id(&change_of(&new, Operation::Insert, &s2)).to_string(),
     ];
     let events = events_by_id(&scenario, &ids).await;
     let types: Vec<(&str, &Value)> = ids
@@ -285,12 +250,15 @@ async fn a_key_change_is_committed_once_both_keys_are_written() {
     scenario.config.regions.primary.endpoints.dynamodb = Some(proxy.url());
     let s1 = sequence(1);
     scenario
-        .produce(&[record(qlik_message(
-            "UPDATE",
-            &s1,
-            &row(&new, &marker),
-            Some(&row(&old, "before the move")),
-        ))])
+        .produce(&[Record::on_partition(
+            0,
+            qlik_message(
+                "UPDATE",
+                &s1,
+                &row_with_notes(&new, &marker),
+                Some(&row_with_notes(&old, "before the move")),
+            ),
+        )])
         .await;
     let (pipeline, _) = scenario.start().await;
 

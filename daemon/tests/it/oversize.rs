@@ -20,14 +20,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use eda_actors::aws::{read_claimed_row, RegionClients};
 use eda_actors::settings::event_limits;
 use eda_core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikMessage};
-use eda_core::cdc::{CdcEvent, KeyColumn, Operation, TableRef};
+use eda_core::cdc::{Operation, TableRef};
 use eda_core::change_event::{event_id, into_base_event};
 use eda_core::claim_check::{agreed_len, ClaimCheck, Claimed, RESERVED_BYTES};
 use eda_core::envelope::EnvelopePacker;
-use eda_loadtest::history::{pk, qlik_message, sequence, Record, KEY_COLUMN, SCHEMA, TABLE};
+use eda_loadtest::history::{
+    change_of, pk, qlik_message, row_with_notes, sequence, Record, KEY_COLUMN, SCHEMA, TABLE,
+};
 use eda_testkit::table::whole;
 use eda_testkit::{envelope_of, init_logs, local_config_path, unique, Inspector, Scenario, Sinks};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Text of about `len` bytes that compresses like prose (zstd takes it to a third or so), so a
@@ -72,42 +74,9 @@ fn fastrand_like(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// A row of the generated table.
-fn row(key: &str, notes: &str) -> Map<String, Value> {
-    let mut row = Map::new();
-    row.insert(KEY_COLUMN.into(), key.into());
-    row.insert("NAME".into(), "Ada".into());
-    row.insert("NOTES".into(), notes.into());
-    row
-}
-
-fn record(value: Vec<u8>) -> Record {
-    Record {
-        key: None,
-        partition: Some(0),
-        value,
-        original: true,
-    }
-}
-
 /// The id of the change of `key` at `seq`.
 fn id_of(key: &str, operation: Operation, seq: &str) -> String {
-    event_id(&CdcEvent {
-        table: TableRef::new(SCHEMA, TABLE),
-        operation,
-        key: vec![KeyColumn {
-            name: KEY_COLUMN.into(),
-            value: json!(key),
-        }],
-        after: None,
-        before: None,
-        change_sequence: seq.into(),
-        source_timestamp: None,
-        transaction_id: None,
-        stream_position: None,
-        kafka: None,
-    })
-    .to_string()
+    event_id(&change_of(key, operation, seq)).to_string()
 }
 
 /// What the DLQ holds, for a failing test's message.
@@ -194,12 +163,10 @@ async fn an_event_over_eventbridges_limit_reaches_both_regions_by_reference() {
     let notes = prose(300 * 1024, 7);
     let s1 = sequence(1);
     scenario
-        .produce(&[record(qlik_message(
-            "INSERT",
-            &s1,
-            &row(&key, &notes),
-            None,
-        ))])
+        .produce(&[Record::on_partition(
+            0,
+            qlik_message("INSERT", &s1, &row_with_notes(&key, &notes), None),
+        )])
         .await;
     let (pipeline, _) = scenario.start().await;
     let id = id_of(&key, Operation::Insert, &s1);
@@ -280,8 +247,14 @@ async fn a_row_over_dynamodbs_item_limit_is_stored() {
     let notes = prose(600 * 1024, 11);
     scenario
         .produce(&[
-            record(qlik_message("INSERT", &s1, &row(&key, "small"), None)),
-            record(qlik_message("UPDATE", &s2, &row(&key, &notes), None)),
+            Record::on_partition(
+                0,
+                qlik_message("INSERT", &s1, &row_with_notes(&key, "small"), None),
+            ),
+            Record::on_partition(
+                0,
+                qlik_message("UPDATE", &s2, &row_with_notes(&key, &notes), None),
+            ),
         ])
         .await;
     let (pipeline, _) = scenario.start().await;
@@ -372,14 +345,18 @@ async fn at_the_claim_check_bound_an_event_is_whole_and_one_byte_more_goes_by_re
         event_limits(&scenario.config).max_detail("SALES.CUSTOMERS.INSERT") - RESERVED_BYTES;
     let s1 = sequence(1);
     let (at, over) = (unique("bound-at"), unique("bound-up"));
-    let message =
-        |key: &str, len: usize| qlik_message("INSERT", &s1, &row(key, &prose(len, 3)), None);
+    let message = |key: &str, len: usize| {
+        qlik_message("INSERT", &s1, &row_with_notes(key, &prose(len, 3)), None)
+    };
     let probe = agreed_len_of(&message(&at, 1000));
     let len = 1000 + limit - probe;
     assert_eq!(agreed_len_of(&message(&at, len)), limit);
     assert_eq!(agreed_len_of(&message(&over, len + 1)), limit + 1);
     scenario
-        .produce(&[record(message(&at, len)), record(message(&over, len + 1))])
+        .produce(&[
+            Record::on_partition(0, message(&at, len)),
+            Record::on_partition(0, message(&over, len + 1)),
+        ])
         .await;
     let (pipeline, _) = scenario.start().await;
     let ids = [

@@ -175,39 +175,10 @@ async fn stream_record_of(config: &Config, change: &CdcEvent) -> Value {
         &TableRouting::new(&region.cdc_table),
         &options,
     );
-    let pk = planned.writes[0].item["pk"].clone();
-    let clients = RegionClients::new(region, &config.aws).await;
-    let written = clients
-        .dynamodb
-        .get_item()
-        .table_name(&region.cdc_table)
-        .key("pk", eda_actors::aws::to_sdk(&pk))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get_item")
-        .item
-        .expect("the applier wrote the item");
-    let item: Map<String, Value> = written
-        .iter()
-        .map(|(k, v)| (k.clone(), typed(&from_sdk(v))))
-        .collect();
-    json!({
-        "eventID": "conformance-1",
-        "eventName": "MODIFY",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region.name,
-        "eventSourceARN": format!("arn:aws:dynamodb:{}:123456789012:table/{}/stream/2024", region.name, region.cdc_table),
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1714564800,
-            "Keys": {"pk": item["pk"]},
-            "NewImage": item,
-            "SequenceNumber": "5000",
-            "SizeBytes": 200,
-            "StreamViewType": "NEW_AND_OLD_IMAGES"
-        }
-    })
+    let AttrValue::S(pk) = &planned.writes[0].item["pk"] else {
+        panic!("the planned item's pk is not a string");
+    };
+    stream_record_at(config, pk, "MODIFY", 5000).await
 }
 
 /// An envelope from an event seen on a bus, and the payload it carries.
