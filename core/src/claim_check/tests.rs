@@ -53,6 +53,7 @@ fn change(operation: Operation, body: &str, before: Option<&str>) -> CdcEvent {
             partition: 3,
             offset: 123_456,
         }),
+        trace: None,
     }
 }
 
@@ -154,6 +155,7 @@ fn a_whole_event_at_the_bound_fits_its_envelope_its_owed_record_and_its_route_le
         target_region: "us-east-1",
         event_type,
         correlation_id: Some(&correlation),
+        traceparent: None,
         created_at,
     };
     let target = EntryTarget {

@@ -46,6 +46,7 @@ fn change(key: &str, operation: Operation, seq: &str) -> CdcEvent {
         transaction_id: None,
         stream_position: None,
         kafka: None,
+        trace: None,
     }
 }
 

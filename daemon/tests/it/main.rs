@@ -25,3 +25,4 @@ mod stack;
 mod stuck;
 mod timeouts;
 mod topic_tables;
+mod trace_context;
