@@ -12,6 +12,7 @@ mod fault_proxy;
 mod holds;
 mod key_change;
 mod metadata;
+mod otlp_receiver;
 mod oversize;
 mod pipeline;
 mod poison;

@@ -145,3 +145,114 @@ async fn a_traceparent_on_a_message_is_the_trace_of_its_event_on_both_regions_bu
         "nothing dead-lettered"
     );
 }
+
+/// The 16 bytes of a 32-digit hex trace id (or 8 of a span id), as OTLP carries them.
+fn bytes_of(hex_id: &str) -> Vec<u8> {
+    (0..hex_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex_id[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The `(trace id, parent id)` of an event's `metadata.traceparent`, as bytes.
+fn published_under(event: &Value) -> (Vec<u8>, Vec<u8>) {
+    let traceparent = event["detail"]["metadata"]["traceparent"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a traceparent: {event}"));
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    (bytes_of(parts[1]), bytes_of(parts[2]))
+}
+
+/// With `tracing.otlp_endpoint` set, the daemon process exports a span per applied batch: the
+/// batch of a traced message is the child of the producer's span, and its event is published
+/// under that batch span; the batch of an untraced message starts a trace of its own, which its
+/// event then carries. The spans are received by the stand-in OTLP receiver (`otlp_receiver.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_batch_spans_continue_the_producers_trace_and_events_name_them() {
+    use super::crash::{log_path, Daemon};
+    use super::otlp_receiver::OtlpReceiver;
+    init_logs();
+    let scenario = Scenario::new(Sinks::create().await, 1).await;
+    let receiver = OtlpReceiver::start().await;
+    let producer = eda_loadtest::kafka::producer(BROKERS).expect("producer");
+    let (traced, untraced) = (unique("exported"), unique("rooted"));
+    produce(
+        &producer,
+        &scenario.topic,
+        &insert(&traced),
+        &[("traceparent", TRACEPARENT)],
+    )
+    .await;
+    let mut env = scenario.env();
+    env.retain(|(k, _)| k != "EDA_HTTP__LISTEN");
+    env.extend([
+        (
+            "EDA_HTTP__LISTEN".to_string(),
+            format!("127.0.0.1:{}", eda_testkit::free_port()),
+        ),
+        ("EDA_TRACING__OTLP_ENDPOINT".into(), receiver.endpoint()),
+        ("EDA_TRACING__SERVICE_NAME".into(), "eda-trace-test".into()),
+    ]);
+    let log = log_path("trace_export");
+    let mut daemon = Daemon::start(&env, &log);
+    let inspect = scenario.sinks.inspect.as_ref().expect("inspected");
+    let within = Duration::from_secs(90);
+    let first = inspect.find(&[traced.clone()], within).await.remove(0);
+    let first = first.unwrap_or_else(|| {
+        panic!(
+            "no event for the traced message; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    // Alone in its batch: produced once the first batch is out.
+    produce(&producer, &scenario.topic, &insert(&untraced), &[]).await;
+    let second = inspect.find(&[untraced.clone()], within).await.remove(0);
+    let second = second.expect("an event for the untraced message");
+    // SIGTERM: the daemon drains, then flushes its spans before it exits.
+    daemon.signal("-TERM");
+    let status = daemon
+        .wait(Duration::from_secs(30))
+        .expect("the daemon exits");
+    assert!(status.success(), "{status:?}");
+
+    let batches: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|(_, span)| span.name == "apply_batch")
+        .collect();
+    assert!(
+        batches
+            .iter()
+            .all(|(service, _)| service == "eda-trace-test"),
+        "{batches:#?}"
+    );
+    // The traced message's batch: a child of the producer's span, in its trace; its event is
+    // published under the batch span.
+    let (trace, parent) = published_under(&first);
+    assert_eq!(trace, bytes_of(TRACE_ID), "{first}");
+    let batch = batches
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.span_id == parent)
+        .unwrap_or_else(|| panic!("no exported span is the event's parent: {batches:#?}"));
+    assert_eq!(batch.trace_id, bytes_of(TRACE_ID));
+    assert_eq!(batch.parent_span_id, bytes_of("00f067aa0ba902b7"));
+    // The untraced message's batch: a root span of a new trace, which its event carries.
+    let (trace, parent) = published_under(&second);
+    assert_ne!(trace, bytes_of(TRACE_ID));
+    let batch = batches
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.span_id == parent)
+        .unwrap_or_else(|| panic!("no exported span is the event's parent: {batches:#?}"));
+    assert_eq!(batch.trace_id, trace);
+    assert!(batch.parent_span_id.is_empty(), "{batch:#?}");
+    assert_eq!(
+        second["detail"]["metadata"]["trace_id"].as_str(),
+        Some(hex(&trace).as_str())
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
