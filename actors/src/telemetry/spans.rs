@@ -100,3 +100,109 @@ fn otel(context: TraceContext, state: Option<&str>) -> SpanContext {
             .unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eda_core::cdc::{KeyColumn, Operation, TableRef};
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    const A: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const B: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+
+    fn change(traceparent: Option<&str>) -> CdcEvent {
+        CdcEvent {
+            table: TableRef::new("SALES", "CUSTOMERS"),
+            operation: Operation::Insert,
+            key: vec![KeyColumn {
+                name: "ID".into(),
+                value: serde_json::json!("1"),
+            }],
+            after: None,
+            before: None,
+            change_sequence: String::new(),
+            source_timestamp: None,
+            transaction_id: None,
+            stream_position: None,
+            kafka: None,
+            trace: traceparent.map(|t| {
+                Arc::new(MessageTrace {
+                    context: Some(TraceContext::parse(t).unwrap()),
+                    tracestate: Some("congo=t61rcWkgMzE".into()),
+                    correlation_id: Some("order-42".into()),
+                })
+            }),
+        }
+    }
+
+    fn published(event: &CdcEvent) -> Option<TraceContext> {
+        context_of(event)
+    }
+
+    #[test]
+    fn one_context_makes_a_child_and_several_a_linked_root() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let a = TraceContext::parse(A).unwrap();
+        let b = TraceContext::parse(B).unwrap();
+        let (mut alike, mut mixed) = (
+            vec![change(Some(A)), change(Some(A))],
+            vec![change(Some(A)), change(Some(B)), change(None)],
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            drop(batch_span(&mut alike));
+            drop(batch_span(&mut mixed));
+        });
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        let (child, root) = (&spans[0], &spans[1]);
+
+        // One context: the producer's span is the parent, every change goes under the batch.
+        assert_eq!(child.name, "apply_batch");
+        assert_eq!(child.span_context.trace_id().to_bytes(), a.trace_id());
+        assert_eq!(child.parent_span_id.to_bytes(), a.parent_id());
+        assert_eq!(
+            child.span_context.trace_state().header(),
+            "congo=t61rcWkgMzE"
+        );
+        for event in &alike {
+            let context = published(event).unwrap();
+            assert_eq!(context.trace_id(), a.trace_id());
+            assert_eq!(context.parent_id(), child.span_context.span_id().to_bytes());
+            // The rest of the message's trace stays.
+            let trace = event.trace.as_deref().unwrap();
+            assert_eq!(trace.correlation_id.as_deref(), Some("order-42"));
+        }
+
+        // Several: a root of its own, linked to each; traced changes keep their producer's
+        // context, the untraced one goes under the batch.
+        assert_eq!(root.parent_span_id, SpanId::INVALID);
+        assert_ne!(root.span_context.trace_id().to_bytes(), a.trace_id());
+        let linked: Vec<[u8; 16]> = root
+            .links
+            .iter()
+            .map(|l| l.span_context.trace_id().to_bytes())
+            .collect();
+        assert_eq!(linked, [a.trace_id(), b.trace_id()]);
+        assert_eq!(published(&mixed[0]), Some(a));
+        assert_eq!(published(&mixed[1]), Some(b));
+        let own = published(&mixed[2]).unwrap();
+        assert_eq!(own.trace_id(), root.span_context.trace_id().to_bytes());
+        assert_eq!(own.parent_id(), root.span_context.span_id().to_bytes());
+    }
+
+    #[test]
+    fn without_an_exporting_layer_the_changes_are_left_as_they_came() {
+        let mut events = vec![change(Some(A)), change(None)];
+        let before = events.clone();
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || drop(batch_span(&mut events)));
+        assert_eq!(events, before);
+    }
+}
