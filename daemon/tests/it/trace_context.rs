@@ -197,7 +197,10 @@ async fn exported_batch_spans_continue_the_producers_trace_and_events_name_them(
     let mut daemon = Daemon::start(&env, &log);
     let inspect = scenario.sinks.inspect.as_ref().expect("inspected");
     let within = Duration::from_secs(90);
-    let first = inspect.find(&[traced.clone()], within).await.remove(0);
+    let first = inspect
+        .find(std::slice::from_ref(&traced), within)
+        .await
+        .remove(0);
     let first = first.unwrap_or_else(|| {
         panic!(
             "no event for the traced message; log:\n{}",
@@ -206,7 +209,10 @@ async fn exported_batch_spans_continue_the_producers_trace_and_events_name_them(
     });
     // Alone in its batch: produced once the first batch is out.
     produce(&producer, &scenario.topic, &insert(&untraced), &[]).await;
-    let second = inspect.find(&[untraced.clone()], within).await.remove(0);
+    let second = inspect
+        .find(std::slice::from_ref(&untraced), within)
+        .await
+        .remove(0);
     let second = second.expect("an event for the untraced message");
     // SIGTERM: the daemon drains, then flushes its spans before it exits.
     daemon.signal("-TERM");
