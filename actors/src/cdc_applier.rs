@@ -49,6 +49,7 @@ use eda_core::cdc::{CdcEvent, Operation};
 use eda_core::change_event::into_base_event;
 use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::trace::TRACE_ID_KEY;
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -268,6 +269,7 @@ impl CdcApplierState {
                     tracing::trace!(
                         event_id = %base.event_id,
                         correlation_id = correlation_id.as_deref().unwrap_or(""),
+                        trace_id = base.metadata.get(TRACE_ID_KEY).map_or("", String::as_str),
                         event_type = %base.event_type,
                         "Change applied; publishing its event."
                     );
