@@ -38,7 +38,11 @@ pub fn init(config: &LoggingConfig, tracing: &TracingConfig, runtime: tokio::run
             Ok(provider) => {
                 let layer = tracing_opentelemetry::layer()
                     .with_tracer(provider.tracer("eda"))
-                    .with_filter(filter_fn(|meta| meta.target().starts_with("eda_")));
+                    // eda's spans, and the events inside them at info and above: a trace-level
+                    // line per change must not become a span event per change.
+                    .with_filter(filter_fn(|meta| {
+                        meta.target().starts_with("eda_") && *meta.level() <= tracing::Level::INFO
+                    }));
                 let _ = PROVIDER.set(provider);
                 (Some(layer), None)
             }
