@@ -23,6 +23,10 @@
 //! [`eda_core::claim_check`]), decided once here so the home bus and the other region get the same
 //! event; a row over DynamoDB's item limit is planned with its largest columns compressed.
 //!
+//! When spans are exported (`tracing.otlp_endpoint`), each batch has a span from its apply to its
+//! acknowledgement, linked to (or the child of) the traces its messages came with; see
+//! [`crate::telemetry::spans`] for which trace each change is then published under.
+//!
 //! Crash points: a batch's offsets are acknowledged only once its events are published (and
 //! routed) and its failures dead-lettered. A crash anywhere before that leaves the offsets
 //! uncommitted; the replay writes again (the sequence guard absorbs it) and publishes again.
@@ -33,6 +37,7 @@ use crate::eventbridge_publisher::{EventBridgePublisherMsg, PublishItem};
 use crate::ports::ItemWriter;
 use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
+use crate::telemetry::spans::batch_span;
 use crate::telemetry::{
     CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
     EventsRepublished, InternalEvent, Metrics, OversizeChanges, OversizeKind,
@@ -44,10 +49,12 @@ use eda_core::cdc::{CdcEvent, Operation};
 use eda_core::change_event::into_base_event;
 use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
+use eda_core::trace::TRACE_ID_KEY;
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tracing::{Instrument, Span};
 
 /// The CDC applier actor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,6 +98,10 @@ pub struct ApplierSettings {
     pub replication: RoutingConfig,
     /// The sizes an event is held to: over them it goes by claim check.
     pub event_limits: EventLimits,
+    /// Whether spans are exported (`tracing.otlp_endpoint`): then each batch gets a span, and
+    /// changes that came without a trace are published under its trace
+    /// ([`crate::telemetry::spans`]). Off, nothing of this runs.
+    pub trace_export: bool,
 }
 
 /// How to build a [`CdcApplier`].
@@ -145,8 +156,14 @@ impl CdcApplierState {
     async fn apply(&mut self, events: Vec<CdcEvent>, ack: Ack) {
         // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
         // partition consumer splits them before routing; others, like the redrive, may not).
-        let events = apply_plan::split_key_changes(events);
+        let mut events = apply_plan::split_key_changes(events);
         let settings = &self.args.settings;
+        // Before the plan: the trace each change is published under goes on its item too.
+        let span = if settings.trace_export {
+            batch_span(&mut events)
+        } else {
+            tracing::Span::none()
+        };
         let opts = PlanOptions {
             now_epoch_secs: chrono::Utc::now().timestamp(),
             tombstone_ttl_secs: settings.tombstone_ttl_secs,
@@ -171,6 +188,7 @@ impl CdcApplierState {
             })
             .buffer_unordered(settings.max_concurrency.max(1))
             .collect()
+            .instrument(span.clone())
             .await;
         let mut by_write: Vec<Option<WriteResult>> = (0..plan.writes.len()).map(|_| None).collect();
         for (i, outcome) in outcomes {
@@ -218,11 +236,12 @@ impl CdcApplierState {
                 event
             })
             .collect();
-        self.hand_off(events, verdicts, ack);
+        self.hand_off(events, verdicts, ack, span);
     }
 
-    /// Sends published events and dead letters on, and settles `ack` when both are done.
-    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, ack: Ack) {
+    /// Sends published events and dead letters on, and settles `ack` when both are done; the
+    /// batch's `span` ends then.
+    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, ack: Ack, span: Span) {
         let settings = &self.args.settings;
         let mut items = Vec::new();
         let mut routed = Vec::new();
@@ -250,6 +269,7 @@ impl CdcApplierState {
                     tracing::trace!(
                         event_id = %base.event_id,
                         correlation_id = correlation_id.as_deref().unwrap_or(""),
+                        trace_id = base.metadata.get(TRACE_ID_KEY).map_or("", String::as_str),
                         event_type = %base.event_type,
                         "Change applied; publishing its event."
                     );
@@ -347,13 +367,16 @@ impl CdcApplierState {
             }),
             None => self.forward(true, |_| Ok::<(), ()>(())),
         };
-        tokio::spawn(async move {
-            // A sink that stopped before settling means the pipeline is restarting: leave the
-            // batch unacknowledged so it is read again.
-            if published.await.is_ok() && dead.await.is_ok() && replicated.await.is_ok() {
-                ack.settle();
+        tokio::spawn(
+            async move {
+                // A sink that stopped before settling means the pipeline is restarting: leave
+                // the batch unacknowledged so it is read again.
+                if published.await.is_ok() && dead.await.is_ok() && replicated.await.is_ok() {
+                    ack.settle();
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     fn forward<E>(

@@ -217,6 +217,7 @@ fn publish(events: Arc<dyn EventPublisher>, source: String, round: RegionHealth)
             resources: Vec::new(),
             time: None,
             event_bus_name: None,
+            trace_header: None,
         };
         let result = events.put_events(std::slice::from_ref(&entry)).await;
         let error = match result {

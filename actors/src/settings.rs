@@ -33,6 +33,7 @@ pub fn applier_settings(config: &Config) -> ApplierSettings {
         event_bus: region.event_bus.clone(),
         replication: config.routing.clone(),
         event_limits: event_limits(config),
+        trace_export: config.tracing.exports(),
     }
 }
 

@@ -124,6 +124,19 @@ pub struct KafkaConfig {
     pub table_header: String,
     /// Kafka header that names the schema of a bare table name in `table_header`.
     pub schema_header: String,
+    /// Kafka header holding a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`): the
+    /// message's changes are published under that trace (the event's `metadata.trace_id`, the
+    /// `PutEvents` X-Ray `TraceHeader`, the cross-region envelope). A malformed value is counted
+    /// (`eda_trace_headers_malformed_total`) and ignored, never a dead letter. Empty: not read.
+    pub traceparent_header: String,
+    /// Kafka header holding the W3C `tracestate` that goes with `traceparent_header`; it is
+    /// passed to the exported span only. Empty: not read.
+    pub tracestate_header: String,
+    /// Kafka header holding the producer's correlation id, carried in each event of the message
+    /// as `metadata.message_correlation_id` (the event's `correlation_id` stays the source
+    /// transaction id). At most 512 bytes of text, else counted as malformed and ignored.
+    /// Empty: not read.
+    pub correlation_id_header: String,
     /// Key columns per source table (`"SCHEMA.TABLE" = ["ID"]`), used until Qlik's metadata
     /// message for that table has been seen, and for formats that carry no key information.
     pub key_columns: BTreeMap<String, Vec<String>>,
@@ -180,6 +193,9 @@ impl Default for KafkaConfig {
             topic_tables: BTreeMap::new(),
             table_header: "table".into(),
             schema_header: "schema".into(),
+            traceparent_header: "traceparent".into(),
+            tracestate_header: "tracestate".into(),
+            correlation_id_header: "correlation-id".into(),
             key_columns: BTreeMap::new(),
             librdkafka: BTreeMap::new(),
         }

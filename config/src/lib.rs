@@ -12,8 +12,8 @@
 //!
 //! One module per section, named for its TOML table: [`kafka`], [`schema_registry`],
 //! [`regions`] (also `[aws]`), [`apply`] (also `[publish]` and `[dlq]`), [`breaker`],
-//! [`health`], [`routing`], [`transformer`], [`jwt`], [`supervision`], and here `[http]` and
-//! `[logging]`; [`topic_tables`] reads `kafka.topic_tables`. [`secret`] holds the type that keeps credentials out of printed output,
+//! [`health`], [`routing`], [`transformer`], [`jwt`], [`supervision`], [`tracing`](mod@tracing), and here
+//! `[http]` and `[logging]`; [`topic_tables`] reads `kafka.topic_tables`. [`secret`] holds the type that keeps credentials out of printed output,
 //! [`error`] the typed errors, [`reference`](mod@reference) the generator of the configuration
 //! reference in `docs/configuration.md`.
 
@@ -30,6 +30,7 @@ pub mod schema_registry;
 pub mod secret;
 pub mod supervision;
 pub mod topic_tables;
+pub mod tracing;
 pub mod transformer;
 
 pub use apply::{ApplyConfig, DlqConfig, PublishConfig, RetryConfig};
@@ -44,6 +45,7 @@ pub use schema_registry::SchemaRegistryConfig;
 pub use secret::{Secret, REDACTED};
 pub use supervision::SupervisionConfig;
 pub use topic_tables::TopicTables;
+pub use tracing::TracingConfig;
 pub use transformer::{FieldRule, GeoConfig, GeoEntry, TransformerConfig};
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -91,6 +93,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Log output.
     pub logging: LoggingConfig,
+    /// Span export over OTLP (off by default).
+    pub tracing: TracingConfig,
 }
 
 /// The daemon's HTTP listener.
@@ -188,6 +192,7 @@ impl Config {
             );
         }
         v.non_empty("logging.filter", &self.logging.filter);
+        self.tracing.validate(&mut v);
         let errors = v.into_errors();
         if errors.is_empty() {
             Ok(())

@@ -21,6 +21,7 @@ const SOURCES: &[&str] = &[
     include_str!("transformer.rs"),
     include_str!("jwt.rs"),
     include_str!("supervision.rs"),
+    include_str!("tracing.rs"),
 ];
 
 /// One documented field of one struct.

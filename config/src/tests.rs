@@ -449,3 +449,28 @@ fn the_never_wired_dead_letter_invalid_key_is_refused_by_name() {
         Ok(())
     });
 }
+
+#[test]
+fn span_export_is_off_by_default_and_its_endpoint_must_be_a_url() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert!(!config.tracing.exports());
+        assert_eq!(config.kafka.traceparent_header, "traceparent");
+        assert_eq!(config.kafka.correlation_id_header, "correlation-id");
+        jail.set_env("EDA_TRACING__OTLP_ENDPOINT", "collector:4318");
+        let err = load_in(jail, "eda.toml").expect_err("not a URL");
+        assert!(
+            err.to_string()
+                .contains("tracing.otlp_endpoint (collector:4318) is invalid"),
+            "{err}"
+        );
+        jail.set_env(
+            "EDA_TRACING__OTLP_ENDPOINT",
+            "http://127.0.0.1:4318/v1/traces",
+        );
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert!(config.tracing.exports());
+        Ok(())
+    });
+}

@@ -22,6 +22,7 @@ fn bench(c: &mut Criterion) {
         target_region: "us-east-1",
         event_type: "cdc.SALES.ORDERS",
         correlation_id: Some("corr-1"),
+        traceparent: None,
         created_at: DateTime::<Utc>::from_timestamp(1_714_564_800, 0).unwrap_or_default(),
     };
     let target = EntryTarget {

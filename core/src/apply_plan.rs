@@ -16,7 +16,9 @@
 //! - `_seq` (S) change sequence, `_op` (S) operation, `_table` (S) `schema.table`, `_ts` (S) source
 //!   timestamp when known, `_deleted` (BOOL), `_key` (L of S) the key column names in key order
 //!   (whatever told the daemon the key: Qlik's metadata or `kafka.key_columns`), so a reader of
-//!   the item (the stream processor) names the key as the daemon did;
+//!   the item (the stream processor) names the key as the daemon did; `_trace` (S) the W3C
+//!   `traceparent` the change's event was published under, when it was traced (55 bytes, counted
+//!   in the item's size like every attribute);
 //! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
 //!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
 //!
@@ -102,6 +104,10 @@ pub const DELETED_ATTR: &str = "_deleted";
 pub const TTL_ATTR: &str = "_ttl";
 /// Key column names attribute: the change's key columns, in key order (L of S).
 pub const KEY_ATTR: &str = "_key";
+/// Trace attribute: the W3C `traceparent` the change's event was published under (see
+/// [`crate::trace`]), so the `stream-processor` publishes it under the same trace; absent when
+/// nothing traced the change.
+pub const TRACE_ATTR: &str = "_trace";
 /// Prefix given to source columns that would collide with the attributes above.
 pub const ESCAPED_COLUMN_PREFIX: &str = "_col_";
 
@@ -535,6 +541,9 @@ fn build_write(
                 .collect(),
         ),
     );
+    if let Some(context) = event.trace.as_ref().and_then(|t| t.context) {
+        item.insert(TRACE_ATTR.into(), AttrValue::S(context.traceparent()));
+    }
     if !tombstone {
         // Key columns and eda's own attributes stay; any other column may move into `_zcols`.
         let key_attrs: Vec<String> = event.key.iter().map(|k| column_attr(&k.name)).collect();
@@ -549,6 +558,7 @@ fn build_write(
                     DELETED_ATTR,
                     TTL_ATTR,
                     KEY_ATTR,
+                    TRACE_ATTR,
                 ]
                 .contains(&name)
         };

@@ -8,6 +8,7 @@
 use super::apply_plan::write_pk;
 use super::cdc::{packed_sequence, CdcEvent, PACKED_SEQUENCE_LEN};
 use super::eventbridge::EventBridgeEntry;
+use super::trace::{TraceContext, CORRELATION_ID_KEY, TRACEPARENT_KEY, TRACE_ID_KEY};
 use super::transform::{BaseEvent, ChangePayload};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -99,6 +100,10 @@ pub fn event_type(event: &CdcEvent) -> String {
 /// Turns a decoded change into the business event for it, moving the row images rather than
 /// copying them (this is on the hot path).
 ///
+/// A traced change (its [`CdcEvent::trace`]) gets `trace_id` and `traceparent` in its metadata,
+/// and the correlation id of its Kafka message's header, if any, as `message_correlation_id`;
+/// the top-level `correlation_id` stays the source transaction id.
+///
 /// `source_region` is shared by every event of a region: pass a clone of one `Arc<str>` (a
 /// `&str` works too, at the cost of an allocation).
 pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> BaseEvent {
@@ -122,6 +127,15 @@ pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> B
             format!("{}/{}/{}", kafka.topic, kafka.partition, kafka.offset),
         );
     }
+    if let Some(trace) = &event.trace {
+        if let Some(context) = trace.context {
+            metadata.insert(TRACE_ID_KEY.into(), context.trace_id_hex());
+            metadata.insert(TRACEPARENT_KEY.into(), context.traceparent());
+        }
+        if let Some(correlation) = &trace.correlation_id {
+            metadata.insert(CORRELATION_ID_KEY.into(), correlation.clone());
+        }
+    }
     BaseEvent {
         event_id,
         event_type,
@@ -144,7 +158,8 @@ pub fn into_base_event(event: CdcEvent, source_region: impl Into<Arc<str>>) -> B
 }
 
 /// The EventBridge entry for a change event: `Source` is the configured source (`eda.cdc`),
-/// `DetailType` the event type, `Detail` the whole [`BaseEvent`] as JSON. The daemon's publisher
+/// `DetailType` the event type, `Detail` the whole [`BaseEvent`] as JSON, `TraceHeader` the X-Ray
+/// form of its trace when it has one. The daemon's publisher
 /// and the Lambda stream processor both build entries here, so their output is the same.
 pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEntry {
     EventBridgeEntry {
@@ -155,7 +170,14 @@ pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEn
         resources: Vec::new(),
         time: None,
         event_bus_name: Some(bus.to_string()),
+        trace_header: trace_context(event).map(|c| c.xray_header()),
     }
+}
+
+/// The trace an event was published under, from its `metadata.traceparent` (see
+/// [`crate::trace`]); `None` when it has none, or one that does not parse.
+pub fn trace_context(event: &BaseEvent) -> Option<TraceContext> {
+    TraceContext::parse(event.metadata.get(TRACEPARENT_KEY)?).ok()
 }
 
 /// The bytes of an EventBridge `detail` as eda's publishers wrote them, from the parsed JSON a
@@ -201,6 +223,7 @@ mod tests {
             transaction_id: Some("tx-1".into()),
             stream_position: None,
             kafka: None,
+            trace: None,
         }
     }
 
@@ -281,6 +304,46 @@ mod tests {
             serde_json::from_slice::<Value>(&published_detail(&detail)).unwrap(),
             detail
         );
+    }
+
+    #[test]
+    fn a_traced_change_carries_its_trace_in_metadata_and_trace_header() {
+        let mut traced = change("20240501120000000000000000000000001");
+        let context =
+            TraceContext::parse("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01").unwrap();
+        traced.trace = Some(Arc::new(crate::trace::MessageTrace {
+            context: Some(context),
+            tracestate: Some("vendor=1".into()),
+            correlation_id: Some("order-42".into()),
+        }));
+        let untraced = into_base_event(change("20240501120000000000000000000000001"), "r");
+        let base = into_base_event(traced, "r");
+        // The id and the top-level correlation id do not depend on the trace.
+        assert_eq!(base.event_id, untraced.event_id);
+        assert_eq!(base.correlation_id.as_deref(), Some("tx-1"));
+        assert_eq!(
+            base.metadata["trace_id"],
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        assert_eq!(base.metadata["traceparent"], context.traceparent());
+        assert_eq!(base.metadata["message_correlation_id"], "order-42");
+        // tracestate is for the exported span only.
+        assert!(!base.metadata.values().any(|v| v.contains("vendor")));
+        let entry = change_entry(&base, "eda.cdc", "bus");
+        assert_eq!(
+            entry.trace_header.as_deref(),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+        );
+        // Not counted in the size, as EventBridge does not count it.
+        let mut bare = entry.clone();
+        bare.trace_header = None;
+        assert_eq!(entry.size(), bare.size());
+        // Without a trace: no metadata, no header.
+        assert!(!untraced.metadata.contains_key("trace_id"));
+        assert_eq!(change_entry(&untraced, "eda.cdc", "bus").trace_header, None);
+        // The detail read back gives the same entry, header included.
+        let parsed: Value = serde_json::from_str(&entry.detail).unwrap();
+        assert_eq!(published_detail(&parsed), entry.detail.as_bytes());
     }
 
     #[test]

@@ -50,7 +50,9 @@ use eda_config::RoutingConfig;
 
 /// Room kept beside the agreed detail for what the two paths write differently: the correlation
 /// id (in the detail and in the envelope) and the metadata (Kafka coordinates or the stream's
-/// position).
+/// position; the trace: `trace_id` and `traceparent`, 120 bytes with their keys, which both
+/// paths write alike but which the agreed detail leaves out with the rest of the metadata; a
+/// header's correlation id, at most [`MAX_HEADER_VALUE_BYTES`](crate::trace::MAX_HEADER_VALUE_BYTES)).
 pub const RESERVED_BYTES: usize = 2 * 1024;
 
 /// Room kept between a cross-region envelope and SQS's message limit for what wraps it in the
@@ -121,6 +123,8 @@ impl EventLimits {
             target_region: longest.into(),
             event_type: String::new(),
             correlation_id: None,
+            // A `traceparent` is always 55 bytes; every path carries the same one, or none.
+            traceparent: Some(format!("00-{}-{}-00", "0".repeat(32), "0".repeat(16))),
             created_at: chrono::DateTime::from_timestamp(4_102_444_800, 999_999_999)
                 .unwrap_or_default(),
             content_hash: "0".repeat(64),

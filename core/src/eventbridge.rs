@@ -36,6 +36,11 @@ pub struct EventBridgeEntry {
     pub time: Option<String>,
     /// `EventBusName`: the target bus (name or ARN); not counted in the entry size.
     pub event_bus_name: Option<String>,
+    /// `TraceHeader`: the X-Ray trace header of the trace the event belongs to
+    /// (`Root=1-...;Parent=...;Sampled=...`, see [`crate::trace`]); EventBridge passes it to
+    /// X-Ray and to the targets. Not counted in the entry size (EventBridge counts `Time`,
+    /// `Source`, `DetailType`, `Detail` and `Resources` only).
+    pub trace_header: Option<String>,
 }
 
 impl EventBridgeEntry {
@@ -180,6 +185,7 @@ mod tests {
             resources: vec!["arn:a".into(), "arn:bc".into()],
             time: None,
             event_bus_name: Some("not-counted".into()),
+            trace_header: None,
         };
         assert_eq!(e.size(), 7 + 5 + 2 + 5 + 6);
         e.time = Some("2024-01-01T00:00:00Z".into());

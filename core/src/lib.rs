@@ -34,6 +34,8 @@
 //! - [`restart`]: the supervisors' restart policy (backoff, at most N restarts in T, escalate).
 //! - [`rejoin`]: what a consumer-group member does about being out of its group (restart it,
 //!   fail liveness) while the brokers answer.
+//! - [`trace`]: W3C trace context from Kafka headers, strictly read, and the forms it travels
+//!   in (event metadata, X-Ray `TraceHeader`, the envelope, the item's `_trace`).
 //! - [`alloc`]: the global allocator of every eda binary and bench (mimalloc).
 
 pub mod alloc;
@@ -57,4 +59,5 @@ pub mod stream_change;
 pub mod stream_record;
 #[cfg(test)]
 mod test_json;
+pub mod trace;
 pub mod transform;

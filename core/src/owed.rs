@@ -96,6 +96,7 @@ mod tests {
             target_region: "us-east-1",
             event_type: "cdc.SALES.ORDERS",
             correlation_id: Some("tx-9"),
+            traceparent: None,
             created_at: at,
         };
         let target = EntryTarget {

@@ -22,6 +22,9 @@
 //! Any other table's records (no metadata) become changes of `dynamodb.<table>`: INSERT, MODIFY
 //! and REMOVE map to INSERT, UPDATE and DELETE, the stream sequence number is the sequence.
 //!
+//! The item's `_trace` (the `traceparent` the daemon published the change's event under) becomes
+//! the change's trace, so this path publishes under the same trace id and parent.
+//!
 //! What the stream cannot give back: Qlik's before image (the old image is the previous *item*,
 //! which is what goes in `before`), the transaction id, and the Kafka coordinates.
 
@@ -33,11 +36,13 @@ use thiserror::Error;
 
 use super::apply_plan::{
     unpack, PackedError, DELETED_ATTR, ESCAPED_COLUMN_PREFIX, KEY_ATTR, OP_ATTR, PACKED_ATTR,
-    PK_ATTR, SEQ_ATTR, TABLE_ATTR, TS_ATTR,
+    PK_ATTR, SEQ_ATTR, TABLE_ATTR, TRACE_ATTR, TS_ATTR,
 };
 use super::cdc::{CdcEvent, KeyColumn, Operation, RowImage, TableRef};
 use super::stream_record::{image_to_plain, AttributeValue, EventRecord, Image, StreamEventName};
+use super::trace::{MessageTrace, TraceContext};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Schema given to tables that eda did not write (no `_table` attribute).
 pub const FOREIGN_SCHEMA: &str = "dynamodb";
@@ -134,6 +139,7 @@ pub fn record_to_change(
             transaction_id: None,
             stream_position,
             kafka: None,
+            trace: None,
         }));
     }
     if record.is_ttl_expiry() {
@@ -180,6 +186,7 @@ pub fn record_to_change(
         transaction_id: None,
         stream_position,
         kafka: None,
+        trace: trace_of(meta_image),
     }))
 }
 
@@ -260,6 +267,19 @@ pub(crate) fn row_of(image: &Image) -> Map<String, Value> {
         .collect()
 }
 
+/// The trace the daemon published the change under, from the item's `_trace`. Advisory, like
+/// every trace context: a value that does not parse is left out, never a failure.
+fn trace_of(image: &Image) -> Option<Arc<MessageTrace>> {
+    let Some(AttributeValue::S(text)) = image.get(TRACE_ATTR) else {
+        return None;
+    };
+    let context = TraceContext::parse(text).ok()?;
+    Some(Arc::new(MessageTrace {
+        context: Some(context),
+        ..MessageTrace::default()
+    }))
+}
+
 /// The attribute name a source column is stored under (see `apply_plan`'s item layout).
 fn stored_name(column: &str) -> String {
     if column == PK_ATTR || column.starts_with('_') {
@@ -329,6 +349,7 @@ mod tests {
             transaction_id: None,
             stream_position: None,
             kafka: None,
+            trace: None,
         }
     }
 
@@ -375,6 +396,46 @@ mod tests {
 
     fn configured() -> BTreeMap<String, Vec<String>> {
         BTreeMap::from([("SALES.CUSTOMERS".into(), vec!["CUSTOMER_ID".into()])])
+    }
+
+    #[test]
+    fn a_traced_change_comes_back_under_the_same_trace_and_only_its_item_says_so() {
+        let seq = "20240501120000000000000000000000001";
+        let context = crate::trace::TraceContext::parse(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .unwrap();
+        for op in [Operation::Update, Operation::Delete] {
+            let mut daemon = change(op, seq);
+            daemon.trace = Some(Arc::new(MessageTrace {
+                context: Some(context),
+                tracestate: Some("vendor=1".into()),
+                correlation_id: Some("order-42".into()),
+            }));
+            let record = record_of(&daemon, StreamEventName::Modify);
+            let image = record.dynamodb.new_image.as_ref().unwrap();
+            assert_eq!(
+                image.get(TRACE_ATTR),
+                Some(&AttributeValue::S(context.traceparent()))
+            );
+            let back = record_to_change(&record, &configured()).unwrap().unwrap();
+            assert_eq!(back.trace.as_ref().and_then(|t| t.context), Some(context));
+            let (a, b) = (
+                into_base_event(daemon, "us-west-2"),
+                into_base_event(back, "us-west-2"),
+            );
+            assert_eq!(a.metadata["trace_id"], b.metadata["trace_id"]);
+            assert_eq!(a.metadata["traceparent"], b.metadata["traceparent"]);
+            // `_trace` is eda's, never a column of the row.
+            assert!(b.payload.to_value()["after"].get("_trace").is_none());
+        }
+        // An untraced change's item has no `_trace`, and a broken one is no trace.
+        let mut record = record_of(&change(Operation::Update, seq), StreamEventName::Modify);
+        let image = record.dynamodb.new_image.as_mut().unwrap();
+        assert!(!image.contains_key(TRACE_ATTR));
+        image.insert(TRACE_ATTR.into(), AttributeValue::S("00-bad".into()));
+        let back = record_to_change(&record, &configured()).unwrap().unwrap();
+        assert_eq!(back.trace, None);
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!   - `replay`: a window of a topic (from a time or offsets) run again: the group's offsets
 //!     moved, or a bounded one-off pass of the pipeline under its own group;
 //!   - `jwt verify`: a token through the authorizer's checks.
-//! - [`logging`]: structured JSON (or text) logs through `tracing`.
+//! - [`logging`]: structured JSON (or text) logs through `tracing`, and span export when
+//!   configured.
+//! - [`otlp`]: the OTLP/HTTP span exporter (`tracing.otlp_endpoint`), X-Ray's way in through an
+//!   ADOT collector.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, served until shutdown.
 //!
 //! Exit codes: 0 success, 1 an operational failure, 2 bad input (invalid configuration,
@@ -31,6 +34,7 @@ mod cli;
 mod commands;
 mod http;
 mod logging;
+mod otlp;
 
 use clap::Parser;
 use std::process::ExitCode;

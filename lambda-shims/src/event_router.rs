@@ -32,6 +32,7 @@ use eda_actors::telemetry::{LambdaFunction, Metrics};
 use eda_config::{Config, RoutingConfig};
 use eda_core::change_event::published_detail;
 use eda_core::dead_letter::DeadLetterSource;
+use eda_core::trace::TRACEPARENT_KEY;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
@@ -123,6 +124,13 @@ fn routed_event(event: EventBridgeEvent<Value>, request_id: &str) -> RoutedEvent
         event_id: text("event_id").unwrap_or(&id).to_string(),
         event_type: event.detail_type.clone(),
         correlation_id: text("correlation_id").map(str::to_owned),
+        // The trace the event was published under (its `metadata.traceparent`), carried on.
+        traceparent: event
+            .detail
+            .get("metadata")
+            .and_then(|m| m.get(TRACEPARENT_KEY))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         payload: published_detail(&event.detail),
         created_at: event.time.unwrap_or_else(chrono::Utc::now),
         source: DeadLetterSource::EventBridge { event_id: id },

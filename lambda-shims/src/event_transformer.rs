@@ -81,6 +81,7 @@ impl EventTransformer {
                 resources: Vec::new(),
                 time: None,
                 event_bus_name: Some(self.publisher.bus.clone()),
+                trace_header: None,
             },
             source: DeadLetterSource::EventBridge { event_id: id },
             correlation_id,

@@ -57,6 +57,7 @@ impl HealthChecker {
                 resources: Vec::new(),
                 time: None,
                 event_bus_name: Some(self.publisher.bus.clone()),
+                trace_header: None,
             },
             source: DeadLetterSource::Lambda {
                 request_id: request_id.to_string(),

@@ -178,6 +178,7 @@ pub fn change_of(key: &str, operation: Operation, seq: &str) -> CdcEvent {
         transaction_id: None,
         stream_position: None,
         kafka: None,
+        trace: None,
     }
 }
 

@@ -38,22 +38,7 @@ impl EventBridgeClient {
     ) -> Result<Vec<Result<String, SinkError>>, SinkError> {
         let request: Vec<PutEventsRequestEntry> = entries
             .iter()
-            .map(|entry| {
-                PutEventsRequestEntry::builder()
-                    .source(&entry.source)
-                    .detail_type(&entry.detail_type)
-                    .detail(&entry.detail)
-                    .set_resources((!entry.resources.is_empty()).then(|| entry.resources.clone()))
-                    .set_time(entry.time.as_deref().and_then(|t| {
-                        DateTime::from_str(
-                            t,
-                            aws_sdk_eventbridge::primitives::DateTimeFormat::DateTime,
-                        )
-                        .ok()
-                    }))
-                    .event_bus_name(entry.event_bus_name.as_deref().unwrap_or(&self.bus))
-                    .build()
-            })
+            .map(|entry| request_entry(entry, &self.bus))
             .collect();
         let output = self
             .client
@@ -87,6 +72,22 @@ impl EventBridgeClient {
     }
 }
 
+/// The SDK's entry for `entry`, sent to `bus` when it names none; its `TraceHeader` is the
+/// entry's X-Ray header.
+fn request_entry(entry: &EventBridgeEntry, bus: &str) -> PutEventsRequestEntry {
+    PutEventsRequestEntry::builder()
+        .source(&entry.source)
+        .detail_type(&entry.detail_type)
+        .detail(&entry.detail)
+        .set_resources((!entry.resources.is_empty()).then(|| entry.resources.clone()))
+        .set_time(entry.time.as_deref().and_then(|t| {
+            DateTime::from_str(t, aws_sdk_eventbridge::primitives::DateTimeFormat::DateTime).ok()
+        }))
+        .event_bus_name(entry.event_bus_name.as_deref().unwrap_or(bus))
+        .set_trace_header(entry.trace_header.clone())
+        .build()
+}
+
 impl EventPublisher for EventBridgeClient {
     fn put_events<'a>(
         &'a self,
@@ -101,5 +102,31 @@ impl EventPublisher for EventBridgeClient {
 
     fn region(&self) -> &str {
         &self.region
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local AWS stand-in drops `TraceHeader`, so the request itself is checked here.
+    #[test]
+    fn the_request_carries_the_entry_trace_header() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let entry = EventBridgeEntry {
+            source: "eda.cdc".into(),
+            detail_type: "SALES.CUSTOMERS.UPDATE".into(),
+            detail: "{}".into(),
+            trace_header: Some(header.into()),
+            ..EventBridgeEntry::default()
+        };
+        let request = request_entry(&entry, "eda-events");
+        assert_eq!(request.trace_header(), Some(header));
+        assert_eq!(request.event_bus_name(), Some("eda-events"));
+        let untraced = EventBridgeEntry {
+            trace_header: None,
+            ..entry
+        };
+        assert_eq!(request_entry(&untraced, "eda-events").trace_header(), None);
     }
 }

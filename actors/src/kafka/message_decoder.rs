@@ -14,6 +14,9 @@
 //! the table its Kafka headers name (`kafka.table_header`, `kafka.schema_header`: see
 //! [`MessageDecoder::header_table`]), else to the one `kafka.topic_tables` gives its topic
 //! (worked out once per topic); a message's own `schema`/`table` always wins.
+//!
+//! The trace a message's producer gave it (`kafka.traceparent_header`, ...) is read from its
+//! headers too ([`MessageDecoder::header_trace`]): see [`eda_core::trace`].
 
 use crate::kafka::schema_registry::SchemaRegistryClient;
 use crate::kafka::table_structures::TableStructures;
@@ -25,6 +28,7 @@ use eda_core::cdc::{
     TableMetadata, TableRef,
 };
 use eda_core::failure::ErrorClass;
+use eda_core::trace::{HeaderTrace, MessageTrace, TraceHeaderNames};
 use std::sync::Arc;
 
 /// What a message turned out to be.
@@ -87,6 +91,9 @@ pub struct MessageDecoder {
     table_header: String,
     /// `kafka.schema_header`.
     schema_header: String,
+    /// `kafka.traceparent_header`, `kafka.tracestate_header`, `kafka.correlation_id_header`
+    /// (empty: not read).
+    trace_headers: [String; 3],
     /// The topic of the last message, to stamp a message decoded a second time (after a look-up
     /// in the store) without copying its coordinates for every message.
     topic: String,
@@ -115,6 +122,11 @@ impl MessageDecoder {
             topic_table: None,
             table_header: config.table_header.clone(),
             schema_header: config.schema_header.clone(),
+            trace_headers: [
+                config.traceparent_header.clone(),
+                config.tracestate_header.clone(),
+                config.correlation_id_header.clone(),
+            ],
             topic: String::new(),
         }
     }
@@ -146,6 +158,24 @@ impl MessageDecoder {
                 .filter(|(s, t)| !s.is_empty() && !t.is_empty())
                 .map(|(s, t)| TableRef::new(s, t)),
         }
+    }
+
+    /// The trace a message's Kafka headers (`(name, value)` pairs) give its changes
+    /// (`kafka.traceparent_header`, `kafka.tracestate_header`, `kafka.correlation_id_header`),
+    /// strictly read; malformed headers are reported for counting, never refused.
+    pub fn header_trace<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> HeaderTrace {
+        let [traceparent, tracestate, correlation_id] = &self.trace_headers;
+        MessageTrace::from_headers(
+            TraceHeaderNames {
+                traceparent,
+                tracestate,
+                correlation_id,
+            },
+            headers,
+        )
     }
 
     /// Decodes one message value (and key, for Debezium); `header_table` is the table its Kafka

@@ -39,7 +39,7 @@ use crate::kafka::progress::PartitionProgress;
 use crate::retry::backoff;
 use crate::telemetry::{
     InternalEvent, MessageProcessed, MessagesConsumed, Metrics, PartitionHeld, PartitionReleased,
-    Readiness,
+    Readiness, TraceHeadersMalformed,
 };
 use eda_config::RetryConfig;
 use eda_core::apply_plan::{applier_for, split_key_change};
@@ -47,6 +47,7 @@ use eda_core::cdc::{CdcEvent, KafkaCoordinates, TableRef};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use eda_core::failure::Stage;
 use eda_core::offsets::{OffsetError, OffsetTracker};
+use eda_core::trace::MessageTrace;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
@@ -406,7 +407,11 @@ impl PartitionConsumerState {
                 _ => self.release_hold(offset),
             }
             match decoded {
-                Ok(Decoded::Change(event)) => {
+                Ok(Decoded::Change(mut event)) => {
+                    if let Some(headers) = message.headers() {
+                        event.trace =
+                            self.trace_of(headers.iter().map(|h| (h.key, h.value)), offset);
+                    }
                     // A key-changing UPDATE is two changes, each routed by its own key; the
                     // message is settled once both are.
                     let (first, second) = split_key_change(*event);
@@ -465,6 +470,27 @@ impl PartitionConsumerState {
         }
         self.acknowledge(&nothing_to_do);
         Ok(())
+    }
+
+    /// The trace a message's headers give its changes; malformed trace headers are counted and
+    /// left out.
+    fn trace_of<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+        offset: i64,
+    ) -> Option<Arc<MessageTrace>> {
+        let found = self.decoder.header_trace(headers);
+        if let Some(first) = found.malformed.first() {
+            TraceHeadersMalformed {
+                topic: &self.topic,
+                partition: self.partition,
+                offset,
+                count: found.malformed.len() as u64,
+                reason: &first.to_string(),
+            }
+            .emit(&self.metrics);
+        }
+        found.trace.map(Arc::new)
     }
 
     /// Holds the partition at `offset`, whose decoding failed for a reason that passes, and

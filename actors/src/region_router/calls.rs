@@ -107,6 +107,7 @@ impl RegionRouterState {
             target_region: &self.region,
             event_type: &event.event_type,
             correlation_id: event.correlation_id.as_deref(),
+            traceparent: event.traceparent.as_deref(),
             created_at: Utc::now(),
         };
         let target = EntryTarget {

@@ -73,6 +73,7 @@ use eda_core::failover::{goes_home, FailoverBuffer};
 use eda_core::failure::Stage;
 use eda_core::health::BreakerSignal;
 use eda_core::owed::{OwedEvent, MAX_OWED_MESSAGE_BYTES};
+use eda_core::trace::TRACEPARENT_KEY;
 use eda_core::transform::BaseEvent;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,6 +110,9 @@ pub struct RoutedEvent {
     pub event_type: String,
     /// Its correlation id, if any.
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` it was published under, if it was traced: the envelope carries it
+    /// in clear, and the other region's `PutEvents` gets the same X-Ray `TraceHeader`.
+    pub traceparent: Option<String>,
     /// The event itself (its `detail` JSON), compressed into the envelope.
     pub payload: Vec<u8>,
     /// When it was produced, for the cross-region latency.
@@ -135,6 +139,7 @@ impl RoutedEvent {
                 event_id: event.event_id.clone(),
                 event_type: event.event_type.clone(),
                 correlation_id: event.correlation_id.clone(),
+                traceparent: event.metadata.get(TRACEPARENT_KEY).cloned(),
                 payload: entry.detail.clone().into_bytes(),
                 created_at: Utc::now(),
                 source: source.clone(),

@@ -21,6 +21,39 @@ pub trait InternalEvent {
     fn emit(self, metrics: &Metrics);
 }
 
+/// A message carried trace headers that were malformed; they were left out and the message went
+/// on without them.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceHeadersMalformed<'a> {
+    /// The message's topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Malformed headers on it.
+    pub count: u64,
+    /// The first reason, for the log line.
+    pub reason: &'a str,
+}
+
+impl InternalEvent for TraceHeadersMalformed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            count = self.count,
+            reason = self.reason,
+            "Malformed trace headers left out; the message goes on without them."
+        );
+        metrics
+            .trace_headers_malformed
+            .get_or_create(&[configured(label::TOPIC, self.topic)])
+            .inc_by(self.count);
+    }
+}
+
 /// A partition consumer read `count` messages from `topic`.
 #[derive(Debug, Clone, Copy)]
 pub struct MessagesConsumed<'a> {

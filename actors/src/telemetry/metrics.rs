@@ -81,6 +81,8 @@ pub struct Metrics {
     pub(crate) kafka_oldest_unsettled: Family<[Label; 2], Gauge<f64, AtomicU64>>,
     /// `eda_kafka_partition_held{topic,partition}`.
     pub(crate) kafka_partition_held: Family<[Label; 2], Gauge>,
+    /// `eda_trace_headers_malformed_total{topic}`.
+    pub(crate) trace_headers_malformed: Family<[Label; 1], Counter>,
     /// `eda_kafka_held_retries_total{topic,error_class}`.
     pub(crate) kafka_held_retries: Family<[Label; 2], Counter>,
     /// `eda_kafka_partitions_assigned`.
@@ -165,6 +167,7 @@ impl Metrics {
             kafka_oldest_unsettled: Family::default(),
             kafka_partition_held: Family::default(),
             kafka_held_retries: Family::default(),
+            trace_headers_malformed: Family::default(),
             kafka_partitions_assigned: Gauge::default(),
             kafka_rejoin_restarts: Counter::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
@@ -230,6 +233,11 @@ impl Metrics {
             metric::KAFKA_HELD_RETRIES,
             "Attempts on a held message that failed again, by error class",
             metrics.kafka_held_retries.clone(),
+        );
+        r.register(
+            metric::TRACE_HEADERS_MALFORMED,
+            "Trace headers (traceparent, tracestate, correlation id) present on a message but malformed and left out; the message was applied and published without them",
+            metrics.trace_headers_malformed.clone(),
         );
         r.register_with_unit(
             metric::KAFKA_PROCESSING_DURATION,

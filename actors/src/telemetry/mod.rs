@@ -15,6 +15,8 @@
 //! - [`readiness`]: [`Readiness`] and [`Liveness`], shared state the HTTP probes read.
 //! - [`reference`](mod@reference): the metrics reference in `docs/metrics.md`, generated from the
 //!   registry itself.
+//! - [`spans`]: the span of an applied batch, exported over OTLP when configured, and the trace
+//!   each change is published under.
 //! - `rate_limit`: one warn line per ten seconds for events that can repeat per batch.
 //!
 //! # Metrics
@@ -29,6 +31,7 @@ pub mod names;
 mod rate_limit;
 pub mod readiness;
 pub mod reference;
+pub mod spans;
 
 pub use events::*;
 pub use labels::{

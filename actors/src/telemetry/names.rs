@@ -31,6 +31,10 @@ pub mod metric {
     /// `eda_kafka_rejoin_restarts_total`: consumer-group members restarted because they stayed
     /// out of their group past `kafka.rejoin_timeout_ms` while the brokers answered.
     pub const KAFKA_REJOIN_RESTARTS: &str = "kafka_rejoin_restarts";
+    /// `eda_trace_headers_malformed_total{topic}`: trace headers (`traceparent`, `tracestate`,
+    /// the correlation id) present on a message but malformed, left out; the message was applied
+    /// and published all the same, without them.
+    pub const TRACE_HEADERS_MALFORMED: &str = "trace_headers_malformed";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.

@@ -54,6 +54,14 @@ pub fn populated() -> Metrics {
         count: 5,
     }
     .emit(&m);
+    TraceHeadersMalformed {
+        topic: "orders",
+        partition: 3,
+        offset: 42,
+        count: 1,
+        reason: "traceparent version \"01\" is not 00",
+    }
+    .emit(&m);
     ConsumerLag {
         topic: "orders",
         partition: 3,
@@ -392,7 +400,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 33, "{all:#?}");
+        assert_eq!(all.len(), 34, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

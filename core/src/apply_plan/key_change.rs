@@ -61,6 +61,7 @@ pub fn split_key_change(event: CdcEvent) -> (CdcEvent, Option<CdcEvent>) {
         transaction_id: event.transaction_id.clone(),
         stream_position: event.stream_position.clone(),
         kafka: event.kafka.clone(),
+        trace: event.trace.clone(),
     };
     let insert = CdcEvent {
         operation: Operation::Insert,
@@ -118,6 +119,7 @@ mod tests {
             transaction_id: Some("tx".into()),
             stream_position: None,
             kafka: None,
+            trace: None,
         }
     }
 

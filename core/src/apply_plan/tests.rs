@@ -22,6 +22,7 @@ pub(super) fn event(op: Operation, id: i64, seq: &str, name: &str) -> CdcEvent {
         transaction_id: None,
         stream_position: None,
         kafka: None,
+        trace: None,
     }
 }
 

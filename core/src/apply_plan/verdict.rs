@@ -168,6 +168,7 @@ mod tests {
             transaction_id: None,
             stream_position: None,
             kafka: None,
+            trace: None,
         }
     }
 

@@ -130,6 +130,7 @@ pub fn decode_debezium(
         transaction_id,
         stream_position: Some(stream_position),
         kafka: origin,
+        trace: None,
     }))
 }
 

@@ -33,6 +33,7 @@
 //! derived from the connector's source position (see [`debezium`]). A REFRESH (full-load) row may
 //! carry no sequence; the apply plan gives it a synthetic one (see `apply_plan`).
 
+use crate::trace::MessageTrace;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -208,6 +209,10 @@ pub struct CdcEvent {
     pub stream_position: Option<String>,
     /// Kafka message the change came from; `None` when fed by a Lambda.
     pub kafka: Option<KafkaCoordinates>,
+    /// The trace the change belongs to (its message's trace headers, or the item's `_trace`),
+    /// shared by the changes of one message; `None` when nothing traced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Arc<MessageTrace>>,
 }
 
 impl CdcEvent {
@@ -325,6 +330,7 @@ mod tests {
                 partition: 3,
                 offset: 42,
             }),
+            trace: None,
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains("\"operation\":\"UPDATE\""));

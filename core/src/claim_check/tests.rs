@@ -53,6 +53,7 @@ fn change(operation: Operation, body: &str, before: Option<&str>) -> CdcEvent {
             partition: 3,
             offset: 123_456,
         }),
+        trace: None,
     }
 }
 
@@ -154,6 +155,8 @@ fn a_whole_event_at_the_bound_fits_its_envelope_its_owed_record_and_its_route_le
         target_region: "us-east-1",
         event_type,
         correlation_id: Some(&correlation),
+        // A traced event's envelope carries its traceparent: the bound keeps room for it.
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         created_at,
     };
     let target = EntryTarget {

@@ -33,6 +33,7 @@ use zstd::bulk::{Compressor, Decompressor};
 pub use dictionary::{Dictionary, SHIPPED_DICTIONARY_ID};
 
 use crate::eventbridge::{self, EventBridgeEntry};
+use crate::trace::TraceContext;
 
 /// EventBridge `Source` of cross-region events: the `Source` of every entry a region router
 /// sends, and so part of each entry's size.
@@ -65,6 +66,11 @@ pub struct CrossRegionEvent {
     /// Correlation id carried through both regions' logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` the wrapped event was published under (its `metadata.traceparent`),
+    /// in clear so the receiving region reads the trace id without unpacking, and sends the
+    /// entry with the same X-Ray `TraceHeader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// When the envelope was made (RFC 3339), for cross-region latency.
     pub created_at: DateTime<Utc>,
     /// Lower-case hex SHA-256 of the uncompressed payload: integrity and de-duplication.
@@ -108,7 +114,14 @@ impl CrossRegionEvent {
             resources: Vec::new(),
             time: None,
             event_bus_name: target.event_bus_name.map(str::to_owned),
+            trace_header: self.trace_context().map(|c| c.xray_header()),
         })
+    }
+
+    /// The trace the wrapped event belongs to, from [`Self::traceparent`]; `None` without one
+    /// (or with one that does not parse: a trace context never stops an event).
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?).ok()
     }
 }
 
@@ -125,6 +138,8 @@ pub struct EnvelopeMeta<'a> {
     pub event_type: &'a str,
     /// See [`CrossRegionEvent::correlation_id`].
     pub correlation_id: Option<&'a str>,
+    /// See [`CrossRegionEvent::traceparent`].
+    pub traceparent: Option<&'a str>,
     /// The time to stamp, passed in because the core never reads the clock.
     pub created_at: DateTime<Utc>,
 }
@@ -499,6 +514,7 @@ impl EnvelopePacker {
             target_region: meta.target_region.to_owned(),
             event_type: meta.event_type.to_owned(),
             correlation_id: meta.correlation_id.map(str::to_owned),
+            traceparent: meta.traceparent.map(str::to_owned),
             created_at: meta.created_at,
             content_hash: content_hash(payload),
             compression: Compression::Zstd,

@@ -27,6 +27,7 @@ fn meta() -> EnvelopeMeta<'static> {
         target_region: "us-east-1",
         event_type: "cdc.SALES.ORDERS",
         correlation_id: Some("corr-1"),
+        traceparent: None,
         created_at: DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc),

@@ -21,6 +21,7 @@ pub fn redrive(path: &Path, options: RedriveOptions, metrics_file: Option<&Path>
         options,
         metrics.clone(),
     ));
+    crate::logging::flush();
     if let Some(file) = metrics_file {
         let written = metrics
             .encode()

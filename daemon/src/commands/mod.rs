@@ -127,13 +127,13 @@ pub fn one_shot_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// What a long-running command needs first: the validated configuration, logging, and a
-/// multi-threaded runtime; or the exit code that says why not.
+/// What a long-running command needs first: the validated configuration, logging (and span
+/// export, when configured: flush it with [`crate::logging::flush`] before the runtime goes), and
+/// a multi-threaded runtime; or the exit code that says why not.
 pub fn start(
     path: &std::path::Path,
 ) -> Result<(eda_config::Config, tokio::runtime::Runtime), ExitCode> {
     let config = load_config(path)?;
-    crate::logging::init(&config.logging);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("eda")
@@ -142,5 +142,6 @@ pub fn start(
             eprintln!("error: cannot start the runtime: {err}");
             ExitCode::FAILURE
         })?;
+    crate::logging::init(&config.logging, &config.tracing, runtime.handle().clone());
     Ok((config, runtime))
 }

@@ -85,7 +85,10 @@ pub fn replay(request: ReplayRequest<'_>) -> ExitCode {
             });
             println!("one-off pass under consumer group {group} ...");
             let obs = Observability::new(&config);
-            match runtime.block_on(replay::run_once(&config, &plan, &group, obs)) {
+            let passed = runtime.block_on(replay::run_once(&config, &plan, &group, obs));
+            // The pass's spans, if exported, go out while the runtime is there.
+            crate::logging::flush();
+            match passed {
                 Ok(report) => {
                     println!(
                         "one-off pass done: {} message(s) replayed under group {}",

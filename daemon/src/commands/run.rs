@@ -17,7 +17,10 @@ pub fn run(path: &Path) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    runtime.block_on(serve(Arc::new(config)))
+    let code = runtime.block_on(serve(Arc::new(config)));
+    // The exporter's calls run on the runtime: flush while it is still there.
+    crate::logging::flush();
+    code
 }
 
 async fn serve(config: Arc<eda_config::Config>) -> ExitCode {

@@ -460,6 +460,7 @@ fn entry_of_size(marker: &str, size: usize, bus: &str) -> eda_core::eventbridge:
         resources: Vec::new(),
         time: None,
         event_bus_name: Some(bus.into()),
+        trace_header: None,
     };
     let fill = "é".repeat((size - entry.size()) / 2) + &"f".repeat((size - entry.size()) % 2);
     entry.detail = json!({"marker": marker, "fill": fill}).to_string();

@@ -544,6 +544,7 @@ async fn route_dead_letters_are_redriven_to_their_target_region() {
                     event_id: id.clone(),
                     event_type: "cdc.SALES.CUSTOMERS".into(),
                     correlation_id: None,
+                    traceparent: None,
                     payload: payload.clone(),
                     created_at: chrono::Utc::now(),
                     source: DeadLetterSource::Lambda {

@@ -290,6 +290,7 @@ async fn traffic(
                     event_id: event_id.clone(),
                     event_type: "cdc.SALES.CUSTOMERS".into(),
                     correlation_id: None,
+                    traceparent: None,
                     payload: payloads[n % payloads.len()].clone(),
                     created_at: chrono::Utc::now(),
                     source: DeadLetterSource::Lambda {
@@ -614,6 +615,7 @@ fn cross_region_compression_ratio_on_demo_traffic() {
                 target_region: "us-east-1",
                 event_type: "cdc.SALES.CUSTOMERS",
                 correlation_id: None,
+                traceparent: None,
                 created_at: chrono::Utc::now(),
             };
             let target = EntryTarget {

@@ -23,10 +23,14 @@
 //! (the stream processor reads the key's names from the item's `_key`); and an UPDATE that
 //! changes the row's key, which is the old key's DELETE and the new key's INSERT on both paths.
 //!
+//! The first change came in a traced message: both paths publish it under the same trace (the
+//! daemon stores its `traceparent` on the item as `_trace`), in the detail's `metadata.trace_id`
+//! and `metadata.traceparent` and in both envelopes' `traceparent`.
+//!
 //! What the stream cannot carry and so differs, by design: `payload.before` (the stream's old
 //! image is the previous item, not Qlik's before image), `correlation_id` (Qlik's transaction id
-//! is not stored on the item) and `metadata` (Kafka coordinates on one side, the stream position
-//! on the other); so the daemon's and the stream processor's envelopes differ in those parts of
+//! is not stored on the item) and the rest of `metadata` (Kafka coordinates on one side, the
+//! stream position on the other); so the daemon's and the stream processor's envelopes differ in those parts of
 //! the payload, and therefore in content hash and sizes.
 
 use crate::support::{event_router, stream_processor};
@@ -43,6 +47,7 @@ use eda_core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, KafkaCoordina
 use eda_core::cdc::{CdcEvent, MetadataCache, QlikMessage, TableRef};
 use eda_core::change_event::event_id;
 use eda_core::envelope::{CrossRegionEvent, EnvelopePacker};
+use eda_core::trace::{MessageTrace, TraceContext};
 use eda_lambda_shims::publishing::dlq_sink;
 use eda_testkit::{envelope_of, local_config, unique, Inspector};
 use ractor::Actor;
@@ -50,6 +55,10 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// The trace of the message the change came in.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 const QLIK_UPDATE: &str =
     include_str!("../../../core/tests/fixtures/qlik/update_with_table_name.json");
@@ -293,7 +302,12 @@ async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
     config.routing.replicate_event_types = vec!["*".into()];
     let (home, other) = (&config.regions.primary, &config.regions.secondary);
     let key = unique("conf");
-    let change = decoded_change(&table, &key);
+    let mut change = decoded_change(&table, &key);
+    // The message carried a trace: both paths publish under it.
+    change.trace = Some(Arc::new(MessageTrace {
+        context: Some(TraceContext::parse(TRACEPARENT).expect("a traceparent")),
+        ..MessageTrace::default()
+    }));
     // Both paths publish, and route, under the change's own event id.
     let id = event_id(&change).to_string();
     let both = through_both_paths(&config, &change, &key).await;
@@ -347,6 +361,13 @@ async fn the_daemon_and_the_lambda_shims_publish_and_route_the_same_change() {
             lambda_payload["payload"][field], daemon_payload["payload"][field],
             "payload.{field}"
         );
+    }
+
+    // The same trace on both paths, both regions: the detail's metadata and the envelope.
+    for (event, envelope) in [(daemon, &daemon_envelope), (lambda, &lambda_envelope)] {
+        assert_eq!(event["detail"]["metadata"]["trace_id"], TRACE_ID, "{event}");
+        assert_eq!(event["detail"]["metadata"]["traceparent"], TRACEPARENT);
+        assert_eq!(envelope.traceparent.as_deref(), Some(TRACEPARENT));
     }
 
     // The event-router, given each published event as EventBridge delivers it, makes the

@@ -269,6 +269,7 @@ async fn a_tombstone_reaped_by_ttl_is_not_published_as_another_delete() {
         transaction_id: None,
         stream_position: None,
         kafka: None,
+        trace: None,
     };
     let options = PlanOptions {
         now_epoch_secs: chrono::Utc::now().timestamp() - 5,

@@ -198,6 +198,7 @@ async fn every_call_of_edas_adapters_and_probes_is_answered() {
             resources: Vec::new(),
             time: Some("2026-01-01T00:00:00Z".into()),
             event_bus_name: None,
+            trace_header: None,
         })
         .collect();
     let results = publisher.put_events(&entries).await.expect("PutEvents");
@@ -328,6 +329,7 @@ async fn injected_faults_reach_eda_as_throttling_and_server_errors() {
             resources: Vec::new(),
             time: None,
             event_bus_name: None,
+            trace_header: None,
         };
         let err = publisher.put_events(&[entry]).await.expect_err("refused");
         assert_eq!(err.class, class, "{err:?}");

@@ -387,5 +387,6 @@ fn build_event(
         transaction_id: text(h.transaction_id),
         stream_position: text(h.stream_position),
         kafka: origin,
+        trace: None,
     })
 }

@@ -322,6 +322,7 @@ fn data_message(
         transaction_id,
         stream_position,
         kafka: origin,
+        trace: None,
     }))
 }
 
