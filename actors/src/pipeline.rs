@@ -298,7 +298,7 @@ fn pipeline_children(
         );
     }
 
-    let writer = Arc::new(DynamoDbItemWriter::new(&clients));
+    let writer = Arc::new(DynamoDbItemWriter::new(clients));
     let settings = Arc::new(applier_settings(config));
     let appliers = config.apply.appliers.max(1);
     for i in 0..appliers {

@@ -189,7 +189,7 @@ async fn a_black_holed_eventbridge_times_out_as_a_retryable_failure() {
     // The bound only keeps a broken build from hanging the suite.
     let err = tokio::time::timeout(
         Duration::from_secs(60),
-        publisher.put_events(&[entry.clone()]),
+        publisher.put_events(std::slice::from_ref(&entry)),
     )
     .await
     .expect("the call ends on its own")

@@ -240,7 +240,7 @@ pub(crate) fn body_with(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     BODY.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         buffer.clear();
-        write(&mut *buffer);
+        write(&mut buffer);
         let body = Bytes::copy_from_slice(&buffer[..]);
         // A rare huge body should not pin its memory to the thread.
         if buffer.capacity() > 1 << 20 {
