@@ -309,7 +309,7 @@ fn dead_letter(item: &PublishItem, err: &SinkError, attempts: u32) -> DeadLetter
 pub async fn spawn_unsupervised(
     config: &eda_config::Config,
     region: &eda_config::RegionConfig,
-    eventbridge: aws_sdk_eventbridge::Client,
+    eventbridge: crate::aws::LeanClient,
     dlq_sink: Arc<dyn crate::ports::DeadLetterSink>,
     metrics: Arc<Metrics>,
 ) -> Result<(ActorRef<EventBridgePublisherMsg>, ActorRef<DlqWriterMsg>), ractor::SpawnErr> {

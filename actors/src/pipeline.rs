@@ -267,7 +267,7 @@ fn pipeline_children(
     specs.extend(regions);
 
     let publisher = Arc::new(EventBridgeClient::new(
-        clients.eventbridge.clone(),
+        clients.lean_eventbridge.clone(),
         region.event_bus.clone(),
         region.name.clone(),
     ));
@@ -298,7 +298,7 @@ fn pipeline_children(
         );
     }
 
-    let writer = Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone()));
+    let writer = Arc::new(DynamoDbItemWriter::new(clients));
     let settings = Arc::new(applier_settings(config));
     let appliers = config.apply.appliers.max(1);
     for i in 0..appliers {

@@ -154,7 +154,7 @@ pub async fn redrive_with(
     let (publisher, dlq) = spawn_unsupervised(
         config,
         &config.regions.primary,
-        clients.eventbridge.clone(),
+        clients.lean_eventbridge.clone(),
         queue.clone(),
         metrics.clone(),
     )
@@ -163,7 +163,7 @@ pub async fn redrive_with(
         None,
         CdcApplier,
         CdcApplierArgs {
-            writer: Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone())),
+            writer: Arc::new(DynamoDbItemWriter::new(&clients)),
             publisher: publisher.clone(),
             dlq: dlq.clone(),
             // Redrive replays into the home region only; replication is the daemon's job.

@@ -1,6 +1,8 @@
 //! Retries with exponential backoff and full jitter, for calls to AWS.
 //!
-//! The SDK already retries a few times on its own; this loop sits above it and decides, per
+//! The calls still made through the SDK are retried a few times by the SDK itself; the
+//! per-message `PutItem` and `PutEvents` (the lean client, `crate::aws`) make one attempt per
+//! call, so for them this loop is the only one. It decides, per
 //! [`SinkError::is_retryable`], whether a failure is worth waiting for (throttling, 5xx, a lost
 //! connection) or final (the service refused the request on its merits). The delay before
 //! attempt `n` is uniform in `[0, min(max, base * 2^n)]` so that many callers throttled at once

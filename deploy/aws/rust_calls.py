@@ -22,6 +22,10 @@ How the graph is built, and where it errs on the side of "reachable":
   an operation module of that SDK crate (the version in Cargo.lock). It is charged to the adapter
   the path went through (`SqsOwedQueue::send` → `send_entries` → `SendMessageBatch` is the owed
   queue's), which decides the resource.
+- So is a call of eda's lean client (`actors/src/aws/lean/`), `x.call(TARGET, body)` in
+  `actors/src/aws/`, where `TARGET` is a constant of the same file holding an `X-Amz-Target`
+  (`const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";`): the target names the service and the
+  operation.
 
 The result over-approximates what runs (a call graph by names), never under-approximates it for
 code written the way eda's is; check_iam.py then holds each policy to exactly that set.
@@ -56,6 +60,8 @@ KEYWORDS = {
     "type", "unsafe", "use", "where", "while", "Some", "None", "Ok", "Err", "Box", "Arc", "Vec",
     "String", "Option", "Result",
 }
+# `X-Amz-Target` prefixes of the JSON protocols, by service as the SDK crates name it.
+LEAN_TARGET_PREFIXES = {"DynamoDB_20120810": "dynamodb", "AWSEvents": "eventbridge"}
 # The region fields of eda-config's RegionConfig that name a resource.
 REGION_FIELDS = {"cdc_table", "metadata_table", "event_bus", "dlq_queue_url", "owed_queue_url"}
 
@@ -406,6 +412,7 @@ class Graph:
         for fn in crates.fns:
             self.by_name.setdefault(fn.name, []).append(fn)
         self.clients = self._client_names()
+        self.lean_targets = self._lean_targets()
 
     def _client_names(self) -> dict[str, dict[str, str]]:
         """{file: {field or parameter name: service}} for `name: [&]aws_sdk_<svc>::Client`."""
@@ -415,6 +422,19 @@ class Graph:
             for m in re.finditer(r"\b([a-z_][a-z0-9_]*) : (?:& )?aws_sdk_([a-z0-9]+) :: Client\b", text):
                 names[m.group(1)] = m.group(2)
             out[file] = names
+        return out
+
+    def _lean_targets(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """{file: {constant: (service, Operation)}} for `const NAME: &str = "<prefix>.<Op>";`
+        whose prefix is a JSON-protocol target of a service eda calls."""
+        out = {}
+        for file, text in self.crates.texts.items():
+            found = {}
+            for m in re.finditer(r'\bconst ([A-Z][A-Z0-9_]*) : & str = "([A-Za-z0-9_]+)\.([A-Za-z]+)" ;', text):
+                service = LEAN_TARGET_PREFIXES.get(m.group(2))
+                if service:
+                    found[m.group(1)] = (service, m.group(3))
+            out[file] = found
         return out
 
     def service_of(self, file: str, receiver: str) -> str | None:
@@ -538,6 +558,13 @@ class Graph:
                 if service and op in self.sdk_ops.get(service, set()):
                     pascal = "".join(p.capitalize() for p in op.split("_"))
                     calls.append(SdkCall(service, pascal, ctx, fn, body[i + 1].line))
+            # The lean client: `x.call(TARGET, ..)` with TARGET an X-Amz-Target constant.
+            if (fn.file.startswith(self.aws_dir) and body[i].text == "."
+                    and body[i + 1].text == "call" and body[i + 2].text == "("
+                    and i + 3 < len(body) and body[i + 3].kind == "id"):
+                target = self.lean_targets.get(fn.file, {}).get(body[i + 3].text)
+                if target:
+                    calls.append(SdkCall(target[0], target[1], ctx, fn, body[i + 1].line))
         return calls
 
     def stray_sdk_calls(self) -> list[tuple[str, int, str]]:

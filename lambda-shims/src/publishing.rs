@@ -56,7 +56,7 @@ impl RegionPublisher {
         let (publisher, dlq) = spawn_unsupervised(
             config,
             region,
-            clients.eventbridge.clone(),
+            clients.lean_eventbridge.clone(),
             dlq_sink(region, clients),
             metrics,
         )

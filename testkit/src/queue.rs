@@ -168,8 +168,13 @@ impl Queue {
                 if is_health_event(&event) {
                     continue;
                 }
-                if let Some(id) = event["detail"]["event_id"].as_str() {
-                    ids.insert(id.to_string());
+                // Only change events count: a cross-region envelope carries the id of the change
+                // it wraps and lands on this bus when its region fails over home, so counting it
+                // would stop the reader before that change's own event arrived.
+                if event["source"] == "eda.cdc" {
+                    if let Some(id) = event["detail"]["event_id"].as_str() {
+                        ids.insert(id.to_string());
+                    }
                 }
                 bodies.push(body);
             }

@@ -9,12 +9,16 @@
 //! (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, also free of read units) so the applier learns
 //! the sequence it lost to without a second read; where a server does not return it, one
 //! consistent `GetItem` of `_seq` finds it.
+//!
+//! The `PutItem` goes through the [lean client](super::lean): eda writes its JSON body and signs
+//! it; the rare `GetItem` stays on the SDK.
 
 use super::error::sink_error;
+use super::lean::{self, json, CallError, LeanClient};
+use super::RegionClients;
 use crate::ports::{ItemWriter, SinkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use eda_core::apply_plan::WriteOutcome;
 use eda_core::apply_plan::{
     AttrValue, PlannedWrite, GUARD_EXPRESSION, GUARD_SEQ_NAME, GUARD_SEQ_VALUE, PK_ATTR, SEQ_ATTR,
@@ -22,49 +26,49 @@ use eda_core::apply_plan::{
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 
+/// The `X-Amz-Target` of `PutItem`.
+const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
+
+/// The error code of a refused guard.
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+
 /// Writes planned items to DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDbItemWriter {
-    /// The region's client (its endpoint may be DynamoDB Local).
+    /// The region's lean DynamoDB client, for the `PutItem`s.
+    lean: LeanClient,
+    /// The region's SDK client (its endpoint may be DynamoDB Local), for the `GetItem` of a
+    /// refusal that came back without the stored item.
     client: aws_sdk_dynamodb::Client,
 }
 
 impl DynamoDbItemWriter {
-    /// A writer on `client`.
-    pub fn new(client: aws_sdk_dynamodb::Client) -> Self {
-        Self { client }
+    /// A writer in the region of `clients`.
+    pub fn new(clients: &RegionClients) -> Self {
+        Self {
+            lean: clients.lean_dynamodb.clone(),
+            client: clients.dynamodb.clone(),
+        }
     }
 
     async fn put(&self, write: &PlannedWrite) -> Result<WriteOutcome, SinkError> {
-        let item: HashMap<String, AttributeValue> = write
-            .item
-            .iter()
-            .map(|(name, value)| (name.clone(), to_sdk(value)))
-            .collect();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&write.table_name)
-            .set_item(Some(item))
-            .condition_expression(GUARD_EXPRESSION)
-            .expression_attribute_names(GUARD_SEQ_NAME, SEQ_ATTR)
-            .expression_attribute_values(GUARD_SEQ_VALUE, AttributeValue::S(write.sequence.clone()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
+        let body = lean::body_with(|out| put_item_body(out, write));
+        match self.lean.call(PUT_ITEM, body).await {
             // Without the replaced item, every change the write covers counts as newly applied.
             Ok(_) => Ok(WriteOutcome::Applied { previous: None }),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let current = match failed.item().and_then(sequence_of) {
-                        Some(seq) => Some(seq),
-                        None => self.stored_sequence(write).await?,
-                    };
-                    Ok(WriteOutcome::Superseded { current })
-                }
-                _ => Err(sink_error("dynamodb", "PutItem", &err)),
-            },
+            Err(CallError::Service(err)) if err.code == CONDITION_FAILED => {
+                let stored = serde_json::from_slice::<RefusedWrite>(&err.body)
+                    .ok()
+                    .and_then(|refused| refused.item)
+                    .and_then(|item| item.seq)
+                    .and_then(|seq| seq.s);
+                let current = match stored {
+                    Some(seq) => Some(seq),
+                    None => self.stored_sequence(write).await?,
+                };
+                Ok(WriteOutcome::Superseded { current })
+            }
+            Err(err) => Err(err.into_sink_error("dynamodb", "PutItem")),
         }
     }
 
@@ -92,6 +96,57 @@ impl ItemWriter for DynamoDbItemWriter {
     ) -> BoxFuture<'a, Result<WriteOutcome, SinkError>> {
         Box::pin(self.put(write))
     }
+}
+
+/// The `PutItem` request of `write`: the item under the sequence guard, nothing returned on
+/// success, the stored item returned when the guard refuses.
+fn put_item_body(out: &mut Vec<u8>, write: &PlannedWrite) {
+    out.push(b'{');
+    json::key(out, "TableName");
+    json::string(out, &write.table_name);
+    out.push(b',');
+    json::key(out, "Item");
+    json::attribute_map(out, write.item.iter());
+    out.push(b',');
+    json::key(out, "ConditionExpression");
+    json::string(out, GUARD_EXPRESSION);
+    out.push(b',');
+    json::key(out, "ExpressionAttributeNames");
+    out.push(b'{');
+    json::string(out, GUARD_SEQ_NAME);
+    out.push(b':');
+    json::string(out, SEQ_ATTR);
+    out.extend_from_slice(b"},");
+    json::key(out, "ExpressionAttributeValues");
+    out.push(b'{');
+    json::string(out, GUARD_SEQ_VALUE);
+    out.extend_from_slice(b":{\"S\":");
+    json::string(out, &write.sequence);
+    out.extend_from_slice(b"}},");
+    json::key(out, "ReturnValuesOnConditionCheckFailure");
+    out.extend_from_slice(b"\"ALL_OLD\"}");
+}
+
+/// What eda reads of a refused `PutItem`: the stored item's `_seq`.
+#[derive(serde::Deserialize)]
+struct RefusedWrite {
+    /// The stored item (`ReturnValuesOnConditionCheckFailure=ALL_OLD`).
+    #[serde(rename = "Item")]
+    item: Option<StoredSeq>,
+}
+
+/// The `_seq` attribute of a stored item; the other attributes are skipped unparsed.
+#[derive(serde::Deserialize)]
+struct StoredSeq {
+    #[serde(rename = "_seq")]
+    seq: Option<StringAttr>,
+}
+
+/// A `{"S": "…"}` attribute value.
+#[derive(serde::Deserialize)]
+struct StringAttr {
+    #[serde(rename = "S")]
+    s: Option<String>,
 }
 
 fn sequence_of(item: &HashMap<String, AttributeValue>) -> Option<String> {

@@ -65,7 +65,7 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ErrorClass {
 /// (DynamoDB's `InternalServerError`, EventBridge's `InternalException`, SQS's `InternalError`,
 /// `InternalFailure`, `ServiceUnavailable…`) are worth another attempt; other codes are the
 /// request's fault.
-fn service_error_class(code: &str, message: Option<&str>) -> ErrorClass {
+pub(crate) fn service_error_class(code: &str, message: Option<&str>) -> ErrorClass {
     if THROTTLING_CODES.contains(&code) {
         ErrorClass::Throttled
     } else if too_large(code, message) {

@@ -9,13 +9,16 @@
 //! `PutItem`), `claim_check` (reading the item an event that went by reference names), `table_structures` (Qlik table structures in the metadata table), `eventbridge`
 //! (`PutEvents`), `sqs` (the dead-letter queue), `owed_queue` (the events owed to a region while
 //! it cannot take them), `probe` (the health probes' calls and the Secrets Manager read), and
-//! `error` (one classification of SDK errors for all).
-//! No SDK call of eda lives outside this module.
+//! `error` (one classification of SDK errors for all). The two calls made per message —
+//! `PutItem` and `PutEvents` — go through `lean`, eda's own AWS JSON client, not the SDK.
+//! No AWS call of eda lives outside this module.
 
 mod claim_check;
 mod dynamodb;
+mod endpoint;
 mod error;
 mod eventbridge;
+mod lean;
 mod owed_queue;
 mod probe;
 mod sqs;
@@ -24,6 +27,7 @@ mod table_structures;
 pub use claim_check::read_claimed_row;
 pub use dynamodb::{from_sdk, to_sdk, DynamoDbItemWriter};
 pub use eventbridge::EventBridgeClient;
+pub use lean::LeanClient;
 pub use owed_queue::SqsOwedQueue;
 pub use probe::secret_value;
 pub use sqs::SqsDeadLetterQueue;
@@ -32,7 +36,8 @@ pub use table_structures::DynamoDbTableStructures;
 use aws_config::{BehaviorVersion, SdkConfig};
 use eda_config::{AwsConfig, RegionConfig};
 
-/// The four clients eda uses in one region. Cloning is cheap (they share connection pools).
+/// The clients eda uses in one region: the SDK's four, and the lean clients of the per-message
+/// calls. Cloning is cheap (they share connection pools).
 #[derive(Clone, Debug)]
 pub struct RegionClients {
     /// The AWS region name, as configured.
@@ -45,13 +50,43 @@ pub struct RegionClients {
     pub sqs: aws_sdk_sqs::Client,
     /// The authorizer's HS256 key.
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// DynamoDB `PutItem`, the applier's guarded write (same endpoint, credentials and timeouts
+    /// as `dynamodb`).
+    pub lean_dynamodb: LeanClient,
+    /// EventBridge `PutEvents` (same endpoint, credentials and timeouts as `eventbridge`).
+    pub lean_eventbridge: LeanClient,
 }
 
 impl RegionClients {
     /// Builds the clients for one region. Does no I/O beyond what the credential chain needs.
+    ///
+    /// # Panics
+    ///
+    /// When an endpoint is not a URL; configuration validation refuses those first.
     pub async fn new(region: &RegionConfig, aws: &AwsConfig) -> Self {
         let shared = shared_config(region, aws).await;
         let endpoints = &region.endpoints;
+        let credentials = lean::SharedCredentials::new(shared.credentials_provider());
+        let http = lean::http_client(aws.connect_timeout());
+        let lean_client = |protocol, endpoint: String| {
+            LeanClient::new(
+                http.clone(),
+                protocol,
+                &endpoint,
+                &region.name,
+                credentials.clone(),
+                aws.attempt_timeout(),
+            )
+            .unwrap_or_else(|err| panic!("{err}"))
+        };
+        let lean_dynamodb = lean_client(
+            lean::DYNAMODB,
+            endpoint::dynamodb(&shared, endpoints.dynamodb.as_deref(), &region.name).await,
+        );
+        let lean_eventbridge = lean_client(
+            lean::EVENTBRIDGE,
+            endpoint::eventbridge(&shared, endpoints.eventbridge.as_deref(), &region.name).await,
+        );
 
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&shared);
         if let Some(url) = &endpoints.dynamodb {
@@ -76,6 +111,8 @@ impl RegionClients {
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             secretsmanager: aws_sdk_secretsmanager::Client::from_conf(secretsmanager.build()),
+            lean_dynamodb,
+            lean_eventbridge,
         }
     }
 }

@@ -129,9 +129,14 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
         // Bounded prefetch: once a partition's queue holds this much, librdkafka stops fetching
-        // it, which is the broker-side half of the partition consumers' flow control.
-        .set("queued.max.messages.kbytes", "16384")
-        .set("queued.min.messages", "10000")
+        // it, which is the broker-side half of the partition consumers' flow control. With a
+        // queue per partition (`split_partition_queue`) both limits apply per partition: 2 MiB
+        // is about a second of a partition at 1,000 1-2 KB messages a second, and the in-flight
+        // window behind it (`kafka.max_in_flight_*`) holds more. At 16 MiB / 10,000 messages the
+        // prefetch alone was up to 64 MiB of a 4-partition daemon's RSS for no throughput
+        // (docs/perf/profile.md, "After the lean client"). `kafka.librdkafka` overrides both.
+        .set("queued.max.messages.kbytes", "2048")
+        .set("queued.min.messages", "1000")
         .set("security.protocol", kafka.security_protocol.as_librdkafka());
     if let Some(sasl) = &kafka.sasl {
         config

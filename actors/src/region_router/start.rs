@@ -115,7 +115,7 @@ pub fn health_lease(health: &HealthConfig) -> Duration {
 /// A region's bus as a router publishes to it.
 pub fn region_publisher(region: &RegionConfig, clients: &RegionClients) -> Arc<dyn EventPublisher> {
     Arc::new(EventBridgeClient::new(
-        clients.eventbridge.clone(),
+        clients.lean_eventbridge.clone(),
         region.event_bus.clone(),
         region.name.clone(),
     ))

@@ -1,7 +1,9 @@
 //! A TCP proxy that injects region outages: it listens on `127.0.0.1:0` in front of a real
 //! server (the AWS stand-in, DynamoDB Local) and, on demand, passes traffic through, refuses connections,
-//! black-holes them (accepts and never answers), delays every answer, or stalls only the
-//! requests that name one thing (one item's key) while the rest pass. Point one region's
+//! black-holes them (accepts and never answers), delays every answer, stalls only the
+//! requests that name one thing (one item's key) while the rest pass, or answers every request
+//! itself with a canned HTTP error (a throttle, a 5xx from a load balancer: the answers the
+//! local servers cannot be made to give). Point one region's
 //! endpoints at it to take that region down while the other keeps working.
 //!
 //! A fault applies to open connections too (the SDK pools them): refusing resets them,
@@ -30,6 +32,10 @@ pub enum Fault {
     /// Pass through, except that a connection stops forwarding (as under [`Fault::BlackHole`])
     /// once a request on it contains these bytes: one item hangs while every other is served.
     Stall(&'static [u8]),
+    /// Answer every HTTP request with these bytes (a whole HTTP/1.1 response, keep-alive)
+    /// instead of passing it on: a hand-written error answer, for the throttles and 5xx the
+    /// real servers cannot be made to give.
+    Answer(&'static str),
 }
 
 /// A running proxy.
@@ -91,6 +97,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
     match current {
         Fault::Refuse => return reset(client),
         Fault::BlackHole => return hold(client, fault).await,
+        Fault::Answer(response) => return answer(client, response, fault).await,
         Fault::None | Fault::Delay(_) | Fault::Stall(_) => {}
     }
     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -166,6 +173,10 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
             if matches!(now, Fault::Refuse | Fault::BlackHole) {
                 return now;
             }
+            if matches!(now, Fault::Answer(_)) {
+                // Open connections end; the client's next one is answered by the proxy.
+                return Fault::Refuse;
+            }
         }
     };
     let now = tokio::select! {
@@ -194,6 +205,40 @@ fn reset(client: TcpStream) {
     #[allow(deprecated)]
     let _ = client.set_linger(Some(Duration::ZERO));
     drop(client);
+}
+
+/// Reads each HTTP/1.1 request (headers, then `Content-Length` bytes of body) and writes
+/// `response` for it, until the fault changes; then resets the connection.
+async fn answer(mut client: TcpStream, response: &'static str, mut fault: watch::Receiver<Fault>) {
+    let mut request: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            read = client.read(&mut buf) => read.unwrap_or(0),
+            _ = fault.changed() => 0,
+        };
+        if n == 0 || *fault.borrow() != Fault::Answer(response) {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+        // Answer every complete request in what was read.
+        while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+            let body = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if request.len() < end + 4 + body {
+                break;
+            }
+            request.drain(..end + 4 + body);
+            if client.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+    reset(client);
 }
 
 /// Keeps the connection open without reading or answering until the black hole ends.

@@ -145,7 +145,46 @@ pub fn fault_name(fault: Fault) -> &'static str {
         Fault::BlackHole => "black-holed",
         Fault::Delay(_) => "slow",
         Fault::Stall(_) => "stalling some calls",
+        Fault::Answer(_) => "answering with an error",
     }
+}
+
+/// DynamoDB's answer to a write over the table's throughput: a throttle, worth another attempt.
+const DYNAMODB_THROTTLE: &str = "HTTP/1.1 400 Bad Request\r\n\
+    Content-Type: application/x-amz-json-1.0\r\n\
+    Content-Length: 171\r\n\r\n\
+    {\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\",\
+    \"message\":\"The level of configured provisioned throughput for the table was exceeded.\"}";
+
+/// A load balancer's 503 in front of EventBridge: no AWS error code, not even JSON. A server's
+/// failure, worth another attempt, whatever its body says.
+const PLAIN_503: &str = "HTTP/1.1 503 Service Unavailable\r\n\
+    Content-Type: text/html\r\n\
+    Content-Length: 19\r\n\r\n\
+    Service Unavailable";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dynamodb_throttling_every_write_holds_the_changes_and_dead_letters_nothing() {
+    outage(
+        Down::DynamoDb,
+        Fault::Answer(DYNAMODB_THROTTLE),
+        Duration::from_secs(20),
+        300,
+    )
+    .await
+    .assert_nothing_lost();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_eventbridge_answering_a_bare_503_holds_the_events_and_dead_letters_nothing() {
+    outage(
+        Down::EventBridge,
+        Fault::Answer(PLAIN_503),
+        Duration::from_secs(20),
+        300,
+    )
+    .await
+    .assert_nothing_lost();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

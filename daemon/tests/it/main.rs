@@ -11,6 +11,7 @@ mod demo_prometheus;
 mod fault_proxy;
 mod holds;
 mod key_change;
+mod lean_client;
 mod metadata;
 mod otlp_receiver;
 mod oversize;

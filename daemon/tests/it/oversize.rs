@@ -492,7 +492,7 @@ async fn eventbridge_takes_an_entry_of_exactly_its_limit_and_eda_never_sends_one
     let (publisher, _) = spawn_unsupervised(
         &config,
         region,
-        sinks.clients.eventbridge.clone(),
+        sinks.clients.lean_eventbridge.clone(),
         dlq,
         Arc::new(eda_actors::telemetry::Metrics::new()),
     )

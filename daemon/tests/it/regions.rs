@@ -131,7 +131,7 @@ impl TwoRegions {
             clients: region.clients.clone(),
             config: config.health.clone(),
             events: Some(Arc::new(EventBridgeClient::new(
-                region.clients.eventbridge.clone(),
+                region.clients.lean_eventbridge.clone(),
                 region.config.event_bus.clone(),
                 region.config.name.clone(),
             ))),

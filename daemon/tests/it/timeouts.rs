@@ -1,7 +1,8 @@
 //! Every AWS call ends: an endpoint that takes a request and never answers gives a timeout
-//! error after `aws.attempt_timeout_ms` (the SDK's own attempts included) instead of holding
-//! the caller, so an applier is never stuck on one write. The black hole is the fault proxy in
-//! front of the real DynamoDB Local; no real server can be made to hang on demand.
+//! error after `aws.attempt_timeout_ms` (one attempt: the lean client leaves retries to eda's
+//! own loop) instead of holding the caller, so an applier is never stuck on one write. The
+//! black hole is the fault proxy in front of the real DynamoDB Local; no real server can be
+//! made to hang on demand.
 
 use super::fault_proxy::{Fault, FaultProxy};
 use eda_actors::aws::{DynamoDbItemWriter, RegionClients};
@@ -20,7 +21,7 @@ async fn a_black_holed_dynamodb_write_times_out_and_succeeds_once_the_path_is_ba
     config.regions.primary.endpoints.dynamodb = Some(proxy.url());
     config.aws.attempt_timeout_ms = 300;
     let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
-    let writer = DynamoDbItemWriter::new(clients.dynamodb.clone());
+    let writer = DynamoDbItemWriter::new(&clients);
     let sequence = eda_loadtest::history::sequence(1);
     let write = PlannedWrite {
         table_name: sinks.table.name.clone(),
@@ -40,8 +41,8 @@ async fn a_black_holed_dynamodb_write_times_out_and_succeeds_once_the_path_is_ba
     };
 
     proxy.set(Fault::BlackHole);
-    // The bound only keeps a broken build from hanging the suite; the SDK ends the call long
-    // before it.
+    // The bound only keeps a broken build from hanging the suite; the client ends the call
+    // long before it.
     let failed = tokio::time::timeout(Duration::from_secs(60), writer.write(&write))
         .await
         .expect("the call ends on its own");

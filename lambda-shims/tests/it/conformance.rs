@@ -131,7 +131,7 @@ async fn through_the_daemon(config: &Config, change: CdcEvent) {
     let (publisher, dlq) = spawn_unsupervised(
         config,
         region,
-        clients.eventbridge.clone(),
+        clients.lean_eventbridge.clone(),
         dlq_sink(region, &clients),
         metrics.clone(),
     )
@@ -144,7 +144,7 @@ async fn through_the_daemon(config: &Config, change: CdcEvent) {
         None,
         CdcApplier,
         CdcApplierArgs {
-            writer: Arc::new(DynamoDbItemWriter::new(clients.dynamodb.clone())),
+            writer: Arc::new(DynamoDbItemWriter::new(&clients)),
             publisher,
             dlq,
             // The daemon's appliers route to the secondary region's router.

@@ -277,7 +277,7 @@ async fn a_tombstone_reaped_by_ttl_is_not_published_as_another_delete() {
         refresh_started_at: None,
     };
     let planned = plan(&[delete], &TableRouting::new(&table), &options);
-    eda_actors::aws::DynamoDbItemWriter::new(clients.dynamodb.clone())
+    eda_actors::aws::DynamoDbItemWriter::new(&clients)
         .write(&planned.writes[0])
         .await
         .expect("the tombstone is written");

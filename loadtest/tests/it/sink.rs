@@ -50,7 +50,7 @@ async fn clients(url: &str) -> (eda_config::Config, RegionClients) {
 async fn the_guard_refuses_an_older_sequence_through_edas_writer() {
     let (sink, url, _stop) = start_sink(SinkOptions::default()).await;
     let (_, clients) = clients(&url).await;
-    let writer = DynamoDbItemWriter::new(clients.dynamodb.clone());
+    let writer = DynamoDbItemWriter::new(&clients);
     let seq = |n: u64| eda_loadtest::history::sequence(n);
 
     let first = writer
@@ -112,7 +112,7 @@ async fn a_refused_transaction_item_is_named_in_the_sdks_cancellation_reasons() 
     let (sink, url, _stop) = start_sink(SinkOptions::default()).await;
     let (_, clients) = clients(&url).await;
     let seq = |n: u64| eda_loadtest::history::sequence(n);
-    DynamoDbItemWriter::new(clients.dynamodb.clone())
+    DynamoDbItemWriter::new(&clients)
         .write(&write("stored", &seq(5), "stored"))
         .await
         .expect("write");
@@ -188,7 +188,8 @@ async fn every_call_of_edas_adapters_and_probes_is_answered() {
     clients.probe_sqs().await.expect("ListQueues");
 
     // EventBridge: every entry gets an id, and the sink counts them by event_id.
-    let publisher = EventBridgeClient::new(clients.eventbridge.clone(), "eda-events", "us-west-2");
+    let publisher =
+        EventBridgeClient::new(clients.lean_eventbridge.clone(), "eda-events", "us-west-2");
     let entries: Vec<EventBridgeEntry> = ["a", "b", "a"]
         .iter()
         .map(|id| EventBridgeEntry {
@@ -315,13 +316,13 @@ async fn injected_faults_reach_eda_as_throttling_and_server_errors() {
     ] {
         let (sink, url, _stop) = start_sink(options).await;
         let (_, clients) = clients(&url).await;
-        let err = DynamoDbItemWriter::new(clients.dynamodb.clone())
+        let err = DynamoDbItemWriter::new(&clients)
             .write(&write("k", &eda_loadtest::history::sequence(1), "x"))
             .await
             .expect_err("every call refused");
         assert_eq!(err.class, class, "{err:?}");
         let publisher =
-            EventBridgeClient::new(clients.eventbridge.clone(), "eda-events", "us-west-2");
+            EventBridgeClient::new(clients.lean_eventbridge.clone(), "eda-events", "us-west-2");
         let entry = EventBridgeEntry {
             source: "eda.cdc".into(),
             detail_type: "t".into(),
