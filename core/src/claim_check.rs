@@ -2,7 +2,7 @@
 //! holds the row.
 //!
 //! An EventBridge entry is at most 256 KB (`Source`, `DetailType`, `Detail` and `Resources`, as
-//! EventBridge counts them: [`eventbridge::entry_size`]), and a change event carries its row. A
+//! EventBridge counts them: [`crate::eventbridge::entry_size`]), and a change event carries its row. A
 //! row of a few hundred kilobytes used to be dead-lettered at the home bus (with a payload cut to
 //! fit SQS, which no redrive can replay) while its zstd envelope still reached the other region.
 //! Now one decision, made here, holds for every path an event takes:

@@ -39,7 +39,7 @@ pub const MAX_UNPACKED_BYTES: usize = 64 * 1024 * 1024;
 /// Why `_zcols` cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PackedError {
-    /// The bytes are no zstd frame, or inflate past [`MAX_UNPACKED_BYTES`].
+    /// The bytes are no zstd frame, or inflate past `MAX_UNPACKED_BYTES` (64 MiB).
     #[error("attribute _zcols does not decompress: {0}")]
     Decompress(String),
     /// The frame holds no typed-JSON object.
