@@ -4,17 +4,20 @@
 //! of percent from one minute to the next, that is the figure to compare two versions of the code
 //! by (criterion's `make bench` stays the one for per-event time).
 //!
-//! `cargo run --release -p eda-core --example instructions -- qlik|avro N`
+//! `cargo run --release -p eda-core --example instructions -- qlik|avro|entry N`
 //!
 //! - `qlik`: the `pipeline` bench's path: Qlik JSON decode, the change as a `BaseEvent`, the
 //!   transformer (1364-byte update).
 //! - `avro`: the `decode` bench's Avro decode with a cached schema (388-byte update).
+//! - `entry`: the strings of one `PutEvents` entry as the lean client writes them into the
+//!   request body (`Source`, `DetailType`, `Detail`, `EventBusName`), for the `qlik` path's
+//!   change event (its `Detail` is that event as JSON, escaped into a JSON string).
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use eda_core::cdc::{decode_qlik_json, MetadataCache, NoSchemaSource, QlikMessage};
-use eda_core::change_event::into_base_event;
+use eda_core::change_event::{change_entry, into_base_event};
 
 #[path = "../benches/workloads.rs"]
 mod workloads;
@@ -36,13 +39,14 @@ fn main() {
     let done = match path {
         "qlik" => qlik(n),
         "avro" => avro(n),
+        "entry" => entry(n),
         _ => usage(),
     };
     println!("{done} of {n} events");
 }
 
 fn usage() -> ! {
-    eprintln!("usage: instructions qlik|avro N");
+    eprintln!("usage: instructions qlik|avro|entry N");
     std::process::exit(2)
 }
 
@@ -79,4 +83,31 @@ fn avro(n: usize) -> usize {
         drop(black_box(event));
     }
     decoded
+}
+
+/// The strings of the `qlik` path's `PutEvents` entry escaped into a body buffer (reused, as the
+/// lean client reuses its per-thread buffer) `n` times; how many came out whole.
+fn entry(n: usize) -> usize {
+    let source = Source::new("SALES", "ORDERS");
+    let ctx = source.ctx();
+    let (_, region) = pipeline_transformer();
+    let Ok(QlikMessage::Change(event)) =
+        decode_qlik_json(QLIK_UPDATE, &ctx, &MetadataCache::new(), None)
+    else {
+        panic!("the Qlik update decodes");
+    };
+    let entry = change_entry(&into_base_event(event, region), "eda.cdc", "eda-bus");
+    let bus = entry.event_bus_name.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(4096);
+    let mut whole = 0;
+    for _ in 0..n {
+        out.clear();
+        for text in [&entry.source, &entry.detail_type, &entry.detail] {
+            eda_core::json_string::write(&mut out, black_box(text));
+        }
+        eda_core::json_string::write(&mut out, black_box(bus));
+        whole += usize::from(out.len() > entry.detail.len() + 2);
+        black_box(&out);
+    }
+    whole
 }

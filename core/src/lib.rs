@@ -24,6 +24,7 @@
 //! - [`owed`]: `OwedEvent`, the record of a cross-region event its target region has not
 //!   received yet (kept in the owed queue, or as a `route` dead letter).
 //! - [`eventbridge`]: EventBridge entry sizing and the `PutEvents` batch planner.
+//! - [`json_string`]: a JSON string written into a byte buffer, as serde_json escapes it.
 //! - [`jwt`]: token verification and API Gateway authorizer responses.
 //! - [`failure`]: the one vocabulary of failure: [`ErrorClass`](failure::ErrorClass) (retries,
 //!   metric labels, dead letters) and the dead letter's [`Stage`](failure::Stage).
@@ -50,6 +51,7 @@ pub mod eventbridge;
 pub mod failover;
 pub mod failure;
 pub mod health;
+pub mod json_string;
 pub mod jwt;
 pub mod offsets;
 pub mod owed;

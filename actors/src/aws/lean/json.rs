@@ -4,10 +4,10 @@
 use base64::Engine;
 use eda_core::apply_plan::AttrValue;
 
-/// Appends `text` as a JSON string: quoted, escaped once (serde_json's table-driven escaper,
-/// which copies runs of plain bytes whole).
+/// Appends `text` as a JSON string: quoted, escaped once, the same bytes serde_json writes
+/// ([`eda_core::json_string`]).
 pub(crate) fn string(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+    eda_core::json_string::write(out, text);
 }
 
 /// Appends `"name":` (a key that needs no escaping: the protocol's own member names).
