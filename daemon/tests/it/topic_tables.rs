@@ -34,8 +34,13 @@ fn insert(column: &str, key: &str, named: Option<(&str, &str)>) -> Vec<u8> {
     serde_json::to_vec(&message).expect("JSON")
 }
 
-/// Produces `value` to `topic` with `headers` and waits for its delivery.
-async fn produce(producer: &FutureProducer, topic: &str, value: &[u8], headers: &[(&str, &str)]) {
+/// Produces `value` to `topic` with `headers` and waits for its delivery (the trace tests too).
+pub(crate) async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    value: &[u8],
+    headers: &[(&str, &str)],
+) {
     let mut owned = OwnedHeaders::new();
     for (name, value) in headers {
         owned = owned.insert(Header {

@@ -6,12 +6,11 @@
 //! (The `TraceHeader` of the `PutEvents` calls is not visible through the stand-in's rule
 //! targets; it is checked on the entries, in `eda-core`'s `change_event` and `envelope` tests.)
 
+use crate::topic_tables::produce;
 use eda_core::envelope::EnvelopePacker;
 use eda_loadtest::history::{qlik_message, sequence};
 use eda_testkit::local::BROKERS;
 use eda_testkit::{envelope_of, init_logs, unique, Inspector, Scenario, Sinks};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -25,26 +24,6 @@ fn insert(key: &str) -> Vec<u8> {
     row.insert("CUSTOMER_ID".into(), key.into());
     row.insert("NOTE".into(), "traced".into());
     qlik_message("INSERT", &sequence(1), &row, None)
-}
-
-/// Produces `value` with `headers` and waits for its delivery.
-async fn produce(producer: &FutureProducer, topic: &str, value: &[u8], headers: &[(&str, &str)]) {
-    let mut owned = OwnedHeaders::new();
-    for (name, value) in headers {
-        owned = owned.insert(Header {
-            key: name,
-            value: Some(value.as_bytes()),
-        });
-    }
-    producer
-        .send(
-            FutureRecord::<(), _>::to(topic)
-                .payload(value)
-                .headers(owned),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("delivered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
