@@ -9,11 +9,14 @@ use crate::history::{pk, History};
 use aws_sdk_dynamodb::types::AttributeValue;
 use eda_core::cdc::{decode_qlik_json, DecodeContext, FallbackKeys, MetadataCache, QlikMessage};
 use eda_core::change_event::event_id;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// An item of the table, by attribute.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// The last image of each key of a history (`None`: its last change deleted it).
+pub type Expected = BTreeMap<String, Option<Map<String, Value>>>;
 
 /// Every item of `table`, by `pk`, read with consistent `Scan` pages.
 pub async fn scan_table(
@@ -48,12 +51,17 @@ pub async fn scan_table(
     }
 }
 
-/// How `items` differs from the last images of `history`, one line a difference: a key
-/// missing, one deleted at the source but live in the table, a column with another value, an
-/// item the source never had. Empty: exact.
+/// How `items` differs from the last images of `history`: see [`mismatches`].
 pub fn table_mismatches(items: &BTreeMap<String, Item>, history: &History) -> Vec<String> {
+    mismatches(items, &history.expected)
+}
+
+/// How `items` differs from `expected`, one line a difference: a key missing, one deleted at
+/// the source but live in the table, a column with another value (an item's `_zcols` unpacked
+/// first, see [`whole`]), an item the source never had. Empty: exact.
+pub fn mismatches(items: &BTreeMap<String, Item>, expected: &Expected) -> Vec<String> {
     let mut mismatches = Vec::new();
-    for (key, image) in &history.expected {
+    for (key, image) in expected {
         let live = items
             .get(&pk(key))
             .filter(|i| !matches!(i.get("_deleted"), Some(AttributeValue::Bool(true))));
@@ -64,6 +72,7 @@ pub fn table_mismatches(items: &BTreeMap<String, Item>, history: &History) -> Ve
             }
             (Some(_), None) => mismatches.push(format!("{key}: missing")),
             (Some(image), Some(item)) => {
+                let item = whole(item);
                 for (column, value) in image {
                     let stored = match item.get(column) {
                         Some(AttributeValue::S(s)) => Value::String(s.clone()),
@@ -77,7 +86,7 @@ pub fn table_mismatches(items: &BTreeMap<String, Item>, history: &History) -> Ve
             }
         }
     }
-    let known: HashSet<String> = history.expected.keys().map(|k| pk(k)).collect();
+    let known: HashSet<String> = expected.keys().map(|k| pk(k)).collect();
     mismatches.extend(
         items
             .keys()
@@ -85,6 +94,19 @@ pub fn table_mismatches(items: &BTreeMap<String, Item>, history: &History) -> Ve
             .map(|pk| format!("{pk}: not in the source")),
     );
     mismatches
+}
+
+/// `item` with the columns its `_zcols` holds (a row over DynamoDB's item limit, stored with
+/// its largest columns compressed) put back as attributes: the row as the source had it.
+pub fn whole(item: &Item) -> Item {
+    use eda_actors::aws::{from_sdk, to_sdk};
+    let plain: eda_core::apply_plan::Item =
+        item.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect();
+    let unpacked = eda_core::apply_plan::unpacked(&plain).expect("_zcols unpacks");
+    unpacked
+        .iter()
+        .map(|(k, v)| (k.clone(), to_sdk(v)))
+        .collect()
 }
 
 /// Every event id `history` owes (one per distinct change), with the change it belongs to
@@ -201,5 +223,61 @@ mod tests {
         let (count, shown) = missing_events(&owed, &seen, 5);
         assert_eq!(count, 1);
         assert!(shown[0].ends_with(&format!("({gone})")));
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn image(pairs: &[(&str, &str)]) -> Option<Map<String, Value>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn equal_tables_have_no_mismatch_and_a_tombstone_counts_as_deleted() {
+        let expected: Expected = [
+            ("1".to_string(), image(&[("NAME", "ada")])),
+            ("2".to_string(), None),
+        ]
+        .into();
+        let items = [
+            (pk("1"), item(&[("NAME", AttributeValue::S("ada".into()))])),
+            (pk("2"), item(&[("_deleted", AttributeValue::Bool(true))])),
+        ]
+        .into();
+        assert_eq!(mismatches(&items, &expected), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_kind_of_difference_is_named() {
+        let expected: Expected = [
+            ("1".to_string(), image(&[("NAME", "ada")])),
+            ("2".to_string(), None),
+            ("3".to_string(), image(&[("NAME", "bob")])),
+        ]
+        .into();
+        let items = [
+            (pk("1"), item(&[("NAME", AttributeValue::S("eve".into()))])),
+            (pk("2"), item(&[])),
+            (pk("9"), item(&[])),
+        ]
+        .into();
+        assert_eq!(
+            mismatches(&items, &expected),
+            [
+                "1.NAME: \"eve\" != \"ada\"",
+                "2: deleted at the source, live in the table",
+                "3: missing",
+                "SALES.CUSTOMERS#9: not in the source",
+            ]
+        );
     }
 }

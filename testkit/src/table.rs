@@ -6,16 +6,12 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use eda_loadtest::history::{pk, History};
-use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use eda_loadtest::history::History;
+use eda_loadtest::verify::mismatches;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// An item of the table, by attribute.
-pub type Item = HashMap<String, AttributeValue>;
-
-/// The last image of each key of a history (`None`: its last change deleted it).
-pub type Expected = BTreeMap<String, Option<Map<String, Value>>>;
+pub use eda_loadtest::verify::{whole, Expected, Item};
 
 /// A CDC table of this test's own, keyed by `pk` as the applier writes it.
 pub struct Table {
@@ -137,122 +133,11 @@ impl Table {
     pub async fn wait_for(&self, history: &History, within: Duration) -> Vec<String> {
         let deadline = Instant::now() + within;
         loop {
-            let mismatches = compare(&self.items().await, &history.expected);
+            let mismatches = mismatches(&self.items().await, &history.expected);
             if mismatches.is_empty() || Instant::now() > deadline {
                 return mismatches;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-}
-
-/// `item` with the columns its `_zcols` holds (a row over DynamoDB's item limit, stored with
-/// its largest columns compressed) put back as attributes: the row as the source had it.
-pub fn whole(item: &Item) -> Item {
-    use eda_actors::aws::{from_sdk, to_sdk};
-    let plain: eda_core::apply_plan::Item =
-        item.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect();
-    let unpacked = eda_core::apply_plan::unpacked(&plain).expect("_zcols unpacks");
-    unpacked
-        .iter()
-        .map(|(k, v)| (k.clone(), to_sdk(v)))
-        .collect()
-}
-
-/// How `items` differs from `expected`, one line a difference: a key missing, one deleted at
-/// the source but live in the table, a column with another value, an item the source never had.
-fn compare(items: &BTreeMap<String, Item>, expected: &Expected) -> Vec<String> {
-    let mut mismatches = Vec::new();
-    for (key, image) in expected {
-        let item = items.get(&pk(key));
-        let live = item.filter(|i| !matches!(i.get("_deleted"), Some(AttributeValue::Bool(true))));
-        match (image, live) {
-            (None, None) => {}
-            (None, Some(_)) => {
-                mismatches.push(format!("{key}: deleted at the source, live in the table"))
-            }
-            (Some(_), None) => mismatches.push(format!("{key}: missing")),
-            (Some(image), Some(item)) => {
-                let item = whole(item);
-                for (column, value) in image {
-                    let stored = match item.get(column) {
-                        Some(AttributeValue::S(s)) => Value::String(s.clone()),
-                        Some(other) => Value::String(format!("{other:?}")),
-                        None => Value::Null,
-                    };
-                    if &stored != value {
-                        mismatches.push(format!("{key}.{column}: {stored} != {value}"));
-                    }
-                }
-            }
-        }
-    }
-    let known: HashSet<String> = expected.keys().map(|k| pk(k)).collect();
-    for pk in items.keys() {
-        if !known.contains(pk) {
-            mismatches.push(format!("{pk}: not in the source"));
-        }
-    }
-    mismatches
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-
-    fn image(pairs: &[(&str, &str)]) -> Option<Map<String, Value>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn equal_tables_have_no_mismatch_and_a_tombstone_counts_as_deleted() {
-        let expected: Expected = [
-            ("1".to_string(), image(&[("NAME", "ada")])),
-            ("2".to_string(), None),
-        ]
-        .into();
-        let items = [
-            (pk("1"), item(&[("NAME", AttributeValue::S("ada".into()))])),
-            (pk("2"), item(&[("_deleted", AttributeValue::Bool(true))])),
-        ]
-        .into();
-        assert_eq!(compare(&items, &expected), Vec::<String>::new());
-    }
-
-    #[test]
-    fn every_kind_of_difference_is_named() {
-        let expected: Expected = [
-            ("1".to_string(), image(&[("NAME", "ada")])),
-            ("2".to_string(), None),
-            ("3".to_string(), image(&[("NAME", "bob")])),
-        ]
-        .into();
-        let items = [
-            (pk("1"), item(&[("NAME", AttributeValue::S("eve".into()))])),
-            (pk("2"), item(&[])),
-            (pk("9"), item(&[])),
-        ]
-        .into();
-        assert_eq!(
-            compare(&items, &expected),
-            [
-                "1.NAME: \"eve\" != \"ada\"",
-                "2: deleted at the source, live in the table",
-                "3: missing",
-                "SALES.CUSTOMERS#9: not in the source",
-            ]
-        );
     }
 }
