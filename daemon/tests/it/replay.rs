@@ -150,6 +150,19 @@ async fn damage(sinks: &Sinks) -> Damage {
     damage
 }
 
+impl Damage {
+    /// Every deleted key and every key overwritten with an older `_seq` is back as the source
+    /// has it: no mismatch names it.
+    fn assert_healed(&self, mismatches: &[String]) {
+        for pk in self.deleted.iter().chain(&self.older) {
+            assert!(
+                about(mismatches, pk).is_empty(),
+                "{pk} healed: {mismatches:?}"
+            );
+        }
+    }
+}
+
 /// The mismatches against the history that are about `pk`.
 fn about<'a>(mismatches: &'a [String], pk: &str) -> Vec<&'a String> {
     // A mismatch line names the source key, the `pk` ends with it after `#`.
@@ -225,12 +238,7 @@ async fn a_one_off_replay_heals_a_damaged_table_and_republishes_under_the_same_e
         .table
         .wait_for(&history, Duration::ZERO)
         .await;
-    for pk in damage.deleted.iter().chain(&damage.older) {
-        assert!(
-            about(&mismatches, pk).is_empty(),
-            "{pk} healed: {mismatches:?}"
-        );
-    }
+    damage.assert_healed(&mismatches);
     // The guard keeps what is newer than any change, a hand-made value included.
     assert_eq!(
         about(&mismatches, &damage.newer).len(),
@@ -366,12 +374,7 @@ async fn the_group_is_not_moved_under_an_active_member_a_dry_run_changes_nothing
         .table
         .wait_for(&history, Duration::ZERO)
         .await;
-    for pk in damage.deleted.iter().chain(&damage.older) {
-        assert!(
-            about(&mismatches, pk).is_empty(),
-            "{pk} healed: {mismatches:?}"
-        );
-    }
+    damage.assert_healed(&mismatches);
     assert_eq!(
         mismatches.len(),
         1,
