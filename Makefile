@@ -56,13 +56,15 @@ bench-e2e:
 bench-ir:
 	CARGO="$(CARGO)" bash core/benches/instructions.sh
 
-lint:
+# The deploy checks' tools (cfn-lint, kubectl, promtool, ...) come from install.sh, which does
+# nothing when they are there, so both targets work on a fresh machine.
+lint: install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	CARGO="$(CARGO)" bash deploy/check.sh
 
-deploy-check:
+deploy-check: install
 	CARGO="$(CARGO)" bash deploy/check.sh
 
 lambdas:
