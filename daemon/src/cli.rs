@@ -1,6 +1,6 @@
 //! The command line.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// eda: Qlik Replicate CDC from Kafka to DynamoDB and EventBridge, across two regions.
@@ -41,27 +41,7 @@ pub enum Command {
     },
     /// Decode one CDC message (from FILE or stdin) and print the `CdcEvent` and its apply plan
     /// as JSON, or the decode error and exit 2.
-    Decode {
-        /// How the message is encoded.
-        #[arg(long, value_enum)]
-        format: DecodeFormat,
-        /// Schema Registry base URL (for `qlik-avro`); overrides `schema_registry.url`.
-        #[arg(long)]
-        schema_registry: Option<String>,
-        /// Source table (`SCHEMA.TABLE`) of a message that does not name its own (Qlik puts one
-        /// table per topic and no table name in data messages by default).
-        #[arg(long)]
-        table: Option<String>,
-        /// Key column, when no Qlik metadata message or configuration names the keys; repeat for
-        /// composite keys.
-        #[arg(long = "key")]
-        keys: Vec<String>,
-        /// Configuration for key columns, table routing and the tombstone TTL.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// The message; stdin when absent.
-        file: Option<PathBuf>,
-    },
+    Decode(DecodeArgs),
     /// Resolve a change event that went by reference (too large for EventBridge, its
     /// `payload.claim_check` names the item holding its row): read the item and print the event
     /// with its row in `payload.after` (exit 0); say so and exit 1 when the item holds another
@@ -85,45 +65,73 @@ pub enum Command {
     /// no active member) or runs the window once through the pipeline under its own group id
     /// (`--mode one-off`). The apply is sequence-guarded: the table never goes back, and every
     /// change of the window has its event published again under the same event id.
-    #[command(group(clap::ArgGroup::new("start").required(true).args(["from_time", "from_offset"])))]
-    #[command(group(clap::ArgGroup::new("stop").args(["to_time", "to_offset"])))]
-    Replay {
-        /// TOML configuration file (brokers, the daemon's group, the sinks).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The topic to replay.
-        #[arg(long)]
-        topic: String,
-        /// Start every partition at its first message at or after this time (RFC 3339).
-        #[arg(long)]
-        from_time: Option<chrono::DateTime<chrono::FixedOffset>>,
-        /// Start partition PARTITION at OFFSET; repeat for more partitions (the others are not
-        /// replayed).
-        #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
-        from_offset: Vec<(i32, i64)>,
-        /// Stop before the first message at or after this time (RFC 3339); the end of each
-        /// partition when neither this nor `--to-offset` is given.
-        #[arg(long)]
-        to_time: Option<chrono::DateTime<chrono::FixedOffset>>,
-        /// Stop partition PARTITION before OFFSET; repeat for more partitions.
-        #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
-        to_offset: Vec<(i32, i64)>,
-        /// Print the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// What to do with the plan.
-        #[arg(long, value_enum, default_value_t = ReplayMode::MoveGroup)]
-        mode: ReplayMode,
-        /// Consumer group of a one-off pass; `<kafka.group_id>-replay-<unix time>` by default.
-        #[arg(long)]
-        replay_group: Option<String>,
-    },
+    Replay(ReplayArgs),
     /// JWT operations.
     Jwt {
         /// What to do with a token.
         #[command(subcommand)]
         command: JwtCommand,
     },
+}
+
+/// `decode`'s arguments.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// How the message is encoded.
+    #[arg(long, value_enum)]
+    pub format: DecodeFormat,
+    /// Schema Registry base URL (for `qlik-avro`); overrides `schema_registry.url`.
+    #[arg(long)]
+    pub schema_registry: Option<String>,
+    /// Source table (`SCHEMA.TABLE`) of a message that does not name its own (Qlik puts one
+    /// table per topic and no table name in data messages by default).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Key column, when no Qlik metadata message or configuration names the keys; repeat for
+    /// composite keys.
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Configuration for key columns, table routing and the tombstone TTL.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The message; stdin when absent.
+    pub file: Option<PathBuf>,
+}
+
+/// `replay`'s arguments: a window of a topic, and what to do with it.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("start").required(true).args(["from_time", "from_offset"])))]
+#[command(group(clap::ArgGroup::new("stop").args(["to_time", "to_offset"])))]
+pub struct ReplayArgs {
+    /// TOML configuration file (brokers, the daemon's group, the sinks).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The topic to replay.
+    #[arg(long)]
+    pub topic: String,
+    /// Start every partition at its first message at or after this time (RFC 3339).
+    #[arg(long)]
+    pub from_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Start partition PARTITION at OFFSET; repeat for more partitions (the others are not
+    /// replayed).
+    #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
+    pub from_offset: Vec<(i32, i64)>,
+    /// Stop before the first message at or after this time (RFC 3339); the end of each
+    /// partition when neither this nor `--to-offset` is given.
+    #[arg(long)]
+    pub to_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Stop partition PARTITION before OFFSET; repeat for more partitions.
+    #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_partition_offset)]
+    pub to_offset: Vec<(i32, i64)>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// What to do with the plan.
+    #[arg(long, value_enum, default_value_t = ReplayMode::MoveGroup)]
+    pub mode: ReplayMode,
+    /// Consumer group of a one-off pass; `<kafka.group_id>-replay-<unix time>` by default.
+    #[arg(long)]
+    pub replay_group: Option<String>,
 }
 
 /// Message encodings `decode` understands.

@@ -1,7 +1,7 @@
 //! `eda-daemon decode`: what would eda do with this message?
 
 use super::{read_input, EXIT_BAD_INPUT};
-use crate::cli::DecodeFormat;
+use crate::cli::{DecodeArgs, DecodeFormat};
 use eda_actors::kafka::message_decoder::fallback_keys;
 use eda_actors::kafka::schema_registry::SchemaRegistryClient;
 use eda_actors::settings::table_routing;
@@ -11,40 +11,23 @@ use eda_core::cdc::{
     QlikMessage, TableRef,
 };
 use serde_json::json;
-use std::path::Path;
 use std::process::ExitCode;
-
-/// What `decode` was asked.
-pub struct DecodeRequest<'a> {
-    /// The message encoding.
-    pub format: DecodeFormat,
-    /// The message file; stdin when absent.
-    pub file: Option<&'a Path>,
-    /// Schema Registry base URL, for Avro.
-    pub schema_registry: Option<&'a str>,
-    /// Source table (`SCHEMA.TABLE`) for messages that do not name theirs.
-    pub table: Option<&'a str>,
-    /// Key columns when no metadata names them.
-    pub keys: &'a [String],
-    /// Configuration for key columns, table routing and the tombstone TTL.
-    pub config: Option<&'a Path>,
-}
 
 /// Decodes one message and prints the `CdcEvent` and its apply plan as JSON, or the decode
 /// error and exit 2.
-pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
-    let config = match req.config {
+pub fn decode(req: &DecodeArgs) -> ExitCode {
+    let config = match req.config.as_deref() {
         Some(path) => match super::load_config(path) {
             Ok(config) => config,
             Err(code) => return code,
         },
         None => eda_config::Config::default(),
     };
-    let raw = match read_input(req.file) {
+    let raw = match read_input(req.file.as_deref()) {
         Ok(raw) => raw,
         Err(code) => return code,
     };
-    let default_table = req.table.map(|t| match t.split_once('.') {
+    let default_table = req.table.as_deref().map(|t| match t.split_once('.') {
         Some((schema, table)) => TableRef::new(schema, table),
         None => TableRef::new("", t),
     });
@@ -78,7 +61,7 @@ pub fn decode(req: DecodeRequest<'_>) -> ExitCode {
         DecodeFormat::Debezium => {
             decode_debezium(&raw, None, &ctx, None).map_err(|e| e.to_string())
         }
-        DecodeFormat::QlikAvro => decode_avro(&raw, req.schema_registry, &config, &ctx),
+        DecodeFormat::QlikAvro => decode_avro(&raw, req.schema_registry.as_deref(), &config, &ctx),
     };
 
     let event = match decoded {

@@ -44,45 +44,11 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             },
             metrics_file.as_deref(),
         ),
-        Command::Replay {
-            config,
-            topic,
-            from_time,
-            from_offset,
-            to_time,
-            to_offset,
-            dry_run,
-            mode,
-            replay_group,
-        } => replay::replay(replay::ReplayRequest {
-            config: &config,
-            topic,
-            from_time,
-            from_offset,
-            to_time,
-            to_offset,
-            dry_run,
-            mode,
-            replay_group,
-        }),
+        Command::Replay(args) => replay::replay(args),
         Command::Jwt {
             command: JwtCommand::Verify { config, token },
         } => jwt::verify(&config, &token),
-        Command::Decode {
-            format,
-            schema_registry,
-            table,
-            keys,
-            config,
-            file,
-        } => decode::decode(decode::DecodeRequest {
-            format,
-            file: file.as_deref(),
-            schema_registry: schema_registry.as_deref(),
-            table: table.as_deref(),
-            keys: &keys,
-            config: config.as_deref(),
-        }),
+        Command::Decode(args) => decode::decode(&args),
     }
 }
 

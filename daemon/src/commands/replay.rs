@@ -1,39 +1,16 @@
 //! `eda-daemon replay`: re-runs a window of a topic (see [`eda_actors::replay`]).
 
-use crate::cli::ReplayMode;
-use chrono::{DateTime, FixedOffset, Utc};
+use crate::cli::{ReplayArgs, ReplayMode};
+use chrono::Utc;
 use eda_actors::pipeline::Observability;
 use eda_actors::replay::{self, ReplayError, ReplayFrom, ReplayTo};
-use std::path::Path;
 use std::process::ExitCode;
-
-/// What the command line asked for.
-pub struct ReplayRequest<'a> {
-    /// Configuration file.
-    pub config: &'a Path,
-    /// Topic.
-    pub topic: String,
-    /// `--from-time`.
-    pub from_time: Option<DateTime<FixedOffset>>,
-    /// `--from-offset`, repeated.
-    pub from_offset: Vec<(i32, i64)>,
-    /// `--to-time`.
-    pub to_time: Option<DateTime<FixedOffset>>,
-    /// `--to-offset`, repeated.
-    pub to_offset: Vec<(i32, i64)>,
-    /// `--dry-run`.
-    pub dry_run: bool,
-    /// `--mode`.
-    pub mode: ReplayMode,
-    /// `--replay-group`.
-    pub replay_group: Option<String>,
-}
 
 /// Plans the replay, prints the plan, then carries it out unless it is a dry run. Exit 0 when
 /// done (or planned, for a dry run), 2 for a request that does not fit the topic or the
 /// configuration, 1 when the group has active members or a broker or sink failed.
-pub fn replay(request: ReplayRequest<'_>) -> ExitCode {
-    let (config, runtime) = match super::start(request.config) {
+pub fn replay(request: ReplayArgs) -> ExitCode {
+    let (config, runtime) = match super::start(&request.config) {
         Ok(started) => started,
         Err(code) => return code,
     };
