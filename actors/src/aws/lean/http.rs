@@ -66,7 +66,7 @@ pub(crate) struct Target {
 }
 
 /// How connections are opened.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     /// The longest resolving and connecting (TLS handshake included) may take.
     pub connect_timeout: Duration,
