@@ -650,6 +650,141 @@ impl AsyncWrite for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A key and self-signed certificate for `localhost`, made by the `openssl` command.
+    fn localhost_certificate(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl made the certificate");
+        (
+            std::fs::read(key).expect("key"),
+            std::fs::read(cert).expect("certificate"),
+        )
+    }
+
+    /// Over TLS (a local rustls server with a certificate the client trusts): the answers come
+    /// back, the connection is kept for the next call, and a server's close after an answer
+    /// (`close_notify`, FIN) is seen at checkout and the next call gets a new connection.
+    #[tokio::test]
+    async fn https_exchanges_reuse_their_connection_and_see_a_close() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = std::env::temp_dir().join(format!("eda-lean-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (key, cert) = localhost_certificate(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let cert = CertificateDer::from_pem_slice(&cert).expect("certificate PEM");
+        let key = PrivateKeyDer::from_pem_slice(&key).expect("key PEM");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .expect("server config");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).expect("trusted");
+        let client = Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        // Answers every request; after the third answer on a connection, closes it.
+        let server = {
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (tcp, _) = listener.accept().await.expect("accepts");
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let mut tls = acceptor.accept(tcp).await.expect("TLS handshake");
+                    tokio::spawn(async move {
+                        let mut request = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        let mut answered = 0;
+                        while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                            request.extend_from_slice(&buf[..n]);
+                            let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n")
+                            else {
+                                continue;
+                            };
+                            // The test's bodies are 2 bytes.
+                            if request.len() < end + 6 {
+                                continue;
+                            }
+                            request.drain(..end + 6);
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+                            tls.write_all(answer).await.expect("answers");
+                            answered += 1;
+                            if answered == 3 {
+                                let _ = tls.shutdown().await;
+                                return;
+                            }
+                        }
+                    });
+                }
+            })
+        };
+
+        let pool = Pool::new(
+            Target {
+                host: "localhost".into(),
+                port,
+                tls: true,
+            },
+            Settings {
+                connect_timeout: Duration::from_secs(5),
+            },
+            &client,
+        )
+        .expect("pool");
+        for call in 1..=5 {
+            let mut conn = pool.checkout().await.expect("a connection");
+            conn.head.extend_from_slice(
+                format!("POST / HTTP/1.1\r\nhost: localhost:{port}\r\ncontent-length: 2\r\n\r\n")
+                    .as_bytes(),
+            );
+            let answer = pool.exchange(conn, b"{}").await.expect("an answer");
+            assert_eq!((answer.status, &answer.body[..]), (200, &b"{\"a\":1}"[..]));
+            if call == 3 {
+                // Time for the close to arrive.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "three calls on the first connection, two on the second"
+        );
+        server.abort();
+    }
 
     #[test]
     fn an_answer_head_names_its_framing() {
