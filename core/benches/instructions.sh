@@ -44,3 +44,32 @@ for path in qlik avro entry; do
   high=$(count "$path" 3000)
   echo "$path: $(( (high - low) / 2000 )) instructions per event"
 done
+
+# `exchange`: one HTTP exchange of the lean client (a ~1 KB conditional `PutItem` written, signed,
+# sent and its answer read: actors/examples/exchange.rs), against `eda-loadtest sink` in its own
+# process (started fresh for each count, so every write is applied); only the client is counted.
+# SHA-256 (of the body and the canonical request) is ~113K of it under valgrind.
+$CARGO build -q --release -p eda-actors --example exchange -p eda-loadtest
+target=${CARGO_TARGET_DIR:-target}/release
+exchange() {
+  local n=$1 out sink url ir
+  out=$(mktemp)
+  "$target/eda-loadtest" sink --listen 127.0.0.1:0 >"$out.sink" 2>/dev/null &
+  sink=$!
+  for _ in $(seq 100); do grep -q listening "$out.sink" && break; sleep 0.1; done
+  url=$(sed -n 's/^listening on //p' "$out.sink")
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$target/examples/exchange" "$url" "$n" \
+    >"$out.stdout" 2>"$out" || true
+  kill "$sink"; wait "$sink" 2>/dev/null || true
+  if ! grep -qx "$n of $n exchanges" "$out.stdout"; then
+    echo "bench-ir: exchange did not apply all $n writes: $(cat "$out.stdout") $(tail -n 3 "$out")" >&2
+    rm -f "$out" "$out.stdout" "$out.sink"
+    exit 1
+  fi
+  ir=$(grep -o 'Collected : [0-9]*' "$out" | grep -o '[0-9]*$')
+  rm -f "$out" "$out.stdout" "$out.sink"
+  echo "$ir"
+}
+low=$(exchange 1000)
+high=$(exchange 3000)
+echo "exchange: $(( (high - low) / 2000 )) instructions per exchange"

@@ -6,8 +6,18 @@
 //! daemon's CPU. For these two calls eda writes the AWS JSON protocol itself: the body goes into a
 //! reused per-thread buffer, SigV4 is signed with a key derived once a day ([`sigv4`]), the
 //! credentials come from the SDK's own provider, cached ([`credentials`]), and the request goes
-//! over a pooled keep-alive hyper connection (HTTPS through rustls on aws-lc-rs, the SDK's
-//! own stack). Everything else eda calls stays on the SDK.
+//! over a keep-alive connection pool of eda's own ([`http`]) in which the calling task writes
+//! the request (its head signed straight into the connection's buffer, head and body in one
+//! vectored write) and reads and parses the answer itself; HTTPS goes through rustls on
+//! aws-lc-rs, the SDK's own stack. Everything else eda calls stays on the SDK.
+//!
+//! Why its own pool and not hyper's: measured per exchange (`docs/perf/profile.md`, "The HTTP
+//! exchange"), hyper-util's legacy client spent its instructions on the pool checkout keyed by
+//! `Uri`, the `http::Request` and header map, and its connection task — each request handed to
+//! that task and each answer handed back, a cross-task (often cross-thread) wake-up both ways.
+//! `hyper::client::conn::http1` without the legacy pool keeps the task and the hand-overs. What
+//! eda needs of HTTP/1.1 here is small (one `POST`, a body of known length, an answer with
+//! `Content-Length` or `chunked`), and every failure ends with the connection dropped.
 //!
 //! What is the same as the SDK client of the region: the region, the credentials, the endpoint
 //! (the configured override, else `AWS_ENDPOINT_URL*` and the shared config files' `endpoint_url`
@@ -21,31 +31,23 @@
 //! any SigV4 client without it.
 
 mod credentials;
+pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod sigv4;
 
 use crate::ports::SinkError;
+use ::http::{StatusCode, Uri};
 use bytes::Bytes;
 use credentials::CredentialsCache;
 use eda_core::failure::ErrorClass;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use credentials::CredentialsCache as SharedCredentials;
 
-/// The HTTP client of one region: one connection pool for its lean calls.
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// How long an idle pooled connection is kept (AWS closes idle connections after about a
-/// minute; reusing one it already closed costs a failed attempt).
-const POOL_IDLE: Duration = Duration::from_secs(50);
+/// How the lean clients of one region connect (each endpoint keeps its own connection pool).
+pub(crate) type HttpClient = http::Settings;
 
 /// The `User-Agent` of the lean calls.
 const AGENT: &str = concat!("eda/", env!("CARGO_PKG_VERSION"), " lean-client");
@@ -59,12 +61,12 @@ pub struct LeanClient {
 
 #[derive(Debug)]
 struct Inner {
-    /// The region's connection pool.
-    http: HttpClient,
+    /// The endpoint's keep-alive connections.
+    pool: http::Pool,
     /// The endpoint, path included (`/` unless an override names one).
     uri: Uri,
     /// The `Host` header as signed (`host` or `host:port` when the port is not the default).
-    host: HeaderValue,
+    host: String,
     /// The path as signed.
     path: String,
     /// `dynamodb` or `eventbridge`, for errors and metrics.
@@ -189,25 +191,15 @@ impl CallError {
     }
 }
 
-/// A pooled HTTP client for the lean calls of one region.
+/// How the lean calls of one region connect: the connect timeout (`aws.connect_timeout_ms`).
 pub(crate) fn http_client(connect_timeout: Duration) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(30)));
-    let tls = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config().clone());
-    let connector = tls.https_or_http().enable_http1().wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(connector)
+    http::Settings { connect_timeout }
 }
 
 /// The TLS configuration of every lean client: rustls on aws-lc-rs (the SDK's provider) with the
 /// system's root certificates, loaded once per process.
-fn tls_config() -> &'static rustls::ClientConfig {
-    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+fn tls_config() -> &'static Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG.get_or_init(|| {
         let mut roots = rustls::RootCertStore::empty();
         let loaded = rustls_native_certs::load_native_certs();
@@ -216,13 +208,15 @@ fn tls_config() -> &'static rustls::ClientConfig {
             // Local endpoints are plain HTTP; an HTTPS one then fails with a certificate error.
             tracing::warn!(errors = ?loaded.errors, "No root certificates found; HTTPS calls of the lean client will fail.");
         }
-        rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("aws-lc-rs supports the default protocol versions")
         .with_root_certificates(roots)
-        .with_no_client_auth()
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
     })
 }
 
@@ -282,11 +276,23 @@ impl LeanClient {
             "" => "/".to_string(),
             path => path.to_string(),
         };
+        if host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(format!(
+                "{} endpoint {endpoint:?}: the host is not a valid header value",
+                protocol.service
+            ));
+        }
+        let target = http::Target {
+            host: authority.host().trim_matches(['[', ']']).to_string(),
+            port: authority.port_u16().unwrap_or(default_port),
+            tls: scheme == "https",
+        };
+        let pool = http::Pool::new(target, http, tls_config())
+            .map_err(|err| format!("{} endpoint {endpoint:?}: {err}", protocol.service))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
-                host: HeaderValue::from_str(&host)
-                    .map_err(|err| format!("{} endpoint {endpoint:?}: {err}", protocol.service))?,
+                pool,
+                host,
                 uri,
                 path,
                 service: protocol.service,
@@ -314,29 +320,16 @@ impl LeanClient {
             .get(inner.service)
             .await
             .map_err(CallError::Transport)?;
-        let request = self.signed(target, body, &creds, chrono::Utc::now());
         let exchange = async {
-            let response = inner
-                .http
-                .request(request)
-                .await
-                .map_err(|err| transport(inner.service, &err))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|err| SinkError {
-                    service: inner.service,
-                    operation: "",
-                    class: ErrorClass::Connect,
-                    message: format!("reading the answer: {err}"),
-                })?
-                .to_bytes();
-            Ok::<_, SinkError>((parts, body))
+            let mut conn = inner.pool.checkout().await?;
+            self.head(target, &body, &creds, chrono::Utc::now(), &mut conn.head);
+            inner.pool.exchange(conn, &body).await
         };
-        let (parts, body) = match tokio::time::timeout(inner.attempt_timeout, exchange).await {
+        let answer = match tokio::time::timeout(inner.attempt_timeout, exchange).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(err)) => return Err(CallError::Transport(err)),
+            Ok(Err(failure)) => {
+                return Err(CallError::Transport(failure.into_sink_error(inner.service)))
+            }
             Err(_) => {
                 return Err(CallError::Transport(SinkError {
                     service: inner.service,
@@ -349,36 +342,33 @@ impl LeanClient {
                 }))
             }
         };
-        if parts.status.is_success() {
-            return Ok(body);
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status.is_success() {
+            return Ok(answer.body);
         }
-        let header_code = parts
-            .headers
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+        let parsed: ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
         let code = parsed
             .code
-            .or(header_code)
+            .or(answer.error_type)
             .map(|code| error_code(&code).to_string())
             .unwrap_or_default();
         Err(CallError::Service(ServiceError {
-            status: parts.status,
+            status,
             code,
             message: parsed.message.or(parsed.message_upper),
-            body,
+            body: answer.body,
         }))
     }
 
-    /// The request, signed.
-    fn signed(
+    /// Writes the signed request head (request line, headers, blank line) into `out`.
+    fn head(
         &self,
         target: &'static str,
-        body: Bytes,
+        body: &[u8],
         creds: &aws_credential_types::Credentials,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Request<Full<Bytes>> {
+        out: &mut Vec<u8>,
+    ) {
         let inner = &*self.inner;
         let amz_date = amz_date(&now);
         let date: [u8; 8] = amz_date[..8].try_into().expect("8 bytes");
@@ -390,11 +380,10 @@ impl LeanClient {
             inner.region,
             inner.signing_name
         );
-        let host = inner.host.to_str().expect("host is ASCII");
         let token = creds.session_token();
         let mut headers: [(&str, &str); 5] = [
             ("content-type", inner.content_type),
-            ("host", host),
+            ("host", &inner.host),
             ("x-amz-date", amz_date),
             ("x-amz-target", target),
             ("", ""),
@@ -407,35 +396,42 @@ impl LeanClient {
             }
             None => &headers[..4],
         };
-        let authorization = SCRATCH.with(|scratch| {
+        out.clear();
+        out.extend_from_slice(b"POST ");
+        out.extend_from_slice(inner.path.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in signed {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"user-agent: ");
+        out.extend_from_slice(AGENT.as_bytes());
+        out.extend_from_slice(b"\r\ncontent-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\nauthorization: ");
+        SCRATCH.with(|scratch| {
             let mut guard = scratch.borrow_mut();
-            let (scratch, out) = &mut *guard;
+            let (scratch, authorization) = &mut *guard;
             let signable = sigv4::Signable {
                 method: "POST",
                 path: &inner.path,
                 headers: signed,
-                body: &body,
+                body,
                 amz_date,
                 scope: &scope,
             };
-            sigv4::authorization(&signable, creds.access_key_id(), &key, scratch, out);
-            HeaderValue::from_bytes(&out[..]).expect("the Authorization value is ASCII")
+            sigv4::authorization(
+                &signable,
+                creds.access_key_id(),
+                &key,
+                scratch,
+                authorization,
+            );
+            out.extend_from_slice(authorization);
         });
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(inner.uri.clone())
-            .header(HOST, inner.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static(inner.content_type))
-            .header("x-amz-date", amz_date)
-            .header("x-amz-target", HeaderValue::from_static(target))
-            .header(USER_AGENT, HeaderValue::from_static(AGENT))
-            .header(AUTHORIZATION, authorization);
-        if let Some(token) = token {
-            builder = builder.header("x-amz-security-token", token);
-        }
-        builder
-            .body(Full::new(body))
-            .expect("every part of the request is valid")
+        out.extend_from_slice(b"\r\n\r\n");
     }
 
     /// The signing key for `date` and `creds`, derived on the first request of a day or key pair.
@@ -505,29 +501,6 @@ fn amz_date(now: &chrono::DateTime<chrono::Utc>) -> [u8; 16] {
     out
 }
 
-/// A hyper failure as a [`SinkError`]: a connect timeout is a timeout, anything else a broken
-/// or refused connection (retryable either way).
-fn transport(service: &'static str, err: &hyper_util::client::legacy::Error) -> SinkError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    let mut timed_out = false;
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-        }
-        source = e.source();
-    }
-    SinkError {
-        service,
-        operation: "",
-        class: if timed_out {
-            ErrorClass::Timeout
-        } else {
-            ErrorClass::Connect
-        },
-        message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(err)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,8 +530,26 @@ mod tests {
             .expect("time")
             .with_timezone(&chrono::Utc);
         let body = Bytes::from_static(br#"{"TableName":"t","Item":{"pk":{"S":"k"}}}"#);
-        let request = client.signed("DynamoDB_20120810.PutItem", body.clone(), &creds, now);
-        let header = |name: &str| request.headers()[name].to_str().expect("ASCII").to_string();
+        let mut head = Vec::new();
+        client.head("DynamoDB_20120810.PutItem", &body, &creds, now, &mut head);
+        let mut parsed = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut parsed);
+        assert_eq!(
+            request.parse(&head).expect("an HTTP/1.1 head"),
+            httparse::Status::Complete(head.len()),
+            "the head ends with its blank line"
+        );
+        assert_eq!((request.method, request.path), (Some("POST"), Some("/")));
+        let header = |name: &str| {
+            let values: Vec<&[u8]> = request
+                .headers
+                .iter()
+                .filter(|h| h.name == name)
+                .map(|h| h.value)
+                .collect();
+            assert_eq!(values.len(), 1, "one {name} header");
+            String::from_utf8(values[0].to_vec()).expect("ASCII")
+        };
 
         let identity = creds.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
@@ -591,6 +582,9 @@ mod tests {
             expected["x-amz-security-token"]
         );
         assert_eq!(header("host"), "127.0.0.1:8000");
+        assert_eq!(header("content-length"), body.len().to_string());
+        assert_eq!(header("content-type"), "application/x-amz-json-1.0");
+        assert_eq!(header("x-amz-target"), "DynamoDB_20120810.PutItem");
     }
 
     #[test]
