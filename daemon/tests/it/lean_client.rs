@@ -8,8 +8,9 @@
 //! connection cut between two calls is replaced, not reused; a refused connection is a
 //! retryable failure; and, against [`HandWrittenServer`] for what no real server can be made to
 //! answer, chunked answers are read whole, a cut-off answer is a retryable failure that leaves
-//! no connection behind, a server's close (FIN or `Connection: close`) is honoured, and a 5xx
-//! without a body is the server's failure.
+//! no connection behind, a server's close (FIN or `Connection: close`) is honoured, a 5xx
+//! without a body is the server's failure, and an answer claiming a huge body is refused before
+//! memory is reserved for it.
 
 use super::fault_proxy::{Fault, FaultProxy};
 use eda_actors::aws::{from_sdk, DynamoDbItemWriter, EventBridgeClient, RegionClients};
@@ -434,6 +435,30 @@ async fn an_answer_cut_off_mid_body_is_a_retryable_failure_and_its_connection_is
         .expect_err("half a head is no answer");
     assert_eq!(err.class, ErrorClass::Connect, "{err:?}");
     assert!(err.message.contains("of the answer's head"), "{err}");
+}
+
+#[tokio::test]
+async fn an_answer_claiming_a_huge_body_is_refused_before_it_is_read() {
+    // A broken proxy or a garbage answer: a length no AWS answer has. The client must refuse it
+    // as a retryable failure rather than reserve memory for it (100 GB would abort the daemon).
+    static HUGE: [&str; 1] = ["HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n{}"];
+    let server = HandWrittenServer::start(&HUGE, true).await;
+    let writer = writer_at(server.url.clone()).await;
+    let err = bounded(&writer, &write("t", "K", 1))
+        .await
+        .expect_err("an answer of 100 GB is no answer");
+    assert_eq!(err.class, ErrorClass::Connect, "{err:?}");
+    assert!(err.message.contains("longer than"), "{err}");
+
+    // The same length in chunks: one chunk of 0x1000000000 bytes (64 GiB).
+    static HUGE_CHUNK: [&str; 1] =
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000\r\n{}"];
+    let server = HandWrittenServer::start(&HUGE_CHUNK, true).await;
+    let err = bounded(&writer_at(server.url.clone()).await, &write("t", "K", 1))
+        .await
+        .expect_err("a chunk of 64 GiB is no answer");
+    assert_eq!(err.class, ErrorClass::Connect, "{err:?}");
+    assert!(err.message.contains("longer than"), "{err}");
 }
 
 #[tokio::test]

@@ -45,6 +45,11 @@ pub(crate) const MAX_IDLE: usize = 128;
 /// The longest answer head (status line and headers) read before the answer is refused.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// The longest answer body read: DynamoDB's largest answer to a `PutItem` is the stored item
+/// (at most 400 KB) and EventBridge's to a `PutEvents` a line per entry, so a length beyond this
+/// is a broken proxy or garbage, refused before any memory is reserved for it.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
 /// The most headers an answer may have.
 const MAX_HEADERS: usize = 64;
 
@@ -445,6 +450,11 @@ impl Conn {
         let (body, end) = match head.framing {
             _ if no_body => (Bytes::new(), head.len),
             Framing::Length(length) => {
+                if length > MAX_BODY {
+                    return Err(format!(
+                        "an answer body of {length} bytes, longer than {MAX_BODY}"
+                    ));
+                }
                 let end = head.len + length;
                 while self.read.len() < end {
                     self.read.reserve(end - self.read.len());
@@ -459,7 +469,11 @@ impl Conn {
             }
             Framing::Chunked => self.read_chunked(head.len).await?,
             Framing::Close => {
-                while self.fill().await.map_err(|err| err.to_string())? != 0 {}
+                while self.fill().await.map_err(|err| err.to_string())? != 0 {
+                    if self.read.len() - head.len > MAX_BODY {
+                        return Err(format!("an answer body longer than {MAX_BODY} bytes"));
+                    }
+                }
                 let end = self.read.len();
                 (Bytes::copy_from_slice(&self.read[head.len..]), end)
             }
@@ -497,6 +511,11 @@ impl Conn {
             };
             if size == 0 {
                 break;
+            }
+            if body.len().saturating_add(size) > MAX_BODY {
+                return Err(format!(
+                    "a chunked answer body longer than {MAX_BODY} bytes (a chunk of {size})"
+                ));
             }
             // The data and its CRLF.
             while self.read.len() < at + size + 2 {
