@@ -4,11 +4,23 @@
 //!
 //! A partition consumer sends every change of one key to the same applier, and an applier
 //! handles its batches one at a time, so one key's writes are never reordered; within a batch,
-//! writes to different items run concurrently (`apply.max_concurrency`). Publishing happens
-//! after the writes and is not awaited by the handler: the batch is acknowledged once its events
-//! are published and its failures dead-lettered, and — for the changes `routing.replicate_tables`
-//! or `routing.replicate_event_types` name — once the region router has delivered their events
-//! to the other region (or, on failover, anywhere) or dead-lettered them.
+//! writes to different items run concurrently (`apply.max_concurrency`).
+//!
+//! The batches that wait in the mailbox while a batch is being written are applied together
+//! next, as one batch: an `Apply` only gathers its changes, and a `Run` the applier sends itself
+//! applies what has gathered once the mailbox reaches it (at once past [`MAX_GATHERED`] changes).
+//! When the partitions' fetches are small (a few changes per applier each), one batch per hop
+//! instead of one per fetch means fuller `PutItem` concurrency, fuller `PutEvents` calls, the
+//! same key's changes coalesced into one guarded write more often, and one settlement task per
+//! batch. Nothing waits for more to arrive: a lone batch is applied as soon as the mailbox
+//! reaches its `Run`. Each gathered batch keeps its own acknowledgement, settled when the whole
+//! is (`docs/perf/hops.md` has the figures).
+//!
+//! Publishing happens after the writes and is not awaited by the handler: the batch is
+//! acknowledged once its events are published and its failures dead-lettered, and — for the
+//! changes `routing.replicate_tables` or `routing.replicate_event_types` name — once the region
+//! router has delivered their events to the other region (or, on failover, anywhere) or
+//! dead-lettered them.
 //!
 //! Which events are published is decided from what each write did (see
 //! [`eda_core::apply_plan::verdict`]): every change a successful write covers gets its event —
@@ -71,10 +83,17 @@ pub enum CdcApplierMsg {
         /// Settled when the whole batch is settled.
         ack: Ack,
     },
+    /// Applies the changes gathered since the last run (the applier sends this to itself after
+    /// the first `Apply` that finds nothing gathered; it does nothing when nothing is).
+    Run,
     /// Test hook: panics inside the handler, as a bug would, so tests can watch the supervisor
     /// restart the applier without a message being skipped.
     InjectPanic,
 }
+
+/// Changes an applier gathers from waiting batches before it applies them without waiting for
+/// its `Run`: about one partition fetch's worth (`kafka.batch_max` is 500 by default).
+pub const MAX_GATHERED: usize = 512;
 
 /// Settings an applier needs besides its ports.
 #[derive(Debug, Clone)]
@@ -120,9 +139,15 @@ pub struct CdcApplierArgs {
     pub metrics: Arc<Metrics>,
 }
 
-/// A [`CdcApplier`]'s state (its arguments: it keeps nothing between batches).
+/// A [`CdcApplier`]'s state: its arguments, and the changes gathered for the next batch.
 pub struct CdcApplierState {
     args: CdcApplierArgs,
+    /// Changes gathered from `Apply` messages, in the order they came, not applied yet.
+    gathered: Vec<CdcEvent>,
+    /// The acknowledgements of the gathered batches, each settled once the batch they join is.
+    acks: Vec<Ack>,
+    /// Whether a `Run` is on its way through the mailbox.
+    run_queued: bool,
 }
 
 impl Actor for CdcApplier {
@@ -135,17 +160,39 @@ impl Actor for CdcApplier {
         _myself: ActorRef<Self::Msg>,
         args: CdcApplierArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(CdcApplierState { args })
+        Ok(CdcApplierState {
+            args,
+            gathered: Vec::new(),
+            acks: Vec::new(),
+            run_queued: false,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: CdcApplierMsg,
         state: &mut CdcApplierState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CdcApplierMsg::Apply { events, ack } => state.apply(events, ack).await,
+            CdcApplierMsg::Apply { events, ack } => {
+                if state.gathered.is_empty() {
+                    state.gathered = events;
+                } else {
+                    state.gathered.extend(events);
+                }
+                state.acks.push(ack);
+                if state.gathered.len() >= MAX_GATHERED {
+                    state.run().await;
+                } else if !state.run_queued {
+                    myself.cast(CdcApplierMsg::Run)?;
+                    state.run_queued = true;
+                }
+            }
+            CdcApplierMsg::Run => {
+                state.run_queued = false;
+                state.run().await;
+            }
             CdcApplierMsg::InjectPanic => panic!("CdcApplier: panic injected by a test"),
         }
         Ok(())
@@ -153,7 +200,17 @@ impl Actor for CdcApplier {
 }
 
 impl CdcApplierState {
-    async fn apply(&mut self, events: Vec<CdcEvent>, ack: Ack) {
+    /// Applies what has gathered, as one batch.
+    async fn run(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.gathered);
+        let acks = std::mem::take(&mut self.acks);
+        self.apply(events, acks).await;
+    }
+
+    async fn apply(&mut self, events: Vec<CdcEvent>, acks: Vec<Ack>) {
         // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
         // partition consumer splits them before routing; others, like the redrive, may not).
         let mut events = apply_plan::split_key_changes(events);
@@ -236,12 +293,12 @@ impl CdcApplierState {
                 event
             })
             .collect();
-        self.hand_off(events, verdicts, ack, span);
+        self.hand_off(events, verdicts, acks, span);
     }
 
-    /// Sends published events and dead letters on, and settles `ack` when both are done; the
+    /// Sends published events and dead letters on, and settles `acks` when both are done; the
     /// batch's `span` ends then.
-    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, ack: Ack, span: Span) {
+    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, acks: Vec<Ack>, span: Span) {
         let settings = &self.args.settings;
         let mut items = Vec::new();
         let mut routed = Vec::new();
@@ -372,7 +429,9 @@ impl CdcApplierState {
                 // A sink that stopped before settling means the pipeline is restarting: leave
                 // the batch unacknowledged so it is read again.
                 if published.await.is_ok() && dead.await.is_ok() && replicated.await.is_ok() {
-                    ack.settle();
+                    for ack in acks {
+                        ack.settle();
+                    }
                 }
             }
             .instrument(span),

@@ -5,6 +5,13 @@
 //!
 //! Requests are published concurrently (up to `publish.max_concurrency` at once) in tasks of
 //! their own, so one slow call does not hold up the others; the bound is the backpressure.
+//!
+//! The `Publish` messages that wait in the mailbox go out together: a `Publish` gathers its
+//! events, and a `Flush` the publisher sends itself starts one request with everything gathered
+//! once the mailbox reaches it (at once when a call's worth, `publish.max_entries`, has
+//! gathered). Each applier sends the events of its own batch, a few at a steady rate, so this is
+//! what fills the calls up to ten entries; nothing waits for more to arrive. Each gathered
+//! message keeps its own acknowledgement, settled once the request is.
 
 use crate::ack::Ack;
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
@@ -45,6 +52,10 @@ pub enum EventBridgePublisherMsg {
         /// Settled once every event is published or dead-lettered.
         ack: Ack,
     },
+    /// Starts a request with the events gathered since the last one (the publisher sends this
+    /// to itself after the first `Publish` that finds nothing gathered; it does nothing when
+    /// nothing is).
+    Flush,
 }
 
 /// How to build an [`EventBridgePublisher`].
@@ -71,6 +82,12 @@ pub struct EventBridgePublisherState {
     permits: Arc<Semaphore>,
     /// The bound.
     max_concurrency: usize,
+    /// Events gathered from `Publish` messages, in the order they came, not sent yet.
+    gathered: Vec<PublishItem>,
+    /// The acknowledgements of the gathered messages.
+    acks: Vec<Ack>,
+    /// Whether a `Flush` is on its way through the mailbox.
+    flush_queued: bool,
 }
 
 struct Shared {
@@ -105,25 +122,42 @@ impl Actor for EventBridgePublisher {
             }),
             permits: Arc::new(Semaphore::new(args.max_concurrency.max(1))),
             max_concurrency: args.max_concurrency.max(1),
+            gathered: Vec::new(),
+            acks: Vec::new(),
+            flush_queued: false,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: EventBridgePublisherMsg,
         state: &mut EventBridgePublisherState,
     ) -> Result<(), ActorProcessingErr> {
-        let EventBridgePublisherMsg::Publish { items, ack } = msg;
-        if items.is_empty() {
-            ack.settle();
-            return Ok(());
+        match msg {
+            EventBridgePublisherMsg::Publish { items, ack } => {
+                if items.is_empty() {
+                    ack.settle();
+                    return Ok(());
+                }
+                if state.gathered.is_empty() {
+                    state.gathered = items;
+                } else {
+                    state.gathered.extend(items);
+                }
+                state.acks.push(ack);
+                if state.gathered.len() >= state.shared.limits.max_entries {
+                    state.flush().await?;
+                } else if !state.flush_queued {
+                    myself.cast(EventBridgePublisherMsg::Flush)?;
+                    state.flush_queued = true;
+                }
+            }
+            EventBridgePublisherMsg::Flush => {
+                state.flush_queued = false;
+                state.flush().await?;
+            }
         }
-        // Waiting for a permit here is the backpressure: the mailbox grows only by what the
-        // appliers have in flight, which their partitions bound.
-        let permit = state.permits.clone().acquire_owned().await?;
-        let shared = state.shared.clone();
-        tokio::spawn(publish_request(shared, items, ack, permit));
         Ok(())
     }
 
@@ -143,18 +177,51 @@ impl Actor for EventBridgePublisher {
     }
 }
 
-/// Publishes one request's events and settles its ack.
+impl EventBridgePublisherState {
+    /// Starts a request with what has gathered.
+    async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        // Waiting for a permit here is the backpressure: the mailbox grows only by what the
+        // appliers have in flight, which their partitions bound (and what arrives meanwhile
+        // gathers into the next request).
+        let permit = self.permits.clone().acquire_owned().await?;
+        let items = std::mem::take(&mut self.gathered);
+        let acks = std::mem::take(&mut self.acks);
+        tokio::spawn(publish_request(self.shared.clone(), items, acks, permit));
+        Ok(())
+    }
+}
+
+/// Publishes one request's events and settles its acks.
 async fn publish_request(
     shared: Arc<Shared>,
     items: Vec<PublishItem>,
-    ack: Ack,
+    acks: Vec<Ack>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let dead = publish_all(&shared, &items).await;
+    // The entries side by side, so a call can be lent a run of them as they are; what a dead
+    // letter needs besides the entry stays beside them, by index.
+    let (entries, origins): (Vec<EventBridgeEntry>, Vec<Origin>) = items
+        .into_iter()
+        .map(|item| {
+            (
+                item.entry,
+                Origin {
+                    source: item.source,
+                    correlation_id: item.correlation_id,
+                },
+            )
+        })
+        .unzip();
+    let dead = publish_all(&shared, &entries).await;
     if !dead.is_empty() {
         let letters = dead
             .into_iter()
-            .map(|(index, err, attempts)| dead_letter(&items[index], &err, attempts))
+            .map(|(index, err, attempts)| {
+                dead_letter(&entries[index], &origins[index], &err, attempts)
+            })
             .collect();
         // A DLQ writer that is down means the pipeline is restarting and these offsets will be
         // read again: do not acknowledge.
@@ -165,16 +232,27 @@ async fn publish_request(
             return;
         }
     }
-    ack.settle();
+    for ack in acks {
+        ack.settle();
+    }
 }
 
-/// Publishes every item, retrying refused entries; returns the ones that never went through,
+/// Where an entry's event came from, for its dead letter.
+struct Origin {
+    source: DeadLetterSource,
+    correlation_id: Option<String>,
+}
+
+/// Publishes every entry, retrying refused ones; returns the ones that never went through,
 /// with the attempts made (an entry over EventBridge's size limit on its own is never sent).
-async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, SinkError, u32)> {
+async fn publish_all(
+    shared: &Shared,
+    entries: &[EventBridgeEntry],
+) -> Vec<(usize, SinkError, u32)> {
     let mut dead = Vec::new();
-    let mut keep = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let size = item.entry.size();
+    let mut keep = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let size = entry.size();
         if size > shared.limits.max_bytes {
             dead.push((
                 index,
@@ -193,24 +271,25 @@ async fn publish_all(shared: &Shared, items: &[PublishItem]) -> Vec<(usize, Sink
             keep.push(index);
         }
     }
-    let entries: Vec<&EventBridgeEntry> = keep.iter().map(|&i| &items[i].entry).collect();
-    for (position, err, attempts) in publish_indices(shared, &entries).await {
-        dead.push((keep[position], err, attempts));
-    }
+    dead.extend(publish_indices(shared, entries, keep).await);
     dead
 }
 
-/// Publishes `entries` (each within the limit); returns indices that never went through, with
-/// the attempts made.
+/// Publishes the entries at `waiting` (ascending indices into `entries`, each entry within the
+/// limit); returns the indices that never went through, with the attempts made.
+///
+/// A round that sends every entry (the first, nearly always the only one) lends them to the
+/// calls in place; only a round of some of them (a retry, or a request with an oversize entry
+/// left out) copies those into a slice of their own, because a call takes a contiguous slice.
 async fn publish_indices(
     shared: &Shared,
-    entries: &[&EventBridgeEntry],
+    entries: &[EventBridgeEntry],
+    mut waiting: Vec<usize>,
 ) -> Vec<(usize, SinkError, u32)> {
-    let mut waiting: Vec<usize> = (0..entries.len()).collect();
     let mut dead = Vec::new();
     let mut rng = fastrand::Rng::new();
-    let bus = shared.publisher.bus().to_string();
-    let region = shared.publisher.region().to_string();
+    let bus = shared.publisher.bus();
+    let region = shared.publisher.region();
     let mut attempt = 0u32;
     let started = tokio::time::Instant::now();
     while !waiting.is_empty() {
@@ -219,9 +298,16 @@ async fn publish_indices(
         let again = shared
             .retry
             .allows_another(attempt, started.elapsed(), Duration::ZERO);
-        let round: Vec<EventBridgeEntry> = waiting.iter().map(|&i| entries[i].clone()).collect();
+        // `waiting` ascends within `0..entries.len()`, so as long as it is it is every entry.
+        let subset: Vec<EventBridgeEntry>;
+        let round: &[EventBridgeEntry] = if waiting.len() == entries.len() {
+            entries
+        } else {
+            subset = waiting.iter().map(|&i| entries[i].clone()).collect();
+            &subset
+        };
         // Every entry fits on its own (checked by the caller), so planning cannot fail.
-        let batches = plan_batches(&round, shared.limits)
+        let batches = plan_batches(round, shared.limits)
             .unwrap_or_else(|_| std::iter::once(0..round.len()).collect());
         let mut retry = Vec::new();
         let mut last_error = None;
@@ -240,8 +326,8 @@ async fn publish_indices(
                             }
                             Err(err) => {
                                 EventBridgeFailed {
-                                    bus: &bus,
-                                    region: &region,
+                                    bus,
+                                    region,
                                     count: 1,
                                     class: err.class,
                                 }
@@ -252,8 +338,8 @@ async fn publish_indices(
                     }
                     if published > 0 {
                         EventBridgePublished {
-                            bus: &bus,
-                            region: &region,
+                            bus,
+                            region,
                             count: published,
                         }
                         .emit(&shared.metrics);
@@ -261,8 +347,8 @@ async fn publish_indices(
                 }
                 Err(err) => {
                     EventBridgeFailed {
-                        bus: &bus,
-                        region: &region,
+                        bus,
+                        region,
                         count: slice.len() as u64,
                         class: err.class,
                     }
@@ -280,24 +366,30 @@ async fn publish_indices(
         if last_error.is_some() && !retry.is_empty() {
             tokio::time::sleep(backoff(&shared.retry, attempt, &mut rng)).await;
         }
+        // Refusals come back in call order, which is `waiting`'s: still ascending.
         waiting = retry;
     }
     dead
 }
 
-fn dead_letter(item: &PublishItem, err: &SinkError, attempts: u32) -> DeadLetterEvent {
+fn dead_letter(
+    entry: &EventBridgeEntry,
+    origin: &Origin,
+    err: &SinkError,
+    attempts: u32,
+) -> DeadLetterEvent {
     let now = chrono::Utc::now();
     let mut letter = DeadLetterEvent::new(
         uuid::Uuid::new_v4().to_string(),
-        item.entry.detail.as_bytes(),
+        entry.detail.as_bytes(),
         err.class,
         &err.to_string(),
         Stage::Publish,
-        item.source.clone(),
+        origin.source.clone(),
         now,
     )
     .with_attempts(attempts);
-    if let Some(id) = &item.correlation_id {
+    if let Some(id) = &origin.correlation_id {
         letter = letter.with_correlation_id(id.clone());
     }
     letter

@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::cdc::{is_valid_sequence, CdcEvent, Operation, TableRef, SEQUENCE_LEN};
+use super::cdc::{is_valid_sequence, CdcEvent, Cell, Operation, TableRef, SEQUENCE_LEN};
 use super::failure::ErrorClass;
 
 mod item_size;
@@ -151,6 +151,26 @@ impl AttrValue {
                     .map(|(k, v)| (k.clone(), AttrValue::from_json(v)))
                     .collect(),
             ),
+        }
+    }
+
+    /// Converts a row's column as [`AttrValue::from_json`] converts that column's `serde_json`
+    /// value, without building the value first: a string column costs one allocation (its
+    /// attribute's text) instead of two, which is most of what planning a write allocated
+    /// (`docs/perf/hops.md`).
+    pub fn from_cell(cell: Cell<'_>) -> AttrValue {
+        match cell {
+            Cell::Str(s) => AttrValue::S(s.to_owned()),
+            // As `Cell::to_value` then `from_json`: the number as serde_json writes it back
+            // (`1.50` is `1.5`), and the text as a string in the case that never happens (the
+            // row index holds valid JSON numbers only).
+            Cell::Number(text) => match text.parse::<serde_json::Number>() {
+                Ok(n) => AttrValue::N(n.to_string()),
+                Err(_) => AttrValue::S(text.to_owned()),
+            },
+            Cell::Bool(b) => AttrValue::Bool(b),
+            Cell::Null => AttrValue::Null,
+            Cell::Nested(v) => AttrValue::from_json(v),
         }
     }
 }
@@ -516,8 +536,9 @@ fn build_write(
         let expires = opts.now_epoch_secs.saturating_add(opts.tombstone_ttl_secs);
         item.insert(TTL_ATTR.into(), AttrValue::N(expires.to_string()));
     } else if let Some(image) = event.row_image() {
-        for (name, value) in image.to_map() {
-            item.insert(column_attr(&name), AttrValue::from_json(&value));
+        // A column named twice keeps its last value, as the row's JSON map did.
+        for (name, cell) in image.iter() {
+            item.insert(column_attr(name), AttrValue::from_cell(cell));
         }
     }
     item.insert(PK_ATTR.into(), AttrValue::S(pk));

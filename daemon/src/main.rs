@@ -40,6 +40,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before the runtime and librdkafka start their threads: small pages only, so the RSS is
+    // what is in use (`eda_core::alloc::disable_transparent_huge_pages` says why).
+    eda_core::alloc::disable_transparent_huge_pages();
     let cli = cli::Cli::parse();
     commands::dispatch(cli)
 }

@@ -38,7 +38,7 @@ use crate::kafka::message_decoder::{DecodeFailure, Decoded, MessageDecoder};
 use crate::kafka::progress::PartitionProgress;
 use crate::retry::backoff;
 use crate::telemetry::{
-    InternalEvent, MessageProcessed, MessagesConsumed, Metrics, PartitionHeld, PartitionReleased,
+    InternalEvent, MessagesConsumed, MessagesProcessed, Metrics, PartitionHeld, PartitionReleased,
     Readiness, TraceHeadersMalformed,
 };
 use eda_config::RetryConfig;
@@ -157,6 +157,9 @@ pub struct PartitionConsumerState {
     reads: BTreeMap<i64, Read>,
     /// The highest offset read (`None`: nothing yet).
     last_read: Option<i64>,
+    /// How long each message an acknowledgement completed took, kept between calls so timing
+    /// a batch of them allocates nothing.
+    processed: Vec<Duration>,
     /// Shared with the consumer group, which reports it.
     progress: Arc<PartitionProgress>,
     /// The reader task.
@@ -254,6 +257,7 @@ impl Actor for PartitionConsumer {
             max_in_flight_bytes,
             reads: BTreeMap::new(),
             last_read: None,
+            processed: Vec::new(),
             progress: args.progress,
             reader: Some(reader),
             drain_waiters: Vec::new(),
@@ -571,16 +575,21 @@ impl PartitionConsumerState {
     /// Records acknowledgements, stores the new watermark, and frees the room of the messages
     /// the commit passed for the reader.
     fn acknowledge(&mut self, offsets: &[i64]) {
+        let now = Instant::now();
+        self.processed.clear();
         for &offset in offsets {
             if self.tracker.ack(offset) == Ok(true) {
                 if let Some(read) = self.reads.get(&offset) {
-                    MessageProcessed {
-                        topic: &self.topic,
-                        elapsed: read.at.elapsed(),
-                    }
-                    .emit(&self.metrics);
+                    self.processed.push(now.saturating_duration_since(read.at));
                 }
             }
+        }
+        if !self.processed.is_empty() {
+            MessagesProcessed {
+                topic: &self.topic,
+                elapsed: &self.processed,
+            }
+            .emit(&self.metrics);
         }
         self.release_committable();
         if let (Some(next), Some(consumer)) = (self.tracker.take_committable(), &self.consumer) {

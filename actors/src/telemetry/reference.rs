@@ -90,9 +90,9 @@ pub fn populated() -> Metrics {
         }
         .emit(&m);
     }
-    MessageProcessed {
+    MessagesProcessed {
         topic: "orders",
-        elapsed: Duration::from_micros(300),
+        elapsed: &[Duration::from_micros(300)],
     }
     .emit(&m);
     PartitionsAssigned {

@@ -241,3 +241,26 @@ fn a_row_too_large_even_compressed_is_refused_and_the_change_before_it_still_wri
     assert_eq!(p.writes[0].covers, [0]);
     assert_eq!(p.writes[0].item["NAME"], AttrValue::S("small".into()));
 }
+
+/// A column becomes the attribute it became through its `serde_json` value, for every kind of
+/// column: strings with escapes and non-ASCII text, numbers serde_json writes back differently
+/// (`1.50`, `1e3`, `-0`, beyond `u64`), booleans, null, objects and arrays.
+#[test]
+fn a_cell_converts_as_its_json_value_did() {
+    let row = crate::cdc::RowImage::parse(
+        r#"{"S":"plain","E":"quote \" back \\ tab \t é ✓","I":42,"NEG":-7,"F":1.50,"EXP":1e3,
+            "Z":-0,"BIG":123456789012345678901234567890,"T":true,"FALSE":false,"N":null,
+            "O":{"a":[1,"x",{"b":null}]},"A":[1.0,"y",false],"S":"again"}"#,
+    )
+    .expect("a JSON object");
+    let mut seen = 0;
+    for (name, cell) in row.iter() {
+        assert_eq!(
+            AttrValue::from_cell(cell),
+            AttrValue::from_json(&cell.to_value()),
+            "column {name}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 14);
+}

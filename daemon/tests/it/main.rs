@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod demo_prometheus;
 mod fault_proxy;
+mod gathering;
 mod holds;
 mod key_change;
 mod lean_client;
