@@ -103,8 +103,6 @@ pub fn disable_transparent_huge_pages() -> bool {
 mod tests {
     use super::*;
 
-    /// Blocks of many sizes and alignments come back aligned and writable, keep their bytes
-    /// through a reallocation (grown, then shrunk), and come back zeroed when asked.
     /// The flag is set for this process, as Linux reports it back (`PR_GET_THP_DISABLE`).
     #[cfg(target_os = "linux")]
     #[test]
@@ -120,6 +118,8 @@ mod tests {
         assert_eq!(flag, 1);
     }
 
+    /// Blocks of many sizes and alignments come back aligned and writable, keep their bytes
+    /// through a reallocation (grown, then shrunk), and come back zeroed when asked.
     #[test]
     fn blocks_are_aligned_and_keep_their_bytes() {
         let sizes = [
