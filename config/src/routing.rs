@@ -16,8 +16,14 @@ pub struct RoutingConfig {
     /// zstd level for `CrossRegionEvent` payloads (1 fast .. 19 small).
     pub zstd_level: i32,
     /// Path to a trained zstd dictionary; its id travels in the envelope so the receiver picks
-    /// the same one. Unset compresses without a dictionary.
+    /// the same one. Unset compresses with the dictionary eda ships (`cdc-v1`, which every
+    /// region reads), unless `shipped_dictionary` is false.
     pub dictionary_path: Option<String>,
+    /// With `dictionary_path` unset, whether payloads are compressed with the shipped
+    /// dictionary (smaller, and cheaper to compress, than without one: ~1.4 KB change events
+    /// pack to ~14 % fewer bytes with ~35 % fewer zstd instructions); false compresses without
+    /// a dictionary, as eda did before it was the default.
+    pub shipped_dictionary: bool,
     /// Largest EventBridge entry a region router sends, in bytes; EventBridge rejects entries
     /// over 256 KB. It also decides which change events travel whole: an event whose
     /// cross-region envelope could exceed it, were zstd unable to shrink it at all, is published
@@ -39,6 +45,7 @@ impl Default for RoutingConfig {
             replicate_event_types: Vec::new(),
             zstd_level: 3,
             dictionary_path: None,
+            shipped_dictionary: true,
             max_entry_bytes: 256 * 1024,
             failover_buffer: 10_000,
             failover_max_wait_ms: 30_000,

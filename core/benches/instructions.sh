@@ -39,7 +39,7 @@ count() {
   echo "$ir"
 }
 
-for path in qlik avro entry; do
+for path in qlik avro entry change envelope; do
   low=$(count "$path" 1000)
   high=$(count "$path" 3000)
   echo "$path: $(( (high - low) / 2000 )) instructions per event"

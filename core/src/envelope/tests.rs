@@ -16,7 +16,11 @@ fn packer(with_dictionary: bool) -> EnvelopePacker {
         )
         .unwrap()
     } else {
-        EnvelopePacker::new(&cfg(None), None).unwrap()
+        let plain = RoutingConfig {
+            shipped_dictionary: false,
+            ..cfg(None)
+        };
+        EnvelopePacker::new(&plain, None).unwrap()
     }
 }
 
@@ -56,6 +60,115 @@ fn round_trips_with_and_without_the_dictionary() {
         assert_eq!(back, env);
         assert_eq!(p.unpack(&back).unwrap(), payload.as_bytes());
     }
+}
+
+#[test]
+fn without_a_dictionary_of_its_own_the_packer_sends_with_the_shipped_one() {
+    let payload = samples::cdc_message(42);
+    let mut default = EnvelopePacker::new(&RoutingConfig::default(), None).unwrap();
+    assert_eq!(default.dictionary_id(), Some(SHIPPED_DICTIONARY_ID));
+    let env = default.pack(&meta(), payload.as_bytes()).unwrap();
+    assert_eq!(env.dictionary_id, Some(SHIPPED_DICTIONARY_ID));
+    // The same bytes a packer configured with the shipped file makes.
+    assert_eq!(
+        env.payload,
+        packer(true)
+            .pack(&meta(), payload.as_bytes())
+            .unwrap()
+            .payload
+    );
+    // A receiver set up as before (no dictionary of its own) opens it.
+    assert_eq!(packer(false).unpack(&env).unwrap(), payload.as_bytes());
+    // And it can still be turned off.
+    assert_eq!(packer(false).dictionary_id(), None);
+    let plain = packer(false).pack(&meta(), payload.as_bytes()).unwrap();
+    assert_eq!(plain.dictionary_id, None);
+}
+
+/// Envelopes written by eda before the packer wrote its detail by hand and used the shipped
+/// dictionary by default (`core/tests/fixtures/envelope/previous-format.json`, made by
+/// [`write_envelopes_in_the_previous_format`]): one without a dictionary (the old default), one
+/// with the shipped dictionary, one with a traceparent and a correlation id that needs escaping.
+#[test]
+fn envelopes_in_the_previous_format_are_still_read() {
+    let samples: Vec<serde_json::Value> = serde_json::from_str(include_str!(
+        "../../tests/fixtures/envelope/previous-format.json"
+    ))
+    .unwrap();
+    assert_eq!(samples.len(), 3);
+    for with_dict in [false, true] {
+        let mut receiver = if with_dict {
+            EnvelopePacker::new(&RoutingConfig::default(), None).unwrap()
+        } else {
+            packer(false)
+        };
+        for sample in &samples {
+            let detail = sample["detail"].as_str().unwrap();
+            let env = CrossRegionEvent::from_detail(detail).unwrap();
+            assert_eq!(
+                receiver.unpack(&env).unwrap(),
+                sample["payload"].as_str().unwrap().as_bytes()
+            );
+            // Written again, the envelope is the same bytes (an owed event sent later).
+            assert_eq!(env.to_detail().unwrap(), detail);
+        }
+    }
+}
+
+/// Writes `core/tests/fixtures/envelope/previous-format.json` the way eda packed envelopes
+/// before the hand-written detail (zstd without or with the shipped dictionary, standard
+/// base64, `hex` SHA-256, the detail by `serde_json::to_string`); run by hand, never in CI.
+#[test]
+#[ignore = "writes a fixture; run by hand"]
+fn write_envelopes_in_the_previous_format() {
+    let shipped = Dictionary::shipped().unwrap();
+    let traced = EnvelopeMeta {
+        correlation_id: Some("tx \"7\"\n\u{2028}é"),
+        traceparent: Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
+        created_at: DateTime::parse_from_rfc3339("2026-12-06T13:52:00.250Z")
+            .unwrap()
+            .with_timezone(&Utc),
+        ..meta()
+    };
+    let mut samples = Vec::new();
+    for (seed, meta, dictionary) in [
+        (7, meta(), None),
+        (8, meta(), Some(&shipped)),
+        (9, traced, Some(&shipped)),
+    ] {
+        let payload = samples::cdc_message(seed);
+        let mut compressor = match dictionary {
+            Some(d) => Compressor::with_dictionary(3, d.bytes()),
+            None => Compressor::new(3),
+        }
+        .unwrap();
+        let compressed = compressor.compress(payload.as_bytes()).unwrap();
+        let env = CrossRegionEvent {
+            event_id: meta.event_id.into(),
+            source_region: meta.source_region.into(),
+            target_region: meta.target_region.into(),
+            event_type: meta.event_type.into(),
+            correlation_id: meta.correlation_id.map(str::to_owned),
+            traceparent: meta.traceparent.map(str::to_owned),
+            created_at: meta.created_at,
+            content_hash: hex::encode(Sha256::digest(payload.as_bytes())),
+            compression: Compression::Zstd,
+            dictionary_id: dictionary.map(Dictionary::id),
+            original_size: payload.len(),
+            compressed_size: compressed.len(),
+            payload: BASE64.encode(&compressed),
+            payload_ref: None,
+        };
+        let detail = serde_json::to_string(&env).unwrap();
+        samples.push(serde_json::json!({"detail": detail, "payload": payload}));
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/envelope/previous-format.json"
+    );
+    std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(&samples).unwrap() + "\n").unwrap();
+    println!("wrote {path}");
 }
 
 #[test]
@@ -295,8 +408,63 @@ fn async_callers_can_offload_themselves() {
     );
 }
 
+/// Any text, with the bytes JSON escapes (quotes, backslashes, control bytes, U+2028) likely.
+fn text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just('"'),
+            Just('\\'),
+            Just('\n'),
+            Just('\u{1}'),
+            Just('\u{2028}'),
+            Just('é'),
+            any::<char>(),
+        ],
+        0..40,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_detail_is_serde_jsons_byte_for_byte(
+        event_id in text(),
+        event_type in text(),
+        correlation_id in proptest::option::of(text()),
+        traceparent in proptest::option::of(text()),
+        nanos in prop_oneof![Just(0u32), Just(250_000_000), 0..1_000_000_000u32],
+        dictionary_id in proptest::option::of(any::<u32>()),
+        sizes in (any::<usize>(), any::<usize>()),
+        payload in prop_oneof![text(), "[A-Za-z0-9+/]{0,64}={0,2}"],
+        payload_ref in proptest::option::of(text()),
+    ) {
+        let env = CrossRegionEvent {
+            event_id,
+            source_region: "us-west-2".into(),
+            target_region: "us-east-1".into(),
+            event_type,
+            correlation_id,
+            traceparent,
+            created_at: DateTime::from_timestamp(1_714_564_800, nanos).unwrap(),
+            content_hash: content_hash(payload.as_bytes()),
+            compression: Compression::Zstd,
+            dictionary_id,
+            original_size: sizes.0,
+            compressed_size: sizes.1,
+            payload,
+            payload_ref,
+        };
+        prop_assert_eq!(env.to_detail().unwrap(), serde_json::to_string(&env).unwrap());
+    }
+
+    #[test]
+    fn the_content_hash_is_lower_case_hex_sha_256(
+        payload in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        prop_assert_eq!(content_hash(&payload), hex::encode(Sha256::digest(&payload)));
+    }
 
     #[test]
     fn any_payload_round_trips_without_a_dictionary(

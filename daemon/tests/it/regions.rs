@@ -604,8 +604,12 @@ async fn a_slow_region_is_degraded_not_unhealthy_and_its_health_events_carry_eac
 fn cross_region_compression_ratio_on_demo_traffic() {
     let payloads = demo_payloads(500);
     let routing = local_config().routing;
-    let ratio = |dictionary: Option<Dictionary>| {
-        let mut packer = EnvelopePacker::new(&routing, dictionary).expect("packer");
+    let plain = eda_config::RoutingConfig {
+        shipped_dictionary: false,
+        ..routing.clone()
+    };
+    let ratio = |routing: &eda_config::RoutingConfig, dictionary: Option<Dictionary>| {
+        let mut packer = EnvelopePacker::new(routing, dictionary).expect("packer");
         let (mut original, mut packed, mut entry) = (0usize, 0usize, 0usize);
         for (i, payload) in payloads.iter().enumerate() {
             let id = format!("ev-{i}");
@@ -631,14 +635,16 @@ fn cross_region_compression_ratio_on_demo_traffic() {
         }
         (original, packed, entry)
     };
-    for (name, dictionary) in [
-        ("no dictionary", None),
+    for (name, routing, dictionary) in [
+        ("no dictionary", &plain, None),
         (
-            "shipped dictionary",
+            "shipped dictionary, from a file",
+            &routing,
             Some(Dictionary::shipped().expect("shipped")),
         ),
+        ("the default: the shipped dictionary", &routing, None),
     ] {
-        let (original, packed, entry) = ratio(dictionary);
+        let (original, packed, entry) = ratio(routing, dictionary);
         println!(
             "COMPRESSION ({name}): {} Qlik CDC messages, {original} -> {packed} bytes zstd = {:.2}x; whole EventBridge entries {entry} bytes ({:.2}x of the raw payloads)",
             payloads.len(),
