@@ -48,3 +48,76 @@ impl Ack {
         }
     }
 }
+
+/// The work of the messages waiting in an actor's mailbox, gathered to be handled as one batch
+/// (the CDC applier's changes, the publisher's events), each message's acknowledgement kept to
+/// be settled when the batch is.
+///
+/// The actor adds each message's items; the first one starts a run message the actor sends
+/// itself, and everything that arrives before that run message is reached joins the batch.
+/// Nothing waits for more to arrive.
+#[derive(Debug)]
+pub(crate) struct Gathering<T> {
+    items: Vec<T>,
+    acks: Vec<Ack>,
+    /// Whether a run message is on its way through the mailbox.
+    run_queued: bool,
+}
+
+/// What an actor does after [`Gathering::add`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// A batch's worth has gathered: run it now.
+    RunNow,
+    /// Send yourself the run message (none is on its way).
+    QueueRun,
+    /// A run message is already on its way.
+    Wait,
+}
+
+impl<T> Gathering<T> {
+    /// Nothing gathered.
+    pub(crate) fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            acks: Vec::new(),
+            run_queued: false,
+        }
+    }
+
+    /// Adds one message's items and acknowledgement; `limit` items make a batch to run at once.
+    pub(crate) fn add(&mut self, items: Vec<T>, ack: Ack, limit: usize) -> Next {
+        if self.items.is_empty() {
+            self.items = items;
+        } else {
+            self.items.extend(items);
+        }
+        self.acks.push(ack);
+        if self.items.len() >= limit {
+            Next::RunNow
+        } else if self.run_queued {
+            Next::Wait
+        } else {
+            self.run_queued = true;
+            Next::QueueRun
+        }
+    }
+
+    /// The run message reached the actor.
+    pub(crate) fn run_arrived(&mut self) {
+        self.run_queued = false;
+    }
+
+    /// Whether no message has been gathered since the last [`Gathering::take`].
+    pub(crate) fn is_empty(&self) -> bool {
+        self.acks.is_empty()
+    }
+
+    /// The gathered items, in the order they came, and the acknowledgements of their messages.
+    pub(crate) fn take(&mut self) -> (Vec<T>, Vec<Ack>) {
+        (
+            std::mem::take(&mut self.items),
+            std::mem::take(&mut self.acks),
+        )
+    }
+}

@@ -43,7 +43,7 @@
 //! routed) and its failures dead-lettered. A crash anywhere before that leaves the offsets
 //! uncommitted; the replay writes again (the sequence guard absorbs it) and publishes again.
 
-use crate::ack::Ack;
+use crate::ack::{Ack, Gathering, Next};
 use crate::dlq_writer::DlqWriterMsg;
 use crate::eventbridge_publisher::{EventBridgePublisherMsg, PublishItem};
 use crate::ports::ItemWriter;
@@ -142,12 +142,8 @@ pub struct CdcApplierArgs {
 /// A [`CdcApplier`]'s state: its arguments, and the changes gathered for the next batch.
 pub struct CdcApplierState {
     args: CdcApplierArgs,
-    /// Changes gathered from `Apply` messages, in the order they came, not applied yet.
-    gathered: Vec<CdcEvent>,
-    /// The acknowledgements of the gathered batches, each settled once the batch they join is.
-    acks: Vec<Ack>,
-    /// Whether a `Run` is on its way through the mailbox.
-    run_queued: bool,
+    /// Changes gathered from `Apply` messages, not applied yet, with their acknowledgements.
+    gathered: Gathering<CdcEvent>,
 }
 
 impl Actor for CdcApplier {
@@ -162,9 +158,7 @@ impl Actor for CdcApplier {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(CdcApplierState {
             args,
-            gathered: Vec::new(),
-            acks: Vec::new(),
-            run_queued: false,
+            gathered: Gathering::new(),
         })
     }
 
@@ -176,21 +170,14 @@ impl Actor for CdcApplier {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             CdcApplierMsg::Apply { events, ack } => {
-                if state.gathered.is_empty() {
-                    state.gathered = events;
-                } else {
-                    state.gathered.extend(events);
-                }
-                state.acks.push(ack);
-                if state.gathered.len() >= MAX_GATHERED {
-                    state.run().await;
-                } else if !state.run_queued {
-                    myself.cast(CdcApplierMsg::Run)?;
-                    state.run_queued = true;
+                match state.gathered.add(events, ack, MAX_GATHERED) {
+                    Next::RunNow => state.run().await,
+                    Next::QueueRun => myself.cast(CdcApplierMsg::Run)?,
+                    Next::Wait => {}
                 }
             }
             CdcApplierMsg::Run => {
-                state.run_queued = false;
+                state.gathered.run_arrived();
                 state.run().await;
             }
             CdcApplierMsg::InjectPanic => panic!("CdcApplier: panic injected by a test"),
@@ -202,11 +189,10 @@ impl Actor for CdcApplier {
 impl CdcApplierState {
     /// Applies what has gathered, as one batch.
     async fn run(&mut self) {
-        if self.acks.is_empty() {
+        if self.gathered.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.gathered);
-        let acks = std::mem::take(&mut self.acks);
+        let (events, acks) = self.gathered.take();
         self.apply(events, acks).await;
     }
 

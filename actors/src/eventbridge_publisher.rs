@@ -13,7 +13,7 @@
 //! what fills the calls up to ten entries; nothing waits for more to arrive. Each gathered
 //! message keeps its own acknowledgement, settled once the request is.
 
-use crate::ack::Ack;
+use crate::ack::{Ack, Gathering, Next};
 use crate::dlq_writer::{send_letters, DlqWriterMsg};
 use crate::ports::{EventPublisher, SinkError};
 use crate::retry::backoff;
@@ -82,12 +82,8 @@ pub struct EventBridgePublisherState {
     permits: Arc<Semaphore>,
     /// The bound.
     max_concurrency: usize,
-    /// Events gathered from `Publish` messages, in the order they came, not sent yet.
-    gathered: Vec<PublishItem>,
-    /// The acknowledgements of the gathered messages.
-    acks: Vec<Ack>,
-    /// Whether a `Flush` is on its way through the mailbox.
-    flush_queued: bool,
+    /// Events gathered from `Publish` messages, not sent yet, with their acknowledgements.
+    gathered: Gathering<PublishItem>,
 }
 
 struct Shared {
@@ -122,9 +118,7 @@ impl Actor for EventBridgePublisher {
             }),
             permits: Arc::new(Semaphore::new(args.max_concurrency.max(1))),
             max_concurrency: args.max_concurrency.max(1),
-            gathered: Vec::new(),
-            acks: Vec::new(),
-            flush_queued: false,
+            gathered: Gathering::new(),
         })
     }
 
@@ -140,21 +134,15 @@ impl Actor for EventBridgePublisher {
                     ack.settle();
                     return Ok(());
                 }
-                if state.gathered.is_empty() {
-                    state.gathered = items;
-                } else {
-                    state.gathered.extend(items);
-                }
-                state.acks.push(ack);
-                if state.gathered.len() >= state.shared.limits.max_entries {
-                    state.flush().await?;
-                } else if !state.flush_queued {
-                    myself.cast(EventBridgePublisherMsg::Flush)?;
-                    state.flush_queued = true;
+                let limit = state.shared.limits.max_entries;
+                match state.gathered.add(items, ack, limit) {
+                    Next::RunNow => state.flush().await?,
+                    Next::QueueRun => myself.cast(EventBridgePublisherMsg::Flush)?,
+                    Next::Wait => {}
                 }
             }
             EventBridgePublisherMsg::Flush => {
-                state.flush_queued = false;
+                state.gathered.run_arrived();
                 state.flush().await?;
             }
         }
@@ -180,15 +168,14 @@ impl Actor for EventBridgePublisher {
 impl EventBridgePublisherState {
     /// Starts a request with what has gathered.
     async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
-        if self.acks.is_empty() {
+        if self.gathered.is_empty() {
             return Ok(());
         }
         // Waiting for a permit here is the backpressure: the mailbox grows only by what the
         // appliers have in flight, which their partitions bound (and what arrives meanwhile
         // gathers into the next request).
         let permit = self.permits.clone().acquire_owned().await?;
-        let items = std::mem::take(&mut self.gathered);
-        let acks = std::mem::take(&mut self.acks);
+        let (items, acks) = self.gathered.take();
         tokio::spawn(publish_request(self.shared.clone(), items, acks, permit));
         Ok(())
     }
