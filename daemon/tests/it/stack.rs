@@ -300,7 +300,7 @@ async fn peek_shows_every_message_of_a_topic_with_its_key() {
 /// Fails on the unpatched tansu 0.6.0, which starts such a fetch at the next batch: from inside
 /// a batch the records came from the next batch on, and from inside the last batch none came
 /// (with all 2,000 records in one batch, `from 1: 0 records` and so on for every start but 0).
-/// `deploy/local/install.sh` builds tansu with `deploy/local/tansu-fetch-containing-batch.patch`,
+/// `deploy/local/install.sh` builds tansu with `deploy/local/tansu-storage-fetch.patch`,
 /// which fixes it; this test passes once the shared broker runs that build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_from_inside_a_record_batch_starts_at_that_offset() {
@@ -381,5 +381,83 @@ async fn fetch_from_inside_a_batch_starts_there(brokers: &str) {
         wrong.is_empty(),
         "reads that did not deliver exactly the start offset and every later one:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The broker answers a fetch as soon as it has records for it, as Kafka does (`fetch.min.bytes`
+/// is 1), and waits up to the fetch's `max_wait` only when it has none. A consumer whose
+/// prefetch is small (the daemon keeps 1,000 messages / 2 MiB per partition) fetches often, so
+/// a broker that holds each answer reads the partition at one fetch per wait, whatever the
+/// consumer's speed.
+///
+/// Fails on tansu 0.6.0 unpatched, whose fetch loop sleeps after every pass, records or not:
+/// each fetch takes half its `max_wait`, here 10 s, so 30 s read a few fetches' worth of the
+/// 300 records. `deploy/local/tansu-storage-fetch.patch` fixes it; this test passes once the
+/// shared broker runs that build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_is_answered_once_records_are_there_not_after_its_wait() {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const RECORDS: i64 = 300;
+    let topic = unique("fetch-wait");
+    eda_loadtest::kafka::create_topic(BROKERS, &topic, 1)
+        .await
+        .expect("topic");
+    // One record per batch (no linger, each send awaited), so that a small fetch returns a few
+    // records and reading them all takes many fetches.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let value = vec![b'v'; 1_000];
+    for i in 0..RECORDS {
+        let key = format!("k{i}");
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+    }
+
+    let (read, waited) = tokio::task::spawn_blocking(move || {
+        // A long wait and a small fetch: about four records per fetch.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", BROKERS)
+            .set("group.id", unique("fetch-wait-reader"))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20000")
+            .set("max.partition.fetch.bytes", "4096")
+            // tansu bounds a fetch by its total, not the partition's; librdkafka wants the
+            // largest message under it.
+            .set("fetch.max.bytes", "4096")
+            .set("message.max.bytes", "4096")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, Offset::Beginning)
+            .expect("assignment");
+        consumer.assign(&assignment).expect("assign");
+        // Until the last record, or a deadline that only bounds a failing run.
+        let started = std::time::Instant::now();
+        let mut read = 0;
+        while read < RECORDS && started.elapsed() < Duration::from_secs(30) {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                message.expect("no consumer error");
+                read += 1;
+            }
+        }
+        (read, started.elapsed())
+    })
+    .await
+    .expect("reader task");
+    assert_eq!(
+        read, RECORDS,
+        "{read} of {RECORDS} records read in {waited:?} with fetch.wait.max.ms 20000: the broker \
+         held fetches that had records until their wait ran out"
     );
 }
