@@ -29,6 +29,7 @@ use eda_core::apply_plan::{
 use eda_core::cdc::{decode_qlik_json, CdcEvent, KafkaCoordinates, MetadataCache, QlikMessage};
 use eda_core::change_event::into_base_event;
 use eda_core::dead_letter::DeadLetterSource;
+use eda_core::transform::Payload;
 
 use super::workloads::{Source, QLIK_UPDATE};
 
@@ -44,7 +45,7 @@ pub struct Setup {
     payloads: Vec<Vec<u8>>,
     source: Source,
     metadata: MetadataCache,
-    topic: String,
+    topic: Arc<str>,
     routing: TableRouting,
     replication: RoutingConfig,
     region: Arc<str>,
@@ -55,15 +56,18 @@ impl Setup {
         let text = std::str::from_utf8(QLIK_UPDATE).expect("the fixture is UTF-8");
         let payloads = (0..BATCH)
             .map(|i| {
-                text.replace("\"ORDER_ID\":\"1001\"", &format!("\"ORDER_ID\":\"{}\"", 2001 + i))
-                    .into_bytes()
+                text.replace(
+                    "\"ORDER_ID\":\"1001\"",
+                    &format!("\"ORDER_ID\":\"{}\"", 2001 + i),
+                )
+                .into_bytes()
             })
             .collect();
         Setup {
             payloads,
             source: Source::new("SALES", "ORDERS"),
             metadata: MetadataCache::new(),
-            topic: "qlik.SALES.ORDERS".to_owned(),
+            topic: "qlik.SALES.ORDERS".into(),
             routing: TableRouting::new("eda-items"),
             replication: RoutingConfig {
                 replicate_tables: vec!["SALES.ORDERS".into()],
@@ -133,11 +137,13 @@ pub fn run(setup: &Setup, n: usize) -> usize {
                 },
                 None => continue,
             };
-            let table = event.table.qualified();
             let base = into_base_event(event, Arc::clone(&setup.region));
+            let Payload::Change(change) = &base.payload else {
+                continue;
+            };
             let replicated = setup
                 .replication
-                .replicates_change(&table, &base.event_type);
+                .replicates_change(&change.table, &base.event_type);
             // The routed copy carries its own dead-letter source.
             let routed = replicated.then(|| source.clone());
             done += usize::from(replicated);
