@@ -11,7 +11,6 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod message;
-#[allow(dead_code)]
 #[path = "../benches/workloads.rs"]
 mod workloads;
 
