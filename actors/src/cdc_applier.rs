@@ -62,6 +62,7 @@ use eda_core::change_event::into_base_event;
 use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
 use eda_core::dead_letter::{DeadLetterEvent, DeadLetterSource};
 use eda_core::trace::TRACE_ID_KEY;
+use eda_core::transform::{BaseEvent, Payload};
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -301,7 +302,6 @@ impl CdcApplierState {
                         republished += 1;
                     }
                     let source = source_of(&event);
-                    let table = event.table.qualified();
                     let item = ItemAddress {
                         region: &settings.region,
                         table: settings.routing.target(&event.table),
@@ -328,7 +328,7 @@ impl CdcApplierState {
                     if self.args.router.is_some() {
                         routed.extend(RoutedEvent::for_change(
                             &settings.replication,
-                            &table,
+                            table_of(&base),
                             &base,
                             &entry,
                             &source,
@@ -446,6 +446,15 @@ fn op_index(op: Operation) -> usize {
         Operation::Update => 1,
         Operation::Delete => 2,
         Operation::Refresh => 3,
+    }
+}
+
+/// The change's `SCHEMA.TABLE`, for the routing decision: the one its event carries, borrowed
+/// rather than built again for every change.
+fn table_of(event: &BaseEvent) -> &str {
+    match &event.payload {
+        Payload::Change(change) => &change.table,
+        Payload::Json(_) => "",
     }
 }
 

@@ -371,7 +371,7 @@ async fn replay(
                 Ok(Decoded::Change(event)) => replayers
                     .applier
                     .cast(CdcApplierMsg::Apply {
-                        events: vec![*event],
+                        events: vec![event],
                         ack,
                     })
                     .map_err(drop),

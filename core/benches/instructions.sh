@@ -15,7 +15,7 @@ if ! command -v valgrind >/dev/null; then
   exit 2
 fi
 
-$CARGO build -q --release -p eda-core --example instructions
+$CARGO build -q --release -p eda-core --example instructions --example allocations
 bin=${CARGO_TARGET_DIR:-target}/release/examples/instructions
 
 # Instructions callgrind counted for `$bin $path $n` (the program's output is checked too: every
@@ -39,11 +39,14 @@ count() {
   echo "$ir"
 }
 
-for path in qlik avro entry change envelope; do
+for path in qlik avro entry change envelope message; do
   low=$(count "$path" 1000)
   high=$(count "$path" 3000)
   echo "$path: $(( (high - low) / 2000 )) instructions per event"
 done
+# `message`'s allocation calls, counted by a counting allocator in a binary of its own (so the
+# counter costs `instructions` nothing).
+"${CARGO_TARGET_DIR:-target}/release/examples/allocations" 1000
 
 # `exchange`: one HTTP exchange of the lean client (a ~1 KB conditional `PutItem` written, signed,
 # sent and its answer read: actors/examples/exchange.rs), against `eda-loadtest sink` in its own

@@ -4,7 +4,7 @@
 //! of percent from one minute to the next, that is the figure to compare two versions of the code
 //! by (criterion's `make bench` stays the one for per-event time).
 //!
-//! `cargo run --release -p eda-core --example instructions -- qlik|avro|entry|change|envelope N`
+//! `cargo run --release -p eda-core --example instructions -- qlik|avro|entry|change|envelope|message N`
 //!
 //! - `qlik`: the `pipeline` bench's path: Qlik JSON decode, the change as a `BaseEvent`, the
 //!   transformer (1364-byte update).
@@ -18,6 +18,9 @@
 //! - `envelope`: the cross-region copy of that change event, as a region router makes it with
 //!   the default `routing` settings: the envelope packed (SHA-256, zstd, base64) into its entry,
 //!   and the entry's strings written into the body. It also prints the compression ratio.
+//! - `message`: one Kafka message's bytes decoded, routed, planned and handed off up to its
+//!   entry, as the partition consumer and the CDC applier do it (`message/mod.rs`; the
+//!   `allocations` example counts its allocation calls).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use eda_core::envelope::{EntryTarget, EnvelopeMeta, EnvelopePacker};
 use eda_core::eventbridge::EventBridgeEntry;
 use eda_core::transform::BaseEvent;
 
+mod message;
 #[path = "../benches/workloads.rs"]
 mod workloads;
 use workloads::{avro_cached, pipeline_transformer, Source, QLIK_UPDATE};
@@ -52,13 +56,14 @@ fn main() {
         "entry" => entry(n),
         "change" => change(n),
         "envelope" => envelope(n),
+        "message" => message::run(&message::Setup::new(), n),
         _ => usage(),
     };
     println!("{done} of {n} events");
 }
 
 fn usage() -> ! {
-    eprintln!("usage: instructions qlik|avro|entry|change|envelope N");
+    eprintln!("usage: instructions qlik|avro|entry|change|envelope|message N");
     std::process::exit(2)
 }
 

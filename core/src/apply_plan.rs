@@ -61,6 +61,7 @@
 //! Events that cannot be planned (bad sequence, REFRESH without time, no key) are returned in
 //! [`ApplyPlan::rejected`] for the dead-letter queue; the rest of the batch is still planned.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
@@ -316,7 +317,8 @@ pub struct ApplyPlan {
 struct Candidate<'e> {
     index: usize,
     event: &'e CdcEvent,
-    sequence: String,
+    /// Borrowed from the event unless made for a REFRESH row: only the winner's is copied.
+    sequence: Cow<'e, str>,
 }
 
 /// Plans the writes for `events` (see the module doc for every rule).
@@ -344,14 +346,15 @@ fn plan_once(
     opts: &PlanOptions,
 ) -> (ApplyPlan, Vec<Rejected>) {
     let mut rejected = Vec::new();
-    // (target table, pk) -> slot; slots keep first-appearance order.
+    // (target table, pk) -> slot; slots keep first-appearance order. The pk lives in the map
+    // only, and moves into its write at the end.
     let mut slots: HashMap<(&str, String), usize> = HashMap::with_capacity(events.len());
-    let mut chosen: Vec<(Candidate<'_>, Vec<usize>, String)> = Vec::new();
+    let mut chosen: Vec<(Candidate<'_>, Vec<usize>)> = Vec::new();
     for (index, event) in events.iter().enumerate() {
         if refused.iter().any(|r| r.index == index) {
             continue;
         }
-        let sequence = match effective_sequence(event, opts) {
+        let sequence = match sequence_of(event, opts) {
             Ok(s) => s,
             Err(error) => {
                 rejected.push(Rejected { index, error });
@@ -374,7 +377,7 @@ fn plan_once(
         };
         match slots.entry((target, pk)) {
             Entry::Occupied(slot) => {
-                let (best, covers, _) = &mut chosen[*slot.get()];
+                let (best, covers) = &mut chosen[*slot.get()];
                 covers.push(index);
                 // Inputs come in position order, so `>=` gives ties to the later position.
                 if cand.sequence >= best.sequence {
@@ -382,15 +385,18 @@ fn plan_once(
                 }
             }
             Entry::Vacant(slot) => {
-                let pk = slot.key().1.clone();
                 slot.insert(chosen.len());
-                chosen.push((cand, vec![index], pk));
+                chosen.push((cand, vec![index]));
             }
         }
     }
+    let mut pks: Vec<String> = vec![String::new(); chosen.len()];
+    for ((_, pk), slot) in slots {
+        pks[slot] = pk;
+    }
     let mut writes = Vec::with_capacity(chosen.len());
     let mut unfit = Vec::new();
-    for (cand, mut covers, pk) in chosen {
+    for ((cand, mut covers), pk) in chosen.into_iter().zip(pks) {
         covers.dedup();
         let target = routing.target(&cand.event.table);
         let index = cand.index;
@@ -404,8 +410,13 @@ fn plan_once(
 
 /// The sequence the guard compares, per the REFRESH rule in the module doc.
 pub fn effective_sequence(event: &CdcEvent, opts: &PlanOptions) -> Result<String, PlanError> {
+    sequence_of(event, opts).map(Cow::into_owned)
+}
+
+/// [`effective_sequence`], borrowed from the event when it is the event's own.
+fn sequence_of<'e>(event: &'e CdcEvent, opts: &PlanOptions) -> Result<Cow<'e, str>, PlanError> {
     if is_valid_sequence(&event.change_sequence) {
-        return Ok(event.change_sequence.clone());
+        return Ok(Cow::Borrowed(&event.change_sequence));
     }
     if event.operation != Operation::Refresh || !event.change_sequence.is_empty() {
         return Err(PlanError::BadSequence {
@@ -421,7 +432,7 @@ pub fn effective_sequence(event: &CdcEvent, opts: &PlanOptions) -> Result<String
     let digits = from_row
         .or_else(from_load)
         .ok_or(PlanError::RefreshWithoutTime)?;
-    Ok(format!("{digits}{:021}", 0))
+    Ok(Cow::Owned(format!("{digits}{:021}", 0)))
 }
 
 /// `YYYYMMDDhhmmss` from a timestamp spelled `YYYY-MM-DD[T ]hh:mm:ss...` (Qlik's and RFC 3339).
@@ -449,11 +460,39 @@ fn timestamp_digits(ts: &str) -> Option<String> {
 /// lands on the same applier and one key's writes are never reordered. Deterministic (SipHash with
 /// fixed keys), so a replay after a restart takes the same route.
 pub fn applier_for(event: &CdcEvent, appliers: usize) -> usize {
-    use std::hash::{Hash, Hasher};
-    let pk = render_pk(&event.table, event.key.iter().map(|k| &k.value));
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    pk.hash(&mut hasher);
-    usize::try_from(hasher.finish() % appliers.max(1) as u64).unwrap_or(0)
+    use std::hash::Hasher;
+    // The pk's text fed to the hasher piece by piece, as `pk.hash(&mut hasher)` would feed it
+    // whole (SipHash reads a stream of bytes; a `str` ends with 0xff): the same applier without
+    // rendering the pk for every change.
+    let mut hasher = PkHasher(std::collections::hash_map::DefaultHasher::new());
+    write_pk(
+        &mut hasher,
+        &event.table,
+        event.key.iter().map(|k| &k.value),
+    );
+    hasher.0.write_u8(0xff);
+    usize::try_from(hasher.0.finish() % appliers.max(1) as u64).unwrap_or(0)
+}
+
+/// Where a pk's text goes: a `String`, or a hasher that needs only its bytes.
+pub(crate) trait PkText {
+    /// Appends `s`.
+    fn push_str(&mut self, s: &str);
+}
+
+impl PkText for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+/// A pk's text hashed as it is written.
+struct PkHasher(std::collections::hash_map::DefaultHasher);
+
+impl PkText for PkHasher {
+    fn push_str(&mut self, s: &str) {
+        std::hash::Hasher::write(&mut self.0, s.as_bytes());
+    }
 }
 
 /// `schema.table#v1|v2`, escaping as the module doc says.
@@ -465,23 +504,23 @@ pub fn render_pk<'v>(table: &TableRef, values: impl Iterator<Item = &'v Value>) 
 
 /// [`render_pk`] appended to `pk` (for callers that reuse a buffer).
 pub(crate) fn write_pk<'v>(
-    pk: &mut String,
+    pk: &mut impl PkText,
     table: &TableRef,
     values: impl Iterator<Item = &'v Value>,
 ) {
     pk.push_str(&table.schema);
-    pk.push('.');
+    pk.push_str(".");
     pk.push_str(&table.table);
-    pk.push('#');
+    pk.push_str("#");
     write_key_values(pk, values);
 }
 
 /// The key part of a `pk` (after `#`): the values joined with `|`, escaped as the module doc
 /// says.
-pub(crate) fn write_key_values<'v>(pk: &mut String, values: impl Iterator<Item = &'v Value>) {
+pub(crate) fn write_key_values<'v>(pk: &mut impl PkText, values: impl Iterator<Item = &'v Value>) {
     for (i, v) in values.enumerate() {
         if i > 0 {
-            pk.push('|');
+            pk.push_str("|");
         }
         match v {
             Value::Null => pk.push_str("\\N"),
@@ -493,7 +532,7 @@ pub(crate) fn write_key_values<'v>(pk: &mut String, values: impl Iterator<Item =
     }
 }
 
-fn push_escaped(out: &mut String, s: &str) {
+fn push_escaped(out: &mut impl PkText, s: &str) {
     // Key values are short and seldom hold either byte: one plain pass answers that, where
     // memchr's set-up alone cost more than the whole value.
     if !s.bytes().any(|b| b == b'\\' || b == b'|') {
@@ -504,7 +543,7 @@ fn push_escaped(out: &mut String, s: &str) {
     for at in memchr::memchr2_iter(b'\\', b'|', s.as_bytes()) {
         // Both bytes are ASCII, so the cuts fall on character boundaries.
         out.push_str(s.get(plain_from..at).unwrap_or(""));
-        out.push('\\');
+        out.push_str("\\");
         plain_from = at;
     }
     out.push_str(s.get(plain_from..).unwrap_or(""));
@@ -512,10 +551,24 @@ fn push_escaped(out: &mut String, s: &str) {
 
 /// The attribute name of a source column, moved aside if it would collide with ours.
 fn column_attr(name: &str) -> String {
-    if name == PK_ATTR || name.starts_with('_') {
+    if is_escaped(name) {
         format!("{ESCAPED_COLUMN_PREFIX}{name}")
     } else {
         name.to_owned()
+    }
+}
+
+/// Whether a source column's attribute is moved aside ([`column_attr`]).
+fn is_escaped(name: &str) -> bool {
+    name == PK_ATTR || name.starts_with('_')
+}
+
+/// Whether `attr` is the attribute [`column_attr`] names `column`, without building it.
+fn is_column_attr(attr: &str, column: &str) -> bool {
+    if is_escaped(column) {
+        attr.strip_prefix(ESCAPED_COLUMN_PREFIX) == Some(column)
+    } else {
+        attr == column
     }
 }
 
@@ -542,7 +595,8 @@ fn build_write(
         }
     }
     item.insert(PK_ATTR.into(), AttrValue::S(pk));
-    item.insert(SEQ_ATTR.into(), AttrValue::S(cand.sequence.clone()));
+    let sequence = cand.sequence.into_owned();
+    item.insert(SEQ_ATTR.into(), AttrValue::S(sequence.clone()));
     item.insert(
         OP_ATTR.into(),
         AttrValue::S(event.operation.as_str().into()),
@@ -567,9 +621,8 @@ fn build_write(
     }
     if !tombstone {
         // Key columns and eda's own attributes stay; any other column may move into `_zcols`.
-        let key_attrs: Vec<String> = event.key.iter().map(|k| column_attr(&k.name)).collect();
         let keep = |name: &str| {
-            key_attrs.iter().any(|k| k == name)
+            event.key.iter().any(|k| is_column_attr(name, &k.name))
                 || [
                     PK_ATTR,
                     SEQ_ATTR,
@@ -591,7 +644,7 @@ fn build_write(
     Ok(PlannedWrite {
         table_name: target.to_owned(),
         item,
-        sequence: cand.sequence,
+        sequence,
         tombstone,
         winner: cand.index,
         covers,

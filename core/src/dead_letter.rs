@@ -16,6 +16,7 @@
 //! [`DeadLetterEvent::original_payload_bytes`].
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -30,8 +31,11 @@ use crate::failure::{ErrorClass, Stage};
 pub enum DeadLetterSource {
     /// A Kafka record.
     Kafka {
-        /// Topic it was read from.
-        topic: String,
+        /// Topic it was read from (shared with the change's [`KafkaCoordinates`], so the source
+        /// of each change costs no copy of it).
+        ///
+        /// [`KafkaCoordinates`]: crate::cdc::KafkaCoordinates
+        topic: Arc<str>,
         /// Partition.
         partition: i32,
         /// Offset of the record.

@@ -201,7 +201,7 @@ fn item_of(structure: &TableMetadata) -> Result<HashMap<String, AttributeValue>,
     if let Some(origin) = &structure.origin {
         item.insert(
             "origin_topic".into(),
-            AttributeValue::S(origin.topic.clone()),
+            AttributeValue::S(origin.topic.to_string()),
         );
         item.insert(
             "origin_partition".into(),
@@ -229,7 +229,7 @@ fn structure_of(item: &HashMap<String, AttributeValue>) -> Result<TableMetadata,
         number(item, "origin_offset"),
     ) {
         (Some(topic), Some(partition), Some(offset)) => Some(KafkaCoordinates {
-            topic: topic.to_string(),
+            topic: topic.into(),
             partition,
             offset,
         }),

@@ -33,9 +33,12 @@ use std::sync::Arc;
 
 /// What a message turned out to be.
 #[derive(Debug)]
+// Not boxed: nearly every message is a change, and a box would be one more allocation per
+// message (`docs/perf/hops.md`); the value is moved once, into the applier's batch.
+#[allow(clippy::large_enum_variant)]
 pub enum Decoded {
     /// A row change to apply.
-    Change(Box<CdcEvent>),
+    Change(CdcEvent),
     /// Nothing to apply (a Qlik metadata message, recorded; a Kafka tombstone): acknowledge it.
     Nothing,
 }
@@ -96,7 +99,7 @@ pub struct MessageDecoder {
     trace_headers: [String; 3],
     /// The topic of the last message, to stamp a message decoded a second time (after a look-up
     /// in the store) without copying its coordinates for every message.
-    topic: String,
+    topic: Arc<str>,
 }
 
 impl MessageDecoder {
@@ -127,7 +130,7 @@ impl MessageDecoder {
                 config.tracestate_header.clone(),
                 config.correlation_id_header.clone(),
             ],
-            topic: String::new(),
+            topic: "".into(),
         }
     }
 
@@ -200,7 +203,7 @@ impl MessageDecoder {
                     fallback_keys: &self.fallback,
                 };
                 match decode_debezium(value, key, &ctx, Some(origin)) {
-                    Ok(Some(event)) => Ok(Decoded::Change(Box::new(event))),
+                    Ok(Some(event)) => Ok(Decoded::Change(event)),
                     Ok(None) => Ok(Decoded::Nothing),
                     Err(err) => Err(decode_error(err.to_string())),
                 }
@@ -250,7 +253,7 @@ impl MessageDecoder {
 
     async fn settle_qlik(&mut self, message: QlikMessage) -> Result<Decoded, DecodeFailure> {
         match message {
-            QlikMessage::Change(event) => Ok(Decoded::Change(Box::new(event))),
+            QlikMessage::Change(event) => Ok(Decoded::Change(event)),
             QlikMessage::Metadata(structure) => {
                 self.learn(structure).await?;
                 Ok(Decoded::Nothing)
@@ -292,11 +295,11 @@ impl MessageDecoder {
                 }
                 let origin = self.coordinates(partition, offset);
                 self.qlik_avro_once(value, origin)
-                    .map(|event| Decoded::Change(Box::new(event)))
+                    .map(Decoded::Change)
                     .map_err(|e| decode_error(e.to_string()))
             }
             decoded => decoded
-                .map(|event| Decoded::Change(Box::new(event)))
+                .map(Decoded::Change)
                 .map_err(|e| decode_error(e.to_string())),
         }
     }
@@ -365,9 +368,9 @@ impl MessageDecoder {
         Ok(learned || self.generation != before)
     }
 
-    fn remember_topic(&mut self, topic: &str) {
-        if self.topic != topic {
-            self.topic = topic.to_string();
+    fn remember_topic(&mut self, topic: &Arc<str>) {
+        if *self.topic != **topic {
+            self.topic = Arc::clone(topic);
             self.topic_table = self
                 .topic_tables
                 .table_for(topic)
@@ -377,7 +380,7 @@ impl MessageDecoder {
 
     fn coordinates(&self, partition: i32, offset: i64) -> KafkaCoordinates {
         KafkaCoordinates {
-            topic: self.topic.clone(),
+            topic: Arc::clone(&self.topic),
             partition,
             offset,
         }

@@ -51,7 +51,7 @@ use eda_core::trace::MessageTrace;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ pub struct PartitionConsumer;
 #[derive(Debug)]
 pub enum PartitionConsumerMsg {
     /// The reader fetched these messages, in offset order.
-    Fetched(Vec<OwnedMessage>),
+    Fetched(Vec<ReadMessage>),
     /// The effects of these offsets are settled.
     Acked(Vec<i64>),
     /// Stop reading and answer once everything read is acknowledged (revoke, shutdown).
@@ -91,6 +91,49 @@ impl TryFrom<PartitionConsumerMsg> for Settled {
             PartitionConsumerMsg::Acked(offsets) => Ok(Settled(offsets)),
             other => Err(other),
         }
+    }
+}
+
+/// A message read from the partition, taken out of librdkafka's buffer with what the actor
+/// uses of it: its offset, payload, key and headers. The topic is the partition's and is not
+/// copied into every message, and a message without headers has nothing to copy for them
+/// (rdkafka's `OwnedMessage` copies the topic name too).
+#[derive(Debug)]
+pub struct ReadMessage {
+    /// Offset within the partition.
+    offset: i64,
+    /// The value; `None` for a tombstone.
+    payload: Option<Vec<u8>>,
+    /// The key.
+    key: Option<Vec<u8>>,
+    /// The headers, when it has any.
+    headers: Option<OwnedHeaders>,
+}
+
+impl ReadMessage {
+    /// Copies what the actor needs out of a message that borrows librdkafka's buffer.
+    fn detach(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            offset: message.offset(),
+            payload: message.payload().map(<[u8]>::to_vec),
+            key: message.key().map(<[u8]>::to_vec),
+            headers: message.headers().map(|headers| headers.detach()),
+        }
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+
+    /// The headers as `(name, value)` pairs (none when it has none).
+    fn header_pairs(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .flat_map(|headers| headers.iter().map(|h| (h.key, h.value)))
     }
 }
 
@@ -131,7 +174,8 @@ pub struct PartitionConsumerArgs {
 
 /// A [`PartitionConsumer`]'s state.
 pub struct PartitionConsumerState {
-    topic: String,
+    /// The topic, shared by every message's coordinates and dead-letter source.
+    topic: Arc<str>,
     partition: i32,
     /// The group consumer, for the offset store; let go in `post_stop`, because ractor hands a
     /// stopped actor's state to its supervisor (the group), which closes the consumer only once
@@ -169,7 +213,7 @@ pub struct PartitionConsumerState {
     /// Messages read but not dispatched, in offset order, because decoding the first of them
     /// failed for a reason that passes (the Schema Registry or the metadata store down): the
     /// partition waits for it rather than dead-letter good data.
-    held: VecDeque<OwnedMessage>,
+    held: VecDeque<ReadMessage>,
     /// Why the partition is held, since when, and the attempts so far (`None`: not held).
     hold: Option<Hold>,
     /// Set on `Drain`: held messages are no longer retried (they are read again after the
@@ -189,7 +233,7 @@ struct Read {
 
 /// The byte permits a message takes: its payload and key, at most the whole budget, so a
 /// message larger than the budget is still read (alone).
-fn byte_cost(message: &OwnedMessage, budget: u32) -> u32 {
+fn byte_cost(message: &ReadMessage, budget: u32) -> u32 {
     let len = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
     len.min(budget as usize) as u32
 }
@@ -229,21 +273,22 @@ impl Actor for PartitionConsumer {
         let permits = Arc::new(Semaphore::new(args.max_in_flight.max(1)));
         let max_in_flight_bytes = args.max_in_flight_bytes.max(1);
         let byte_permits = Arc::new(Semaphore::new(max_in_flight_bytes as usize));
+        let topic: Arc<str> = args.topic.into();
         let reader = tokio::spawn(read_partition(Reader {
             queue: args.queue,
             actor: myself,
             permits: permits.clone(),
             byte_permits: byte_permits.clone(),
             max_in_flight_bytes,
-            topic: args.topic.clone(),
+            topic: Arc::clone(&topic),
             partition: args.partition,
             batch_max: args.batch_max.max(1),
             linger: args.batch_linger,
             end: args.end_offset,
         }));
-        tracing::info!(topic = %args.topic, partition = args.partition, "Partition consumer started.");
+        tracing::info!(topic = %topic, partition = args.partition, "Partition consumer started.");
         Ok(PartitionConsumerState {
-            topic: args.topic,
+            topic,
             partition: args.partition,
             consumer: Some(args.consumer),
             decoder: args.decoder,
@@ -282,7 +327,7 @@ impl Actor for PartitionConsumer {
                 }
                 .emit(&state.metrics);
                 if let Some(last) = batch.last() {
-                    state.last_read = state.last_read.max(Some(last.offset()));
+                    state.last_read = state.last_read.max(Some(last.offset));
                 }
                 // Behind held messages, a batch waits its turn: the partition keeps its order.
                 let resume = state.held.is_empty();
@@ -363,7 +408,7 @@ impl PartitionConsumerState {
         let mut letters = Vec::new();
         let mut letter_offsets = Vec::new();
         while let Some(message) = self.held.pop_front() {
-            let offset = message.offset();
+            let offset = message.offset;
             // A held message was tracked when it was first tried.
             let retried = self.hold.is_some();
             if !retried {
@@ -389,14 +434,15 @@ impl PartitionConsumerState {
                 self.reads.insert(offset, Read { at: now, bytes });
             }
             let origin = KafkaCoordinates {
-                topic: self.topic.clone(),
+                topic: Arc::clone(&self.topic),
                 partition: self.partition,
                 offset,
             };
-            let named = message.headers().and_then(|headers| {
-                self.decoder
-                    .header_table(headers.iter().map(|h| (h.key, h.value)))
-            });
+            let named = message
+                .headers
+                .is_some()
+                .then(|| self.decoder.header_table(message.header_pairs()))
+                .flatten();
             let header_table = named.as_ref().map(TableRef::qualified);
             let decoded = self
                 .decoder
@@ -412,13 +458,12 @@ impl PartitionConsumerState {
             }
             match decoded {
                 Ok(Decoded::Change(mut event)) => {
-                    if let Some(headers) = message.headers() {
-                        event.trace =
-                            self.trace_of(headers.iter().map(|h| (h.key, h.value)), offset);
+                    if message.headers.is_some() {
+                        event.trace = self.trace_of(message.header_pairs(), offset);
                     }
                     // A key-changing UPDATE is two changes, each routed by its own key; the
                     // message is settled once both are.
-                    let (first, second) = split_key_change(*event);
+                    let (first, second) = split_key_change(event);
                     if second.is_some() {
                         let _ = self.tracker.add_part(offset);
                     }
@@ -437,7 +482,7 @@ impl PartitionConsumerState {
                         &failure.message,
                         Stage::Decode,
                         DeadLetterSource::Kafka {
-                            topic: self.topic.clone(),
+                            topic: Arc::clone(&self.topic),
                             partition: self.partition,
                             offset,
                         },
@@ -645,7 +690,7 @@ struct Reader {
     permits: Arc<Semaphore>,
     byte_permits: Arc<Semaphore>,
     max_in_flight_bytes: u32,
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     batch_max: usize,
     linger: Duration,
@@ -655,14 +700,14 @@ struct Reader {
 
 impl Reader {
     /// Whether `message` lies past the end of a bounded pass.
-    fn past_end(&self, message: &OwnedMessage) -> bool {
-        self.end.is_some_and(|end| message.offset() >= end)
+    fn past_end(&self, message: &ReadMessage) -> bool {
+        self.end.is_some_and(|end| message.offset >= end)
     }
 
     /// A bounded pass reached its end: what was read so far goes to the actor, and the reader
     /// then waits, holding the queue (dropping it would hand the partition's messages back to
     /// the consumer's main queue), until drain or stop aborts it.
-    async fn stop_at_end(self, batch: Vec<OwnedMessage>) {
+    async fn stop_at_end(self, batch: Vec<ReadMessage>) {
         tracing::info!(topic = %self.topic, partition = self.partition, end = ?self.end, "Bounded pass: the partition reached its end offset.");
         if !batch.is_empty() {
             let _ = self.actor.cast(PartitionConsumerMsg::Fetched(batch));
@@ -686,7 +731,7 @@ impl Reader {
 /// unprocessed messages.
 async fn read_partition(r: Reader) {
     // A message received (its message permit taken) that waits for room for its bytes.
-    let mut waiting: Option<OwnedMessage> = None;
+    let mut waiting: Option<ReadMessage> = None;
     loop {
         let first = match waiting.take() {
             Some(message) => message,
@@ -697,7 +742,7 @@ async fn read_partition(r: Reader) {
                 match r.queue.recv().await {
                     Ok(message) => {
                         permit.forget();
-                        let message = message.detach();
+                        let message = ReadMessage::detach(&message);
                         if r.past_end(&message) {
                             return r.stop_at_end(Vec::new()).await;
                         }
@@ -727,7 +772,7 @@ async fn read_partition(r: Reader) {
                 break;
             };
             permit.forget();
-            let message = message.detach();
+            let message = ReadMessage::detach(&message);
             if r.past_end(&message) {
                 return r.stop_at_end(batch).await;
             }
@@ -772,18 +817,14 @@ async fn acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::Timestamp;
 
-    fn message(payload: usize, key: usize) -> OwnedMessage {
-        OwnedMessage::new(
-            Some(vec![b'x'; payload]),
-            Some(vec![b'k'; key]),
-            "orders".into(),
-            Timestamp::NotAvailable,
-            0,
-            7,
-            None,
-        )
+    fn message(payload: usize, key: usize) -> ReadMessage {
+        ReadMessage {
+            offset: 7,
+            payload: Some(vec![b'x'; payload]),
+            key: Some(vec![b'k'; key]),
+            headers: None,
+        }
     }
 
     #[test]

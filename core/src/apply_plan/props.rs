@@ -119,3 +119,40 @@ proptest! {
         prop_assert_eq!(item.get("_deleted"), Some(&AttrValue::Bool(true)));
     }
 }
+
+/// A key value of any shape a decoder gives, escapes included.
+fn key_value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "[a-z|\\\\é0-9]{0,12}".prop_map(serde_json::Value::from),
+    ]
+}
+
+proptest! {
+    // The applier a change goes to is the one the hash of its rendered pk names (as it was when
+    // the pk was rendered for it): the pk's text hashed piece by piece must hash as the whole.
+    #[test]
+    fn applier_for_hashes_the_rendered_pk(
+        schema in "[A-Za-z_.]{1,8}",
+        table in "[A-Za-z_]{1,8}",
+        values in prop::collection::vec(key_value(), 1..4),
+        appliers in 1usize..17,
+    ) {
+        use std::hash::{Hash, Hasher};
+        let mut change = event(Operation::Update, 1, &seq(1), "x");
+        change.table = crate::cdc::TableRef::new(schema, table);
+        change.key = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| crate::cdc::KeyColumn { name: format!("K{i}").into(), value })
+            .collect();
+        let pk = super::render_pk(&change.table, change.key.iter().map(|k| &k.value));
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pk.hash(&mut hasher);
+        let rendered = usize::try_from(hasher.finish() % appliers as u64).unwrap_or(0);
+        prop_assert_eq!(super::applier_for(&change, appliers), rendered);
+    }
+}

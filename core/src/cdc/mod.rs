@@ -176,8 +176,10 @@ pub struct KeyColumn {
 /// a dead letter names its origin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KafkaCoordinates {
-    /// Kafka topic.
-    pub topic: String,
+    /// Kafka topic, shared (`Arc<str>`): every message of a partition carries it, and its
+    /// changes, their dead-letter sources and routed copies clone it, each clone a reference
+    /// count rather than an allocation.
+    pub topic: Arc<str>,
     /// Partition within the topic.
     pub partition: i32,
     /// Offset of the message within the partition.

@@ -177,7 +177,7 @@ fn a_whole_event_at_the_bound_fits_its_envelope_its_owed_record_and_its_route_le
         reason: reason.clone(),
         owed_at: created_at,
         source: DeadLetterSource::Kafka {
-            topic: "t".repeat(249),
+            topic: "t".repeat(249).into(),
             partition: 11,
             offset: 9_999_999_999,
         },

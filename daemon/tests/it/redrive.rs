@@ -74,7 +74,7 @@ async fn a_letter_older_than_the_tombstones_is_refused_unless_forced() {
         "key of SALES.CUSTOMERS: no key columns known",
         Stage::Decode,
         DeadLetterSource::Kafka {
-            topic: scenario.topic.clone(),
+            topic: scenario.topic.as_str().into(),
             partition: 0,
             offset: 0,
         },
