@@ -267,7 +267,8 @@ async fn publish_all(
 ///
 /// A round that sends every entry (the first, nearly always the only one) lends them to the
 /// calls in place; only a round of some of them (a retry, or a request with an oversize entry
-/// left out) copies those into a slice of their own, because a call takes a contiguous slice.
+/// left out) clones those into a slice of their own, because a call takes a contiguous slice
+/// (a clone shares its detail, in both its forms, rather than copying it).
 async fn publish_indices(
     shared: &Shared,
     entries: &[EventBridgeEntry],

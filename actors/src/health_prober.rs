@@ -213,7 +213,7 @@ fn publish(events: Arc<dyn EventPublisher>, source: String, round: RegionHealth)
         let entry = EventBridgeEntry {
             source,
             detail_type: event.detail_type().to_string(),
-            detail,
+            detail: detail.into(),
             resources: Vec::new(),
             time: None,
             event_bus_name: None,

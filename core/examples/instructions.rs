@@ -11,10 +11,11 @@
 //! - `avro`: the `decode` bench's Avro decode with a cached schema (388-byte update).
 //! - `entry`: the strings of one `PutEvents` entry as the lean client writes them into the
 //!   request body (`Source`, `DetailType`, `Detail`, `EventBusName`), for the `qlik` path's
-//!   change event (its `Detail` is that event as JSON, escaped into a JSON string).
+//!   change event (its `Detail` is that event as JSON, copied into the body in the string form
+//!   it was written in alongside its JSON).
 //! - `change`: from the `qlik` path's change event to the bytes of its `PutEvents` entry in the
-//!   body: the entry built (its `Detail` serialized) and its strings written as `entry` writes
-//!   them.
+//!   body: the entry built (its `Detail` written, as JSON and as a JSON string in one pass)
+//!   and its strings written as `entry` writes them.
 //! - `envelope`: the cross-region copy of that change event, as a region router makes it with
 //!   the default `routing` settings: the envelope packed (SHA-256, zstd, base64) into its entry,
 //!   and the entry's strings written into the body. It also prints the compression ratio.
@@ -115,12 +116,15 @@ fn change_event() -> BaseEvent {
     into_base_event(event, region)
 }
 
-/// The strings of one `PutEvents` entry written into `out`, as the lean client writes them.
+/// The strings of one `PutEvents` entry written into `out`, as the lean client writes them:
+/// `Source`, `DetailType` and `EventBusName` escaped, `Detail` copied in the string form it
+/// was made with.
 fn write_entry(out: &mut Vec<u8>, entry: &EventBridgeEntry) {
     let bus = entry.event_bus_name.as_deref().unwrap_or_default();
-    for text in [&entry.source, &entry.detail_type, &entry.detail] {
+    for text in [&entry.source, &entry.detail_type] {
         eda_core::json_string::write(out, black_box(text));
     }
+    out.extend_from_slice(black_box(entry.detail.quoted()));
     eda_core::json_string::write(out, black_box(bus));
 }
 
@@ -162,7 +166,8 @@ fn envelope(n: usize) -> usize {
     let event = change_event();
     let payload = change_entry(&event, "eda.cdc", "eda-bus")
         .detail
-        .into_bytes();
+        .shared_text();
+    let payload = payload.as_bytes();
     let mut packer = EnvelopePacker::new(&RoutingConfig::default(), None).expect("packer");
     let meta = EnvelopeMeta {
         event_id: &event.event_id,
@@ -183,7 +188,7 @@ fn envelope(n: usize) -> usize {
     let mut sizes = (0, 0, 0);
     for _ in 0..n {
         out.clear();
-        let Ok(packed) = packer.pack_entry(&meta, black_box(&payload), &target, None) else {
+        let Ok(packed) = packer.pack_entry(&meta, black_box(payload), &target, None) else {
             continue;
         };
         write_entry(&mut out, &packed.entry);

@@ -7,8 +7,8 @@
 
 use super::apply_plan::write_pk;
 use super::cdc::{packed_sequence, CdcEvent, Cell, KeyColumn, RowImage, PACKED_SEQUENCE_LEN};
-use super::eventbridge::EventBridgeEntry;
-use super::json_string;
+use super::eventbridge::{Detail, EventBridgeEntry};
+use super::json_string::Quoting;
 use super::trace::{TraceContext, CORRELATION_ID_KEY, TRACEPARENT_KEY, TRACE_ID_KEY};
 use super::transform::{BaseEvent, ChangePayload, Payload};
 use serde_json::Value;
@@ -166,7 +166,7 @@ pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEn
     EventBridgeEntry {
         source: source.to_string(),
         detail_type: event.event_type.clone(),
-        detail: detail_json(event),
+        detail: detail(event),
         resources: Vec::new(),
         time: None,
         event_bus_name: Some(bus.to_string()),
@@ -175,47 +175,48 @@ pub fn change_entry(event: &BaseEvent, source: &str, bus: &str) -> EventBridgeEn
 }
 
 /// An event's `Detail`: `serde_json::to_string(event)`, byte for byte (the tests hold the two
-/// together), written straight into one buffer. A change's strings (its ids, key, row columns
-/// and metadata) go through [`crate::json_string`]'s escaper, which passes runs with nothing to
-/// escape eight bytes at a time where serde_json's looks at each byte, and no serializer state
-/// sits between the fields; what is rare on this path (an event from EventBridge, a claim check,
-/// a nested column) is handed to serde_json.
-pub fn detail_json(event: &BaseEvent) -> String {
-    let mut out = Vec::with_capacity(DETAIL_CAPACITY);
-    write_base_event(&mut out, event);
-    // Every piece is either `json_string::write`'s or serde_json's output, both UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| serde_json::to_string(event).unwrap_or_default())
+/// together), and in the same pass that text as the JSON string the `PutEvents` body carries
+/// ([`Quoting`]), so the request copies it instead of escaping it again.
+///
+/// Written by hand: a change's strings (its ids, key, row columns and metadata) go through
+/// [`crate::json_string`]'s escaper, which passes runs with nothing to escape eight bytes at a
+/// time where serde_json's looks at each byte, and no serializer state sits between the fields;
+/// what is rare on this path (an event from EventBridge, a claim check, a nested column) is
+/// handed to serde_json.
+pub fn detail(event: &BaseEvent) -> Detail {
+    // Every piece is either `json_string`'s or serde_json's output, both UTF-8.
+    Detail::written(|out| write_base_event(out, event))
+        .unwrap_or_else(|| Detail::new(&serde_json::to_string(event).unwrap_or_default()))
 }
-
-/// A first guess at a detail's size: a ~1.4 KB change event fits without growing the buffer.
-const DETAIL_CAPACITY: usize = 2048;
 
 /// `serde_json::to_writer(out, value)`: the parts of an event written the usual way. Writing a
 /// JSON value or a claim check into a `Vec` cannot fail.
-fn serde_into<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    let _ = serde_json::to_writer(&mut *out, value);
+fn serde_into<T: serde::Serialize + ?Sized>(out: &mut Quoting, value: &T) {
+    out.json(|text| {
+        let _ = serde_json::to_writer(text, value);
+    });
 }
 
 /// `"name":` after the separator `lead` (`{` or `,`).
-fn key(out: &mut Vec<u8>, lead: u8, name: &str) {
-    out.push(lead);
-    json_string::write(out, name);
-    out.push(b':');
+fn key(out: &mut Quoting, lead: u8, name: &str) {
+    out.plain(&[lead]);
+    out.string(name);
+    out.plain(b":");
 }
 
 /// The fields of [`BaseEvent`] in its declaration order, as its `Serialize` derive writes them.
-fn write_base_event(out: &mut Vec<u8>, event: &BaseEvent) {
+fn write_base_event(out: &mut Quoting, event: &BaseEvent) {
     key(out, b'{', "event_id");
-    json_string::write(out, &event.event_id);
+    out.string(&event.event_id);
     key(out, b',', "event_type");
-    json_string::write(out, &event.event_type);
+    out.string(&event.event_type);
     key(out, b',', "source_region");
-    json_string::write(out, &event.source_region);
+    out.string(&event.source_region);
     key(out, b',', "timestamp");
-    json_string::write(out, &event.timestamp);
+    out.string(&event.timestamp);
     if let Some(id) = &event.correlation_id {
         key(out, b',', "correlation_id");
-        json_string::write(out, id);
+        out.string(id);
     }
     key(out, b',', "payload");
     match &event.payload {
@@ -227,19 +228,19 @@ fn write_base_event(out: &mut Vec<u8>, event: &BaseEvent) {
         let mut lead = b'{';
         for (name, value) in &event.metadata {
             key(out, lead, name);
-            json_string::write(out, value);
+            out.string(value);
             lead = b',';
         }
-        out.push(b'}');
+        out.plain(b"}");
     }
-    out.push(b'}');
+    out.plain(b"}");
 }
 
 /// [`ChangePayload`] as its `Serialize` derive writes it.
-fn write_change(out: &mut Vec<u8>, change: &ChangePayload) {
+fn write_change(out: &mut Quoting, change: &ChangePayload) {
     write_rows(out, change.after.as_ref(), change.before.as_ref());
     key(out, b',', "change_sequence");
-    json_string::write(out, &change.change_sequence);
+    out.string(&change.change_sequence);
     if let Some(claim) = &change.claim_check {
         key(out, b',', "claim_check");
         serde_into(out, claim);
@@ -251,15 +252,15 @@ fn write_change(out: &mut Vec<u8>, change: &ChangePayload) {
         serde_into(out, &change.omitted);
     }
     key(out, b',', "operation");
-    json_string::write(out, change.operation);
+    out.string(change.operation);
     key(out, b',', "table");
-    json_string::write(out, &change.table);
-    out.push(b'}');
+    out.string(&change.table);
+    out.plain(b"}");
 }
 
 /// The key columns as `ChangePayload`'s `key_object` writes them: sorted by name (stable), a
 /// repeated name once with its last value.
-fn write_key(out: &mut Vec<u8>, columns: &[KeyColumn]) {
+fn write_key(out: &mut Quoting, columns: &[KeyColumn]) {
     let mut order: Vec<&KeyColumn> = columns.iter().collect();
     order.sort_by(|a, b| a.name.cmp(&b.name));
     let mut lead = b'{';
@@ -272,15 +273,15 @@ fn write_key(out: &mut Vec<u8>, columns: &[KeyColumn]) {
         }
         key(out, lead, &column.name);
         match &column.value {
-            Value::String(text) => json_string::write(out, text),
+            Value::String(text) => out.string(text),
             other => serde_into(out, other),
         }
         lead = b',';
     }
     if lead == b'{' {
-        out.push(b'{');
+        out.plain(b"{");
     }
-    out.push(b'}');
+    out.plain(b"}");
 }
 
 /// One column of a row, with what it is sorted by: the first eight bytes of its name read as a
@@ -314,7 +315,7 @@ fn column_order(columns: &[Sortable<'_>]) -> Vec<usize> {
 /// The change's two row images, each as its `Serialize` writes it. A before image with the same
 /// columns in the same order as the after image (an UPDATE of one table, the usual case) is
 /// written in the order sorted for the after image, without sorting it again.
-fn write_rows(out: &mut Vec<u8>, after: Option<&RowImage>, before: Option<&RowImage>) {
+fn write_rows(out: &mut Quoting, after: Option<&RowImage>, before: Option<&RowImage>) {
     let after = after.map(sortable);
     let before = before.map(sortable);
     let after_order = after.as_deref().map(column_order);
@@ -335,9 +336,9 @@ fn write_rows(out: &mut Vec<u8>, after: Option<&RowImage>, before: Option<&RowIm
 
 /// A row image as its `Serialize` writes it (columns sorted by name, a repeated name once with
 /// its last value; numbers through `serde_json::Number`), or `null`.
-fn write_row(out: &mut Vec<u8>, columns: Option<&[Sortable<'_>]>, order: Option<&[usize]>) {
+fn write_row(out: &mut Quoting, columns: Option<&[Sortable<'_>]>, order: Option<&[usize]>) {
     let (Some(columns), Some(order)) = (columns, order) else {
-        out.extend_from_slice(b"null");
+        out.plain(b"null");
         return;
     };
     let mut lead = b'{';
@@ -351,22 +352,25 @@ fn write_row(out: &mut Vec<u8>, columns: Option<&[Sortable<'_>]>, order: Option<
         }
         key(out, lead, name);
         match cell {
-            Cell::Str(text) => json_string::write(out, text),
+            Cell::Str(text) => out.string(text),
             Cell::Number(text) => match text.parse::<serde_json::Number>() {
-                Ok(number) => serde_into(out, &number),
-                Err(_) => json_string::write(out, text),
+                // A number's JSON has nothing to escape in a string.
+                Ok(number) => out.plain_with(|text| {
+                    let _ = serde_json::to_writer(text, &number);
+                }),
+                Err(_) => out.string(text),
             },
-            Cell::Bool(true) => out.extend_from_slice(b"true"),
-            Cell::Bool(false) => out.extend_from_slice(b"false"),
-            Cell::Null => out.extend_from_slice(b"null"),
+            Cell::Bool(true) => out.plain(b"true"),
+            Cell::Bool(false) => out.plain(b"false"),
+            Cell::Null => out.plain(b"null"),
             Cell::Nested(value) => serde_into(out, value),
         }
         lead = b',';
     }
     if lead == b'{' {
-        out.push(b'{');
+        out.plain(b"{");
     }
-    out.push(b'}');
+    out.plain(b"}");
 }
 
 /// The trace an event was published under, from its `metadata.traceparent` (see
@@ -541,11 +545,16 @@ mod tests {
         assert_eq!(published_detail(&parsed), entry.detail.as_bytes());
     }
 
-    /// `detail_json` against serde_json's serialization of the same event.
+    /// `detail` against serde_json: its text is serde_json's serialization of the event, and
+    /// its string form that text serialized as a JSON string (what the request body carried
+    /// when it escaped the text a second time).
     fn assert_serde_bytes(event: &BaseEvent) {
+        let detail = detail(event);
+        let text = serde_json::to_string(event).unwrap();
+        assert_eq!(detail.as_str(), text, "{event:?}");
         assert_eq!(
-            detail_json(event),
-            serde_json::to_string(event).unwrap(),
+            std::str::from_utf8(detail.quoted()).unwrap(),
+            serde_json::to_string(&text).unwrap(),
             "{event:?}"
         );
     }
@@ -677,7 +686,11 @@ mod tests {
                         value: value.clone(),
                     })
                     .collect();
-                prop_assert_eq!(detail_json(&base), serde_json::to_string(&base).unwrap());
+                let detail = detail(&base);
+                let text = serde_json::to_string(&base).unwrap();
+                prop_assert_eq!(detail.as_str(), text.as_str());
+                let quoted = serde_json::to_string(&text).unwrap();
+                prop_assert_eq!(detail.quoted(), quoted.as_bytes());
             }
         }
     }

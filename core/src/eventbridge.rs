@@ -7,7 +7,16 @@
 //! calls here, before any I/O, so a call is never rejected for its size and an entry that can
 //! never fit is reported with both numbers instead of failing the whole batch at AWS.
 
+use crate::json_string::Quoting;
+use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Arc;
+
+/// The room a thread's detail buffers start with: a ~1.4 KB change event fits without growing.
+const SCRATCH_CAPACITY: usize = 2048;
+
+/// The most a thread keeps of its detail buffers between details.
+const MAX_KEPT_CAPACITY: usize = 1 << 20;
 
 /// Most entries EventBridge accepts in one `PutEvents` call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -28,8 +37,9 @@ pub struct EventBridgeEntry {
     pub source: String,
     /// `DetailType`: the event type rules route on.
     pub detail_type: String,
-    /// `Detail`: the event body, a JSON object serialized to a string.
-    pub detail: String,
+    /// `Detail`: the event body, a JSON object serialized to a string, kept with the form the
+    /// `PutEvents` request carries it in.
+    pub detail: Detail,
     /// `Resources`: ARNs the event concerns; counted in the size like the other strings.
     pub resources: Vec<String>,
     /// `Time` as RFC 3339, when the event carries its own time rather than the arrival time.
@@ -53,6 +63,146 @@ impl EventBridgeEntry {
             self.resources.iter().map(String::as_str),
             self.time.is_some(),
         )
+    }
+}
+
+/// An entry's `Detail`: the event as JSON text, and that text as the JSON string a `PutEvents`
+/// request carries (quoted and escaped), made once when the detail is.
+///
+/// The request body copies the string form as it is, so a detail is never scanned a second
+/// time to escape it; a change event's detail is written in both forms in one pass
+/// ([`crate::change_event::change_entry`]). Everything else reads the text: its length is what
+/// EventBridge counts ([`EventBridgeEntry::size`]), it is what a dead letter carries and what a
+/// cross-region envelope compresses. Both forms are shared: a clone (a retried entry, the
+/// routed copy of the event's text) copies no bytes.
+#[derive(Clone)]
+pub struct Detail {
+    /// The JSON text.
+    text: Arc<str>,
+    /// `text` as a JSON string, quotes included: `json_string::write`'s output for it.
+    quoted: Arc<[u8]>,
+}
+
+impl Detail {
+    /// A detail from its JSON text, escaped here (one pass over the text).
+    pub fn new(text: &str) -> Self {
+        let mut quoted = Vec::with_capacity(text.len() + text.len() / 4 + 2);
+        crate::json_string::write(&mut quoted, text);
+        Self {
+            text: Arc::from(text),
+            quoted: Arc::from(quoted),
+        }
+    }
+
+    /// A detail whose JSON `write` writes, in both forms at once ([`Quoting`] is what makes
+    /// the one the string form of the other), into buffers the thread keeps for the next one;
+    /// the detail gets copies at their size. `None` if what was written is not UTF-8 (the
+    /// writers here write only `&str`s and serde_json's output, so never).
+    pub(crate) fn written(write: impl FnOnce(&mut Quoting)) -> Option<Self> {
+        thread_local! {
+            static SCRATCH: RefCell<Quoting> = RefCell::new(Quoting::with_capacity(SCRATCH_CAPACITY));
+        }
+        let build = |out: &mut Quoting| {
+            out.clear();
+            write(out);
+            let (text, quoted) = out.finish();
+            let detail = std::str::from_utf8(text).ok().map(|text| Self {
+                text: Arc::from(text),
+                quoted: Arc::from(quoted),
+            });
+            if out.capacity() > MAX_KEPT_CAPACITY {
+                // One huge detail should not pin its buffers for the thread's life.
+                *out = Quoting::with_capacity(SCRATCH_CAPACITY);
+            }
+            detail
+        };
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut out) => build(&mut out),
+            // Only a writer that makes a detail while writing one gets here.
+            Err(_) => build(&mut Quoting::default()),
+        })
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The JSON text, shared rather than copied (a cross-region copy of the event holds it).
+    pub fn shared_text(&self) -> Arc<str> {
+        Arc::clone(&self.text)
+    }
+
+    /// The text as a JSON string, quotes included: the bytes a `PutEvents` body carries as the
+    /// entry's `Detail`, exactly what escaping [`Self::as_str`] into a string would write.
+    pub fn quoted(&self) -> &[u8] {
+        &self.quoted
+    }
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<str> for Detail {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Self {
+        Self::new(&text)
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl Default for Detail {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
+/// Two details are equal when their texts are (the string form follows from the text).
+impl PartialEq for Detail {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Detail {}
+
+impl PartialEq<str> for Detail {
+    fn eq(&self, other: &str) -> bool {
+        &*self.text == other
+    }
+}
+
+impl PartialEq<&str> for Detail {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.text == *other
+    }
+}
+
+/// The text, as a `String`'s `Debug` shows it.
+impl std::fmt::Debug for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.text, f)
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -171,7 +321,7 @@ mod tests {
         EventBridgeEntry {
             source: "eda".into(),
             detail_type: "t".into(),
-            detail: "x".repeat(detail_len),
+            detail: "x".repeat(detail_len).into(),
             ..Default::default()
         }
     }

@@ -131,7 +131,7 @@ fn routed_event(event: EventBridgeEvent<Value>, request_id: &str) -> RoutedEvent
             .and_then(|m| m.get(TRACEPARENT_KEY))
             .and_then(Value::as_str)
             .map(str::to_owned),
-        payload: published_detail(&event.detail),
+        payload: published_detail(&event.detail).into(),
         created_at: event.time.unwrap_or_else(chrono::Utc::now),
         source: DeadLetterSource::EventBridge { event_id: id },
     }

@@ -77,7 +77,7 @@ impl EventTransformer {
             entry: EventBridgeEntry {
                 source: self.source.clone(),
                 detail_type: detail_type.to_string(),
-                detail,
+                detail: detail.into(),
                 resources: Vec::new(),
                 time: None,
                 event_bus_name: Some(self.publisher.bus.clone()),

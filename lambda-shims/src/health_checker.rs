@@ -53,7 +53,7 @@ impl HealthChecker {
             entry: EventBridgeEntry {
                 source: self.source.clone(),
                 detail_type: event.detail_type().to_string(),
-                detail: serde_json::to_string(&event)?,
+                detail: serde_json::to_string(&event)?.into(),
                 resources: Vec::new(),
                 time: None,
                 event_bus_name: Some(self.publisher.bus.clone()),

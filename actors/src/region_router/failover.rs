@@ -205,7 +205,7 @@ impl RegionRouterState {
                 // as it came (it cannot cross regions, so nothing will replay it there).
                 let payload = self
                     .owed_record(item, reason, now)
-                    .unwrap_or_else(|_| item.event.payload.clone());
+                    .unwrap_or_else(|_| item.event.payload.to_vec());
                 let mut letter = DeadLetterEvent::new(
                     uuid::Uuid::new_v4().to_string(),
                     &payload,

@@ -113,8 +113,9 @@ pub struct RoutedEvent {
     /// The W3C `traceparent` it was published under, if it was traced: the envelope carries it
     /// in clear, and the other region's `PutEvents` gets the same X-Ray `TraceHeader`.
     pub traceparent: Option<String>,
-    /// The event itself (its `detail` JSON), compressed into the envelope.
-    pub payload: Vec<u8>,
+    /// The event itself (its `detail` JSON), compressed into the envelope. Shared: a change's
+    /// cross-region copy holds the text of the entry published at home, not a copy of it.
+    pub payload: Arc<[u8]>,
     /// When it was produced, for the cross-region latency.
     pub created_at: DateTime<Utc>,
     /// Where it entered eda, for a dead letter.
@@ -140,7 +141,7 @@ impl RoutedEvent {
                 event_type: event.event_type.clone(),
                 correlation_id: event.correlation_id.clone(),
                 traceparent: event.metadata.get(TRACEPARENT_KEY).cloned(),
-                payload: entry.detail.clone().into_bytes(),
+                payload: entry.detail.shared_text().into(),
                 created_at: Utc::now(),
                 source: source.clone(),
             })

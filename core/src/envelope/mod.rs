@@ -32,7 +32,8 @@ use zstd::bulk::{Compressor, Decompressor};
 
 pub use dictionary::{Dictionary, SHIPPED_DICTIONARY_ID};
 
-use crate::eventbridge::{self, EventBridgeEntry};
+use crate::eventbridge::{self, Detail, EventBridgeEntry};
+use crate::json_string::Quoting;
 use crate::trace::TraceContext;
 
 /// EventBridge `Source` of cross-region events: the `Source` of every entry a region router
@@ -104,56 +105,75 @@ impl CrossRegionEvent {
     /// escaper, which passes the base64 payload (most of the bytes, nothing to escape) eight
     /// bytes at a time, where serde_json's looks at each byte.
     pub fn to_detail(&self) -> Result<String, EnvelopeError> {
-        let mut out = Vec::with_capacity(DETAIL_OVERHEAD + self.payload.len());
-        self.write_detail(&mut out)?;
-        String::from_utf8(out).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        Ok(self.detail()?.as_str().to_owned())
     }
 
-    /// Writes [`Self::to_detail`]'s JSON into `out`.
-    fn write_detail(&self, out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
-        use crate::json_string::write as string;
-        out.extend_from_slice(b"{\"event_id\":");
-        string(out, &self.event_id);
-        out.extend_from_slice(b",\"source_region\":");
-        string(out, &self.source_region);
-        out.extend_from_slice(b",\"target_region\":");
-        string(out, &self.target_region);
-        out.extend_from_slice(b",\"event_type\":");
-        string(out, &self.event_type);
+    /// [`Self::to_detail`]'s JSON with, written in the same pass, its string form for the
+    /// `PutEvents` body (see [`Detail`]).
+    pub fn detail(&self) -> Result<Detail, EnvelopeError> {
+        let mut failed = None;
+        let detail = Detail::written(|out| failed = self.write_detail(out).err());
+        match (failed, detail) {
+            (Some(err), _) => Err(err),
+            (None, Some(detail)) => Ok(detail),
+            (None, None) => Err(EnvelopeError::Malformed("the detail is not UTF-8".into())),
+        }
+    }
+
+    /// Writes [`Self::detail`]'s JSON into `out`. A member name is written as its JSON, quotes
+    /// included, which `out` escapes for the string form.
+    fn write_detail(&self, out: &mut Quoting) -> Result<(), EnvelopeError> {
+        let name = |out: &mut Quoting, lead: &[u8], name: &str| {
+            out.plain(lead);
+            out.string(name);
+            out.plain(b":");
+        };
+        name(out, b"{", "event_id");
+        out.string(&self.event_id);
+        name(out, b",", "source_region");
+        out.string(&self.source_region);
+        name(out, b",", "target_region");
+        out.string(&self.target_region);
+        name(out, b",", "event_type");
+        out.string(&self.event_type);
         if let Some(id) = &self.correlation_id {
-            out.extend_from_slice(b",\"correlation_id\":");
-            string(out, id);
+            name(out, b",", "correlation_id");
+            out.string(id);
         }
         if let Some(traceparent) = &self.traceparent {
-            out.extend_from_slice(b",\"traceparent\":");
-            string(out, traceparent);
+            name(out, b",", "traceparent");
+            out.string(traceparent);
         }
-        out.extend_from_slice(b",\"created_at\":");
+        name(out, b",", "created_at");
         // chrono's own serialization, so the time's form (its fraction digits) is serde's.
-        serde_json::to_writer(&mut *out, &self.created_at)
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        out.extend_from_slice(b",\"content_hash\":");
-        string(out, &self.content_hash);
-        out.extend_from_slice(match self.compression {
-            Compression::Zstd => b",\"compression\":\"zstd\"",
+        let mut failed = None;
+        out.json(|text| failed = serde_json::to_writer(text, &self.created_at).err());
+        if let Some(e) = failed {
+            return Err(EnvelopeError::Malformed(e.to_string()));
+        }
+        name(out, b",", "content_hash");
+        out.string(&self.content_hash);
+        name(out, b",", "compression");
+        out.string(match self.compression {
+            Compression::Zstd => "zstd",
         });
         if let Some(id) = self.dictionary_id {
-            out.extend_from_slice(b",\"dictionary_id\":");
-            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            name(out, b",", "dictionary_id");
+            out.plain(itoa::Buffer::new().format(id).as_bytes());
         }
-        out.extend_from_slice(b",\"original_size\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.original_size).as_bytes());
-        out.extend_from_slice(b",\"compressed_size\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.compressed_size).as_bytes());
-        out.extend_from_slice(b",\"payload\":");
+        name(out, b",", "original_size");
+        out.plain(itoa::Buffer::new().format(self.original_size).as_bytes());
+        name(out, b",", "compressed_size");
+        out.plain(itoa::Buffer::new().format(self.compressed_size).as_bytes());
+        name(out, b",", "payload");
         // Base64 holds nothing to escape: the escaper finds so eight bytes at a time and
-        // copies the run whole.
-        string(out, &self.payload);
+        // copies the run whole, to both forms.
+        out.string(&self.payload);
         if let Some(reference) = &self.payload_ref {
-            out.extend_from_slice(b",\"payload_ref\":");
-            string(out, reference);
+            name(out, b",", "payload_ref");
+            out.string(reference);
         }
-        out.push(b'}');
+        out.plain(b"}");
         Ok(())
     }
 
@@ -164,7 +184,7 @@ impl CrossRegionEvent {
         Ok(EventBridgeEntry {
             source: target.source.to_owned(),
             detail_type: self.event_type.clone(),
-            detail: self.to_detail()?,
+            detail: self.detail()?,
             resources: Vec::new(),
             time: None,
             event_bus_name: target.event_bus_name.map(str::to_owned),
@@ -614,11 +634,6 @@ impl EnvelopePacker {
         Ok(PackedEntry { envelope, entry })
     }
 }
-
-/// The bytes of an envelope's `Detail` besides its payload's base64, with room to spare (the
-/// field names and punctuation are ~250 bytes; ids, regions, type and trace add the rest), so
-/// writing one rarely grows its buffer.
-const DETAIL_OVERHEAD: usize = 640;
 
 /// Lower-case hex SHA-256, the form of [`CrossRegionEvent::content_hash`].
 pub fn content_hash(payload: &[u8]) -> String {

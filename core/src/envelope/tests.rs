@@ -456,7 +456,12 @@ proptest! {
             payload,
             payload_ref,
         };
-        prop_assert_eq!(env.to_detail().unwrap(), serde_json::to_string(&env).unwrap());
+        let text = serde_json::to_string(&env).unwrap();
+        prop_assert_eq!(env.to_detail().unwrap(), text.as_str());
+        // And its string form, which the `PutEvents` body copies: serde_json's string of it.
+        let quoted = serde_json::to_string(&text).unwrap();
+        let detail = env.detail().unwrap();
+        prop_assert_eq!(detail.quoted(), quoted.as_bytes());
     }
 
     #[test]

@@ -135,7 +135,7 @@ async fn put_events_delivers_every_field_of_each_entry_to_the_bus() {
         EventBridgeEntry {
             source: "eda.test".into(),
             detail_type: "lean.first".into(),
-            detail: detail.clone(),
+            detail: detail.as_str().into(),
             resources: vec!["arn:aws:dynamodb:us-west-2:000000000000:table/t".into()],
             time: Some("2026-01-02T03:04:05Z".into()),
             event_bus_name: None,
@@ -147,7 +147,9 @@ async fn put_events_delivers_every_field_of_each_entry_to_the_bus() {
         EventBridgeEntry {
             source: "eda.test".into(),
             detail_type: "lean.second".into(),
-            detail: serde_json::json!({ "marker": format!("{marker}-2") }).to_string(),
+            detail: serde_json::json!({ "marker": format!("{marker}-2") })
+                .to_string()
+                .into(),
             resources: Vec::new(),
             time: None,
             event_bus_name: Some(bus.clone()),

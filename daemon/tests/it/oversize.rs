@@ -456,14 +456,14 @@ fn entry_of_size(marker: &str, size: usize, bus: &str) -> eda_core::eventbridge:
     let mut entry = eda_core::eventbridge::EventBridgeEntry {
         source: "eda.test".into(),
         detail_type: "boundary".into(),
-        detail: json!({"marker": marker, "fill": ""}).to_string(),
+        detail: json!({"marker": marker, "fill": ""}).to_string().into(),
         resources: Vec::new(),
         time: None,
         event_bus_name: Some(bus.into()),
         trace_header: None,
     };
     let fill = "é".repeat((size - entry.size()) / 2) + &"f".repeat((size - entry.size()) % 2);
-    entry.detail = json!({"marker": marker, "fill": fill}).to_string();
+    entry.detail = json!({"marker": marker, "fill": fill}).to_string().into();
     assert_eq!(entry.size(), size);
     entry
 }

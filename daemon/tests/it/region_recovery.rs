@@ -545,7 +545,7 @@ async fn route_dead_letters_are_redriven_to_their_target_region() {
                     event_type: "cdc.SALES.CUSTOMERS".into(),
                     correlation_id: None,
                     traceparent: None,
-                    payload: payload.clone(),
+                    payload: payload.as_slice().into(),
                     created_at: chrono::Utc::now(),
                     source: DeadLetterSource::Lambda {
                         request_id: id.clone(),

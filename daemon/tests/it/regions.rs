@@ -291,7 +291,7 @@ async fn traffic(
                     event_type: "cdc.SALES.CUSTOMERS".into(),
                     correlation_id: None,
                     traceparent: None,
-                    payload: payloads[n % payloads.len()].clone(),
+                    payload: payloads[n % payloads.len()].as_slice().into(),
                     created_at: chrono::Utc::now(),
                     source: DeadLetterSource::Lambda {
                         request_id: event_id.clone(),

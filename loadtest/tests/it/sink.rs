@@ -195,7 +195,7 @@ async fn every_call_of_edas_adapters_and_probes_is_answered() {
         .map(|id| EventBridgeEntry {
             source: "eda.cdc".into(),
             detail_type: "cdc.change".into(),
-            detail: format!("{{\"event_id\":\"{id}\",\"n\":1}}"),
+            detail: format!("{{\"event_id\":\"{id}\",\"n\":1}}").into(),
             resources: Vec::new(),
             time: Some("2026-01-01T00:00:00Z".into()),
             event_bus_name: None,
