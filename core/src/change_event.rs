@@ -197,38 +197,25 @@ fn serde_into<T: serde::Serialize + ?Sized>(out: &mut Quoting, value: &T) {
     });
 }
 
-/// `"name":` after the separator `lead` (`{` or `,`).
-fn key(out: &mut Quoting, lead: u8, name: &str) {
-    out.plain(&[lead]);
-    out.string(name);
-    out.plain(b":");
-}
-
 /// The fields of [`BaseEvent`] in its declaration order, as its `Serialize` derive writes them.
 fn write_base_event(out: &mut Quoting, event: &BaseEvent) {
-    key(out, b'{', "event_id");
-    out.string(&event.event_id);
-    key(out, b',', "event_type");
-    out.string(&event.event_type);
-    key(out, b',', "source_region");
-    out.string(&event.source_region);
-    key(out, b',', "timestamp");
-    out.string(&event.timestamp);
+    out.string_member(b'{', "event_id", &event.event_id);
+    out.string_member(b',', "event_type", &event.event_type);
+    out.string_member(b',', "source_region", &event.source_region);
+    out.string_member(b',', "timestamp", &event.timestamp);
     if let Some(id) = &event.correlation_id {
-        key(out, b',', "correlation_id");
-        out.string(id);
+        out.string_member(b',', "correlation_id", id);
     }
-    key(out, b',', "payload");
+    out.member(b',', "payload");
     match &event.payload {
         Payload::Change(change) => write_change(out, change),
         json @ Payload::Json(_) => serde_into(out, json),
     }
     if !event.metadata.is_empty() {
-        key(out, b',', "metadata");
+        out.member(b',', "metadata");
         let mut lead = b'{';
         for (name, value) in &event.metadata {
-            key(out, lead, name);
-            out.string(value);
+            out.string_member(lead, name, value);
             lead = b',';
         }
         out.plain(b"}");
@@ -239,22 +226,19 @@ fn write_base_event(out: &mut Quoting, event: &BaseEvent) {
 /// [`ChangePayload`] as its `Serialize` derive writes it.
 fn write_change(out: &mut Quoting, change: &ChangePayload) {
     write_rows(out, change.after.as_ref(), change.before.as_ref());
-    key(out, b',', "change_sequence");
-    out.string(&change.change_sequence);
+    out.string_member(b',', "change_sequence", &change.change_sequence);
     if let Some(claim) = &change.claim_check {
-        key(out, b',', "claim_check");
+        out.member(b',', "claim_check");
         serde_into(out, claim);
     }
-    key(out, b',', "key");
+    out.member(b',', "key");
     write_key(out, &change.key);
     if !change.omitted.is_empty() {
-        key(out, b',', "omitted");
+        out.member(b',', "omitted");
         serde_into(out, &change.omitted);
     }
-    key(out, b',', "operation");
-    out.string(change.operation);
-    key(out, b',', "table");
-    out.string(&change.table);
+    out.string_member(b',', "operation", change.operation);
+    out.string_member(b',', "table", &change.table);
     out.plain(b"}");
 }
 
@@ -271,7 +255,7 @@ fn write_key(out: &mut Quoting, columns: &[KeyColumn]) {
         {
             continue;
         }
-        key(out, lead, &column.name);
+        out.member(lead, &column.name);
         match &column.value {
             Value::String(text) => out.string(text),
             other => serde_into(out, other),
@@ -319,9 +303,9 @@ fn write_rows(out: &mut Quoting, after: Option<&RowImage>, before: Option<&RowIm
     let after = after.map(sortable);
     let before = before.map(sortable);
     let after_order = after.as_deref().map(column_order);
-    key(out, b'{', "after");
+    out.member(b'{', "after");
     write_row(out, after.as_deref(), after_order.as_deref());
-    key(out, b',', "before");
+    out.member(b',', "before");
     let before_order = match (&before, &after, after_order) {
         (Some(b), Some(a), Some(order))
             if b.len() == a.len() && b.iter().zip(a).all(|(x, y)| x.1 == y.1) =>
@@ -350,7 +334,7 @@ fn write_row(out: &mut Quoting, columns: Option<&[Sortable<'_>]>, order: Option<
         {
             continue;
         }
-        key(out, lead, name);
+        out.member(lead, name);
         match cell {
             Cell::Str(text) => out.string(text),
             Cell::Number(text) => match text.parse::<serde_json::Number>() {

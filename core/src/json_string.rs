@@ -197,6 +197,20 @@ impl Quoting {
         self.quoted.extend_from_slice(b"\\\"");
     }
 
+    /// Appends an object member's name: `lead` (`{` or `,`), `name` as a JSON string, then `:`.
+    pub fn member(&mut self, lead: u8, name: &str) {
+        self.plain(&[lead]);
+        self.string(name);
+        self.plain(b":");
+    }
+
+    /// Appends an object member whose value is a string: `lead`, `"name":`, `value` as a JSON
+    /// string.
+    pub fn string_member(&mut self, lead: u8, name: &str, value: &str) {
+        self.member(lead, name);
+        self.string(value);
+    }
+
     /// Appends what `write` puts into the document, bytes with nothing to escape in a JSON
     /// string (a number as serde_json writes it), to both forms.
     ///

@@ -123,55 +123,45 @@ impl CrossRegionEvent {
     /// Writes [`Self::detail`]'s JSON into `out`. A member name is written as its JSON, quotes
     /// included, which `out` escapes for the string form.
     fn write_detail(&self, out: &mut Quoting) -> Result<(), EnvelopeError> {
-        let name = |out: &mut Quoting, lead: &[u8], name: &str| {
-            out.plain(lead);
-            out.string(name);
-            out.plain(b":");
-        };
-        name(out, b"{", "event_id");
-        out.string(&self.event_id);
-        name(out, b",", "source_region");
-        out.string(&self.source_region);
-        name(out, b",", "target_region");
-        out.string(&self.target_region);
-        name(out, b",", "event_type");
-        out.string(&self.event_type);
+        out.string_member(b'{', "event_id", &self.event_id);
+        out.string_member(b',', "source_region", &self.source_region);
+        out.string_member(b',', "target_region", &self.target_region);
+        out.string_member(b',', "event_type", &self.event_type);
         if let Some(id) = &self.correlation_id {
-            name(out, b",", "correlation_id");
-            out.string(id);
+            out.string_member(b',', "correlation_id", id);
         }
         if let Some(traceparent) = &self.traceparent {
-            name(out, b",", "traceparent");
-            out.string(traceparent);
+            out.string_member(b',', "traceparent", traceparent);
         }
-        name(out, b",", "created_at");
+        out.member(b',', "created_at");
         // chrono's own serialization, so the time's form (its fraction digits) is serde's.
         let mut failed = None;
         out.json(|text| failed = serde_json::to_writer(text, &self.created_at).err());
         if let Some(e) = failed {
             return Err(EnvelopeError::Malformed(e.to_string()));
         }
-        name(out, b",", "content_hash");
-        out.string(&self.content_hash);
-        name(out, b",", "compression");
-        out.string(match self.compression {
-            Compression::Zstd => "zstd",
-        });
+        out.string_member(b',', "content_hash", &self.content_hash);
+        out.string_member(
+            b',',
+            "compression",
+            match self.compression {
+                Compression::Zstd => "zstd",
+            },
+        );
         if let Some(id) = self.dictionary_id {
-            name(out, b",", "dictionary_id");
+            out.member(b',', "dictionary_id");
             out.plain(itoa::Buffer::new().format(id).as_bytes());
         }
-        name(out, b",", "original_size");
+        out.member(b',', "original_size");
         out.plain(itoa::Buffer::new().format(self.original_size).as_bytes());
-        name(out, b",", "compressed_size");
+        out.member(b',', "compressed_size");
         out.plain(itoa::Buffer::new().format(self.compressed_size).as_bytes());
-        name(out, b",", "payload");
+        out.member(b',', "payload");
         // Base64 holds nothing to escape: the escaper finds so eight bytes at a time and
         // copies the run whole, to both forms.
         out.string(&self.payload);
         if let Some(reference) = &self.payload_ref {
-            name(out, b",", "payload_ref");
-            out.string(reference);
+            out.string_member(b',', "payload_ref", reference);
         }
         out.plain(b"}");
         Ok(())
