@@ -58,7 +58,7 @@ pub fn write(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Appends `bytes` escaped as the contents of a JSON string, without the quotes: what
-/// [`write`] writes between them.
+/// [`write()`] writes between them.
 pub fn write_contents(out: &mut Vec<u8>, bytes: &[u8]) {
     let run = for_each_escape(bytes, |run, byte| escape(out, run, byte));
     out.extend_from_slice(run);
@@ -123,7 +123,7 @@ fn escaped(byte: u8) -> ([u8; 6], usize) {
 }
 
 /// A JSON document and, written in the same pass, the same document as a JSON string: what
-/// [`write`] would make of it, without a second pass over it.
+/// [`write()`] would make of it, without a second pass over it.
 ///
 /// An EventBridge entry's `Detail` is JSON that the `PutEvents` body carries as a string, so it
 /// is written twice over: once as JSON, and once escaped into the request. Writing both forms
@@ -169,7 +169,7 @@ impl Quoting {
         self.quoted.extend_from_slice(bytes);
     }
 
-    /// Appends `text` as a JSON string (see [`write`]), to the document; to its string, that
+    /// Appends `text` as a JSON string (see [`write()`]), to the document; to its string, that
     /// string escaped.
     pub fn string(&mut self, text: &str) {
         let bytes = text.as_bytes();
@@ -239,7 +239,7 @@ impl Quoting {
     }
 
     /// Closes the document's string and returns both forms: the document, and the document as
-    /// a JSON string, quotes included (what [`write`] writes of it). [`Self::clear`] starts the
+    /// a JSON string, quotes included (what [`write()`] writes of it). [`Self::clear`] starts the
     /// next one.
     pub fn finish(&mut self) -> (&[u8], &[u8]) {
         self.quoted.push(b'"');
