@@ -138,11 +138,10 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("queued.max.messages.kbytes", "2048")
         .set("queued.min.messages", "1000")
         // A partition whose prefetch is full is not fetched again for this long. librdkafka's
-        // default (1 s) is made for its default prefetch (64 MiB): with the small one above, a
-        // consumer that drains it in a fraction of a second then waited out the rest of the
-        // second with nothing to read: a partition read at most about two windows a second
-        // (docs/perf/profile.md, "The reading side"). At 10 ms the re-check is a few comparisons
-        // in librdkafka's broker thread.
+        // default (1 s) is made for its default prefetch (64 MiB). With the small one above, a
+        // partition's queue drained in a fraction of a second and the partition then sat idle
+        // for the rest of that second (docs/perf/profile.md, "The reading side"). At 10 ms the
+        // re-check is a few comparisons in librdkafka's broker thread.
         .set("fetch.queue.backoff.ms", "10")
         .set("security.protocol", kafka.security_protocol.as_librdkafka());
     if let Some(sasl) = &kafka.sasl {
