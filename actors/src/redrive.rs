@@ -163,7 +163,10 @@ pub async fn redrive_with(
         None,
         CdcApplier,
         CdcApplierArgs {
-            writer: Arc::new(DynamoDbItemWriter::new(&clients)),
+            writer: Arc::new(DynamoDbItemWriter::with_statements_per_call(
+                &clients,
+                config.apply.batch_statements,
+            )),
             publisher: publisher.clone(),
             dlq: dlq.clone(),
             // Redrive replays into the home region only; replication is the daemon's job.

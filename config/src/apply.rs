@@ -21,6 +21,13 @@ pub struct ApplyConfig {
     pub appliers: usize,
     /// Conditional writes one applier keeps in flight at once.
     pub max_concurrency: usize,
+    /// Writes gathered into one `BatchExecuteStatement` call (PartiQL, at most 25; the role needs
+    /// `dynamodb:PartiQLInsert` and `dynamodb:PartiQLUpdate`, and goes on with `PutItem`s, saying
+    /// so once, where it lacks them). Each write is still guarded and answered on its own, and
+    /// the table ends as with one `PutItem` per write, at the same write units; a write the
+    /// statement cannot make exactly (a delete, a key's first `UPDATE`, a changed set of
+    /// columns, a replay) goes as its own `PutItem`. 1: every write is a `PutItem`.
+    pub batch_statements: usize,
     /// Retry policy for throttling, timeouts, lost connections and 5xx answers. By default a
     /// change is retried until DynamoDB takes it, however long that is (the delivery contract:
     /// retryable failures hold the partition, only permanent ones go to the DLQ): a DynamoDB
@@ -38,6 +45,7 @@ impl Default for ApplyConfig {
             tombstone_ttl_secs: 7 * 24 * 3600,
             appliers: 4,
             max_concurrency: 32,
+            batch_statements: 25,
             retry: RetryConfig::until_it_passes(),
         }
     }
@@ -53,6 +61,7 @@ impl ApplyConfig {
         );
         v.range("apply.appliers", self.appliers, 1, 256);
         v.range("apply.max_concurrency", self.max_concurrency, 1, 1_024);
+        v.range("apply.batch_statements", self.batch_statements, 1, 25);
         for (source, table) in &self.table_map {
             v.non_empty(&format!("apply.table_map.\"{source}\""), table);
         }

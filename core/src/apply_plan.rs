@@ -18,7 +18,10 @@
 //!   (whatever told the daemon the key: Qlik's metadata or `kafka.key_columns`), so a reader of
 //!   the item (the stream processor) names the key as the daemon did; `_trace` (S) the W3C
 //!   `traceparent` the change's event was published under, when it was traced (55 bytes, counted
-//!   in the item's size like every attribute);
+//!   in the item's size like every attribute); `_shape` (S) 16 hex digits that fingerprint the
+//!   names of the item's other attributes ([`shape_of`]): a batched write replaces an item by
+//!   setting every attribute by name only where the stored item has the same names (see
+//!   [`SHAPE_ATTR`]);
 //! - tombstones (deletes) keep only `pk`, the key columns and the metadata, with `_deleted = true`
 //!   and `_ttl` (N, epoch seconds) = `now + tombstone TTL`, so DynamoDB's TTL reaps them later.
 //!
@@ -109,6 +112,10 @@ pub const KEY_ATTR: &str = "_key";
 /// [`crate::trace`]), so the `stream-processor` publishes it under the same trace; absent when
 /// nothing traced the change.
 pub const TRACE_ATTR: &str = "_trace";
+/// Shape attribute: a fingerprint of the names of the item's other attributes ([`shape_of`]),
+/// so a write that sets every attribute by name (a batched PartiQL `UPDATE`) can require the
+/// stored item to have the same names and so replace it whole, as a `PutItem` does.
+pub const SHAPE_ATTR: &str = "_shape";
 /// Prefix given to source columns that would collide with the attributes above.
 pub const ESCAPED_COLUMN_PREFIX: &str = "_col_";
 
@@ -572,6 +579,23 @@ fn is_column_attr(attr: &str, column: &str) -> bool {
     }
 }
 
+/// The value of [`SHAPE_ATTR`] for `item`: 16 hex digits of FNV-1a (64 bits) over the names of
+/// its attributes other than [`SHAPE_ATTR`], in order, each followed by a zero byte. Two items
+/// have the same shape exactly when (but for a 2^-64 chance) they have the same attribute
+/// names. Stable across versions: it is stored in the table and compared by later writes.
+pub fn shape_of(item: &Item) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for name in item.keys().filter(|name| *name != SHAPE_ATTR) {
+        for &byte in name.as_bytes().iter().chain(&[0u8]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("{hash:016x}")
+}
+
 fn build_write(
     cand: Candidate<'_>,
     covers: Vec<usize>,
@@ -619,6 +643,8 @@ fn build_write(
     if let Some(context) = event.trace.as_ref().and_then(|t| t.context) {
         item.insert(TRACE_ATTR.into(), AttrValue::S(context.traceparent()));
     }
+    // Its size counts while the item is fitted; its value is known once the names are final.
+    item.insert(SHAPE_ATTR.into(), AttrValue::S("0".repeat(16)));
     if !tombstone {
         // Key columns and eda's own attributes stay; any other column may move into `_zcols`.
         let keep = |name: &str| {
@@ -633,6 +659,7 @@ fn build_write(
                     TTL_ATTR,
                     KEY_ATTR,
                     TRACE_ATTR,
+                    SHAPE_ATTR,
                 ]
                 .contains(&name)
         };
@@ -641,6 +668,8 @@ fn build_write(
             packed_bytes: unfit.packed_bytes,
         })?;
     }
+    let shape = shape_of(&item);
+    item.insert(SHAPE_ATTR.into(), AttrValue::S(shape));
     Ok(PlannedWrite {
         table_name: target.to_owned(),
         item,

@@ -57,9 +57,12 @@ IAM_PREFIX = {"dynamodb": "dynamodb", "eventbridge": "events", "sqs": "sqs",
 # Operations authorized by another operation's action (SQS: "setting permissions for
 # SendMessage, DeleteMessage, or ChangeMessageVisibility sets permissions for the corresponding
 # batch versions").
-ACTION_OF = {"sqs:SendMessageBatch": "sqs:SendMessage",
-             "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
-             "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
+# DynamoDB's BatchExecuteStatement has no action of its own: each statement needs the action of
+# its PartiQL kind (eda sends INSERT and UPDATE).
+ACTION_OF = {"sqs:SendMessageBatch": ("sqs:SendMessage",),
+             "sqs:DeleteMessageBatch": ("sqs:DeleteMessage",),
+             "sqs:ChangeMessageVisibilityBatch": ("sqs:ChangeMessageVisibility",),
+             "dynamodb:BatchExecuteStatement": ("dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate")}
 # Actions IAM cannot scope to a resource: their only Resource is "*" (Service Authorization
 # Reference: no resource type for ListTables, ListEventBuses, ListQueues).
 UNSCOPED = {"dynamodb:ListTables", "events:ListEventBuses", "sqs:ListQueues"}
@@ -70,6 +73,8 @@ ADAPTERS = {
     # The table comes with each write: the region's cdc_table (or an apply.table_map target,
     # which deploy/aws/README.md says to add to the role).
     "DynamoDbItemWriter": ("cdc-table", None),
+    # The writer's gathering of its writes into BatchExecuteStatement calls (same tables).
+    "Batcher": ("cdc-table", None),
     "DynamoDbTableStructures": ("metadata-table", "metadata_table"),
     "EventBridgeClient": ("event-bus", "event_bus"),
     "SqsDeadLetterQueue": ("dlq", "dlq_queue_url"),
@@ -433,7 +438,6 @@ def needs(principal: Principal, graph: rust_calls.Graph, crates: rust_calls.Crat
     for fn, ctx in order:
         for call in graph.sdk_calls(fn, ctx):
             operation = f"{IAM_PREFIX[call.service]}:{call.operation}"
-            action = ACTION_OF.get(operation, operation)
             if call.adapter not in ADAPTERS:
                 problems.append(f"{fn.file}:{call.line} {operation} is reached outside any adapter of {sorted(ADAPTERS)}")
                 continue
@@ -444,13 +448,14 @@ def needs(principal: Principal, graph: rust_calls.Graph, crates: rust_calls.Crat
                 path.append(by_key[key].label)
                 key = seen[key]
             because = f"{call.operation} in {call.adapter}"
-            if resource == "*":
-                out.append(Need(action, "*", None, because))
-            else:
-                used_kinds.add(resource)
-                for region in sorted(principal.scopes.get(resource, set())):
-                    out.append(Need(action, resource, region, because))
-            listing.append((action, resource, call.operation, " <- ".join(path)))
+            for action in ACTION_OF.get(operation, (operation,)):
+                if resource == "*":
+                    out.append(Need(action, "*", None, because))
+                else:
+                    used_kinds.add(resource)
+                    for region in sorted(principal.scopes.get(resource, set())):
+                        out.append(Need(action, resource, region, because))
+                listing.append((action, resource, call.operation, " <- ".join(path)))
     for resource in used_kinds - principal.scopes.keys():
         problems.append(f"the code reaches the {resource}; say in check_iam.py where it lives for {principal.name}")
     for resource in principal.scopes.keys() - used_kinds:

@@ -59,6 +59,50 @@ fn item_layout_matches_the_module_doc() {
 }
 
 #[test]
+fn the_shape_fingerprints_the_attribute_names_and_not_the_values() {
+    let update = |id, n, name| {
+        let p = plan(
+            &[event(Operation::Update, id, &seq(n), name)],
+            &TableRouting::new("cdc"),
+            &OPTS,
+        );
+        p.writes[0].item.clone()
+    };
+    let a = update(7, 1, "a");
+    // Other values, another key: the same names, so the same shape.
+    assert_eq!(a[SHAPE_ATTR], update(8, 2, "something longer")[SHAPE_ATTR]);
+    assert_eq!(a[SHAPE_ATTR], AttrValue::S(shape_of(&a)));
+    // A dropped column, a tombstone, an added column: other names, other shapes.
+    let mut dropped = a.clone();
+    dropped.remove("NAME");
+    let tombstone = plan(
+        &[event(Operation::Delete, 7, &seq(3), "a")],
+        &TableRouting::new("cdc"),
+        &OPTS,
+    )
+    .writes[0]
+        .item
+        .clone();
+    let mut added = a.clone();
+    added.insert("EMAIL".into(), AttrValue::Null);
+    let shapes = [&a, &dropped, &tombstone, &added].map(shape_of);
+    for (i, x) in shapes.iter().enumerate() {
+        for y in &shapes[i + 1..] {
+            assert_ne!(x, y);
+        }
+    }
+    // Stored in tables and compared by later writes: it must not change between versions.
+    let pinned: Item = [
+        ("ID", AttrValue::N("1".into())),
+        ("pk", AttrValue::S("x".into())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(shape_of(&pinned), "756bf70f38fd61b3");
+}
+
+#[test]
 fn key_values_are_escaped_so_distinct_keys_stay_distinct() {
     let t = TableRef::new("s", "t");
     let a = render_pk(&t, [json!("a|b"), json!("c")].iter());

@@ -3,6 +3,7 @@
 //! they share with the Lambda shims' tests (the local configuration, per-test sinks, one pipeline
 //! scenario) is in `eda-testkit`.
 
+mod batched_writes;
 mod broker_outage;
 mod chaos;
 mod cli;

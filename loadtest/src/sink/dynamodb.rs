@@ -13,6 +13,7 @@
 //! statistics, so a change of write path shows what it costs a user.
 
 use super::condition::{self, compare, Condition};
+use super::partiql::{self, Statement};
 use super::wire::{integer, list, object, string, AwsError};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +26,8 @@ const MAX_ITEM_BYTES: usize = 400 * 1024;
 const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// Requests per `BatchWriteItem`.
 const MAX_BATCH_WRITES: usize = 25;
+/// Statements per `BatchExecuteStatement`.
+const MAX_BATCH_STATEMENTS: usize = 25;
 /// Items per `TransactWriteItems`.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Separates the hash and range parts of an item's key in the table's map.
@@ -170,6 +173,7 @@ impl DynamoDb {
             "Scan" => self.scan(region, &request),
             "TransactWriteItems" => self.transact_write_items(region, request),
             "BatchWriteItem" => self.batch_write_item(region, request),
+            "BatchExecuteStatement" => self.batch_execute_statement(region, &request),
             "ListTables" => self.list_tables(region, &request),
             "DescribeTable" => self.describe_table(region, &request),
             "CreateTable" => self.create_table(region, &request),
@@ -365,6 +369,135 @@ impl DynamoDb {
                 .map(|(_, item)| item);
             page(&table.schema, items, request, filter.as_ref())
         })
+    }
+
+    /// eda's PartiQL `INSERT`s and `UPDATE`s ([`partiql`]), each answered on its own as
+    /// DynamoDB does: `DuplicateItem` for an `INSERT` over an item, `ConditionalCheckFailed`
+    /// (with the stored item when asked) for an `UPDATE` whose `WHERE` does not hold or whose
+    /// item does not exist, `ValidationError` for a statement the sink cannot read. Two statements
+    /// on one item fail the whole call, as in DynamoDB.
+    fn batch_execute_statement(
+        &self,
+        region: &str,
+        request: &Map<String, Value>,
+    ) -> Result<Value, AwsError> {
+        let entries = list(request, "Statements")?;
+        if entries.is_empty() || entries.len() > MAX_BATCH_STATEMENTS {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value at 'statements' failed to satisfy \
+                 constraint: Member must have length between 1 and {MAX_BATCH_STATEMENTS}"
+            )));
+        }
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let hash_of = |table: &str| {
+            tables
+                .get(&(region.to_string(), table.to_string()))
+                .map(|t| t.schema.hash.clone())
+                .or_else(|| self.declared.get(table).map(|s| s.hash.clone()))
+                .unwrap_or_else(|| KeySchema::default().hash)
+        };
+        let mut statements = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Value::Object(entry) = entry else {
+                return Err(AwsError::validation("a statement is not an object"));
+            };
+            let text = string(entry, "Statement")?;
+            let parameters = match entry.get("Parameters") {
+                Some(Value::Array(values)) => values.as_slice(),
+                _ => &[],
+            };
+            let old_on_failure = return_values(entry, "ReturnValuesOnConditionCheckFailure")?;
+            statements.push((partiql::parse(text, parameters, hash_of), old_on_failure));
+        }
+        // Every key first: two statements on one item fail the call, not the statement.
+        let mut seen = HashSet::new();
+        let mut keyed = Vec::with_capacity(statements.len());
+        for (statement, old_on_failure) in statements {
+            let statement = match statement {
+                Ok(statement) => {
+                    let table = self.table(&mut tables, region, statement.table());
+                    let key = match &statement {
+                        Statement::Insert { item, .. } => table.schema.key_of(item)?,
+                        Statement::Update { key, .. } => table.schema.key_of(key)?,
+                    };
+                    if !seen.insert((statement.table().to_string(), key.clone())) {
+                        return Err(AwsError::validation(
+                            "Provided list of item keys contains duplicates",
+                        ));
+                    }
+                    Ok((statement, key))
+                }
+                Err(message) => Err(message),
+            };
+            keyed.push((statement, old_on_failure));
+        }
+        let mut responses = Vec::with_capacity(keyed.len());
+        for (statement, old_on_failure) in keyed {
+            let (statement, key) = match statement {
+                Ok(keyed) => keyed,
+                Err(message) => {
+                    responses
+                        .push(json!({"Error": {"Code": "ValidationError", "Message": message}}));
+                    continue;
+                }
+            };
+            let name = statement.table().to_string();
+            let table = self.table(&mut tables, region, &name);
+            let error = match statement {
+                Statement::Insert { item, .. } => {
+                    let bytes = item_size(&item);
+                    match table.items.entry(key) {
+                        _ if bytes > MAX_ITEM_BYTES => Some(json!({
+                            "Code": "ValidationError",
+                            "Message": "Item size has exceeded the maximum allowed size"
+                        })),
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            self.bill(units(bytes));
+                            Some(json!({
+                                "Code": "DuplicateItem",
+                                "Message": "Duplicate primary key exists in table"
+                            }))
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            self.bill(units(bytes));
+                            slot.insert(item);
+                            None
+                        }
+                    }
+                }
+                Statement::Update { set, condition, .. } => {
+                    let old = table.items.get(&key);
+                    match old {
+                        Some(old) if condition.holds(Some(old)) => {
+                            let mut new = old.clone();
+                            new.extend(set);
+                            if check_size(&new).is_err() {
+                                Some(
+                                    json!({"Code": "ValidationError", "Message": "Item size to update has exceeded the maximum allowed size"}),
+                                )
+                            } else {
+                                self.bill(units(item_size(&new).max(item_size(old))));
+                                table.items.insert(key, new);
+                                None
+                            }
+                        }
+                        _ => {
+                            self.bill(units(old.map_or(0, item_size)));
+                            let mut error = json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"});
+                            if let (Some(old), true) = (old, old_on_failure) {
+                                error["Item"] = Value::Object(old.clone());
+                            }
+                            Some(error)
+                        }
+                    }
+                }
+            };
+            responses.push(match error {
+                Some(error) => json!({"TableName": name, "Error": error}),
+                None => json!({"TableName": name}),
+            });
+        }
+        Ok(json!({"Responses": responses}))
     }
 
     fn transact_write_items(

@@ -38,6 +38,7 @@ pub mod condition;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
+pub mod partiql;
 pub mod sqs;
 pub mod wire;
 

@@ -343,3 +343,90 @@ async fn injected_faults_reach_eda_as_throttling_and_server_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn writes_in_flight_together_go_in_batch_statements_and_a_replay_is_refused_in_its_batch() {
+    use eda_core::apply_plan::{plan, PlanOptions, TableRouting};
+    use eda_core::cdc::Operation;
+    use eda_loadtest::history::{change_of, row_with_notes, sequence};
+
+    let (sink, url, _stop) = start_sink(SinkOptions::default()).await;
+    let (_, clients) = clients(&url).await;
+    let writer = DynamoDbItemWriter::new(&clients);
+    let opts = PlanOptions {
+        now_epoch_secs: 1_800_000_000,
+        tombstone_ttl_secs: 3_600,
+        refresh_started_at: None,
+    };
+    let round = |operation: Operation, base: u64, keys: std::ops::Range<u32>| {
+        let events: Vec<_> = keys
+            .map(|k| {
+                let mut event =
+                    change_of(&k.to_string(), operation, &sequence(base + u64::from(k)));
+                let row = row_with_notes(&k.to_string(), "notes").into();
+                if operation == Operation::Delete {
+                    event.before = Some(row);
+                } else {
+                    event.after = Some(row);
+                }
+                event
+            })
+            .collect();
+        plan(&events, &TableRouting::new("eda-cdc"), &opts).writes
+    };
+    let write_all = |writes: Vec<PlannedWrite>| {
+        let writer = &writer;
+        async move {
+            let outcomes =
+                futures_util::future::join_all(writes.iter().map(|w| writer.write(w))).await;
+            outcomes
+                .into_iter()
+                .map(|o| o.expect("answered"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let calls = |operation: &str| {
+        sink.stats()["calls"][operation]["calls"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    let inserted = write_all(round(Operation::Insert, 1_000, 0..100)).await;
+    assert!(inserted
+        .iter()
+        .all(|o| *o == WriteOutcome::Applied { previous: None }));
+    let updated = write_all(round(Operation::Update, 2_000, 0..100)).await;
+    assert!(updated
+        .iter()
+        .all(|o| *o == WriteOutcome::Applied { previous: None }));
+    let batches = calls("dynamodb.BatchExecuteStatement");
+    assert!(
+        (8..=16).contains(&batches),
+        "200 writes in flight 100 at a time went in {batches} calls of at most 25"
+    );
+    assert_eq!(
+        calls("dynamodb.PutItem"),
+        0,
+        "every one went as a statement"
+    );
+
+    // A replay of the updates: the refusal brings the stored item back (ALL_OLD), so the
+    // writer learns the newer sequence without a PutItem.
+    let replayed = write_all(round(Operation::Update, 2_000, 0..25)).await;
+    for (k, outcome) in replayed.iter().enumerate() {
+        assert_eq!(
+            *outcome,
+            WriteOutcome::Superseded {
+                current: Some(sequence(2_000 + k as u64))
+            }
+        );
+    }
+    assert_eq!(calls("dynamodb.PutItem"), 0);
+    // A delete drops columns: its tombstone goes as a PutItem.
+    let deleted = write_all(round(Operation::Delete, 3_000, 0..1)).await;
+    assert_eq!(deleted, vec![WriteOutcome::Applied { previous: None }]);
+    assert_eq!(calls("dynamodb.PutItem"), 1);
+    let stats = sink.stats();
+    assert_eq!(stats["tables"]["us-west-2/eda-cdc"]["items"], 100);
+    assert_eq!(stats["tables"]["us-west-2/eda-cdc"]["tombstones"], 1);
+}

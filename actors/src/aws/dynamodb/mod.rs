@@ -1,4 +1,6 @@
-//! [`ItemWriter`] on DynamoDB: the apply plan's writes as conditional `PutItem`s.
+//! [`ItemWriter`] on DynamoDB: the apply plan's writes as conditional `PutItem`s, gathered
+//! where they can be into `BatchExecuteStatement` calls of up to 25 ([`batch`]: what is sent,
+//! why it writes what the `PutItem` would, and when a write falls back to its `PutItem`).
 //!
 //! A write that the guard lets through returns nothing (`ReturnValues=NONE`): asking for the
 //! replaced item (`ALL_OLD`) made DynamoDB send back, and the SDK parse, a whole item of 1-2 KB
@@ -13,6 +15,10 @@
 //! The `PutItem` goes through the [lean client](super::lean): eda writes its JSON body and signs
 //! it; the rare `GetItem` stays on the SDK.
 
+mod batch;
+
+pub use batch::MAX_STATEMENTS;
+
 use super::error::sink_error;
 use super::lean::{self, json, CallError, LeanClient};
 use super::RegionClients;
@@ -25,6 +31,7 @@ use eda_core::apply_plan::{
 };
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The `X-Amz-Target` of `PutItem`.
 const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
@@ -40,15 +47,44 @@ pub struct DynamoDbItemWriter {
     /// The region's SDK client (its endpoint may be DynamoDB Local), for the `GetItem` of a
     /// refusal that came back without the stored item.
     client: aws_sdk_dynamodb::Client,
+    /// Gathers writes into `BatchExecuteStatement` calls; `None` writes each as a `PutItem`.
+    batcher: Option<Arc<batch::Batcher>>,
 }
 
 impl DynamoDbItemWriter {
-    /// A writer in the region of `clients`.
+    /// A writer in the region of `clients`, gathering up to [`MAX_STATEMENTS`] writes per call.
     pub fn new(clients: &RegionClients) -> Self {
+        Self::with_statements_per_call(clients, MAX_STATEMENTS)
+    }
+
+    /// A writer gathering up to `per_call` writes per `BatchExecuteStatement` (at most
+    /// [`MAX_STATEMENTS`]); 1 sends each write as its own `PutItem` (`apply.batch_statements`).
+    pub fn with_statements_per_call(clients: &RegionClients, per_call: usize) -> Self {
+        let lean = clients.lean_dynamodb.clone();
+        let batcher = (per_call > 1).then(|| batch::Batcher::new(lean.clone(), per_call));
         Self {
-            lean: clients.lean_dynamodb.clone(),
+            lean,
             client: clients.dynamodb.clone(),
+            batcher,
         }
+    }
+
+    /// Writes `write` in the next batch call, or as a `PutItem` where it does not go as a
+    /// statement or its statement was refused.
+    async fn write_one(&self, write: &PlannedWrite) -> Result<WriteOutcome, SinkError> {
+        if let Some(batcher) = &self.batcher {
+            match batcher.write(write).await {
+                batch::Answer::Applied => return Ok(WriteOutcome::Applied { previous: None }),
+                batch::Answer::Superseded(current) => {
+                    return Ok(WriteOutcome::Superseded {
+                        current: Some(current),
+                    })
+                }
+                batch::Answer::Failed(err) => return Err(err),
+                batch::Answer::PutItem => {}
+            }
+        }
+        self.put(write).await
     }
 
     async fn put(&self, write: &PlannedWrite) -> Result<WriteOutcome, SinkError> {
@@ -94,7 +130,7 @@ impl ItemWriter for DynamoDbItemWriter {
         &'a self,
         write: &'a PlannedWrite,
     ) -> BoxFuture<'a, Result<WriteOutcome, SinkError>> {
-        Box::pin(self.put(write))
+        Box::pin(self.write_one(write))
     }
 }
 
