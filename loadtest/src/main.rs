@@ -1,6 +1,12 @@
 //! `eda-loadtest`: sample traffic for the demo, a look at a topic, the blackhole AWS endpoint
 //! and the end-to-end benchmarks.
 
+/// mimalloc, as the daemon: the sink parses every AWS call into JSON trees and items, and
+/// glibc's malloc took a third of its CPU (`docs/perf/profile.md`), on the cores the daemon
+/// shares with it.
+#[global_allocator]
+static ALLOC: eda_core::alloc::Mimalloc = eda_core::alloc::Mimalloc;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use eda_loadtest::history::{Encoding, History, HistorySpec};

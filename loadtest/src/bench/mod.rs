@@ -239,7 +239,7 @@ async fn backlog_run(
     let checked = check(&config, &sink.url, &history, problems).await?;
     note.push_str(&format!(
         "; {}; load average {load_before} at the start, {} at the end",
-        sink_note(&samples, checked.calls),
+        sink_note(&samples, &checked),
         report::load_average()
     ));
     let summary = summarize("backlog", &samples, total, checked);
@@ -307,7 +307,7 @@ async fn rate_run(
     let checked = check(&config, &sink.url, &history, problems).await?;
     let sink_cost = format!(
         "{}; load average {load_before} at the start, {} at the end",
-        sink_note(&samples, checked.calls),
+        sink_note(&samples, &checked),
         report::load_average()
     );
     let mut summary = summarize("fixed rate", &samples, total, checked);
@@ -506,6 +506,8 @@ async fn watch(
 struct Checked {
     /// AWS calls the sink answered.
     calls: u64,
+    /// The per-message calls by operation, and how full their batches were.
+    by_operation: String,
     mismatches: usize,
     seen: usize,
     owed: usize,
@@ -582,8 +584,31 @@ async fn check(
     let calls = stats["calls"].as_object().map_or(0, |calls| {
         calls.values().filter_map(|c| c["calls"].as_u64()).sum()
     });
+    let by_operation = [
+        ("dynamodb.PutItem", ""),
+        ("dynamodb.BatchExecuteStatement", " statements"),
+        ("eventbridge.PutEvents", " entries"),
+    ]
+    .iter()
+    .filter_map(|(operation, members)| {
+        let counts = &stats["calls"][operation];
+        let n = counts["calls"].as_u64().filter(|n| *n > 0)?;
+        let name = operation.split('.').nth(1).unwrap_or(operation);
+        Some(if members.is_empty() {
+            format!("{name} {n}")
+        } else {
+            let carried = counts["members"].as_u64().unwrap_or(0);
+            format!(
+                "{name} {n} ({:.1}{members} a call)",
+                carried as f64 / n as f64
+            )
+        })
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
     Ok(Checked {
         calls,
+        by_operation,
         mismatches: mismatches.len(),
         seen,
         owed: owed.len(),
@@ -592,11 +617,13 @@ async fn check(
 }
 
 /// What the sink cost the machine during a run.
-fn sink_note(samples: &[Sample], calls: u64) -> String {
+fn sink_note(samples: &[Sample], checked: &Checked) -> String {
     let cpu = samples.last().map_or(0.0, |s| s.sink_cpu_secs);
     format!(
-        "the sink answered {calls} AWS calls with {cpu:.1} CPU-s ({:.1} µs a call), on the same two cores",
-        cpu * 1e6 / calls.max(1) as f64
+        "the sink answered {} AWS calls ({}) with {cpu:.1} CPU-s ({:.1} µs a call), on the same two cores",
+        checked.calls,
+        checked.by_operation,
+        cpu * 1e6 / checked.calls.max(1) as f64
     )
 }
 

@@ -466,24 +466,33 @@ impl DynamoDb {
                     }
                 }
                 Statement::Update { set, condition, .. } => {
-                    let old = table.items.get(&key);
-                    match old {
+                    match table.items.get_mut(&key) {
                         Some(old) if condition.holds(Some(old)) => {
-                            let mut new = old.clone();
-                            new.extend(set);
-                            if check_size(&new).is_err() {
-                                Some(
-                                    json!({"Code": "ValidationError", "Message": "Item size to update has exceeded the maximum allowed size"}),
-                                )
+                            let old_bytes = item_size(old);
+                            // The new size without building the new item: each set attribute
+                            // replaces the one of its name, if any.
+                            let new_bytes = set.iter().fold(old_bytes, |bytes, (name, value)| {
+                                let replaced =
+                                    old.get(name).map_or(0, |v| name.len() + value_size(v));
+                                bytes - replaced + name.len() + value_size(value)
+                            });
+                            if new_bytes > MAX_ITEM_BYTES {
+                                Some(json!({
+                                    "Code": "ValidationError",
+                                    "Message": "Item size to update has exceeded the maximum allowed size"
+                                }))
                             } else {
-                                self.bill(units(item_size(&new).max(item_size(old))));
-                                table.items.insert(key, new);
+                                self.bill(units(new_bytes.max(old_bytes)));
+                                old.extend(set);
                                 None
                             }
                         }
-                        _ => {
-                            self.bill(units(old.map_or(0, item_size)));
-                            let mut error = json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"});
+                        old => {
+                            self.bill(units(old.as_deref().map_or(0, item_size)));
+                            let mut error = json!({
+                                "Code": "ConditionalCheckFailed",
+                                "Message": "The conditional request failed"
+                            });
                             if let (Some(old), true) = (old, old_on_failure) {
                                 error["Item"] = Value::Object(old.clone());
                             }

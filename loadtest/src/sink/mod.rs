@@ -86,6 +86,10 @@ pub struct CallCounts {
     pub failed: u64,
     /// Calls answered with any other error (a refused condition, a validation error).
     pub errors: u64,
+    /// What the calls carried, for the batch operations: `PutEvents` entries,
+    /// `BatchExecuteStatement` statements, `TransactWriteItems` items, `SendMessageBatch`
+    /// entries (so a report can say how full the batches were).
+    pub members: u64,
 }
 
 /// The sink's state: what every connection reads and writes.
@@ -190,6 +194,13 @@ impl Sink {
                 ))
             }
         };
+        let members = ["Entries", "Statements", "TransactItems"]
+            .iter()
+            .find_map(|name| request.get(*name).and_then(Value::as_array))
+            .map_or(0, Vec::len) as u64;
+        if members > 0 {
+            self.count(&key, |c| c.members += members);
+        }
         let answer = match service {
             Service::DynamoDb => self.dynamodb.handle(operation, region, request),
             Service::EventBridge => self.eventbridge.handle(operation, region, request),
