@@ -51,12 +51,12 @@ use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::spans::batch_span;
 use crate::telemetry::{
-    CdcEventsApplied, CdcOperation, DynamoDbCall, DynamoDbOperation, DynamoDbOutcome,
-    EventsRepublished, InternalEvent, Metrics, OversizeChanges, OversizeKind,
+    CdcEventsApplied, CdcOperation, EventsRepublished, InternalEvent, Metrics, OversizeChanges,
+    OversizeKind,
 };
 use eda_config::{RetryConfig, RoutingConfig};
 use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting, PACKED_ATTR};
-use eda_core::apply_plan::{settle, Verdict, WriteFailure, WriteOutcome, WriteResult};
+use eda_core::apply_plan::{settle, Verdict, WriteFailure, WriteResult};
 use eda_core::cdc::{CdcEvent, Operation};
 use eda_core::change_event::into_base_event;
 use eda_core::claim_check::{change_entry_within, EventLimits, ItemAddress};
@@ -235,16 +235,8 @@ impl CdcApplierState {
             .instrument(span.clone())
             .await;
         let mut by_write: Vec<Option<WriteResult>> = (0..plan.writes.len()).map(|_| None).collect();
+        // The writer counts the DynamoDB calls it makes (`eda_dynamodb_operations_total`).
         for (i, outcome) in outcomes {
-            DynamoDbCall {
-                operation: DynamoDbOperation::PutItem,
-                outcome: match &outcome {
-                    Ok(WriteOutcome::Applied { .. }) => DynamoDbOutcome::Success,
-                    Ok(WriteOutcome::Superseded { .. }) => DynamoDbOutcome::ConditionFailed,
-                    Err(failure) => DynamoDbOutcome::Failed(failure.class),
-                },
-            }
-            .emit(metrics);
             by_write[i] = Some(outcome);
         }
         let sequences: Vec<Option<String>> = events

@@ -298,10 +298,10 @@ fn pipeline_children(
         );
     }
 
-    let writer = Arc::new(DynamoDbItemWriter::with_statements_per_call(
-        clients,
-        config.apply.batch_statements,
-    ));
+    let writer = Arc::new(
+        DynamoDbItemWriter::with_statements_per_call(clients, config.apply.batch_statements)
+            .with_metrics(metrics.clone()),
+    );
     let settings = Arc::new(applier_settings(config));
     let appliers = config.apply.appliers.max(1);
     for i in 0..appliers {

@@ -163,10 +163,13 @@ pub async fn redrive_with(
         None,
         CdcApplier,
         CdcApplierArgs {
-            writer: Arc::new(DynamoDbItemWriter::with_statements_per_call(
-                &clients,
-                config.apply.batch_statements,
-            )),
+            writer: Arc::new(
+                DynamoDbItemWriter::with_statements_per_call(
+                    &clients,
+                    config.apply.batch_statements,
+                )
+                .with_metrics(metrics.clone()),
+            ),
             publisher: publisher.clone(),
             dlq: dlq.clone(),
             // Redrive replays into the home region only; replication is the daemon's job.

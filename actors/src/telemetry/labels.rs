@@ -72,6 +72,8 @@ label_enum! {
         GetItem => dynamodb_operation::GET_ITEM,
         /// `BatchWriteItem`.
         BatchWriteItem => dynamodb_operation::BATCH_WRITE_ITEM,
+        /// `BatchExecuteStatement` (one per statement).
+        BatchExecuteStatement => dynamodb_operation::BATCH_EXECUTE_STATEMENT,
         /// `TransactWriteItems`.
         TransactWriteItems => dynamodb_operation::TRANSACT_WRITE_ITEMS,
         /// `ListTables`.

@@ -262,7 +262,7 @@ impl Metrics {
         );
         r.register(
             metric::DYNAMODB_OPERATIONS,
-            "DynamoDB calls, by API and outcome (condition_failed is a replay absorbed, not an error)",
+            "DynamoDB calls, by API and outcome (condition_failed is a replay absorbed, not an error; a BatchExecuteStatement counts each statement, and a statement refused and written again as a PutItem counts under both)",
             metrics.dynamodb_operations.clone(),
         );
         r.register(

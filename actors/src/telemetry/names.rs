@@ -167,6 +167,8 @@ pub mod dynamodb_operation {
     pub const GET_ITEM: &str = "get_item";
     /// `BatchWriteItem`.
     pub const BATCH_WRITE_ITEM: &str = "batch_write_item";
+    /// `BatchExecuteStatement`, counted per statement.
+    pub const BATCH_EXECUTE_STATEMENT: &str = "batch_execute_statement";
     /// `TransactWriteItems`.
     pub const TRANSACT_WRITE_ITEMS: &str = "transact_write_items";
     /// `ListTables` (the health probe).

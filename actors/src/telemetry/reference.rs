@@ -116,6 +116,11 @@ pub fn populated() -> Metrics {
     }
     .emit(&m);
     DynamoDbCall {
+        operation: DynamoDbOperation::BatchExecuteStatement,
+        outcome: DynamoDbOutcome::Success,
+    }
+    .emit(&m);
+    DynamoDbCall {
         operation: DynamoDbOperation::PutItem,
         outcome: DynamoDbOutcome::ConditionFailed,
     }

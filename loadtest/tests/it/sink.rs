@@ -352,7 +352,17 @@ async fn writes_in_flight_together_go_in_batch_statements_and_a_replay_is_refuse
 
     let (sink, url, _stop) = start_sink(SinkOptions::default()).await;
     let (_, clients) = clients(&url).await;
-    let writer = DynamoDbItemWriter::new(&clients);
+    let metrics = std::sync::Arc::new(eda_actors::telemetry::Metrics::new());
+    let writer = DynamoDbItemWriter::new(&clients).with_metrics(metrics.clone());
+    let counted = |operation: &str, outcome: &str| {
+        let line = format!(
+            "eda_dynamodb_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} "
+        );
+        let text = metrics.encode().expect("metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |n| n.parse::<u64>().expect("a count"))
+    };
     let opts = PlanOptions {
         now_epoch_secs: 1_800_000_000,
         tombstone_ttl_secs: 3_600,
@@ -426,6 +436,11 @@ async fn writes_in_flight_together_go_in_batch_statements_and_a_replay_is_refuse
     let deleted = write_all(round(Operation::Delete, 3_000, 0..1)).await;
     assert_eq!(deleted, vec![WriteOutcome::Applied { previous: None }]);
     assert_eq!(calls("dynamodb.PutItem"), 1);
+    // Counted as made: each statement, and the PutItem.
+    assert_eq!(counted("batch_execute_statement", "success"), 200);
+    assert_eq!(counted("batch_execute_statement", "condition_failed"), 25);
+    assert_eq!(counted("put_item", "success"), 1);
+    assert_eq!(counted("put_item", "condition_failed"), 0);
     let stats = sink.stats();
     assert_eq!(stats["tables"]["us-west-2/eda-cdc"]["items"], 100);
     assert_eq!(stats["tables"]["us-west-2/eda-cdc"]["tombstones"], 1);

@@ -46,6 +46,9 @@
 
 use super::super::lean::{self, json, CallError, LeanClient};
 use crate::ports::SinkError;
+use crate::telemetry::{
+    DynamoDbCall, DynamoDbOperation, DynamoDbOutcome, InternalEvent as _, Metrics,
+};
 use eda_core::apply_plan::{AttrValue, PlannedWrite, OP_ATTR, PK_ATTR, SEQ_ATTR, SHAPE_ATTR};
 use eda_core::failure::ErrorClass;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +102,8 @@ pub(super) struct Batcher {
     queue: Mutex<Queue>,
     /// Set once DynamoDB said the role may not use PartiQL: writes go as `PutItem`s since.
     denied: AtomicBool,
+    /// Where each statement's outcome is counted, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 #[derive(Default)]
@@ -116,13 +121,34 @@ impl std::fmt::Debug for Queue {
 
 impl Batcher {
     /// A batcher sending `per_call` statements per call (at most [`MAX_STATEMENTS`]).
-    pub(super) fn new(lean: LeanClient, per_call: usize) -> Arc<Self> {
+    pub(super) fn new(
+        lean: LeanClient,
+        per_call: usize,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             lean,
             per_call: per_call.clamp(1, MAX_STATEMENTS),
             queue: Mutex::new(Queue::default()),
             denied: AtomicBool::new(false),
+            metrics,
         })
+    }
+
+    /// Statements per call.
+    pub(super) fn per_call(&self) -> usize {
+        self.per_call
+    }
+
+    /// Counts one statement's outcome.
+    fn count(&self, outcome: DynamoDbOutcome) {
+        if let Some(metrics) = &self.metrics {
+            DynamoDbCall {
+                operation: DynamoDbOperation::BatchExecuteStatement,
+                outcome,
+            }
+            .emit(metrics);
+        }
     }
 
     /// Sends `write` in the next call, or answers [`Answer::PutItem`] at once when it does not
@@ -197,61 +223,69 @@ impl Batcher {
                 let Some(responses) = responses else {
                     // Not the answer of these statements: each write goes again as a PutItem.
                     for job in jobs {
+                        self.count(DynamoDbOutcome::Failed(ErrorClass::Server));
                         let _ = job.reply.send(Answer::PutItem);
                     }
                     return;
                 };
                 for (job, response) in jobs.into_iter().zip(responses) {
-                    let answer = self.answer_of(response, &job.sequence);
+                    let (answer, outcome) = self.answer_of(response, &job.sequence);
+                    self.count(outcome);
                     let _ = job.reply.send(answer);
                 }
             }
             Err(CallError::Service(err)) if err.code.starts_with("AccessDenied") => {
                 self.deny(err.message.as_deref().unwrap_or(""));
                 for job in jobs {
+                    self.count(DynamoDbOutcome::Failed(ErrorClass::Client));
                     let _ = job.reply.send(Answer::PutItem);
                 }
             }
             Err(err) => {
                 let err = err.into_sink_error("dynamodb", "BatchExecuteStatement");
                 for job in jobs {
+                    self.count(DynamoDbOutcome::Failed(err.class));
                     let _ = job.reply.send(Answer::Failed(err.clone()));
                 }
             }
         }
     }
 
-    /// What the answer to one statement means for its write.
-    fn answer_of(&self, response: StatementAnswer, sequence: &str) -> Answer {
+    /// What the answer to one statement means for its write, and how it counts.
+    fn answer_of(&self, response: StatementAnswer, sequence: &str) -> (Answer, DynamoDbOutcome) {
         let Some(error) = response.error else {
-            return Answer::Applied;
+            return (Answer::Applied, DynamoDbOutcome::Success);
+        };
+        let failed = |class| {
+            (
+                Answer::Failed(statement_error(class, &error.code, &error.message)),
+                DynamoDbOutcome::Failed(class),
+            )
         };
         match error.code.as_str() {
-            "ConditionalCheckFailed" => {
-                match error.item.and_then(|item| item.seq).and_then(|seq| seq.s) {
+            "ConditionalCheckFailed" | "DuplicateItem" => {
+                let stored = error.item.as_ref().and_then(|item| item.seq.as_ref());
+                let answer = match stored.and_then(|seq| seq.s.as_ref()) {
                     // The stored change is this one or newer: the guard refused it.
-                    Some(stored) if stored.as_str() >= sequence => Answer::Superseded(stored),
-                    // Absent, or another shape: the PutItem decides.
+                    Some(stored) if stored.as_str() >= sequence => {
+                        Answer::Superseded(stored.clone())
+                    }
+                    // Absent, another shape, an existing item: the PutItem decides.
                     _ => Answer::PutItem,
-                }
+                };
+                (answer, DynamoDbOutcome::ConditionFailed)
             }
             "ThrottlingError"
             | "ProvisionedThroughputExceeded"
             | "RequestLimitExceeded"
-            | "TransactionConflict" => Answer::Failed(statement_error(
-                ErrorClass::Throttled,
-                &error.code,
-                &error.message,
-            )),
-            code if code.starts_with("Internal") => {
-                Answer::Failed(statement_error(ErrorClass::Server, code, &error.message))
-            }
+            | "TransactionConflict" => failed(ErrorClass::Throttled),
+            code if code.starts_with("Internal") => failed(ErrorClass::Server),
             code => {
                 if code.starts_with("AccessDenied") {
                     self.deny(&error.message);
                 }
-                // DuplicateItem, ValidationError, and whatever else: the PutItem decides.
-                Answer::PutItem
+                // ValidationError, and whatever else: the PutItem decides.
+                (Answer::PutItem, DynamoDbOutcome::Failed(ErrorClass::Client))
             }
         }
     }

@@ -33,6 +33,10 @@ use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::telemetry::{
+    DynamoDbCall, DynamoDbOperation, DynamoDbOutcome, InternalEvent as _, Metrics,
+};
+
 /// The `X-Amz-Target` of `PutItem`.
 const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
 
@@ -49,6 +53,8 @@ pub struct DynamoDbItemWriter {
     client: aws_sdk_dynamodb::Client,
     /// Gathers writes into `BatchExecuteStatement` calls; `None` writes each as a `PutItem`.
     batcher: Option<Arc<batch::Batcher>>,
+    /// Where the calls are counted (`eda_dynamodb_operations_total`), if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl DynamoDbItemWriter {
@@ -61,12 +67,26 @@ impl DynamoDbItemWriter {
     /// [`MAX_STATEMENTS`]); 1 sends each write as its own `PutItem` (`apply.batch_statements`).
     pub fn with_statements_per_call(clients: &RegionClients, per_call: usize) -> Self {
         let lean = clients.lean_dynamodb.clone();
-        let batcher = (per_call > 1).then(|| batch::Batcher::new(lean.clone(), per_call));
+        let batcher = (per_call > 1).then(|| batch::Batcher::new(lean.clone(), per_call, None));
         Self {
             lean,
             client: clients.dynamodb.clone(),
             batcher,
+            metrics: None,
         }
+    }
+
+    /// The writer, counting each `PutItem` and each statement in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        if let Some(batcher) = &self.batcher {
+            self.batcher = Some(batch::Batcher::new(
+                self.lean.clone(),
+                batcher.per_call(),
+                Some(metrics.clone()),
+            ));
+        }
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Writes `write` in the next batch call, or as a `PutItem` where it does not go as a
@@ -88,6 +108,22 @@ impl DynamoDbItemWriter {
     }
 
     async fn put(&self, write: &PlannedWrite) -> Result<WriteOutcome, SinkError> {
+        let result = self.put_uncounted(write).await;
+        if let Some(metrics) = &self.metrics {
+            DynamoDbCall {
+                operation: DynamoDbOperation::PutItem,
+                outcome: match &result {
+                    Ok(WriteOutcome::Applied { .. }) => DynamoDbOutcome::Success,
+                    Ok(WriteOutcome::Superseded { .. }) => DynamoDbOutcome::ConditionFailed,
+                    Err(err) => DynamoDbOutcome::Failed(err.class),
+                },
+            }
+            .emit(metrics);
+        }
+        result
+    }
+
+    async fn put_uncounted(&self, write: &PlannedWrite) -> Result<WriteOutcome, SinkError> {
         let body = lean::body_with(|out| put_item_body(out, write));
         match self.lean.call(PUT_ITEM, body).await {
             // Without the replaced item, every change the write covers counts as newly applied.
