@@ -82,6 +82,10 @@ async fn a_stuck_head_is_bounded_and_visible(bound: Bound) {
     let proxy = FaultProxy::start(DYNAMODB.parse::<SocketAddr>().expect("address")).await;
     proxy.set(Fault::Stall(pattern));
     scenario.config.regions.primary.endpoints.dynamodb = Some(proxy.url());
+    // The stall hangs every request naming the item: only with one request per write does it
+    // hang that item's write alone. Gathered, the statements sharing its call would hang with it
+    // (for `aws.attempt_timeout_ms`, then be retried apart) — this test is about the partition.
+    scenario.config.apply.batch_statements = 1;
 
     scenario.produce(&history.records).await;
     let events = {
