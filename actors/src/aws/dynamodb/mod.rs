@@ -58,13 +58,13 @@ pub struct DynamoDbItemWriter {
 }
 
 impl DynamoDbItemWriter {
-    /// A writer in the region of `clients`, gathering up to [`MAX_STATEMENTS`] writes per call.
+    /// A writer in the region of `clients`, gathering up to 25 writes per call.
     pub fn new(clients: &RegionClients) -> Self {
         Self::with_statements_per_call(clients, MAX_STATEMENTS)
     }
 
     /// A writer gathering up to `per_call` writes per `BatchExecuteStatement` (at most
-    /// [`MAX_STATEMENTS`]); 1 sends each write as its own `PutItem` (`apply.batch_statements`).
+    /// 25); 1 sends each write as its own `PutItem` (`apply.batch_statements`).
     pub fn with_statements_per_call(clients: &RegionClients, per_call: usize) -> Self {
         let lean = clients.lean_dynamodb.clone();
         let batcher = (per_call > 1).then(|| batch::Batcher::new(lean.clone(), per_call, None));
