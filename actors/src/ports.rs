@@ -35,7 +35,8 @@ impl SinkError {
     }
 }
 
-/// Executes the apply plan's conditional writes (DynamoDB `PutItem`).
+/// Executes the apply plan's conditional writes (DynamoDB: gathered `BatchExecuteStatement`s,
+/// else the guarded `PutItem`).
 pub trait ItemWriter: Send + Sync + 'static {
     /// Writes one planned item under its sequence guard.
     fn write<'a>(

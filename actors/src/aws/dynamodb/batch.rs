@@ -177,16 +177,9 @@ impl Batcher {
             let batcher = Arc::clone(self);
             tokio::spawn(async move { batcher.send_queued().await });
         }
-        answer.await.unwrap_or_else(|_| {
-            Answer::Failed(SinkError {
-                service: "dynamodb",
-                operation: "BatchExecuteStatement",
-                class: ErrorClass::Other,
-                message:
-                    "the batch call was dropped before it was answered (runtime shutting down)"
-                        .into(),
-            })
-        })
+        answer
+            .await
+            .unwrap_or_else(|_| Answer::Failed(unanswered()))
     }
 
     /// Sends every queued statement, in calls of distinct keys, concurrently.
@@ -299,6 +292,20 @@ impl Batcher {
                  the role to batch the writes again."
             );
         }
+    }
+}
+
+/// The failure of a write whose call ended without telling it anything (its task stopped: the
+/// runtime shutting down, or a panic): like a lost answer, the statement may have been applied,
+/// so it is retryable — the guard makes the retry harmless — and never a dead letter.
+fn unanswered() -> SinkError {
+    SinkError {
+        service: "dynamodb",
+        operation: "BatchExecuteStatement",
+        class: ErrorClass::Timeout,
+        message: "the batch call ended without an answer for this statement; it may have been \
+                  applied"
+            .into(),
     }
 }
 
@@ -545,6 +552,11 @@ mod tests {
             .collect();
         let write = write_of(Operation::Update, Value::Object(columns));
         assert!(statement_of(&write).is_none());
+    }
+
+    #[test]
+    fn a_write_left_without_an_answer_is_retried_not_dead_lettered() {
+        assert!(unanswered().is_retryable());
     }
 
     #[test]
