@@ -13,6 +13,7 @@ use crate::kafka;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -214,23 +215,45 @@ pub async fn produce_at(
             if let Some(key) = &record.key {
                 message = message.key(key);
             }
-            deliveries.push(producer.send(message, Duration::from_secs(60)));
+            // Enqueued now, on the schedule. (`FutureProducer::send` only enqueues once its
+            // future is polled: awaited 10,000 at a time, as this did, it offered bursts of
+            // 10,000 messages a second instead of a rate.)
+            let delivery = loop {
+                match producer.send_result(message) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        message = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((err, _)) => anyhow::bail!("enqueueing a message failed: {err}"),
+                }
+            };
+            deliveries.push(delivery);
         }
         bar.inc(part.len() as u64);
-        // Keep the pending futures few: confirm what is surely delivered by now.
+        // Keep the pending deliveries few: confirm what is surely delivered by now.
         if deliveries.len() >= 20_000 {
             for result in futures_util::future::join_all(deliveries.drain(..10_000)).await {
-                result.map_err(|(err, _)| anyhow::anyhow!("delivery failed: {err}"))?;
+                delivered(result)?;
             }
         }
     }
     let sent = started.elapsed().as_secs_f64();
     for result in futures_util::future::join_all(deliveries).await {
-        result
-            .map_err(|(err, _)| anyhow::anyhow!("delivery failed: {err}"))
-            .context("the paced producer")?;
+        delivered(result).context("the paced producer")?;
     }
     Ok(sent)
+}
+
+/// A delivery's report as an error, when it failed.
+fn delivered<Canceled>(
+    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((err, _))) => Err(anyhow::anyhow!("delivery failed: {err}")),
+        Err(_) => Err(anyhow::anyhow!("delivery failed: the producer went away")),
+    }
 }
 
 #[cfg(test)]
