@@ -79,10 +79,8 @@ pub struct EventBridgePublisherArgs {
 pub struct EventBridgePublisherState {
     /// What each task needs.
     shared: Arc<Shared>,
-    /// Bounds the requests in flight.
+    /// Bounds the requests in flight (`shared.max_concurrency` permits).
     permits: Arc<Semaphore>,
-    /// The bound.
-    max_concurrency: usize,
     /// Events gathered from `Publish` messages, not sent yet, with their acknowledgements.
     gathered: Gathering<PublishItem>,
 }
@@ -93,8 +91,8 @@ struct Shared {
     retry: RetryConfig,
     limits: BatchLimits,
     metrics: Arc<Metrics>,
-    /// Calls of one request in flight at once (`publish.max_concurrency`).
-    max_calls: usize,
+    /// `publish.max_concurrency`: requests in flight, and calls of one request in flight.
+    max_concurrency: usize,
 }
 
 impl Actor for EventBridgePublisher {
@@ -118,10 +116,9 @@ impl Actor for EventBridgePublisher {
                 retry: args.retry,
                 limits,
                 metrics: args.metrics,
-                max_calls: args.max_concurrency.max(1),
+                max_concurrency: args.max_concurrency.max(1),
             }),
             permits: Arc::new(Semaphore::new(args.max_concurrency.max(1))),
-            max_concurrency: args.max_concurrency.max(1),
             gathered: Gathering::new(),
         })
     }
@@ -159,7 +156,7 @@ impl Actor for EventBridgePublisher {
         state: &mut EventBridgePublisherState,
     ) -> Result<(), ActorProcessingErr> {
         // Let the requests in flight finish: every permit back means every task is done.
-        let all = u32::try_from(state.max_concurrency).unwrap_or(u32::MAX);
+        let all = u32::try_from(state.shared.max_concurrency).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(30),
             state.permits.acquire_many(all),
@@ -312,7 +309,7 @@ async fn publish_indices(
                 let slice = &round[range.clone()];
                 async move { (range, shared.publisher.put_events(slice).await) }
             })
-            .buffered(shared.max_calls)
+            .buffered(shared.max_concurrency)
             .collect()
             .await;
         for (range, answer) in answers {
