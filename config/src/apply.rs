@@ -22,7 +22,7 @@ pub struct ApplyConfig {
     /// Conditional writes one applier keeps in flight at once. They go out gathered, up to
     /// `batch_statements` per call, so 128 writes are about six calls in flight, not 128: the
     /// default is set for gathered writes (with 32, an applier waited a round trip for every 32
-    /// writes, and `make bench-e2e`'s fixed-rate run settled 5-7.5K of 10K msg/s offered).
+    /// writes: `docs/perf/profile.md`, "The fixed-rate run").
     pub max_concurrency: usize,
     /// Writes gathered into one `BatchExecuteStatement` call (PartiQL, at most 25; the role needs
     /// `dynamodb:PartiQLInsert` and `dynamodb:PartiQLUpdate`, and goes on with `PutItem`s, saying
