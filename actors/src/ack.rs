@@ -7,6 +7,7 @@
 //! protocol (and no two actor files import each other).
 
 use ractor::DerivedActorRef;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Offsets of one partition whose effects are settled: the only message an acknowledgement
@@ -24,6 +25,9 @@ pub enum Ack {
         partition: DerivedActorRef<Settled>,
         /// The offsets settled.
         offsets: Vec<i64>,
+        /// When the partition consumer took them to decode and dispatch (the start of their
+        /// read-to-settled time), for the stage times (`eda_apply_stage_duration_seconds`).
+        read_at: Instant,
     },
     /// A caller waiting on the outcome (a Lambda invocation, the publisher waiting on the DLQ).
     Notify(oneshot::Sender<()>),
@@ -36,7 +40,9 @@ impl Ack {
     /// revoked, or it is restarting) no longer needs it: the offsets will be read again.
     pub fn settle(self) {
         match self {
-            Ack::Offsets { partition, offsets } => {
+            Ack::Offsets {
+                partition, offsets, ..
+            } => {
                 if !offsets.is_empty() {
                     let _ = partition.send_message(Settled(offsets));
                 }
@@ -45,6 +51,17 @@ impl Ack {
                 let _ = tx.send(());
             }
             Ack::None => {}
+        }
+    }
+
+    /// When the messages this acknowledges were read and how many they are; `None` for what
+    /// was not read from Kafka.
+    pub fn read(&self) -> Option<(Instant, usize)> {
+        match self {
+            Ack::Offsets {
+                offsets, read_at, ..
+            } => Some((*read_at, offsets.len())),
+            Ack::Notify(_) | Ack::None => None,
         }
     }
 }

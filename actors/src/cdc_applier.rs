@@ -51,8 +51,8 @@ use crate::region_router::{RegionRouterMsg, RoutedEvent};
 use crate::retry::with_retry;
 use crate::telemetry::spans::batch_span;
 use crate::telemetry::{
-    CdcEventsApplied, CdcOperation, EventsRepublished, InternalEvent, Metrics, OversizeChanges,
-    OversizeKind,
+    ApplyStage, ApplyStagePassed, CdcEventsApplied, CdcOperation, EventsRepublished, InternalEvent,
+    Metrics, OversizeChanges, OversizeKind,
 };
 use eda_config::{RetryConfig, RoutingConfig};
 use eda_core::apply_plan::{self, effective_sequence, PlanOptions, TableRouting, PACKED_ATTR};
@@ -66,6 +66,7 @@ use eda_core::transform::{BaseEvent, Payload};
 use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
@@ -198,6 +199,15 @@ impl CdcApplierState {
     }
 
     async fn apply(&mut self, events: Vec<CdcEvent>, acks: Vec<Ack>) {
+        let started = Instant::now();
+        for (read_at, messages) in acks.iter().filter_map(Ack::read) {
+            ApplyStagePassed {
+                stage: ApplyStage::Wait,
+                elapsed: started.saturating_duration_since(read_at),
+                messages,
+            }
+            .emit(&self.args.metrics);
+        }
         // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
         // partition consumer splits them before routing; others, like the redrive, may not).
         let mut events = apply_plan::split_key_changes(events);
@@ -234,6 +244,13 @@ impl CdcApplierState {
             .collect()
             .instrument(span.clone())
             .await;
+        let written = Instant::now();
+        ApplyStagePassed {
+            stage: ApplyStage::Write,
+            elapsed: written - started,
+            messages: messages_read(&acks),
+        }
+        .emit(metrics);
         let mut by_write: Vec<Option<WriteResult>> = (0..plan.writes.len()).map(|_| None).collect();
         // The writer counts the DynamoDB calls it makes (`eda_dynamodb_operations_total`).
         for (i, outcome) in outcomes {
@@ -272,12 +289,19 @@ impl CdcApplierState {
                 event
             })
             .collect();
-        self.hand_off(events, verdicts, acks, span);
+        self.hand_off(events, verdicts, acks, span, written);
     }
 
     /// Sends published events and dead letters on, and settles `acks` when both are done; the
-    /// batch's `span` ends then.
-    fn hand_off(&self, events: Vec<CdcEvent>, verdicts: Vec<Verdict>, acks: Vec<Ack>, span: Span) {
+    /// batch's `span` ends then. `written` is when its writes were answered.
+    fn hand_off(
+        &self,
+        events: Vec<CdcEvent>,
+        verdicts: Vec<Verdict>,
+        acks: Vec<Ack>,
+        span: Span,
+        written: Instant,
+    ) {
         let settings = &self.args.settings;
         let mut items = Vec::new();
         let mut routed = Vec::new();
@@ -402,11 +426,18 @@ impl CdcApplierState {
             }),
             None => self.forward(true, |_| Ok::<(), ()>(())),
         };
+        let metrics = Arc::clone(&self.args.metrics);
         tokio::spawn(
             async move {
                 // A sink that stopped before settling means the pipeline is restarting: leave
                 // the batch unacknowledged so it is read again.
                 if published.await.is_ok() && dead.await.is_ok() && replicated.await.is_ok() {
+                    ApplyStagePassed {
+                        stage: ApplyStage::Deliver,
+                        elapsed: written.elapsed(),
+                        messages: messages_read(&acks),
+                    }
+                    .emit(&metrics);
                     for ack in acks {
                         ack.settle();
                     }
@@ -430,6 +461,12 @@ impl CdcApplierState {
         }
         rx
     }
+}
+
+/// How many of the messages `acks` acknowledge were read from Kafka (the ones the stage times
+/// count).
+fn messages_read(acks: &[Ack]) -> usize {
+    acks.iter().filter_map(Ack::read).map(|(_, n)| n).sum()
 }
 
 fn op_index(op: Operation) -> usize {

@@ -151,8 +151,12 @@ impl Pipeline {
         obs: Observability,
         end_offsets: Option<Arc<EndOffsets>>,
     ) -> Result<Self, PipelineError> {
-        let clients = RegionClients::new(&config.regions.primary, &config.aws).await;
-        let secondary = RegionClients::new(&config.regions.secondary, &config.aws).await;
+        let clients = RegionClients::new(&config.regions.primary, &config.aws)
+            .await
+            .timed(&obs.metrics);
+        let secondary = RegionClients::new(&config.regions.secondary, &config.aws)
+            .await
+            .timed(&obs.metrics);
         let dictionary = load_dictionary(&config.routing).map_err(|e| match e {
             RouterStartError::Dictionary(message) => PipelineError::Dictionary(message),
             RouterStartError::Spawn(e) => PipelineError::Spawn(e),

@@ -100,7 +100,9 @@ impl Shim for EventTransformer {
 
     async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let region = crate::cold_start::home_region(&config);
-        let clients = RegionClients::new(region, &config.aws).await;
+        let clients = RegionClients::new(region, &config.aws)
+            .await
+            .timed(&metrics);
         let publisher = RegionPublisher::spawn(&config, region, &clients, metrics).await?;
         Self::new(&config, publisher)
     }

@@ -90,7 +90,7 @@ impl Shim for HealthChecker {
             regions.push(RegionClients::new(region, &config.aws).await);
         }
         let home = crate::cold_start::home_region(&config);
-        let clients = RegionClients::new(home, &config.aws).await;
+        let clients = RegionClients::new(home, &config.aws).await.timed(&metrics);
         let publisher = RegionPublisher::spawn(&config, home, &clients, metrics).await?;
         Ok(Self::new(&config, regions, publisher))
     }

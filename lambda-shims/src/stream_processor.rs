@@ -186,7 +186,9 @@ impl Shim for StreamProcessor {
 
     async fn cold_start(config: Config, metrics: Arc<Metrics>) -> Result<Self, ColdStartError> {
         let region = crate::cold_start::home_region(&config);
-        let clients = RegionClients::new(region, &config.aws).await;
+        let clients = RegionClients::new(region, &config.aws)
+            .await
+            .timed(&metrics);
         let publisher = RegionPublisher::spawn(&config, region, &clients, metrics.clone()).await?;
         let cross_region = CrossRegion::spawn(&config, region, publisher.dlq(), metrics).await?;
         Ok(Self::new(&config, publisher, cross_region))

@@ -33,8 +33,10 @@ pub use probe::secret_value;
 pub use sqs::SqsDeadLetterQueue;
 pub use table_structures::DynamoDbTableStructures;
 
+use crate::telemetry::Metrics;
 use aws_config::{BehaviorVersion, SdkConfig};
 use eda_config::{AwsConfig, RegionConfig};
+use std::sync::Arc;
 
 /// The clients eda uses in one region: the SDK's four, and the lean clients of the per-message
 /// calls. Cloning is cheap (they share connection pools).
@@ -114,6 +116,15 @@ impl RegionClients {
             lean_dynamodb,
             lean_eventbridge,
         }
+    }
+
+    /// These clients with the time of every per-message call (`PutItem`,
+    /// `BatchExecuteStatement`, `PutEvents`) going into `metrics`
+    /// (`eda_aws_call_duration_seconds`), clones included.
+    pub fn timed(self, metrics: &Arc<Metrics>) -> Self {
+        self.lean_dynamodb.time_calls(Arc::clone(metrics));
+        self.lean_eventbridge.time_calls(Arc::clone(metrics));
+        self
     }
 }
 

@@ -505,6 +505,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled.clone(),
                     offsets,
+                    read_at: now,
                 },
             })?;
         }
@@ -514,6 +515,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled,
                     offsets: letter_offsets,
+                    read_at: now,
                 },
             })?;
         }

@@ -177,7 +177,9 @@ async fn spawn_in(
     region: &RegionConfig,
     wiring: RouterWiring,
 ) -> Result<ActorRef<RegionRouterMsg>, SpawnErr> {
-    let clients = RegionClients::new(region, &config.aws).await;
+    let clients = RegionClients::new(region, &config.aws)
+        .await
+        .timed(&wiring.metrics);
     let other = RegionClients::new(config.regions.other(&region.name), &config.aws).await;
     let publisher = region_publisher(region, &clients);
     let owed = owed_queue(config, region, &other);

@@ -8,8 +8,8 @@
 //! every time.
 
 use super::labels::{
-    ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
+    ActorKind, ApplyStage, AwsCall, BreakerState, CdcOperation, DlqSource, DynamoDbOperation,
+    DynamoDbOutcome, ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 use super::metrics::{configured, fixed, region, Metrics};
 use super::names::label;
@@ -311,6 +311,57 @@ impl InternalEvent for MessagesProcessed<'_> {
         for elapsed in self.elapsed {
             histogram.observe(elapsed.as_secs_f64());
         }
+    }
+}
+
+/// Messages read from Kafka passed one stage of their batch, `elapsed` each (see
+/// `eda_apply_stage_duration_seconds`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyStagePassed {
+    /// The stage.
+    pub stage: ApplyStage,
+    /// How long it took them.
+    pub elapsed: Duration,
+    /// How many messages: each is one observation, so the stages add up to the read-to-settled
+    /// histogram's messages.
+    pub messages: usize,
+}
+
+impl InternalEvent for ApplyStagePassed {
+    fn emit(self, metrics: &Metrics) {
+        if self.messages == 0 {
+            return;
+        }
+        let histogram = metrics
+            .apply_stage_duration
+            .get_or_create(&[fixed(label::STAGE, self.stage.as_str())]);
+        let seconds = self.elapsed.as_secs_f64();
+        for _ in 0..self.messages {
+            histogram.observe(seconds);
+        }
+    }
+}
+
+/// One HTTP exchange of a per-message AWS call ended (answered, refused, failed or timed out).
+#[derive(Debug, Clone, Copy)]
+pub struct AwsCallTimed<'a> {
+    /// The region called.
+    pub region: &'a str,
+    /// The call.
+    pub operation: AwsCall,
+    /// From taking a connection to the answer read (or the failure).
+    pub elapsed: Duration,
+}
+
+impl InternalEvent for AwsCallTimed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .aws_call_duration
+            .get_or_create(&[
+                region(self.region),
+                fixed(label::OPERATION, self.operation.as_str()),
+            ])
+            .observe(self.elapsed.as_secs_f64());
     }
 }
 

@@ -2,8 +2,8 @@
 //! only ever carry one of the constants of [`names`](super::names) and cardinality stays bounded.
 
 use super::names::{
-    actor, breaker_state, cdc_operation, dlq_source, dynamodb_operation, function, health_status,
-    outcome, oversize, service,
+    actor, apply_stage, aws_call, breaker_state, cdc_operation, dlq_source, dynamodb_operation,
+    function, health_status, outcome, oversize, service,
 };
 
 /// Declares a fieldless enum whose variants map one-to-one onto label-value constants.
@@ -78,6 +78,30 @@ label_enum! {
         TransactWriteItems => dynamodb_operation::TRANSACT_WRITE_ITEMS,
         /// `ListTables`.
         ListTables => dynamodb_operation::LIST_TABLES,
+    }
+}
+
+label_enum! {
+    /// A stage of a batch's way from read to settled (`eda_apply_stage_duration_seconds`).
+    ApplyStage {
+        /// Read to the applier starting the batch.
+        Wait => apply_stage::WAIT,
+        /// The batch's DynamoDB writes.
+        Write => apply_stage::WRITE,
+        /// Written to every event published, routed and dead-lettered.
+        Deliver => apply_stage::DELIVER,
+    }
+}
+
+label_enum! {
+    /// A per-message AWS call, as timed by `eda_aws_call_duration_seconds`.
+    AwsCall {
+        /// DynamoDB `PutItem`.
+        PutItem => aws_call::PUT_ITEM,
+        /// DynamoDB `BatchExecuteStatement`.
+        BatchExecuteStatement => aws_call::BATCH_EXECUTE_STATEMENT,
+        /// EventBridge `PutEvents`.
+        PutEvents => aws_call::PUT_EVENTS,
     }
 }
 

@@ -91,6 +91,10 @@ pub struct Metrics {
     pub(crate) kafka_rejoin_restarts: Counter,
     /// `eda_kafka_processing_duration_seconds{topic}`.
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
+    /// `eda_apply_stage_duration_seconds{stage}`.
+    pub(crate) apply_stage_duration: HistogramFamily<1>,
+    /// `eda_aws_call_duration_seconds{region,operation}`.
+    pub(crate) aws_call_duration: HistogramFamily<2>,
     /// `eda_cdc_events_total{operation}`.
     pub(crate) cdc_events: Family<[Label; 1], Counter>,
     /// `eda_events_republished_total`.
@@ -171,6 +175,8 @@ impl Metrics {
             kafka_partitions_assigned: Gauge::default(),
             kafka_rejoin_restarts: Counter::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
+            apply_stage_duration: Family::new_with_constructor(processing_histogram),
+            aws_call_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
             events_republished: Counter::default(),
             oversize_changes: Family::default(),
@@ -244,6 +250,18 @@ impl Metrics {
             "Time from fetching a message to every effect of it being acknowledged",
             Unit::Seconds,
             metrics.kafka_processing_duration.clone(),
+        );
+        r.register_with_unit(
+            metric::APPLY_STAGE_DURATION,
+            "The read-to-settled time of messages read from Kafka by stage of their batch: wait (read to the applier starting the batch), write (its DynamoDB writes, retries included), deliver (written to every event published, routed and dead-lettered); one observation per message",
+            Unit::Seconds,
+            metrics.apply_stage_duration.clone(),
+        );
+        r.register_with_unit(
+            metric::AWS_CALL_DURATION,
+            "One HTTP exchange of a per-message AWS call (PutItem, BatchExecuteStatement, PutEvents), from taking a connection to the answer read, whatever the answer; a timed-out attempt counts its full timeout",
+            Unit::Seconds,
+            metrics.aws_call_duration.clone(),
         );
         r.register(
             metric::CDC_EVENTS,

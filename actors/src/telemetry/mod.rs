@@ -35,8 +35,8 @@ pub mod spans;
 
 pub use events::*;
 pub use labels::{
-    ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
+    ActorKind, ApplyStage, AwsCall, BreakerState, CdcOperation, DlqSource, DynamoDbOperation,
+    DynamoDbOutcome, ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 pub use metrics::Metrics;
 pub use readiness::{Liveness, NotAlive, NotReady, Readiness, Sink};

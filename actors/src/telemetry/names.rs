@@ -37,6 +37,16 @@ pub mod metric {
     pub const TRACE_HEADERS_MALFORMED: &str = "trace_headers_malformed";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
+    /// `eda_apply_stage_duration_seconds{stage}`: the read-to-settled time of messages read from
+    /// Kafka, split into the stages of their batch: `wait` (read to the applier starting the
+    /// batch: decoding, and the applier busy with the batch before), `write` (the batch's
+    /// DynamoDB writes, retries included), `deliver` (written to every event published, routed
+    /// and dead-lettered). One observation per message.
+    pub const APPLY_STAGE_DURATION: &str = "apply_stage_duration";
+    /// `eda_aws_call_duration_seconds{region,operation}`: one HTTP exchange of a per-message AWS
+    /// call (`PutItem`, `BatchExecuteStatement`, `PutEvents`), from taking a connection to the
+    /// answer read, whatever the answer; a timed-out attempt counts its full timeout.
+    pub const AWS_CALL_DURATION: &str = "aws_call_duration";
     /// `eda_cdc_events_total{operation}`: CDC changes applied, by Qlik operation.
     pub const CDC_EVENTS: &str = "cdc_events";
     /// `eda_events_republished_total`: change events published again because the table already
@@ -107,7 +117,7 @@ pub mod label {
     pub const TOPIC: &str = "topic";
     /// A Kafka partition number (bounded by the topic's partition count).
     pub const PARTITION: &str = "partition";
-    /// An operation: a Qlik CDC operation or a DynamoDB API call.
+    /// An operation: a Qlik CDC operation, a DynamoDB API call, or a per-message AWS call.
     pub const OPERATION: &str = "operation";
     /// How a call ended.
     pub const OUTCOME: &str = "outcome";
@@ -133,6 +143,29 @@ pub mod label {
     pub const FUNCTION: &str = "function";
     /// What kind of oversize change.
     pub const KIND: &str = "kind";
+    /// A stage of a batch's way from read to settled.
+    pub const STAGE: &str = "stage";
+}
+
+/// Values of the `stage` label of `eda_apply_stage_duration_seconds`.
+pub mod apply_stage {
+    /// Read to the applier starting the message's batch.
+    pub const WAIT: &str = "wait";
+    /// The batch's DynamoDB writes.
+    pub const WRITE: &str = "write";
+    /// Written to every event published, routed and dead-lettered.
+    pub const DELIVER: &str = "deliver";
+}
+
+/// Values of the `operation` label of `eda_aws_call_duration_seconds`: the AWS calls eda makes
+/// per message.
+pub mod aws_call {
+    /// DynamoDB `PutItem`.
+    pub const PUT_ITEM: &str = "put_item";
+    /// DynamoDB `BatchExecuteStatement` (one call, however many statements).
+    pub const BATCH_EXECUTE_STATEMENT: &str = "batch_execute_statement";
+    /// EventBridge `PutEvents`.
+    pub const PUT_EVENTS: &str = "put_events";
 }
 
 /// Values of the `kind` label of `eda_oversize_changes_total`.

@@ -12,8 +12,8 @@
 
 use super::events::*;
 use super::labels::{
-    ActorKind, BreakerState, CdcOperation, DlqSource, DynamoDbOperation, DynamoDbOutcome,
-    ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
+    ActorKind, ApplyStage, AwsCall, BreakerState, CdcOperation, DlqSource, DynamoDbOperation,
+    DynamoDbOutcome, ErrorClass, HealthStatus, LambdaFunction, OversizeKind, Service,
 };
 use super::metrics::Metrics;
 use super::names::{label, outcome};
@@ -72,6 +72,18 @@ pub fn populated() -> Metrics {
         topic: "orders",
         partition: 3,
         age: Duration::from_millis(1_500),
+    }
+    .emit(&m);
+    ApplyStagePassed {
+        stage: ApplyStage::Write,
+        elapsed: Duration::from_millis(3),
+        messages: 2,
+    }
+    .emit(&m);
+    AwsCallTimed {
+        region: "us-east-1",
+        operation: AwsCall::BatchExecuteStatement,
+        elapsed: Duration::from_millis(3),
     }
     .emit(&m);
     DlqUnsendable.emit(&m);
@@ -333,7 +345,7 @@ pub fn markdown() -> String {
     }
     let configured = |key: &str| format!("configured: `{key}`");
     let code = |name: &str| format!("`{name}`");
-    let rows: [(String, String); 16] = [
+    let rows: [(String, String); 18] = [
         (code(label::TOPIC), configured("kafka.topics")),
         (
             code(label::PARTITION),
@@ -350,6 +362,17 @@ pub fn markdown() -> String {
         (
             format!("{} of `eda_dynamodb_*`", code(label::OPERATION)),
             values(DynamoDbOperation::ALL.iter().map(|v| v.as_str())),
+        ),
+        (
+            format!(
+                "{} of `eda_aws_call_duration_seconds`",
+                code(label::OPERATION)
+            ),
+            values(AwsCall::ALL.iter().map(|v| v.as_str())),
+        ),
+        (
+            code(label::STAGE),
+            values(ApplyStage::ALL.iter().map(|v| v.as_str())),
         ),
         (
             code(label::OUTCOME),
@@ -405,7 +428,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 34, "{all:#?}");
+        assert_eq!(all.len(), 36, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

@@ -1,6 +1,7 @@
 //! The daemon's `/metrics` while traffic flows: valid for promtool, every metric of the reference
-//! (`docs/metrics.md`) declared, and a real Prometheus server scraping it sees messages being
-//! consumed.
+//! (`docs/metrics.md`) declared, a real Prometheus server scraping it sees messages being
+//! consumed, and every message read passes each stage of `eda_apply_stage_duration_seconds`
+//! once.
 
 use super::crash::{log_path, Daemon};
 use eda_actors::telemetry::reference::{families, populated, to_prometheus_text};
@@ -22,7 +23,16 @@ const PIPELINE_FAMILIES: &[&str] = &[
     "eda_cdc_events_total{",
     "eda_dynamodb_operations_total{",
     "eda_eventbridge_events_published_total{",
+    "eda_apply_stage_duration_seconds_bucket{",
+    "eda_aws_call_duration_seconds_bucket{",
 ];
+
+/// The value of the series `series` (name and labels as encoded) in a `/metrics` text.
+fn value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic() {
@@ -128,6 +138,60 @@ async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic()
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 
     traffic.abort();
+    // Once the traffic stops and what was read settles, every message read has passed each
+    // stage exactly once: the three counts meet (a stage skipped or counted twice would keep
+    // them apart), and the per-message calls were timed.
+    let stage = |body: &str, name: &str| {
+        value(
+            body,
+            &format!("eda_apply_stage_duration_seconds_count{{stage=\"{name}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (body, counts) = loop {
+        let body = client
+            .get(&url)
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        let counts = ["wait", "write", "deliver"].map(|s| stage(&body, s));
+        if counts[0] > 0.0 && counts.iter().all(|&c| c == counts[0]) {
+            break (body, counts);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stage counts never met after the traffic stopped: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let settled = value(
+        &body,
+        &format!(
+            "eda_kafka_processing_duration_seconds_count{{topic=\"{}\"}}",
+            scenario.topic
+        ),
+    )
+    .expect("the topic's read-to-settled count");
+    assert!(
+        counts[0] >= settled,
+        "{counts:?} stage passes for {settled} messages settled"
+    );
+    for operation in ["batch_execute_statement", "put_events"] {
+        let calls = body
+            .lines()
+            .filter(|l| {
+                l.starts_with("eda_aws_call_duration_seconds_count{")
+                    && l.contains(&format!("operation=\"{operation}\""))
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>();
+        assert!(calls > 0.0, "no {operation} call timed");
+    }
+
     daemon.signal("-TERM");
     let status = daemon
         .wait(Duration::from_secs(30))

@@ -1,5 +1,6 @@
-//! Reading the daemon's read-to-settled histogram (`eda_kafka_processing_duration_seconds`)
-//! from its `/metrics` text, and the quantiles of it.
+//! Reading the daemon's histograms from its `/metrics` text, and their quantiles: read-to-settled
+//! (`eda_kafka_processing_duration_seconds`), and where that time went: by stage
+//! (`eda_apply_stage_duration_seconds`) and per AWS call (`eda_aws_call_duration_seconds`).
 
 /// The histogram of one topic at one scrape: how many messages settled, and the cumulative
 /// count at each bucket bound (seconds, ascending, `+Inf` last).
@@ -16,14 +17,20 @@ const FAMILY: &str = "eda_kafka_processing_duration_seconds";
 impl Settled {
     /// The histogram of `topic` in an OpenMetrics text; empty when the topic has none yet.
     pub fn parse(text: &str, topic: &str) -> Self {
-        let label = format!("topic=\"{topic}\"");
-        let count_prefix = format!("{FAMILY}_count{{{label}}}");
-        let bucket_prefix = format!("{FAMILY}_bucket{{");
+        Self::histogram(text, FAMILY, &[&format!("topic=\"{topic}\"")])
+    }
+
+    /// The series of histogram `family` whose labels include each of `labels` (`name="value"`),
+    /// summed; empty when there is none.
+    pub fn histogram(text: &str, family: &str, labels: &[&str]) -> Self {
+        let count_prefix = format!("{family}_count{{");
+        let bucket_prefix = format!("{family}_bucket{{");
+        let chosen = |line: &str| labels.iter().all(|l| line.contains(l));
         let mut settled = Settled::default();
         for line in text.lines() {
-            if let Some(rest) = line.strip_prefix(&count_prefix) {
-                settled.count = number(rest);
-            } else if line.starts_with(&bucket_prefix) && line.contains(&label) {
+            if line.starts_with(&count_prefix) && chosen(line) {
+                settled.count += number(line.rsplit_once("} ").map_or("", |(_, v)| v));
+            } else if line.starts_with(&bucket_prefix) && chosen(line) {
                 let bound = line
                     .split("le=\"")
                     .nth(1)
@@ -36,8 +43,11 @@ impl Settled {
                         }
                     });
                 if let Some(bound) = bound {
-                    let value = line.rsplit_once("} ").map_or("", |(_, v)| v);
-                    settled.buckets.push((bound, number(value)));
+                    let value = number(line.rsplit_once("} ").map_or("", |(_, v)| v));
+                    match settled.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                        Some((_, count)) => *count += value,
+                        None => settled.buckets.push((bound, value)),
+                    }
                 }
             }
         }
@@ -93,6 +103,71 @@ impl Settled {
     }
 }
 
+/// Where the daemon's read-to-settled time went, from one `/metrics` text: the p50 and p99 of
+/// each stage of `eda_apply_stage_duration_seconds`, then of one exchange of each per-message
+/// AWS call by region (`eda_aws_call_duration_seconds`).
+pub fn stages(text: &str) -> String {
+    let ms = |h: &Settled, q: f64| {
+        h.quantile(q)
+            .map_or_else(|| "-".to_string(), |s| format!("{:.1}", s * 1000.0))
+    };
+    let both = |h: &Settled| format!("{} / {}", ms(h, 0.5), ms(h, 0.99));
+    let stages: Vec<String> = ["wait", "write", "deliver"]
+        .iter()
+        .map(|stage| {
+            let h = Settled::histogram(
+                text,
+                "eda_apply_stage_duration_seconds",
+                &[&format!("stage=\"{stage}\"")],
+            );
+            format!("{stage} {}", both(&h))
+        })
+        .collect();
+    // Every (operation, region) pair with a series, in the order of the text.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("eda_aws_call_duration_seconds_count{") else {
+            continue;
+        };
+        let value = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let pair = (value("operation"), value("region"));
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    pairs.sort();
+    let calls: Vec<String> = pairs
+        .iter()
+        .map(|(operation, region)| {
+            let h = Settled::histogram(
+                text,
+                "eda_aws_call_duration_seconds",
+                &[
+                    &format!("operation=\"{operation}\""),
+                    &format!("region=\"{region}\""),
+                ],
+            );
+            format!("{operation} to {region} {} ({} calls)", both(&h), h.count)
+        })
+        .collect();
+    format!(
+        "where the read-to-settled time went (p50 / p99 ms, per message): {}; one AWS call (p50 / p99 ms): {}",
+        stages.join(", "),
+        if calls.is_empty() {
+            "none timed".to_string()
+        } else {
+            calls.join(", ")
+        }
+    )
+}
+
 fn number(text: &str) -> u64 {
     text.trim().parse::<f64>().map_or(0, |v| v as u64)
 }
@@ -123,6 +198,37 @@ eda_kafka_processing_duration_seconds_bucket{le=\"+Inf\",topic=\"other\"} 7
         let p99 = settled.quantile(0.99).unwrap();
         assert!((p99 - 0.0038).abs() < 1e-9, "{p99}");
         assert_eq!(Settled::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn series_that_match_are_summed_and_the_stages_read_from_them() {
+        let text = "\
+eda_apply_stage_duration_seconds_count{stage=\"write\"} 4
+eda_apply_stage_duration_seconds_bucket{le=\"0.001\",stage=\"write\"} 2
+eda_apply_stage_duration_seconds_bucket{le=\"0.002\",stage=\"write\"} 4
+eda_apply_stage_duration_seconds_bucket{le=\"+Inf\",stage=\"write\"} 4
+eda_aws_call_duration_seconds_count{region=\"r1\",operation=\"put_events\"} 1
+eda_aws_call_duration_seconds_bucket{le=\"0.004\",region=\"r1\",operation=\"put_events\"} 1
+eda_aws_call_duration_seconds_bucket{le=\"+Inf\",region=\"r1\",operation=\"put_events\"} 1
+eda_aws_call_duration_seconds_count{region=\"r2\",operation=\"put_events\"} 3
+eda_aws_call_duration_seconds_bucket{le=\"0.004\",region=\"r2\",operation=\"put_events\"} 3
+eda_aws_call_duration_seconds_bucket{le=\"+Inf\",region=\"r2\",operation=\"put_events\"} 3
+";
+        let all = Settled::histogram(
+            text,
+            "eda_aws_call_duration_seconds",
+            &["operation=\"put_events\""],
+        );
+        assert_eq!(all.count, 4);
+        assert_eq!(all.buckets, vec![(0.004, 4), (f64::INFINITY, 4)]);
+        let line = stages(text);
+        assert!(
+            line.contains("write 1.0 / 2.0")
+                && line.contains("wait - / -")
+                && line.contains("put_events to r1 2.0 / 4.0 (1 calls)")
+                && line.contains("put_events to r2"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -236,9 +236,10 @@ async fn backlog_run(
     )
     .await?;
     bar.finish();
+    let stages = stage_note(&config).await;
     let checked = check(&config, &sink.url, &history, problems).await?;
     note.push_str(&format!(
-        "; {}; load average {load_before} at the start, {} at the end",
+        "; {}; load average {load_before} at the start, {} at the end; {stages}",
         sink_note(&samples, &checked),
         report::load_average()
     ));
@@ -304,9 +305,10 @@ async fn rate_run(
     bar.finish();
     let send_secs = producing.await??;
     offered.finish();
+    let stages = stage_note(&config).await;
     let checked = check(&config, &sink.url, &history, problems).await?;
     let sink_cost = format!(
-        "{}; load average {load_before} at the start, {} at the end",
+        "{}; load average {load_before} at the start, {} at the end; {stages}",
         sink_note(&samples, &checked),
         report::load_average()
     );
@@ -499,6 +501,24 @@ async fn watch(
             within.as_secs(),
             daemon.log.display()
         );
+    }
+}
+
+/// Where the daemon's read-to-settled time went over its run ([`metrics::stages`]), read from
+/// its `/metrics` once everything settled.
+async fn stage_note(config: &Path) -> String {
+    let text = async {
+        let url = format!("{}/metrics", daemon_url(config)?);
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?;
+        anyhow::Ok(response.text().await?)
+    };
+    match text.await {
+        Ok(text) => metrics::stages(&text),
+        Err(err) => format!("the stage times were not read: {err}"),
     }
 }
 

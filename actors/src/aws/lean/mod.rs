@@ -36,13 +36,14 @@ pub(crate) mod json;
 pub(crate) mod sigv4;
 
 use crate::ports::SinkError;
+use crate::telemetry::{AwsCall, AwsCallTimed, InternalEvent, Metrics};
 use ::http::{StatusCode, Uri};
 use bytes::Bytes;
 use credentials::CredentialsCache;
 use eda_core::failure::ErrorClass;
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub(crate) use credentials::CredentialsCache as SharedCredentials;
 
@@ -83,6 +84,9 @@ struct Inner {
     key: Mutex<Option<DayKey>>,
     /// The longest one call may take (`aws.attempt_timeout_ms`).
     attempt_timeout: Duration,
+    /// Where each exchange's time goes (`eda_aws_call_duration_seconds`), once a process with
+    /// a registry has said so ([`LeanClient::time_calls`]).
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// A signing key and what it was derived for.
@@ -125,6 +129,17 @@ pub(crate) const EVENTBRIDGE: Protocol = Protocol {
     signing_name: "events",
     content_type: "application/x-amz-json-1.1",
 };
+
+/// The per-message call `target` is, as `eda_aws_call_duration_seconds` names it; `None` for a
+/// target it does not time.
+fn timed_call(target: &str) -> Option<AwsCall> {
+    match target.rsplit_once('.')?.1 {
+        "PutItem" => Some(AwsCall::PutItem),
+        "BatchExecuteStatement" => Some(AwsCall::BatchExecuteStatement),
+        "PutEvents" => Some(AwsCall::PutEvents),
+        _ => None,
+    }
+}
 
 /// A call the service answered with an error.
 #[derive(Debug)]
@@ -302,8 +317,15 @@ impl LeanClient {
                 credentials,
                 key: Mutex::new(None),
                 attempt_timeout,
+                metrics: OnceLock::new(),
             }),
         })
+    }
+
+    /// Times every exchange of this client (and its clones) into `metrics`'
+    /// `eda_aws_call_duration_seconds`; a client already timed keeps its first registry.
+    pub fn time_calls(&self, metrics: Arc<Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// The endpoint requests go to.
@@ -325,7 +347,17 @@ impl LeanClient {
             self.head(target, &body, &creds, chrono::Utc::now(), &mut conn.head);
             inner.pool.exchange(conn, &body).await
         };
-        let answer = match tokio::time::timeout(inner.attempt_timeout, exchange).await {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(inner.attempt_timeout, exchange).await;
+        if let (Some(metrics), Some(operation)) = (inner.metrics.get(), timed_call(target)) {
+            AwsCallTimed {
+                region: &inner.region,
+                operation,
+                elapsed: started.elapsed(),
+            }
+            .emit(metrics);
+        }
+        let answer = match answer {
             Ok(Ok(answer)) => answer,
             Ok(Err(failure)) => {
                 return Err(CallError::Transport(failure.into_sink_error(inner.service)))
