@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// mimalloc, as in every eda binary: the sink shares the benchmark's cores with the daemon, and
+/// its per-request allocations cost a fraction of glibc's malloc there.
+#[global_allocator]
+static ALLOC: eda_core::alloc::Mimalloc = eda_core::alloc::Mimalloc;
+
 /// Partitions of the topic `produce` creates.
 const PARTITIONS: i32 = 4;
 
