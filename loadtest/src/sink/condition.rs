@@ -343,11 +343,11 @@ impl Parser<'_> {
         let operand = match self.peek().cloned() {
             Some(Token::Name(name)) => {
                 let resolved = (self.names)(&name).ok_or_else(|| {
-                        format!(
-                            "Value provided in ExpressionAttributeNames unused in expressions or \
+                    format!(
+                        "Value provided in ExpressionAttributeNames unused in expressions or \
                              undefined: {name} is not defined"
-                        )
-                    })?;
+                    )
+                })?;
                 Operand::Attribute(resolved)
             }
             Some(Token::Placeholder(name)) => {

@@ -1035,7 +1035,11 @@ mod tests {
                 .expect("the typed path reads eda's PutItem");
             match (fast, general.handle("PutItem", "r", guarded(seq, name))) {
                 (Ok(bytes), Ok(value)) => {
-                    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), value, "{seq}")
+                    assert_eq!(
+                        serde_json::from_slice::<Value>(&bytes).unwrap(),
+                        value,
+                        "{seq}"
+                    )
                 }
                 (Err(a), Err(b)) => assert_eq!(a, b, "{seq}"),
                 other => panic!("{seq}: {other:?}"),
@@ -1084,7 +1088,10 @@ mod tests {
             )
             .unwrap()
             .unwrap_err();
-        assert_eq!(err.message, "Item size has exceeded the maximum allowed size");
+        assert_eq!(
+            err.message,
+            "Item size has exceeded the maximum allowed size"
+        );
     }
 
     #[test]

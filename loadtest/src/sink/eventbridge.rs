@@ -231,7 +231,10 @@ impl EventBridge {
             };
             count(&mut seen, region, source, id.as_deref());
             let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let _ = write!(answer, "{{\"EventId\":\"00000000-0000-4000-8000-{n:012x}\"}}");
+            let _ = write!(
+                answer,
+                "{{\"EventId\":\"00000000-0000-4000-8000-{n:012x}\"}}"
+            );
         }
         drop(seen);
         let _ = write!(answer, "],\"FailedEntryCount\":{failed}}}");
@@ -483,7 +486,9 @@ mod tests {
         );
         // Inside a string value, with and without escaped quotes.
         assert_eq!(
-            event_id(r#"{"text":"\"event_id\":\"fake\"","note":"event_id: fake","event_id":"real"}"#),
+            event_id(
+                r#"{"text":"\"event_id\":\"fake\"","note":"event_id: fake","event_id":"real"}"#
+            ),
             Some(Some("real".into()))
         );
         // An event_id that is no string counts as none.

@@ -417,7 +417,10 @@ mod tests {
         let item = Item::parse(&text).unwrap();
         assert_eq!(item.size(), super::super::dynamodb::item_size(map));
         assert_eq!(&item.to_map(), map);
-        assert_eq!(item.get("NAME"), Some(json!({"S": "O'Brien \"Bob\" \u{e9}"})));
+        assert_eq!(
+            item.get("NAME"),
+            Some(json!({"S": "O'Brien \"Bob\" \u{e9}"}))
+        );
         assert_eq!(item.get("we\"ird"), Some(json!({"S": "name with a quote"})));
         assert!(item.has("GONE") && !item.has("ABSENT"));
         assert_eq!(Item::from_map(map), item);
