@@ -76,3 +76,43 @@ exchange() {
 low=$(exchange 1000)
 high=$(exchange 3000)
 echo "exchange: $(( (high - low) / 2000 )) instructions per exchange"
+
+# `sink`: what `eda-loadtest sink` (the blackhole AWS endpoint of `make bench-e2e`) spends
+# answering one call: the sink runs under callgrind, fresh for each count, and native drivers
+# call it: `exchange` (above: ~1 KB conditional `PutItem`s, each of a new key) and
+# loadtest/examples/put_events.rs (`PutEvents` of 10 entries with ~1.4 KB details like the
+# daemon's change events). The sink's own statistics, printed when it stops, must show every call
+# answered without an error (and every event counted), or the figure would time an error path.
+# SINK_BIN=path counts another build of the sink (another branch's) against the same drivers.
+$CARGO build -q --release -p eda-loadtest --example put_events
+sink_bin=${SINK_BIN:-$target/eda-loadtest}
+sink_count() {
+  local driver=$1 n=$2 out sink url ir stats
+  out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file="${CALLGRIND_OUT:-/dev/null}" "$sink_bin" sink \
+    --listen 127.0.0.1:0 >"$out.sink" 2>"$out" &
+  sink=$!
+  for _ in $(seq 600); do grep -q listening "$out.sink" && break; sleep 0.1; done
+  url=$(sed -n 's/^listening on //p' "$out.sink")
+  "$target/examples/$driver" "$url" "$n" >"$out.stdout" 2>&1 || true
+  kill -TERM "$sink"; wait "$sink" 2>/dev/null || true
+  stats=$(grep '^{"calls"' "$out" || true)
+  case $driver in
+    exchange) want='"dynamodb.PutItem":{"calls":'"$n"',"errors":0,"failed":0,"throttled":0}'
+              grep -qx "$n of $n exchanges" "$out.stdout" && [[ $stats == *"$want"* ]] ;;
+    put_events) want='"us-west-2/eda.cdc":{"distinct":'"$((n * 10))"',"total":'"$((n * 10))"',"without_id":0}'
+                grep -qx "$n of $n calls" "$out.stdout" && [[ $stats == *"$want"* ]] ;;
+  esac || {
+    echo "bench-ir: the sink did not answer all $n calls of $driver: $(cat "$out.stdout") $stats $(tail -n 3 "$out")" >&2
+    rm -f "$out" "$out.stdout" "$out.sink"
+    exit 1
+  }
+  ir=$(grep -o 'Collected : [0-9]*' "$out" | grep -o '[0-9]*$')
+  rm -f "$out" "$out.stdout" "$out.sink"
+  echo "$ir"
+}
+put_low=$(sink_count exchange 1000)
+put_high=$(sink_count exchange 3000)
+events_low=$(sink_count put_events 1000)
+events_high=$(sink_count put_events 3000)
+echo "sink: $(( (put_high - put_low) / 2000 )) instructions per PutItem, $(( (events_high - events_low) / 2000 )) per 10-entry PutEvents"

@@ -14,6 +14,7 @@
 //! missing attribute or across types is false, as in DynamoDB.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// A parsed condition.
@@ -76,6 +77,20 @@ pub fn parse(
     names: Option<&Map<String, Value>>,
     values: Option<&Map<String, Value>>,
 ) -> Result<Condition, String> {
+    parse_with(
+        expression,
+        &|name| Some(names?.get(name)?.as_str()?.to_string()),
+        &|value| values?.get(value).cloned(),
+    )
+}
+
+/// [`parse`] with the `#names` and `:values` looked up by `names` and `values`, for a request
+/// read into other shapes than a JSON tree.
+pub fn parse_with(
+    expression: &str,
+    names: &dyn Fn(&str) -> Option<String>,
+    values: &dyn Fn(&str) -> Option<Value>,
+) -> Result<Condition, String> {
     let tokens = tokenize(expression)?;
     let mut parser = Parser {
         tokens,
@@ -91,19 +106,45 @@ pub fn parse(
     Ok(condition)
 }
 
+/// What a condition reads of an item: its top-level attributes by name.
+pub trait Attributes {
+    /// The attribute `name`, as DynamoDB's JSON (`{"S": "..."}`).
+    fn attribute(&self, name: &str) -> Option<Cow<'_, Value>>;
+
+    /// Whether the item has an attribute `name`.
+    fn has(&self, name: &str) -> bool {
+        self.attribute(name).is_some()
+    }
+}
+
+impl Attributes for Map<String, Value> {
+    fn attribute(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.get(name).map(Cow::Borrowed)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+}
+
 impl Condition {
     /// Whether the condition holds for `item` (`None`: no item under the key).
     pub fn holds(&self, item: Option<&Map<String, Value>>) -> bool {
+        self.holds_for(item)
+    }
+
+    /// [`Condition::holds`] for an item of any shape.
+    pub fn holds_for<A: Attributes + ?Sized>(&self, item: Option<&A>) -> bool {
         match self {
             Condition::Exists(Operand::Attribute(name), wanted) => {
-                item.is_some_and(|i| i.contains_key(name)) == *wanted
+                item.is_some_and(|i| i.has(name)) == *wanted
             }
             Condition::Exists(Operand::Value(_), _) => false,
             Condition::Compare(left, op, right) => {
                 let (Some(left), Some(right)) = (resolve(left, item), resolve(right, item)) else {
                     return false;
                 };
-                match (op, compare(left, right)) {
+                match (op, compare(&left, &right)) {
                     (Comparator::Ne, None) => true,
                     (_, None) => false,
                     (Comparator::Eq, Some(o)) => o == Ordering::Equal,
@@ -114,17 +155,20 @@ impl Condition {
                     (Comparator::Ge, Some(o)) => o != Ordering::Less,
                 }
             }
-            Condition::And(a, b) => a.holds(item) && b.holds(item),
-            Condition::Or(a, b) => a.holds(item) || b.holds(item),
-            Condition::Not(a) => !a.holds(item),
+            Condition::And(a, b) => a.holds_for(item) && b.holds_for(item),
+            Condition::Or(a, b) => a.holds_for(item) || b.holds_for(item),
+            Condition::Not(a) => !a.holds_for(item),
         }
     }
 }
 
-fn resolve<'a>(operand: &'a Operand, item: Option<&'a Map<String, Value>>) -> Option<&'a Value> {
+fn resolve<'a, A: Attributes + ?Sized>(
+    operand: &'a Operand,
+    item: Option<&'a A>,
+) -> Option<Cow<'a, Value>> {
     match operand {
-        Operand::Attribute(name) => item?.get(name),
-        Operand::Value(value) => Some(value),
+        Operand::Attribute(name) => item?.attribute(name),
+        Operand::Value(value) => Some(Cow::Borrowed(value)),
     }
 }
 
@@ -208,8 +252,8 @@ fn tokenize(expression: &str) -> Result<Vec<Token>, String> {
 struct Parser<'a> {
     tokens: Vec<Token>,
     at: usize,
-    names: Option<&'a Map<String, Value>>,
-    values: Option<&'a Map<String, Value>>,
+    names: &'a dyn Fn(&str) -> Option<String>,
+    values: &'a dyn Fn(&str) -> Option<Value>,
     expression: &'a str,
 }
 
@@ -298,26 +342,22 @@ impl Parser<'_> {
     fn operand(&mut self) -> Result<Operand, String> {
         let operand = match self.peek().cloned() {
             Some(Token::Name(name)) => {
-                let resolved = self
-                    .names
-                    .and_then(|n| n.get(&name))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        format!(
-                            "Value provided in ExpressionAttributeNames unused in expressions or \
+                let resolved = (self.names)(&name).ok_or_else(|| {
+                    format!(
+                        "Value provided in ExpressionAttributeNames unused in expressions or \
                              undefined: {name} is not defined"
-                        )
-                    })?;
-                Operand::Attribute(resolved.to_string())
+                    )
+                })?;
+                Operand::Attribute(resolved)
             }
             Some(Token::Placeholder(name)) => {
-                let value = self.values.and_then(|v| v.get(&name)).ok_or_else(|| {
+                let value = (self.values)(&name).ok_or_else(|| {
                     format!(
                         "An expression attribute value used in expression is not defined; \
                          attribute value: {name}"
                     )
                 })?;
-                Operand::Value(value.clone())
+                Operand::Value(value)
             }
             Some(Token::Word(word))
                 if !["AND", "OR", "NOT"]

@@ -12,10 +12,13 @@
 //! old and new item, doubled in a transaction, also for a refused condition) and reported in the
 //! statistics, so a change of write path shows what it costs a user.
 
-use super::condition::{self, compare, Condition};
+use super::condition::{self, compare, Attributes, Condition};
+use super::item::Item;
 use super::partiql::{self, Statement};
 use super::wire::{integer, list, object, string, AwsError};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -65,7 +68,7 @@ impl KeySchema {
 
     /// The map key of `item` (its key attributes, rendered), or the error DynamoDB gives for a
     /// missing or non-scalar key attribute.
-    fn key_of(&self, item: &Map<String, Value>) -> Result<String, AwsError> {
+    fn key_of<A: Attributes + ?Sized>(&self, item: &A) -> Result<String, AwsError> {
         let mut key = scalar(item, &self.hash)?;
         key.push(KEY_SEPARATOR);
         if let Some(range) = &self.range {
@@ -75,10 +78,10 @@ impl KeySchema {
     }
 
     /// The key attributes of `item`, as a `Key` or `LastEvaluatedKey`.
-    fn key_attributes(&self, item: &Map<String, Value>) -> Map<String, Value> {
+    fn key_attributes(&self, item: &Item) -> Map<String, Value> {
         std::iter::once(&self.hash)
             .chain(self.range.as_ref())
-            .filter_map(|name| item.get(name).map(|v| (name.clone(), v.clone())))
+            .filter_map(|name| item.get(name).map(|v| (name.clone(), v)))
             .collect()
     }
 
@@ -102,8 +105,8 @@ impl KeySchema {
 }
 
 /// A key attribute's value, rendered with its type so `{"S":"1"}` and `{"N":"1"}` differ.
-fn scalar(item: &Map<String, Value>, name: &str) -> Result<String, AwsError> {
-    let value = item.get(name).ok_or_else(|| {
+fn scalar<A: Attributes + ?Sized>(item: &A, name: &str) -> Result<String, AwsError> {
+    let value = item.attribute(name).ok_or_else(|| {
         AwsError::validation(format!(
             "One or more parameter values were invalid: Missing the key {name} in the item"
         ))
@@ -126,14 +129,17 @@ struct Table {
     /// Its key attributes.
     schema: KeySchema,
     /// Items by rendered key; hash-then-range order, so one hash key's items are adjacent.
-    items: BTreeMap<String, Map<String, Value>>,
+    items: BTreeMap<String, Item>,
 }
+
+/// Tables by region, then name (looked up by `&str`, without building a key).
+type Tables = BTreeMap<String, BTreeMap<String, Table>>;
 
 /// The DynamoDB of the sink, every region's.
 #[derive(Debug, Default)]
 pub struct DynamoDb {
-    /// Tables by (region, name).
-    tables: Mutex<BTreeMap<(String, String), Table>>,
+    /// Tables by region, then name.
+    tables: Mutex<Tables>,
     /// Key schemas given on the command line, by table name (any region).
     declared: HashMap<String, KeySchema>,
     /// Write units a real table would have billed so far (see the module's doc).
@@ -186,11 +192,12 @@ impl DynamoDb {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         tables
             .iter()
-            .map(|((region, name), table)| {
+            .flat_map(|(region, tables)| tables.iter().map(move |(name, t)| (region, name, t)))
+            .map(|(region, name, table)| {
                 let tombstones = table
                     .items
                     .values()
-                    .filter(|item| item.get("_deleted") == Some(&json!({"BOOL": true})))
+                    .filter(|item| item.get("_deleted") == Some(json!({"BOOL": true})))
                     .count();
                 let stats = TableStats {
                     items: table.items.len(),
@@ -216,22 +223,82 @@ impl DynamoDb {
         f(self.table(&mut tables, region, name))
     }
 
-    fn table<'t>(
-        &self,
-        tables: &'t mut BTreeMap<(String, String), Table>,
-        region: &str,
-        name: &str,
-    ) -> &'t mut Table {
-        tables
-            .entry((region.to_string(), name.to_string()))
-            .or_insert_with(|| Table {
-                schema: self.declared.get(name).cloned().unwrap_or_default(),
-                items: BTreeMap::new(),
-            })
+    fn table<'t>(&self, tables: &'t mut Tables, region: &str, name: &str) -> &'t mut Table {
+        if !tables.contains_key(region) {
+            tables.insert(region.to_string(), BTreeMap::new());
+        }
+        let tables = tables.get_mut(region).expect("inserted above");
+        if !tables.contains_key(name) {
+            tables.insert(
+                name.to_string(),
+                Table {
+                    schema: self.declared.get(name).cloned().unwrap_or_default(),
+                    items: BTreeMap::new(),
+                },
+            );
+        }
+        tables.get_mut(name).expect("inserted above")
     }
 
     fn bill(&self, units: u64) {
         self.write_units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    /// `PutItem` read straight from the request body into borrowed typed fields, the answer
+    /// written as its JSON bytes: the path of every CDC write. `None` when the request has a
+    /// shape this reading does not take (a member of an unexpected type, an escaped attribute
+    /// name in the expression maps, the legacy `Expected`): then [`DynamoDb::handle`] answers it,
+    /// as it answers every other operation.
+    pub fn put_item_fast(&self, region: &str, body: &[u8]) -> Option<Result<Vec<u8>, AwsError>> {
+        let request: PutItemRequest = serde_json::from_slice(body).ok()?;
+        if request.legacy {
+            return None;
+        }
+        Some(self.put_item_read(region, request))
+    }
+
+    fn put_item_read(&self, region: &str, request: PutItemRequest) -> Result<Vec<u8>, AwsError> {
+        let item = request.item;
+        if item.size() > MAX_ITEM_BYTES {
+            return Err(item_too_large());
+        }
+        let condition = match &request.condition {
+            None => None,
+            Some(expression) => {
+                let names = request.names.as_ref();
+                let values = request.values.as_ref();
+                Some(
+                    condition::parse_with(
+                        expression,
+                        &|name| Some(names?.get(name)?.to_string()),
+                        &|value| serde_json::from_str(values?.get(value)?.get()).ok(),
+                    )
+                    .map_err(AwsError::validation)?,
+                )
+            }
+        };
+        let return_old = return_values_of("ReturnValues", request.return_values.as_deref())?;
+        let old_on_failure = return_values_of(
+            "ReturnValuesOnConditionCheckFailure",
+            request.return_values_on_failure.as_deref(),
+        )?;
+        self.with_table(region, &request.table_name, |table| {
+            let key = table.schema.key_of(&item)?;
+            let old = table.items.get(&key);
+            self.bill(units(item.size().max(old.map_or(0, Item::size))));
+            check(condition.as_ref(), old, old_on_failure)?;
+            let old = table.items.insert(key, item);
+            Ok(match old.filter(|_| return_old) {
+                Some(old) => {
+                    let mut answer = Vec::with_capacity(old.text().len() + 16);
+                    answer.extend_from_slice(b"{\"Attributes\":");
+                    answer.extend_from_slice(old.text().as_bytes());
+                    answer.push(b'}');
+                    answer
+                }
+                None => b"{}".to_vec(),
+            })
+        })
     }
 
     fn put_item(&self, region: &str, mut request: Map<String, Value>) -> Result<Value, AwsError> {
@@ -249,9 +316,9 @@ impl DynamoDb {
         self.with_table(region, name, |table| {
             let key = table.schema.key_of(&item)?;
             let old = table.items.get(&key);
-            self.bill(units(new_size.max(old.map_or(0, item_size))));
+            self.bill(units(new_size.max(old.map_or(0, Item::size))));
             check(condition.as_ref(), old, old_on_failure)?;
-            let old = table.items.insert(key, item);
+            let old = table.items.insert(key, Item::from_map(&item));
             Ok(attributes(old.filter(|_| return_old)))
         })
     }
@@ -267,7 +334,7 @@ impl DynamoDb {
         self.with_table(region, name, |table| {
             let key = table.schema.key_of(key)?;
             let old = table.items.get(&key);
-            self.bill(units(old.map_or(0, item_size)));
+            self.bill(units(old.map_or(0, Item::size)));
             check(condition.as_ref(), old, old_on_failure)?;
             let old = table.items.remove(&key);
             Ok(attributes(old.filter(|_| return_old)))
@@ -283,7 +350,7 @@ impl DynamoDb {
         self.with_table(region, name, |table| {
             let key = table.schema.key_of(key)?;
             Ok(match table.items.get(&key) {
-                Some(item) => json!({"Item": project(item, projection.as_ref())}),
+                Some(item) => json!({"Item": project(item.to_map(), projection.as_ref())}),
                 None => json!({}),
             })
         })
@@ -316,16 +383,16 @@ impl DynamoDb {
                 key.push(KEY_SEPARATOR);
                 key
             };
-            let mut matched: Vec<&Map<String, Value>> = table
+            let mut matched: Vec<&Item> = table
                 .items
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(_, item)| item)
-                .filter(|item| key_condition.holds(Some(item)))
+                .filter(|item| key_condition.holds_for(Some(*item)))
                 .collect();
             if let Some(range) = &table.schema.range {
                 matched.sort_by(|a, b| match (a.get(range), b.get(range)) {
-                    (Some(x), Some(y)) => compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+                    (Some(x), Some(y)) => compare(&x, &y).unwrap_or(std::cmp::Ordering::Equal),
                     _ => std::cmp::Ordering::Equal,
                 });
             }
@@ -339,7 +406,7 @@ impl DynamoDb {
                 // Everything through the start key was on earlier pages.
                 let at = matched
                     .iter()
-                    .position(|item| table.schema.key_of(item).as_ref() == Ok(&start));
+                    .position(|item| table.schema.key_of(*item).as_ref() == Ok(&start));
                 matched.drain(..at.map_or(0, |i| i + 1));
             }
             page(&table.schema, matched.into_iter(), request, filter.as_ref())
@@ -391,7 +458,8 @@ impl DynamoDb {
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         let hash_of = |table: &str| {
             tables
-                .get(&(region.to_string(), table.to_string()))
+                .get(region)
+                .and_then(|tables| tables.get(table))
                 .map(|t| t.schema.hash.clone())
                 .or_else(|| self.declared.get(table).map(|s| s.hash.clone()))
                 .unwrap_or_else(|| KeySchema::default().hash)
@@ -445,7 +513,8 @@ impl DynamoDb {
             let table = self.table(&mut tables, region, &name);
             let error = match statement {
                 Statement::Insert { item, .. } => {
-                    let bytes = item_size(&item);
+                    let item = Item::from_map(&item);
+                    let bytes = item.size();
                     match table.items.entry(key) {
                         _ if bytes > MAX_ITEM_BYTES => Some(json!({
                             "Code": "ValidationError",
@@ -467,13 +536,13 @@ impl DynamoDb {
                 }
                 Statement::Update { set, condition, .. } => {
                     match table.items.get_mut(&key) {
-                        Some(old) if condition.holds(Some(old)) => {
-                            let old_bytes = item_size(old);
+                        Some(old) if condition.holds_for(Some(&*old)) => {
+                            let old_bytes = old.size();
                             // The new size without building the new item: each set attribute
                             // replaces the one of its name, if any.
                             let new_bytes = set.iter().fold(old_bytes, |bytes, (name, value)| {
                                 let replaced =
-                                    old.get(name).map_or(0, |v| name.len() + value_size(v));
+                                    old.get(name).map_or(0, |v| name.len() + value_size(&v));
                                 bytes - replaced + name.len() + value_size(value)
                             });
                             if new_bytes > MAX_ITEM_BYTES {
@@ -483,18 +552,18 @@ impl DynamoDb {
                                 }))
                             } else {
                                 self.bill(units(new_bytes.max(old_bytes)));
-                                old.extend(set);
+                                *old = old.with(&set);
                                 None
                             }
                         }
                         old => {
-                            self.bill(units(old.as_deref().map_or(0, item_size)));
+                            self.bill(units(old.as_deref().map_or(0, Item::size)));
                             let mut error = json!({
                                 "Code": "ConditionalCheckFailed",
                                 "Message": "The conditional request failed"
                             });
                             if let (Some(old), true) = (old, old_on_failure) {
-                                error["Item"] = Value::Object(old.clone());
+                                error["Item"] = Value::Object(old.to_map());
                             }
                             Some(error)
                         }
@@ -549,7 +618,7 @@ impl DynamoDb {
                 TransactKind::Put(item) => item_size(item),
                 _ => 0,
             };
-            billed += 2 * units(new_size.max(old.map_or(0, item_size)));
+            billed += 2 * units(new_size.max(old.map_or(0, Item::size)));
             match check(write.condition.as_ref(), old, write.old_on_failure) {
                 Ok(()) => reasons.push(json!({"Code": "None"})),
                 Err(err) => {
@@ -584,7 +653,7 @@ impl DynamoDb {
             let table = self.table(&mut tables, region, &write.table);
             match write.kind {
                 TransactKind::Put(item) => {
-                    table.items.insert(key, item);
+                    table.items.insert(key, Item::from_map(&item));
                 }
                 TransactKind::Delete => {
                     table.items.remove(&key);
@@ -647,10 +716,10 @@ impl DynamoDb {
         }
         for (name, key, item) in planned {
             let table = self.table(&mut tables, region, name);
-            let old_size = table.items.get(&key).map_or(0, item_size);
+            let old_size = table.items.get(&key).map_or(0, Item::size);
             self.bill(units(old_size.max(item.as_ref().map_or(0, item_size))));
             match item {
-                Some(item) => table.items.insert(key, item),
+                Some(item) => table.items.insert(key, Item::from_map(&item)),
                 None => table.items.remove(&key),
             };
         }
@@ -664,9 +733,11 @@ impl DynamoDb {
             .and_then(Value::as_str);
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         let names: Vec<&str> = tables
-            .keys()
-            .filter(|(r, name)| r == region && start.is_none_or(|s| name.as_str() > s))
-            .map(|(_, name)| name.as_str())
+            .get(region)
+            .into_iter()
+            .flat_map(BTreeMap::keys)
+            .filter(|name| start.is_none_or(|s| name.as_str() > s))
+            .map(String::as_str)
             .collect();
         let mut answer = json!({"TableNames": names.iter().take(limit).collect::<Vec<_>>()});
         if names.len() > limit {
@@ -701,8 +772,8 @@ impl DynamoDb {
             }
         }
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (region.to_string(), name.to_string());
-        if tables.contains_key(&key) {
+        let region_tables = tables.entry(region.to_string()).or_default();
+        if region_tables.contains_key(name) {
             return Err(AwsError::new(
                 400,
                 "ResourceInUseException",
@@ -710,8 +781,8 @@ impl DynamoDb {
             ));
         }
         let description = schema.describe(name, region, 0);
-        tables.insert(
-            key,
+        region_tables.insert(
+            name.to_string(),
             Table {
                 schema,
                 items: BTreeMap::new(),
@@ -719,6 +790,39 @@ impl DynamoDb {
         );
         Ok(json!({"TableDescription": description}))
     }
+}
+
+/// A `PutItem` request as [`DynamoDb::put_item_fast`] reads it: strings borrowed from the body
+/// where they hold no escapes, the item read into its stored form at once.
+#[derive(serde::Deserialize)]
+struct PutItemRequest<'a> {
+    #[serde(rename = "TableName", borrow)]
+    table_name: Cow<'a, str>,
+    #[serde(rename = "Item")]
+    item: Item,
+    #[serde(rename = "ConditionExpression", borrow, default)]
+    condition: Option<Cow<'a, str>>,
+    #[serde(rename = "ExpressionAttributeNames", borrow, default)]
+    names: Option<HashMap<&'a str, &'a str>>,
+    #[serde(rename = "ExpressionAttributeValues", borrow, default)]
+    values: Option<HashMap<&'a str, &'a RawValue>>,
+    #[serde(rename = "ReturnValues", borrow, default)]
+    return_values: Option<Cow<'a, str>>,
+    #[serde(rename = "ReturnValuesOnConditionCheckFailure", borrow, default)]
+    return_values_on_failure: Option<Cow<'a, str>>,
+    /// `Expected` or `ConditionalOperator` present, even as null (the general path refuses them).
+    #[serde(
+        rename = "Expected",
+        alias = "ConditionalOperator",
+        default,
+        deserialize_with = "present"
+    )]
+    legacy: bool,
+}
+
+/// `true` for a member that is there, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(deserializer).map(|_| true)
 }
 
 /// One item of a `TransactWriteItems`.
@@ -832,7 +936,12 @@ fn filter_of(request: &Map<String, Value>) -> Result<Option<Condition>, AwsError
 
 /// Whether `ALL_OLD` was asked for in `member` (`NONE` or absent: not).
 fn return_values(request: &Map<String, Value>, member: &str) -> Result<bool, AwsError> {
-    match request.get(member).and_then(Value::as_str) {
+    return_values_of(member, request.get(member).and_then(Value::as_str))
+}
+
+/// [`return_values`] of the member's value `value`.
+fn return_values_of(member: &str, value: Option<&str>) -> Result<bool, AwsError> {
+    match value {
         None | Some("NONE") => Ok(false),
         Some("ALL_OLD") => Ok(true),
         Some(other) => Err(AwsError::validation(format!(
@@ -844,18 +953,18 @@ fn return_values(request: &Map<String, Value>, member: &str) -> Result<bool, Aws
 /// Refuses a write whose condition does not hold for `old`, as DynamoDB does.
 fn check(
     condition: Option<&Condition>,
-    old: Option<&Map<String, Value>>,
+    old: Option<&Item>,
     old_on_failure: bool,
 ) -> Result<(), AwsError> {
     match condition {
-        Some(condition) if !condition.holds(old) => {
+        Some(condition) if !condition.holds_for(old) => {
             let err = AwsError::new(
                 400,
                 "ConditionalCheckFailedException",
                 "The conditional request failed",
             );
             Err(match old {
-                Some(item) if old_on_failure => err.with("Item", Value::Object(item.clone())),
+                Some(item) if old_on_failure => err.with("Item", Value::Object(item.to_map())),
                 _ => err,
             })
         }
@@ -863,9 +972,9 @@ fn check(
     }
 }
 
-fn attributes(old: Option<Map<String, Value>>) -> Value {
+fn attributes(old: Option<Item>) -> Value {
     match old {
-        Some(item) => json!({"Attributes": item}),
+        Some(item) => json!({"Attributes": item.to_map()}),
         None => json!({}),
     }
 }
@@ -888,7 +997,7 @@ fn hash_equality<'c>(condition: &'c Condition, hash: &str) -> Option<&'c Value> 
 /// One page of `items` (already past `ExclusiveStartKey`): at most `Limit` items and 1 MB.
 fn page<'i>(
     schema: &KeySchema,
-    items: impl Iterator<Item = &'i Map<String, Value>>,
+    items: impl Iterator<Item = &'i Item>,
     request: &Map<String, Value>,
     filter: Option<&Condition>,
 ) -> Result<Value, AwsError> {
@@ -899,9 +1008,9 @@ fn page<'i>(
     let mut rest = items.peekable();
     while let Some(item) = rest.next() {
         scanned += 1;
-        bytes += item_size(item);
-        if filter.is_none_or(|f| f.holds(Some(item))) {
-            returned.push(Value::Object(item.clone()));
+        bytes += item.size();
+        if filter.is_none_or(|f| f.holds_for(Some(item))) {
+            returned.push(Value::Object(item.to_map()));
         }
         if scanned >= limit || bytes >= MAX_PAGE_BYTES {
             if rest.peek().is_some() {
@@ -944,24 +1053,25 @@ fn projection_of(request: &Map<String, Value>) -> Result<Option<Vec<String>>, Aw
         .map(Some)
 }
 
-fn project(item: &Map<String, Value>, names: Option<&Vec<String>>) -> Map<String, Value> {
+fn project(item: Map<String, Value>, names: Option<&Vec<String>>) -> Map<String, Value> {
     match names {
-        None => item.clone(),
+        None => item,
         Some(names) => item
-            .iter()
+            .into_iter()
             .filter(|(k, _)| names.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     }
 }
 
 fn check_size(item: &Map<String, Value>) -> Result<(), AwsError> {
     if item_size(item) > MAX_ITEM_BYTES {
-        return Err(AwsError::validation(
-            "Item size has exceeded the maximum allowed size",
-        ));
+        return Err(item_too_large());
     }
     Ok(())
+}
+
+fn item_too_large() -> AwsError {
+    AwsError::validation("Item size has exceeded the maximum allowed size")
 }
 
 /// Write units for an item of `bytes`: one per started KB, at least one.
@@ -1048,6 +1158,84 @@ mod tests {
         assert_eq!(replaced["Attributes"]["_seq"]["S"], "0002");
         assert_eq!(db.stats()["r/t"].items, 1);
         assert_eq!(db.write_units(), 3);
+    }
+
+    fn body(request: Map<String, Value>) -> Vec<u8> {
+        serde_json::to_vec(&request).unwrap()
+    }
+
+    #[test]
+    fn the_typed_put_keeps_the_guard_and_answers_as_the_general_path() {
+        let typed = DynamoDb::default();
+        let general = DynamoDb::default();
+        for (seq, name) in [
+            ("0002", "new"),
+            ("0001", "old"),
+            ("0002", "again"),
+            ("0003", "O'Brien \"newer\""),
+        ] {
+            let fast = typed
+                .put_item_fast("r", &body(guarded(seq, name)))
+                .expect("the typed path reads eda's PutItem");
+            match (fast, general.handle("PutItem", "r", guarded(seq, name))) {
+                (Ok(bytes), Ok(value)) => {
+                    assert_eq!(
+                        serde_json::from_slice::<Value>(&bytes).unwrap(),
+                        value,
+                        "{seq}"
+                    )
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{seq}"),
+                other => panic!("{seq}: {other:?}"),
+            }
+        }
+        assert_eq!(typed.write_units(), general.write_units());
+        let refused = typed
+            .put_item_fast("r", &body(guarded("0001", "late")))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.code, "ConditionalCheckFailedException");
+        assert_eq!(refused.members["Item"]["_seq"]["S"], "0003");
+        assert_eq!(typed.stats()["r/t"].items, 1);
+        let stored = typed
+            .handle(
+                "GetItem",
+                "r",
+                request(json!({"TableName": "t", "Key": {"pk": {"S": "k"}}})),
+            )
+            .unwrap();
+        assert_eq!(stored["Item"]["NAME"]["S"], "O'Brien \"newer\"");
+    }
+
+    #[test]
+    fn what_the_typed_put_does_not_read_is_left_to_the_general_path() {
+        let db = DynamoDb::default();
+        let mut legacy = guarded("0001", "x");
+        legacy.insert("Expected".into(), Value::Null);
+        let escaped_name = String::from_utf8(body(guarded("0001", "x")))
+            .unwrap()
+            .replace(r##""#seq":"_seq""##, r##""#se\u0071":"_seq""##);
+        assert!(escaped_name.contains(r"\u0071"));
+        let twice = br#"{"TableName":"t","Item":{"pk":{"S":"k"},"pk":{"S":"j"}}}"#.to_vec();
+        let not_typed = br#"{"TableName":"t","Item":{"pk":{"S":"k"},"n":{"N":5}}}"#.to_vec();
+        for request in [body(legacy), escaped_name.into_bytes(), twice, not_typed] {
+            assert!(db.put_item_fast("r", &request).is_none());
+        }
+        assert_eq!(db.stats().len(), 0, "nothing was written");
+        let err = db
+            .put_item_fast(
+                "r",
+                &body(request(json!({
+                    "TableName": "t",
+                    "Item": {"pk": {"S": "k"}, "big": {"S": "x".repeat(MAX_ITEM_BYTES)}}
+                }))),
+            )
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Item size has exceeded the maximum allowed size"
+        );
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //! time), and a detail that is a JSON object (else the entry fails with `MalformedDetail`).
 
 use super::wire::{list, string, AwsError};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -16,8 +20,6 @@ use std::sync::Mutex;
 const MAX_ENTRIES: usize = 10;
 /// Bytes per `PutEvents`, as EventBridge counts them.
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
-/// What the events of one region and source are counted by.
-const ID_FIELD: &[u8] = b"\"event_id\":\"";
 
 /// The events seen under one region and source.
 #[derive(Debug, Default)]
@@ -44,10 +46,10 @@ pub struct EventCounts {
 /// The EventBridge of the sink, every region's.
 #[derive(Debug, Default)]
 pub struct EventBridge {
-    /// Events by (region, source).
-    seen: Mutex<BTreeMap<(String, String), Seen>>,
+    /// Events by region, then source.
+    seen: Mutex<HashMap<String, HashMap<String, Seen>>>,
     /// Bus names seen, by region.
-    buses: Mutex<BTreeSet<(String, String)>>,
+    buses: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Numbers the `EventId`s of accepted entries.
     next_id: AtomicU64,
 }
@@ -80,7 +82,8 @@ impl EventBridge {
     pub fn stats(&self) -> BTreeMap<String, EventCounts> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.iter()
-            .map(|((region, source), s)| {
+            .flat_map(|(region, seen)| seen.iter().map(move |(source, s)| (region, source, s)))
+            .map(|(region, source, s)| {
                 let counts = EventCounts {
                     distinct: s.ids.len(),
                     total: s.total,
@@ -95,7 +98,8 @@ impl EventBridge {
     pub fn ids(&self, region: &str, source: &str) -> Vec<String> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let mut ids: Vec<String> = seen
-            .get(&(region.to_string(), source.to_string()))
+            .get(region)
+            .and_then(|seen| seen.get(source))
             .map(|s| s.ids.keys().map(|id| id.to_string()).collect())
             .unwrap_or_default();
         ids.sort_unstable();
@@ -104,9 +108,7 @@ impl EventBridge {
 
     fn note_bus(&self, region: &str, name: &str) {
         let mut buses = self.buses.lock().unwrap_or_else(|e| e.into_inner());
-        if !buses.contains(&(region.to_string(), name.to_string())) {
-            buses.insert((region.to_string(), name.to_string()));
-        }
+        note(&mut buses, region, name);
     }
 
     fn list_event_buses(&self, region: &str) -> Value {
@@ -114,9 +116,11 @@ impl EventBridge {
         let listed: Vec<Value> = std::iter::once("default")
             .chain(
                 buses
-                    .iter()
-                    .filter(|(r, name)| r == region && name != "default")
-                    .map(|(_, name)| name.as_str()),
+                    .get(region)
+                    .into_iter()
+                    .flatten()
+                    .filter(|name| *name != "default")
+                    .map(String::as_str),
             )
             .map(|name| json!({"Name": name, "Arn": arn(region, name)}))
             .collect();
@@ -160,16 +164,7 @@ impl EventBridge {
                 );
                 continue;
             };
-            let key = (region.to_string(), source.to_string());
-            let counted = match seen.get_mut(&key) {
-                Some(counted) => counted,
-                None => seen.entry(key).or_default(),
-            };
-            counted.total += 1;
-            match id {
-                Some(id) => *counted.ids.entry(id).or_insert(0) += 1,
-                None => counted.without_id += 1,
-            }
+            count(&mut seen, region, source, id.as_deref());
             let n = self.next_id.fetch_add(1, Ordering::Relaxed);
             results.push(json!({"EventId": format!("00000000-0000-4000-8000-{n:012x}")}));
         }
@@ -184,21 +179,248 @@ impl EventBridge {
     }
 }
 
-/// The `event_id` at the top of a detail: `Some(None)` when the detail is a JSON object without
-/// one, `None` when it is no JSON object at all.
-fn event_id(detail: &str) -> Option<Option<Box<str>>> {
-    // Fast path: eda's details are compact JSON objects and its ids hold no escapes.
-    if detail.starts_with('{') {
-        if let Some(at) = memchr::memmem::find(detail.as_bytes(), ID_FIELD) {
-            let rest = &detail[at + ID_FIELD.len()..];
-            if let Some(id) = rest.split('"').next().filter(|id| !id.contains('\\')) {
-                return Some(Some(id.into()));
+impl EventBridge {
+    /// `PutEvents` read straight from the request body into borrowed typed entries (each
+    /// detail read where it lies in the body, for its length and its top-level `event_id`, with
+    /// no copy of its own), the answer written as its JSON bytes. `None` when the request has a
+    /// shape this reading does not take (a member of an unexpected type): then
+    /// [`EventBridge::handle`] answers it. With the answer, how many entries the request
+    /// carried.
+    pub fn put_events_fast(
+        &self,
+        region: &str,
+        body: &[u8],
+    ) -> Option<(u64, Result<Vec<u8>, AwsError>)> {
+        let request: PutEventsRequest = serde_json::from_slice(body).ok()?;
+        let entries = request.entries.len() as u64;
+        Some((entries, self.put_events_read(region, &request.entries)))
+    }
+
+    fn put_events_read(&self, region: &str, entries: &[EntryIn]) -> Result<Vec<u8>, AwsError> {
+        if entries.is_empty() || entries.len() > MAX_ENTRIES {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value at 'entries' failed to satisfy constraint: \
+                 Member must have length between 1 and {MAX_ENTRIES}"
+            )));
+        }
+        let size: usize = entries.iter().map(EntryIn::size).sum();
+        if size > MAX_REQUEST_BYTES {
+            return Err(AwsError::validation(format!(
+                "Total size of the entries in the request is over the limit ({size} bytes of \
+                 {MAX_REQUEST_BYTES})"
+            )));
+        }
+        let mut answer = Vec::with_capacity(64 + 56 * entries.len());
+        answer.extend_from_slice(b"{\"Entries\":[");
+        let mut failed = 0;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                answer.push(b',');
+            }
+            let (Some(source), Some(_), Some(detail)) =
+                (&entry.source, &entry.detail_type, &entry.detail)
+            else {
+                failed += 1;
+                answer.extend_from_slice(
+                    b"{\"ErrorCode\":\"InvalidArgument\",\"ErrorMessage\":\"Parameters Source, \
+                      DetailType and Detail are required.\"}",
+                );
+                continue;
+            };
+            let Some(id) = &detail.id else {
+                failed += 1;
+                answer.extend_from_slice(
+                    b"{\"ErrorCode\":\"MalformedDetail\",\"ErrorMessage\":\"Detail is malformed.\"}",
+                );
+                continue;
+            };
+            count(&mut seen, region, source, id.as_deref());
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let _ = write!(
+                answer,
+                "{{\"EventId\":\"00000000-0000-4000-8000-{n:012x}\"}}"
+            );
+        }
+        drop(seen);
+        let _ = write!(answer, "],\"FailedEntryCount\":{failed}}}");
+        let mut noted: Option<&str> = None;
+        for bus in entries.iter().filter_map(|e| e.bus.as_deref()) {
+            // A publisher names one bus in all its entries: one look-up a call.
+            if noted != Some(bus) {
+                self.note_bus(region, bus);
+                noted = Some(bus);
             }
         }
+        Ok(answer)
     }
-    match serde_json::from_str::<Value>(detail) {
-        Ok(Value::Object(map)) => Some(map.get("event_id").and_then(Value::as_str).map(Into::into)),
-        _ => None,
+}
+
+/// Counts one entry of `region` and `source` with event id `id` (`None`: its detail has none).
+fn count(
+    seen: &mut HashMap<String, HashMap<String, Seen>>,
+    region: &str,
+    source: &str,
+    id: Option<&str>,
+) {
+    if !seen.contains_key(region) {
+        seen.insert(region.to_string(), HashMap::new());
+    }
+    let by_source = seen.get_mut(region).expect("inserted above");
+    if !by_source.contains_key(source) {
+        by_source.insert(source.to_string(), Seen::default());
+    }
+    let counted = by_source.get_mut(source).expect("inserted above");
+    counted.total += 1;
+    match id {
+        Some(id) => match counted.ids.get_mut(id) {
+            Some(times) => *times += 1,
+            None => {
+                counted.ids.insert(id.into(), 1);
+            }
+        },
+        None => counted.without_id += 1,
+    }
+}
+
+fn note(buses: &mut BTreeMap<String, BTreeSet<String>>, region: &str, name: &str) {
+    if !buses.get(region).is_some_and(|names| names.contains(name)) {
+        buses
+            .entry(region.to_string())
+            .or_default()
+            .insert(name.to_string());
+    }
+}
+
+/// A `PutEvents` request as [`EventBridge::put_events_fast`] reads it.
+#[derive(serde::Deserialize)]
+struct PutEventsRequest<'a> {
+    #[serde(rename = "Entries", borrow)]
+    entries: Vec<EntryIn<'a>>,
+}
+
+/// One entry, as far as the sink reads it.
+#[derive(serde::Deserialize)]
+struct EntryIn<'a> {
+    #[serde(rename = "Source", borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(rename = "DetailType", borrow, default)]
+    detail_type: Option<Cow<'a, str>>,
+    #[serde(rename = "Detail", default)]
+    detail: Option<Detail>,
+    #[serde(rename = "Resources", borrow, default)]
+    resources: Option<Vec<Cow<'a, str>>>,
+    /// `Time` is there (even as null): 14 bytes of the entry's size.
+    #[serde(rename = "Time", default, deserialize_with = "present")]
+    time: bool,
+    #[serde(rename = "EventBusName", borrow, default)]
+    bus: Option<Cow<'a, str>>,
+}
+
+impl EntryIn<'_> {
+    /// Its size as EventBridge counts it (as [`entry_size`] does).
+    fn size(&self) -> usize {
+        let text = |t: &Option<Cow<str>>| t.as_deref().map_or(0, str::len);
+        let resources: usize = self.resources.iter().flatten().map(|r| r.len()).sum();
+        text(&self.source)
+            + text(&self.detail_type)
+            + self.detail.as_ref().map_or(0, |d| d.len)
+            + resources
+            + if self.time { 14 } else { 0 }
+    }
+}
+
+/// `true` for a member that is there, whatever its value.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    <IgnoredAny as serde::Deserialize>::deserialize(deserializer).map(|_| true)
+}
+
+/// What the sink keeps of an entry's `Detail`: its length and its `event_id` as
+/// [`event_id`] reads it, taken from the decoded string without keeping it.
+struct Detail {
+    len: usize,
+    id: Option<Option<Box<str>>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Detail {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(DetailVisitor)
+    }
+}
+
+struct DetailVisitor;
+
+impl Visitor<'_> for DetailVisitor {
+    type Value = Detail;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a detail string")
+    }
+
+    // serde_json hands over an escaped string in its scratch buffer: no copy of ours.
+    fn visit_str<E: de::Error>(self, detail: &str) -> Result<Detail, E> {
+        Ok(Detail {
+            len: detail.len(),
+            id: event_id(detail),
+        })
+    }
+}
+
+/// The `event_id` at the top of a detail: `Some(None)` when the detail is a JSON object without
+/// one (or whose `event_id` is no string), `None` when it is no JSON object at all. The detail is
+/// read whole, as JSON, without building it: an `event_id` inside a nested object or inside a
+/// string value is not the event's.
+fn event_id(detail: &str) -> Option<Option<Box<str>>> {
+    let mut de = serde_json::Deserializer::from_str(detail);
+    let id = de.deserialize_map(TopLevelId).ok()?;
+    de.end().ok()?;
+    Some(id)
+}
+
+/// Reads an object's top-level `event_id`, skipping everything else (the last one counts, as
+/// in a JSON tree).
+struct TopLevelId;
+
+impl<'de> Visitor<'de> for TopLevelId {
+    type Value = Option<Box<str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<Key>()? {
+            if key.0 {
+                id = map.next_value::<Value>()?.as_str().map(Into::into);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// Whether a key is `event_id`, read without a copy.
+struct Key(bool);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(Key(key == "event_id"))
     }
 }
 
@@ -250,6 +472,91 @@ mod tests {
         );
         assert_eq!(event_id("{\"a\": 1}"), Some(None));
         assert_eq!(event_id("not json"), None);
+    }
+
+    #[test]
+    fn the_event_id_is_the_one_at_the_top_of_the_detail() {
+        // Escapes in the id and around it.
+        assert_eq!(
+            event_id(r#"{"note":"say \"hi\"","event_id":"id-\"q\"-\u00e9"}"#),
+            Some(Some("id-\"q\"-\u{e9}".into()))
+        );
+        // A nested object's event_id comes first in the text but is not the event's.
+        assert_eq!(
+            event_id(r#"{"payload":{"event_id":"inner"},"event_id":"outer"}"#),
+            Some(Some("outer".into()))
+        );
+        assert_eq!(
+            event_id(r#"{"payload":{"event_id":"inner","list":[{"event_id":"x"}]}}"#),
+            Some(None)
+        );
+        // Inside a string value, with and without escaped quotes.
+        assert_eq!(
+            event_id(
+                r#"{"text":"\"event_id\":\"fake\"","note":"event_id: fake","event_id":"real"}"#
+            ),
+            Some(Some("real".into()))
+        );
+        // An event_id that is no string counts as none.
+        assert_eq!(event_id(r#"{"event_id":7}"#), Some(None));
+        // What is no JSON object is malformed, even when it starts like one with an id.
+        for detail in [
+            "not json",
+            "[",
+            "[1]",
+            r#""event_id""#,
+            r#"{"event_id":"x""#,
+            r#"{"event_id":"x"} trailing"#,
+            r#"{"event_id":"x",}"#,
+        ] {
+            assert_eq!(event_id(detail), None, "{detail}");
+        }
+    }
+
+    #[test]
+    fn the_typed_put_events_counts_as_the_general_path() {
+        let entries = json!([
+            {"Source": "eda.cdc", "DetailType": "t", "EventBusName": "b", "Time": 1,
+             "Detail": r#"{"payload":{"event_id":"inner"},"event_id":"a"}"#},
+            {"Source": "eda.cdc", "DetailType": "t", "EventBusName": "b",
+             "Detail": r#"{"note":"O'Brien \"Bob\"","event_id":"b"}"#},
+            {"Source": "eda.cdc", "DetailType": "t", "Detail": r#"{"event_id":"a"} trailing"#},
+            {"Source": "eda.cdc", "Detail": "{}"},
+            {"Source": "eda.cdc", "DetailType": "t", "Detail": r#"{"x":1}"#},
+            {"Source": "eda.cross-region", "DetailType": "t", "Detail": r#"{"event_id":"a"}"#}
+        ]);
+        let typed = EventBridge::default();
+        let body = serde_json::to_vec(&json!({ "Entries": entries })).unwrap();
+        let answer = typed
+            .put_events_fast("us-west-2", &body)
+            .unwrap()
+            .1
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        let general = EventBridge::default();
+        let expected = put(&general, entries).unwrap();
+        assert_eq!(answer, expected);
+        assert_eq!(answer["FailedEntryCount"], 2);
+        assert_eq!(answer["Entries"][2]["ErrorCode"], "MalformedDetail");
+        assert_eq!(answer["Entries"][3]["ErrorCode"], "InvalidArgument");
+        let stats = &typed.stats()["us-west-2/eda.cdc"];
+        assert_eq!((stats.distinct, stats.total, stats.without_id), (2, 3, 1));
+        assert_eq!(typed.ids("us-west-2", "eda.cdc"), ["a", "b"]);
+        assert_eq!(typed.ids("us-west-2", "eda.cross-region"), ["a"]);
+        assert_eq!(
+            typed.list_event_buses("us-west-2"),
+            general.list_event_buses("us-west-2")
+        );
+
+        // A shape the typed reading does not take goes to the general path.
+        let odd = br#"{"Entries":[{"Source":5,"DetailType":"t","Detail":"{}"}]}"#;
+        assert!(typed.put_events_fast("us-west-2", odd).is_none());
+        let eleven = serde_json::to_vec(&json!({
+            "Entries": vec![json!({"Source": "s", "DetailType": "t", "Detail": "{}"}); 11]
+        }))
+        .unwrap();
+        let err = typed.put_events_fast("r", &eleven).unwrap().1.unwrap_err();
+        assert_eq!(err.code, "ValidationException");
     }
 
     #[test]
