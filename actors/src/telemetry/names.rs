@@ -41,7 +41,8 @@ pub mod metric {
     /// Kafka, split into the stages of their batch: `wait` (read to the applier starting the
     /// batch: decoding, and the applier busy with the batch before), `write` (the batch's
     /// DynamoDB writes, retries included), `deliver` (written to every event published, routed
-    /// and dead-lettered). One observation per message.
+    /// and dead-lettered). One observation per message and stage (a key-changing UPDATE, applied
+    /// as two changes, counts twice: its parts may go to different appliers).
     pub const APPLY_STAGE_DURATION: &str = "apply_stage_duration";
     /// `eda_aws_call_duration_seconds{region,operation}`: one HTTP exchange of a per-message AWS
     /// call (`PutItem`, `BatchExecuteStatement`, `PutEvents`), from taking a connection to the
