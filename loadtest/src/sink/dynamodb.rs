@@ -448,8 +448,44 @@ impl DynamoDb {
         region: &str,
         request: &Map<String, Value>,
     ) -> Result<Value, AwsError> {
-        let entries = list(request, "Statements")?;
-        if entries.is_empty() || entries.len() > MAX_BATCH_STATEMENTS {
+        // The shape's errors as DynamoDB words them; then the one reading of the statements.
+        for entry in list(request, "Statements")? {
+            let Value::Object(entry) = entry else {
+                return Err(AwsError::validation("a statement is not an object"));
+            };
+            string(entry, "Statement")?;
+        }
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let (_, answer) = self
+            .batch_execute_statement_fast(region, &body)
+            .ok_or_else(|| {
+                AwsError::validation(
+                    "the statements are not of the shape BatchExecuteStatement takes",
+                )
+            })?;
+        Ok(serde_json::from_slice(&answer?).unwrap_or_default())
+    }
+
+    /// `BatchExecuteStatement` read straight from the request body, each parameter kept as its
+    /// JSON text (an `INSERT`'s item and an `UPDATE`'s new item are written from those texts, not
+    /// from trees), the answer written as its JSON bytes; with it, how many statements the call
+    /// carried. `None` when the request has a shape this reading does not take.
+    pub fn batch_execute_statement_fast(
+        &self,
+        region: &str,
+        body: &[u8],
+    ) -> Option<(u64, Result<Vec<u8>, AwsError>)> {
+        let request: BatchStatementsIn<'_> = serde_json::from_slice(body).ok()?;
+        let statements = request.statements.len() as u64;
+        Some((statements, self.run_statements(region, &request.statements)))
+    }
+
+    fn run_statements(
+        &self,
+        region: &str,
+        statements: &[StatementIn<'_>],
+    ) -> Result<Vec<u8>, AwsError> {
+        if statements.is_empty() || statements.len() > MAX_BATCH_STATEMENTS {
             return Err(AwsError::validation(format!(
                 "1 validation error detected: Value at 'statements' failed to satisfy \
                  constraint: Member must have length between 1 and {MAX_BATCH_STATEMENTS}"
@@ -464,118 +500,144 @@ impl DynamoDb {
                 .or_else(|| self.declared.get(table).map(|s| s.hash.clone()))
                 .unwrap_or_else(|| KeySchema::default().hash)
         };
-        let mut statements = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let Value::Object(entry) = entry else {
-                return Err(AwsError::validation("a statement is not an object"));
-            };
-            let text = string(entry, "Statement")?;
-            let parameters = match entry.get("Parameters") {
-                Some(Value::Array(values)) => values.as_slice(),
-                _ => &[],
-            };
-            let old_on_failure = return_values(entry, "ReturnValuesOnConditionCheckFailure")?;
-            statements.push((partiql::parse(text, parameters, hash_of), old_on_failure));
+        let read = |raw: &&RawValue| serde_json::from_str(raw.get()).map_err(|e| e.to_string());
+        let mut parsed = Vec::with_capacity(statements.len());
+        for entry in statements {
+            let old_on_failure = return_values_of(
+                "ReturnValuesOnConditionCheckFailure",
+                entry.return_values.as_deref(),
+            )?;
+            let statement = partiql::parse_with(&entry.statement, &entry.parameters, read, hash_of);
+            parsed.push((statement, old_on_failure));
         }
         // Every key first: two statements on one item fail the call, not the statement.
         let mut seen = HashSet::new();
-        let mut keyed = Vec::with_capacity(statements.len());
-        for (statement, old_on_failure) in statements {
-            let statement = match statement {
-                Ok(statement) => {
-                    let table = self.table(&mut tables, region, statement.table());
-                    let key = match &statement {
-                        Statement::Insert { item, .. } => table.schema.key_of(item)?,
-                        Statement::Update { key, .. } => table.schema.key_of(key)?,
+        let mut keyed = Vec::with_capacity(parsed.len());
+        for (statement, old_on_failure) in parsed {
+            let prepared = match statement {
+                Ok(Statement::Insert { table, item }) => match Item::from_pairs(&item) {
+                    Ok(item) => Ok((table, Write::Insert(item))),
+                    Err(err) => Err(format!("the item is not one of DynamoDB values: {err}")),
+                },
+                Ok(Statement::Update {
+                    table,
+                    key,
+                    set,
+                    condition,
+                }) => Ok((
+                    table,
+                    Write::Update {
+                        key,
+                        set,
+                        condition,
+                    },
+                )),
+                Err(message) => Err(message),
+            };
+            let prepared = match prepared {
+                Ok((name, write)) => {
+                    let schema = &self.table(&mut tables, region, &name).schema;
+                    let key = match &write {
+                        Write::Insert(item) => schema.key_of(item)?,
+                        Write::Update { key, .. } => schema.key_of(key)?,
                     };
-                    if !seen.insert((statement.table().to_string(), key.clone())) {
+                    if !seen.insert((name.clone(), key.clone())) {
                         return Err(AwsError::validation(
                             "Provided list of item keys contains duplicates",
                         ));
                     }
-                    Ok((statement, key))
+                    Ok((name, key, write))
                 }
                 Err(message) => Err(message),
             };
-            keyed.push((statement, old_on_failure));
+            keyed.push((prepared, old_on_failure));
         }
-        let mut responses = Vec::with_capacity(keyed.len());
-        for (statement, old_on_failure) in keyed {
-            let (statement, key) = match statement {
-                Ok(keyed) => keyed,
+        let mut answer = Vec::with_capacity(32 + 64 * keyed.len());
+        answer.extend_from_slice(b"{\"Responses\":[");
+        for (i, (prepared, old_on_failure)) in keyed.into_iter().enumerate() {
+            if i > 0 {
+                answer.push(b',');
+            }
+            let (name, key, write) = match prepared {
+                Ok(prepared) => prepared,
                 Err(message) => {
-                    responses
-                        .push(json!({"Error": {"Code": "ValidationError", "Message": message}}));
+                    statement_error(&mut answer, None, "ValidationError", &message, None);
                     continue;
                 }
             };
-            let name = statement.table().to_string();
             let table = self.table(&mut tables, region, &name);
-            let error = match statement {
-                Statement::Insert { item, .. } => {
-                    let item = Item::from_map(&item);
+            match write {
+                Write::Insert(item) => {
                     let bytes = item.size();
+                    if bytes > MAX_ITEM_BYTES {
+                        let message = "Item size has exceeded the maximum allowed size";
+                        statement_error(&mut answer, Some(&name), "ValidationError", message, None);
+                        continue;
+                    }
+                    self.bill(units(bytes));
                     match table.items.entry(key) {
-                        _ if bytes > MAX_ITEM_BYTES => Some(json!({
-                            "Code": "ValidationError",
-                            "Message": "Item size has exceeded the maximum allowed size"
-                        })),
                         std::collections::btree_map::Entry::Occupied(_) => {
-                            self.bill(units(bytes));
-                            Some(json!({
-                                "Code": "DuplicateItem",
-                                "Message": "Duplicate primary key exists in table"
-                            }))
+                            let message = "Duplicate primary key exists in table";
+                            statement_error(
+                                &mut answer,
+                                Some(&name),
+                                "DuplicateItem",
+                                message,
+                                None,
+                            );
                         }
                         std::collections::btree_map::Entry::Vacant(slot) => {
-                            self.bill(units(bytes));
                             slot.insert(item);
-                            None
+                            statement_done(&mut answer, &name);
                         }
                     }
                 }
-                Statement::Update { set, condition, .. } => {
-                    match table.items.get_mut(&key) {
-                        Some(old) if condition.holds_for(Some(&*old)) => {
-                            let old_bytes = old.size();
-                            // The new size without building the new item: each set attribute
-                            // replaces the one of its name, if any.
-                            let new_bytes = set.iter().fold(old_bytes, |bytes, (name, value)| {
-                                let replaced =
-                                    old.get(name).map_or(0, |v| name.len() + value_size(&v));
-                                bytes - replaced + name.len() + value_size(value)
-                            });
-                            if new_bytes > MAX_ITEM_BYTES {
-                                Some(json!({
-                                    "Code": "ValidationError",
-                                    "Message": "Item size to update has exceeded the maximum allowed size"
-                                }))
-                            } else {
-                                self.bill(units(new_bytes.max(old_bytes)));
-                                *old = old.with(&set);
-                                None
-                            }
+                Write::Update { set, condition, .. } => match table.items.get_mut(&key) {
+                    Some(old) if condition.holds_for(Some(&*old)) => match old.with(&set) {
+                        Ok(new) if new.size() <= MAX_ITEM_BYTES => {
+                            self.bill(units(new.size().max(old.size())));
+                            *old = new;
+                            statement_done(&mut answer, &name);
                         }
-                        old => {
-                            self.bill(units(old.as_deref().map_or(0, Item::size)));
-                            let mut error = json!({
-                                "Code": "ConditionalCheckFailed",
-                                "Message": "The conditional request failed"
-                            });
-                            if let (Some(old), true) = (old, old_on_failure) {
-                                error["Item"] = Value::Object(old.to_map());
-                            }
-                            Some(error)
+                        Ok(_) => {
+                            let message =
+                                "Item size to update has exceeded the maximum allowed size";
+                            statement_error(
+                                &mut answer,
+                                Some(&name),
+                                "ValidationError",
+                                message,
+                                None,
+                            );
                         }
+                        Err(err) => {
+                            let message = format!("a value set is not a DynamoDB value: {err}");
+                            statement_error(
+                                &mut answer,
+                                Some(&name),
+                                "ValidationError",
+                                &message,
+                                None,
+                            );
+                        }
+                    },
+                    old => {
+                        self.bill(units(old.as_deref().map_or(0, Item::size)));
+                        let message = "The conditional request failed";
+                        let stored = old.filter(|_| old_on_failure).map(|old| old.text());
+                        statement_error(
+                            &mut answer,
+                            Some(&name),
+                            "ConditionalCheckFailed",
+                            message,
+                            stored,
+                        );
                     }
-                }
-            };
-            responses.push(match error {
-                Some(error) => json!({"TableName": name, "Error": error}),
-                None => json!({"TableName": name}),
-            });
+                },
+            }
         }
-        Ok(json!({"Responses": responses}))
+        answer.extend_from_slice(b"]}");
+        Ok(answer)
     }
 
     fn transact_write_items(
@@ -934,6 +996,69 @@ fn filter_of(request: &Map<String, Value>) -> Result<Option<Condition>, AwsError
     .map_err(AwsError::validation)
 }
 
+/// A `BatchExecuteStatement` request as [`DynamoDb::batch_execute_statement_fast`] reads it.
+#[derive(serde::Deserialize)]
+struct BatchStatementsIn<'a> {
+    #[serde(rename = "Statements", borrow)]
+    statements: Vec<StatementIn<'a>>,
+}
+
+/// One statement, its parameters left as their JSON text.
+#[derive(serde::Deserialize)]
+struct StatementIn<'a> {
+    #[serde(rename = "Statement", borrow)]
+    statement: Cow<'a, str>,
+    #[serde(rename = "Parameters", borrow, default)]
+    parameters: Vec<&'a RawValue>,
+    #[serde(rename = "ReturnValuesOnConditionCheckFailure", borrow, default)]
+    return_values: Option<Cow<'a, str>>,
+}
+
+/// What a read statement writes, once its key is known.
+enum Write<'a> {
+    /// The whole item, where none exists.
+    Insert(Item),
+    /// The attributes set, where the condition holds.
+    Update {
+        key: Map<String, Value>,
+        set: Vec<(String, &'a RawValue)>,
+        condition: Condition,
+    },
+}
+
+/// Appends a statement's success: `{"TableName":…}`.
+fn statement_done(answer: &mut Vec<u8>, table: &str) {
+    answer.extend_from_slice(b"{\"TableName\":");
+    answer.extend_from_slice(Value::from(table).to_string().as_bytes());
+    answer.push(b'}');
+}
+
+/// Appends a statement's error, with its table when the statement named one and the stored
+/// item's text when the statement asked for it.
+fn statement_error(
+    answer: &mut Vec<u8>,
+    table: Option<&str>,
+    code: &str,
+    message: &str,
+    item: Option<&str>,
+) {
+    answer.push(b'{');
+    if let Some(table) = table {
+        answer.extend_from_slice(b"\"TableName\":");
+        answer.extend_from_slice(Value::from(table).to_string().as_bytes());
+        answer.push(b',');
+    }
+    answer.extend_from_slice(b"\"Error\":{\"Code\":");
+    answer.extend_from_slice(Value::from(code).to_string().as_bytes());
+    answer.extend_from_slice(b",\"Message\":");
+    answer.extend_from_slice(Value::from(message).to_string().as_bytes());
+    if let Some(item) = item {
+        answer.extend_from_slice(b",\"Item\":");
+        answer.extend_from_slice(item.as_bytes());
+    }
+    answer.extend_from_slice(b"}}");
+}
+
 /// Whether `ALL_OLD` was asked for in `member` (`NONE` or absent: not).
 fn return_values(request: &Map<String, Value>, member: &str) -> Result<bool, AwsError> {
     return_values_of(member, request.get(member).and_then(Value::as_str))
@@ -1128,6 +1253,87 @@ mod tests {
 
     fn request(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap()
+    }
+
+    /// eda's statements, as `actors/src/aws/dynamodb/batch.rs` writes them.
+    fn statements(entries: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "Statements": entries })).unwrap()
+    }
+
+    fn update(seq: &str, shape: &str, name: &str) -> Value {
+        json!({
+            "Statement": "UPDATE \"t\" SET \"NAME\"=?, \"_seq\"=? WHERE \"pk\"=? AND \"_seq\"<? AND \"_shape\"=?",
+            "Parameters": [{"S": name}, {"S": seq}, {"S": "k"}, {"S": seq}, {"S": shape}],
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"
+        })
+    }
+
+    #[test]
+    fn statements_are_answered_each_on_its_own_and_both_readings_answer_the_same() {
+        let insert = json!({
+            "Statement": "INSERT INTO \"t\" VALUE {'pk': ?, '_seq': ?, '_shape': ?, 'NAME': ?}",
+            "Parameters": [{"S": "k"}, {"S": "1"}, {"S": "h"}, {"S": "first"}]
+        });
+        let other = json!({
+            "Statement": "INSERT INTO \"t\" VALUE {'pk': ?, 'NAME': ?}",
+            "Parameters": [{"S": "other"}, "not a DynamoDB value"]
+        });
+        let calls = [
+            statements(json!([insert, other])),
+            statements(json!([insert])),
+            statements(json!([update("2", "h", "second")])),
+            statements(json!([update("2", "h", "replay"), {"Statement": "SELECT 1"}])),
+            statements(json!([update("3", "other", "shape")])),
+            statements(json!([insert, update("4", "h", "x")])),
+        ];
+        let fast = DynamoDb::default();
+        let tree = DynamoDb::default();
+        let mut answers = Vec::new();
+        for body in &calls {
+            let (_, by_fast) = fast.batch_execute_statement_fast("r", body).unwrap();
+            let by_tree = tree.handle(
+                "BatchExecuteStatement",
+                "r",
+                serde_json::from_slice(body).unwrap(),
+            );
+            let by_fast = by_fast.map(|bytes| serde_json::from_slice::<Value>(&bytes).unwrap());
+            assert_eq!(by_fast, by_tree);
+            answers.push(by_fast);
+        }
+        let code = |answer: &Value, i: usize| answer["Responses"][i]["Error"]["Code"].clone();
+        let first = answers[0].as_ref().unwrap();
+        assert_eq!(first["Responses"][0], json!({"TableName": "t"}));
+        assert_eq!(code(first, 1), json!("ValidationError"), "{first}");
+        assert_eq!(
+            code(answers[1].as_ref().unwrap(), 0),
+            json!("DuplicateItem")
+        );
+        assert_eq!(
+            answers[2].as_ref().unwrap()["Responses"][0],
+            json!({"TableName": "t"})
+        );
+        let replay = answers[3].as_ref().unwrap();
+        assert_eq!(code(replay, 0), json!("ConditionalCheckFailed"));
+        assert_eq!(
+            replay["Responses"][0]["Error"]["Item"]["NAME"],
+            json!({"S": "second"})
+        );
+        assert_eq!(code(replay, 1), json!("ValidationError"));
+        assert_eq!(
+            code(answers[4].as_ref().unwrap(), 0),
+            json!("ConditionalCheckFailed")
+        );
+        let duplicates = answers[5].as_ref().unwrap_err();
+        assert!(duplicates.message.contains("duplicates"), "{duplicates:?}");
+        let stored = |db: &DynamoDb| {
+            let key = request(json!({"TableName": "t", "Key": {"pk": {"S": "k"}}}));
+            db.handle("GetItem", "r", key).unwrap()["Item"].clone()
+        };
+        assert_eq!(stored(&fast), stored(&tree));
+        assert_eq!(
+            stored(&fast),
+            json!({"pk": {"S": "k"}, "_seq": {"S": "2"}, "_shape": {"S": "h"}, "NAME": {"S": "second"}})
+        );
     }
 
     fn guarded(seq: &str, name: &str) -> Map<String, Value> {

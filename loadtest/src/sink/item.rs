@@ -85,42 +85,72 @@ impl Item {
         serde_json::from_str(&self.text).unwrap_or_default()
     }
 
+    /// The item of `attributes` (names and DynamoDB values, no name twice), written as text and
+    /// read back for its index and size; the error says why it is not an item (a value of no
+    /// DynamoDB type).
+    pub fn from_pairs<V: JsonText>(attributes: &[(String, V)]) -> Result<Self, serde_json::Error> {
+        let mut text = String::with_capacity(attributes.len() * 48);
+        text.push('{');
+        for (i, (name, value)) in attributes.iter().enumerate() {
+            member(&mut text, i > 0, name, &value.json_text());
+        }
+        text.push('}');
+        Self::parse(&text)
+    }
+
     /// The item with each attribute of `set` taking its value (added where the item has none),
     /// the rest kept as they are: a PartiQL `UPDATE … SET`. Built as text, the kept attributes
-    /// copied as they lie, without a tree of the item.
-    pub fn with(&self, set: &[(String, Value)]) -> Self {
+    /// copied as they lie, without a tree of the item; the error says why it is not an item.
+    pub fn with<V: JsonText>(&self, set: &[(String, V)]) -> Result<Self, serde_json::Error> {
         let mut text = String::with_capacity(self.text.len() + 64);
         text.push('{');
         let mut first = true;
-        let mut member = |text: &mut String, name: &str, value: &str| {
-            if !std::mem::take(&mut first) {
-                text.push(',');
-            }
-            text.push_str(&Value::from(name).to_string());
-            text.push(':');
-            text.push_str(value);
-        };
         for span in self.attrs.iter() {
             let name = &self.names[span.name.0 as usize..span.name.1 as usize];
             if set.iter().all(|(n, _)| n != name) {
                 let value = &self.text[span.value.0 as usize..span.value.1 as usize];
-                member(&mut text, name, value);
+                member(&mut text, !std::mem::take(&mut first), name, value);
             }
         }
         for (name, value) in set {
-            member(&mut text, name, &value.to_string());
+            member(
+                &mut text,
+                !std::mem::take(&mut first),
+                name,
+                &value.json_text(),
+            );
         }
         text.push('}');
-        match Self::parse(&text) {
-            Ok(item) => item,
-            // A set value of no DynamoDB type: sized by the tree, as the general path does.
-            Err(_) => {
-                let mut map = self.to_map();
-                map.extend(set.iter().cloned());
-                Self::from_map(&map)
-            }
-        }
+        Self::parse(&text)
     }
+}
+
+/// A DynamoDB value as JSON text: a tree's serialization, or the request's own text.
+pub trait JsonText {
+    /// The value's JSON.
+    fn json_text(&self) -> Cow<'_, str>;
+}
+
+impl JsonText for Value {
+    fn json_text(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+impl JsonText for &RawValue {
+    fn json_text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.get())
+    }
+}
+
+/// Appends `"name":value` (after a comma when `comma`) to an object's text.
+fn member(text: &mut String, comma: bool, name: &str, value: &str) {
+    if comma {
+        text.push(',');
+    }
+    text.push_str(&Value::from(name).to_string());
+    text.push(':');
+    text.push_str(value);
 }
 
 impl Attributes for Item {
@@ -442,12 +472,28 @@ mod tests {
             ("NAME".to_string(), json!({"S": "new"})),
             ("CITY".to_string(), json!({"S": "Oslo"})),
         ];
-        let new = old.with(&set);
+        let new = old.with(&set).expect("an item");
         let mut want = old.to_map();
         want.extend(set.iter().cloned());
         assert_eq!(new.to_map(), want);
         assert_eq!(new.size(), super::super::dynamodb::item_size(&want));
         assert_eq!(new.raw("_seq"), Some(r#"{"S":"1"}"#));
+        // The same from the request's own text, and a whole item from its attributes.
+        let raw: Vec<Box<RawValue>> = set
+            .iter()
+            .map(|(_, v)| RawValue::from_string(v.to_string()).unwrap())
+            .collect();
+        let raw_set: Vec<(String, &RawValue)> = set
+            .iter()
+            .zip(&raw)
+            .map(|((name, _), value)| (name.clone(), &**value))
+            .collect();
+        assert_eq!(old.with(&raw_set).expect("an item"), new);
+        let pairs: Vec<(String, Value)> = want.clone().into_iter().collect();
+        assert_eq!(Item::from_pairs(&pairs).expect("an item").to_map(), want);
+        assert!(old
+            .with(&[("X".to_string(), json!("not a DynamoDB value"))])
+            .is_err());
     }
 
     #[test]

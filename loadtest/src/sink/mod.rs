@@ -30,9 +30,10 @@
 //! `UnknownOperationException`.
 //!
 //! **Its CPU is the benchmark's too**: it runs on the machine it measures, so every µs it spends
-//! is taken from eda. The calls every message makes, a conditional `PutItem` and a `PutEvents`,
-//! are read straight from the request's bytes into borrowed typed fields (an item kept as its
-//! JSON text with an index of its attributes, [`item`]; a detail read where it lies, for its
+//! is taken from eda. The calls every message makes, a conditional `PutItem` or a statement in a
+//! `BatchExecuteStatement`, and a `PutEvents`, are read straight from the request's bytes into
+//! borrowed typed fields (an item kept as its JSON text with an index of its attributes,
+//! [`item`]; a statement's parameters kept as their text; a detail read where it lies, for its
 //! `event_id`) and answered as bytes; a request of any other shape, and every other operation,
 //! goes through a JSON tree, as before. Both readings answer the same (tests hold them to it).
 //!
@@ -202,6 +203,13 @@ impl Sink {
         // The calls of every message: read into typed fields, answered as bytes.
         let fast = match (service, operation) {
             (Service::DynamoDb, "PutItem") => self.dynamodb.put_item_fast(region, body),
+            (Service::DynamoDb, "BatchExecuteStatement") => self
+                .dynamodb
+                .batch_execute_statement_fast(region, body)
+                .map(|(statements, answer)| {
+                    self.count(service, operation, |c| c.members += statements);
+                    answer
+                }),
             (Service::EventBridge, "PutEvents") => self
                 .eventbridge
                 .put_events_fast(region, body)

@@ -12,13 +12,13 @@ use serde_json::{Map, Value};
 
 /// A statement, its parameters bound.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Statement {
+pub enum Statement<P = Value> {
     /// `INSERT INTO table VALUE {…}`: the whole item; refused where one exists.
     Insert {
         /// The table.
         table: String,
-        /// The item.
-        item: Map<String, Value>,
+        /// The item's attributes, in the statement's order (no name twice).
+        item: Vec<(String, P)>,
     },
     /// `UPDATE table SET … WHERE …`: where an item exists under the key and the rest of the
     /// `WHERE` holds, each `SET` attribute takes its value.
@@ -28,13 +28,13 @@ pub enum Statement {
         /// The key attribute and its value (the `WHERE`'s equality on the table's hash key).
         key: Map<String, Value>,
         /// The attributes set.
-        set: Vec<(String, Value)>,
+        set: Vec<(String, P)>,
         /// The `WHERE` (the key's equality included).
         condition: Condition,
     },
 }
 
-impl Statement {
+impl<P> Statement<P> {
     /// The statement's table.
     pub fn table(&self) -> &str {
         match self {
@@ -64,10 +64,23 @@ pub fn parse(
     parameters: &[Value],
     hash: impl Fn(&str) -> String,
 ) -> Result<Statement, String> {
+    parse_with(text, parameters, |value| Ok(value.clone()), hash)
+}
+
+/// [`parse`] with parameters of any form (the sink's fast path keeps them as their JSON text):
+/// a `SET` or `VALUE` parameter is kept as it is, and `value` reads the ones the `WHERE`
+/// compares or keys by.
+pub fn parse_with<P: Clone>(
+    text: &str,
+    parameters: &[P],
+    value: impl Fn(&P) -> Result<Value, String>,
+    hash: impl Fn(&str) -> String,
+) -> Result<Statement<P>, String> {
     let mut reader = Reader {
         tokens: tokenize(text)?,
         at: 0,
         parameters,
+        value: &value,
         bound: 0,
         text,
     };
@@ -89,15 +102,17 @@ pub fn parse(
     Ok(statement)
 }
 
-struct Reader<'a> {
+struct Reader<'a, P> {
     tokens: Vec<Token>,
     at: usize,
-    parameters: &'a [Value],
+    parameters: &'a [P],
+    /// Reads a parameter the `WHERE` compares.
+    value: &'a dyn Fn(&P) -> Result<Value, String>,
     bound: usize,
     text: &'a str,
 }
 
-impl Reader<'_> {
+impl<P: Clone> Reader<'_, P> {
     fn unsupported(&self, what: &str) -> String {
         format!(
             "the sink reads eda's PartiQL statements only; {what} in {:?}",
@@ -139,7 +154,7 @@ impl Reader<'_> {
         }
     }
 
-    fn parameter(&mut self) -> Result<Value, String> {
+    fn parameter(&mut self) -> Result<P, String> {
         match self.next() {
             Some(Token::Parameter) => {
                 let value = self.parameters.get(self.bound).cloned().ok_or_else(|| {
@@ -156,12 +171,12 @@ impl Reader<'_> {
         self.tokens.get(self.at) == Some(&Token::Punct(c))
     }
 
-    fn insert(&mut self) -> Result<Statement, String> {
+    fn insert(&mut self) -> Result<Statement<P>, String> {
         self.expect_word("INTO")?;
         let table = self.identifier()?;
         self.expect_word("VALUE")?;
         self.expect('{')?;
-        let mut item = Map::new();
+        let mut item: Vec<(String, P)> = Vec::new();
         loop {
             let name = match self.next() {
                 Some(Token::Text(name)) => name,
@@ -169,9 +184,10 @@ impl Reader<'_> {
             };
             self.expect(':')?;
             let value = self.parameter()?;
-            if item.insert(name.clone(), value).is_some() {
+            if item.iter().any(|(n, _)| *n == name) {
                 return Err(format!("Duplicate attribute name {name} in the tuple"));
             }
+            item.push((name, value));
             if self.peek_punct('}') {
                 self.at += 1;
                 break;
@@ -181,7 +197,7 @@ impl Reader<'_> {
         Ok(Statement::Insert { table, item })
     }
 
-    fn update(&mut self, hash: &impl Fn(&str) -> String) -> Result<Statement, String> {
+    fn update(&mut self, hash: &impl Fn(&str) -> String) -> Result<Statement<P>, String> {
         let table = self.identifier()?;
         self.expect_word("SET")?;
         let mut set = Vec::new();
@@ -207,7 +223,7 @@ impl Reader<'_> {
                 Some(Token::Op(op)) => op,
                 _ => return Err(self.unsupported("a comparison expected in WHERE")),
             };
-            let value = self.parameter()?;
+            let value = (self.value)(&self.parameter()?)?;
             if name == hash && op == Comparator::Eq {
                 key.insert(name.clone(), value.clone());
             }
@@ -371,10 +387,10 @@ mod tests {
             insert,
             Statement::Insert {
                 table: "cdc".into(),
-                item: json!({"pk": {"S": "k"}, "it's": {"NULL": true}})
-                    .as_object()
-                    .cloned()
-                    .expect("an object"),
+                item: vec![
+                    ("pk".into(), json!({"S": "k"})),
+                    ("it's".into(), json!({"NULL": true}))
+                ],
             }
         );
     }
