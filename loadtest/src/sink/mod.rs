@@ -201,22 +201,21 @@ impl Sink {
             None => {}
         }
         // The calls of every message: read into typed fields, answered as bytes.
+        // A batch's answer comes with how many members (statements, entries) it carried.
+        let counted = |read: Option<(u64, Result<Vec<u8>, AwsError>)>| {
+            read.map(|(members, answer)| {
+                self.count(service, operation, |c| c.members += members);
+                answer
+            })
+        };
         let fast = match (service, operation) {
             (Service::DynamoDb, "PutItem") => self.dynamodb.put_item_fast(region, body),
-            (Service::DynamoDb, "BatchExecuteStatement") => self
-                .dynamodb
-                .batch_execute_statement_fast(region, body)
-                .map(|(statements, answer)| {
-                    self.count(service, operation, |c| c.members += statements);
-                    answer
-                }),
-            (Service::EventBridge, "PutEvents") => self
-                .eventbridge
-                .put_events_fast(region, body)
-                .map(|(entries, answer)| {
-                    self.count(service, operation, |c| c.members += entries);
-                    answer
-                }),
+            (Service::DynamoDb, "BatchExecuteStatement") => {
+                counted(self.dynamodb.batch_execute_statement_fast(region, body))
+            }
+            (Service::EventBridge, "PutEvents") => {
+                counted(self.eventbridge.put_events_fast(region, body))
+            }
             _ => None,
         };
         let answer = match fast {
