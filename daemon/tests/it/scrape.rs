@@ -140,8 +140,8 @@ async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic()
     traffic.abort();
     // Once the traffic stops and what was read settles, every batch started has passed all
     // three stages: the three counts meet (a stage skipped or counted twice would keep them
-    // apart), at or above the messages settled (this history has no key-changing UPDATE, the
-    // one message counted in two batches), and the per-message calls were timed.
+    // apart), at or above the messages settled (every message of this history goes through an
+    // applier: no poison, none without a change), and the per-message calls were timed.
     let stage = |body: &str, name: &str| {
         value(
             body,
