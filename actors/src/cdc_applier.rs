@@ -200,13 +200,17 @@ impl CdcApplierState {
 
     async fn apply(&mut self, events: Vec<CdcEvent>, acks: Vec<Ack>) {
         let started = Instant::now();
-        for (read_at, messages) in acks.iter().filter_map(Ack::read) {
+        // The messages read from Kafka among the batch's acknowledgements: what each stage
+        // time counts.
+        let mut messages = 0;
+        for (read_at, read) in acks.iter().filter_map(Ack::read) {
             ApplyStagePassed {
                 stage: ApplyStage::Wait,
                 elapsed: started.saturating_duration_since(read_at),
-                messages,
+                messages: read,
             }
             .emit(&self.args.metrics);
+            messages += read;
         }
         // Key-changing UPDATEs become the old key's DELETE and the new key's INSERT (the
         // partition consumer splits them before routing; others, like the redrive, may not).
@@ -248,7 +252,7 @@ impl CdcApplierState {
         ApplyStagePassed {
             stage: ApplyStage::Write,
             elapsed: written - started,
-            messages: messages_read(&acks),
+            messages,
         }
         .emit(metrics);
         let mut by_write: Vec<Option<WriteResult>> = (0..plan.writes.len()).map(|_| None).collect();
@@ -289,18 +293,19 @@ impl CdcApplierState {
                 event
             })
             .collect();
-        self.hand_off(events, verdicts, acks, span, written);
+        self.hand_off(events, verdicts, acks, span, (written, messages));
     }
 
     /// Sends published events and dead letters on, and settles `acks` when both are done; the
-    /// batch's `span` ends then. `written` is when its writes were answered.
+    /// batch's `span` ends then. `written` is when its writes were answered, and `messages` the
+    /// messages read from Kafka it settles (for the `deliver` stage time).
     fn hand_off(
         &self,
         events: Vec<CdcEvent>,
         verdicts: Vec<Verdict>,
         acks: Vec<Ack>,
         span: Span,
-        written: Instant,
+        (written, messages): (Instant, usize),
     ) {
         let settings = &self.args.settings;
         let mut items = Vec::new();
@@ -435,7 +440,7 @@ impl CdcApplierState {
                     ApplyStagePassed {
                         stage: ApplyStage::Deliver,
                         elapsed: written.elapsed(),
-                        messages: messages_read(&acks),
+                        messages,
                     }
                     .emit(&metrics);
                     for ack in acks {
@@ -461,12 +466,6 @@ impl CdcApplierState {
         }
         rx
     }
-}
-
-/// How many of the messages `acks` acknowledge were read from Kafka (the ones the stage times
-/// count).
-fn messages_read(acks: &[Ack]) -> usize {
-    acks.iter().filter_map(Ack::read).map(|(_, n)| n).sum()
 }
 
 fn op_index(op: Operation) -> usize {
