@@ -24,7 +24,8 @@
 //!
 //! Requests are told apart by the region they are signed for, as on the local stack, so one
 //! sink serves both of eda's regions. Every AWS call first waits `--latency-ms` (fixed,
-//! `uniform:LOW..HIGH` or `exp:MEAN`), then may be refused: a `--throttle-rate` share with the
+//! `uniform:LOW..HIGH` or `exp:MEAN`; kept to its length by a thread of its own, [`delay`], as
+//! tokio's millisecond timer made 1 ms into 2-3), then may be refused: a `--throttle-rate` share with the
 //! service's throttling error, an `--error-rate` share with an HTTP 500; a refused call does no
 //! work. Other services (Secrets Manager: the daemon does not call it) are answered with
 //! `UnknownOperationException`.
@@ -43,6 +44,7 @@
 //! benchmark to check at the end that every change's event was put.
 
 pub mod condition;
+pub mod delay;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
@@ -106,6 +108,8 @@ pub struct CallCounts {
 pub struct Sink {
     /// Latency and faults.
     options: SinkOptions,
+    /// Keeps the waits of `--latency-ms` to their length.
+    delays: delay::Delays,
     /// Tables.
     dynamodb: DynamoDb,
     /// Events.
@@ -127,6 +131,7 @@ impl Sink {
             sqs: Sqs::default(),
             calls: Mutex::new(Vec::new()),
             started: Instant::now(),
+            delays: delay::Delays::new(),
             options,
         }
     }
@@ -187,7 +192,7 @@ impl Sink {
     ) -> Result<Vec<u8>, AwsError> {
         self.count(service, operation, |c| c.calls += 1);
         if let Some(wait) = self.options.latency.sample() {
-            tokio::time::sleep(wait).await;
+            self.delays.wait(wait).await;
         }
         match faults::draw(self.options.throttle_rate, self.options.error_rate) {
             Some(Fault::Throttle) => {
