@@ -25,8 +25,8 @@ pub enum Ack {
         partition: DerivedActorRef<Settled>,
         /// The offsets settled.
         offsets: Vec<i64>,
-        /// When the partition consumer took them to decode and dispatch (the start of their
-        /// read-to-settled time), for the stage times (`eda_apply_stage_duration_seconds`).
+        /// When the oldest of them was taken from librdkafka (the start of its read-to-settled
+        /// time), for the stage times (`eda_apply_stage_duration_seconds`).
         read_at: Instant,
     },
     /// A caller waiting on the outcome (a Lambda invocation, the publisher waiting on the DLQ).

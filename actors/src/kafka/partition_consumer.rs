@@ -108,6 +108,9 @@ pub struct ReadMessage {
     key: Option<Vec<u8>>,
     /// The headers, when it has any.
     headers: Option<OwnedHeaders>,
+    /// When the reader took it from librdkafka: where its read-to-settled time starts (before
+    /// the reader's batch linger and the actor's mailbox).
+    received: Instant,
 }
 
 impl ReadMessage {
@@ -118,6 +121,7 @@ impl ReadMessage {
             payload: message.payload().map(<[u8]>::to_vec),
             key: message.key().map(<[u8]>::to_vec),
             headers: message.headers().map(|headers| headers.detach()),
+            received: Instant::now(),
         }
     }
 
@@ -400,10 +404,13 @@ impl PartitionConsumerState {
         &mut self,
         myself: &ActorRef<PartitionConsumerMsg>,
     ) -> Result<(), ActorProcessingErr> {
-        let now = Instant::now();
         let n = self.appliers.len();
         let mut changes: Vec<Vec<CdcEvent>> = (0..n).map(|_| Vec::new()).collect();
         let mut offsets: Vec<Vec<i64>> = (0..n).map(|_| Vec::new()).collect();
+        // The oldest read among the messages each acknowledgement covers (messages go in read
+        // order, so it is the first one's): where its batch's `wait` stage starts.
+        let mut read_at: Vec<Option<Instant>> = vec![None; n];
+        let mut letters_read_at = None;
         let mut nothing_to_do = Vec::new();
         let mut letters = Vec::new();
         let mut letter_offsets = Vec::new();
@@ -431,7 +438,13 @@ impl PartitionConsumerState {
                     continue;
                 }
                 let bytes = byte_cost(&message, self.max_in_flight_bytes);
-                self.reads.insert(offset, Read { at: now, bytes });
+                self.reads.insert(
+                    offset,
+                    Read {
+                        at: message.received,
+                        bytes,
+                    },
+                );
             }
             let origin = KafkaCoordinates {
                 topic: Arc::clone(&self.topic),
@@ -469,6 +482,7 @@ impl PartitionConsumerState {
                     }
                     for change in std::iter::once(first).chain(second) {
                         let slot = applier_for(&change, n);
+                        read_at[slot].get_or_insert(message.received);
                         changes[slot].push(change);
                         offsets[slot].push(offset);
                     }
@@ -490,13 +504,17 @@ impl PartitionConsumerState {
                     )
                     .with_kafka_message(message.key(), header_table);
                     letter.attempts = 1;
+                    letters_read_at.get_or_insert(message.received);
                     letters.push(letter);
                     letter_offsets.push(offset);
                 }
             }
         }
         let settled: DerivedActorRef<Settled> = myself.get_derived();
-        for ((applier, events), offsets) in self.appliers.iter().zip(changes).zip(offsets) {
+        let now = Instant::now();
+        for (((applier, events), offsets), read_at) in
+            self.appliers.iter().zip(changes).zip(offsets).zip(read_at)
+        {
             if events.is_empty() {
                 continue;
             }
@@ -505,7 +523,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled.clone(),
                     offsets,
-                    read_at: now,
+                    read_at: read_at.unwrap_or(now),
                 },
             })?;
         }
@@ -515,7 +533,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled,
                     offsets: letter_offsets,
-                    read_at: now,
+                    read_at: letters_read_at.unwrap_or(now),
                 },
             })?;
         }
@@ -826,6 +844,7 @@ mod tests {
             payload: Some(vec![b'x'; payload]),
             key: Some(vec![b'k'; key]),
             headers: None,
+            received: Instant::now(),
         }
     }
 

@@ -247,13 +247,13 @@ impl Metrics {
         );
         r.register_with_unit(
             metric::KAFKA_PROCESSING_DURATION,
-            "Time from fetching a message to every effect of it being acknowledged",
+            "Time from the partition reader taking a message from librdkafka (before its batch linger) to every effect of it being acknowledged",
             Unit::Seconds,
             metrics.kafka_processing_duration.clone(),
         );
         r.register_with_unit(
             metric::APPLY_STAGE_DURATION,
-            "The read-to-settled time of messages read from Kafka by stage of their batch: wait (read to the applier starting the batch), write (its DynamoDB writes, retries included), deliver (written to every event published, routed and dead-lettered); one observation per message",
+            "The read-to-settled time of messages read from Kafka by stage of their batch: wait (the oldest of its messages read to the applier starting the batch), write (its DynamoDB writes, retries included), deliver (written to every event published, routed and dead-lettered); one observation per message",
             Unit::Seconds,
             metrics.apply_stage_duration.clone(),
         );
