@@ -401,7 +401,13 @@ def role_statements(logical: str, resources: dict, out: Grants, trust: list[dict
 def sdk_operations() -> dict[str, set[str]]:
     """{service as the SDK names it: snake_case operation names} of the SDK crates in
     Cargo.lock, from their sources (one `operation/<name>/` module per operation)."""
-    meta = subprocess.run(["cargo", "metadata", "--offline", "--format-version", "1", "--locked"],
+    # Only this machine's platform: offline, cargo cannot read the manifests of packages only
+    # other platforms use (anstyle-wincon, windows-sys) when nothing built them here, as on a
+    # fresh machine.
+    host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    triple = next(line.split(": ", 1)[1] for line in host.splitlines() if line.startswith("host: "))
+    meta = subprocess.run(["cargo", "metadata", "--offline", "--format-version", "1", "--locked",
+                           "--filter-platform", triple],
                           cwd=ROOT, capture_output=True, text=True)
     if meta.returncode != 0:
         sys.exit(f"cargo metadata failed:\n{meta.stderr}")
