@@ -511,7 +511,6 @@ impl PartitionConsumerState {
             }
         }
         let settled: DerivedActorRef<Settled> = myself.get_derived();
-        let now = Instant::now();
         for (((applier, events), offsets), read_at) in
             self.appliers.iter().zip(changes).zip(offsets).zip(read_at)
         {
@@ -523,7 +522,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled.clone(),
                     offsets,
-                    read_at: read_at.unwrap_or(now),
+                    read_at: read_at.unwrap_or_else(Instant::now),
                 },
             })?;
         }
@@ -533,7 +532,7 @@ impl PartitionConsumerState {
                 ack: Ack::Offsets {
                     partition: settled,
                     offsets: letter_offsets,
-                    read_at: letters_read_at.unwrap_or(now),
+                    read_at: letters_read_at.unwrap_or_else(Instant::now),
                 },
             })?;
         }
