@@ -100,8 +100,8 @@ struct SinkArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: std::net::SocketAddr,
-    /// Wait before answering each AWS call, in milliseconds: fixed (`1`), `uniform:LOW..HIGH`
-    /// or `exp:MEAN`.
+    /// How long after its request is read each AWS call is answered, in milliseconds (the
+    /// call's work is done meanwhile): fixed (`1`), `uniform:LOW..HIGH` or `exp:MEAN`.
     #[arg(long, default_value = "0")]
     latency_ms: eda_loadtest::sink::faults::Latency,
     /// Share of AWS calls answered with the service's throttling error (0..1).

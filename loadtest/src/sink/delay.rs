@@ -81,7 +81,14 @@ impl Delays {
     /// Returns `wait` after it is called (tens of microseconds later at most, on an idle
     /// machine).
     pub async fn wait(&self, wait: Duration) {
-        let at = Instant::now() + wait;
+        self.wait_until(Instant::now() + wait).await;
+    }
+
+    /// Returns at `at` (at once if it has passed).
+    pub async fn wait_until(&self, at: Instant) {
+        if at <= Instant::now() {
+            return;
+        }
         let (wake, woken) = oneshot::channel();
         {
             let mut queue = self.shared.queue.lock().expect("delay queue");
