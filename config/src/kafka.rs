@@ -108,7 +108,11 @@ pub struct KafkaConfig {
     pub max_in_flight_bytes_per_partition: u64,
     /// Largest batch of changes handed to an applier at once.
     pub batch_max: usize,
-    /// How long a partition waits to fill a batch before sending what it has.
+    /// How long a partition's reader waits for more messages to fill a batch before sending
+    /// what it has. 0 (the default) sends what librdkafka has already fetched, at once: the
+    /// appliers and the publisher gather what waits for them while they are busy, so batches
+    /// still fill under load, and a wait here only adds to every message's latency (at 10,000
+    /// msg/s, 5 ms took the bench's p50 from 8 to 14 ms and saved no CPU).
     pub batch_linger_ms: u64,
     /// The source table of a topic's messages that name none themselves (Qlik Replicate's
     /// default, with one topic per table): `"topic" = "SCHEMA.TABLE"`, or a pattern deriving
@@ -189,7 +193,7 @@ impl Default for KafkaConfig {
             max_in_flight_per_partition: 1_024,
             max_in_flight_bytes_per_partition: 8 * 1024 * 1024,
             batch_max: 500,
-            batch_linger_ms: 5,
+            batch_linger_ms: 0,
             topic_tables: BTreeMap::new(),
             table_header: "table".into(),
             schema_header: "schema".into(),
