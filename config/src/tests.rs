@@ -140,6 +140,22 @@ fn the_in_flight_byte_bound_is_read_from_the_environment_and_checked() {
 }
 
 #[test]
+fn the_runtime_worker_count_is_read_from_the_environment_and_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file("eda.toml", MINIMAL)?;
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(config.runtime.worker_threads, 0, "one per CPU by default");
+        jail.set_env("EDA_RUNTIME__WORKER_THREADS", "1");
+        let config = load_in(jail, "eda.toml").expect("valid");
+        assert_eq!(config.runtime.worker_threads, 1);
+        jail.set_env("EDA_RUNTIME__WORKER_THREADS", "5000");
+        let err = load_in(jail, "eda.toml").expect_err("out of range");
+        assert!(err.to_string().contains("runtime.worker_threads"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
 fn a_rejoin_timeout_within_an_ordinary_rebalance_is_refused_by_name() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -100,7 +100,11 @@ pub fn start(
     path: &std::path::Path,
 ) -> Result<(eda_config::Config, tokio::runtime::Runtime), ExitCode> {
     let config = load_config(path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.worker_threads > 0 {
+        builder.worker_threads(config.runtime.worker_threads);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("eda")
         .build()
