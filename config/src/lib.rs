@@ -13,7 +13,7 @@
 //! One module per section, named for its TOML table: [`kafka`], [`schema_registry`],
 //! [`regions`] (also `[aws]`), [`apply`] (also `[publish]` and `[dlq]`), [`breaker`],
 //! [`health`], [`routing`], [`transformer`], [`jwt`], [`supervision`], [`tracing`](mod@tracing), and here
-//! `[http]` and `[logging]`; [`topic_tables`] reads `kafka.topic_tables`. [`secret`] holds the type that keeps credentials out of printed output,
+//! `[http]`, `[runtime]` and `[logging]`; [`topic_tables`] reads `kafka.topic_tables`. [`secret`] holds the type that keeps credentials out of printed output,
 //! [`error`] the typed errors, [`reference`](mod@reference) the generator of the configuration
 //! reference in `docs/configuration.md`.
 
