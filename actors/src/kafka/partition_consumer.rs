@@ -111,6 +111,9 @@ pub struct ReadMessage {
     /// When the reader took it from librdkafka: where its read-to-settled time starts (before
     /// the reader's batch linger and the actor's mailbox).
     received: Instant,
+    /// Its Kafka timestamp (create or log-append time), milliseconds since the epoch: where its
+    /// end-to-end time starts.
+    timestamp_ms: Option<i64>,
 }
 
 impl ReadMessage {
@@ -122,6 +125,7 @@ impl ReadMessage {
             key: message.key().map(<[u8]>::to_vec),
             headers: message.headers().map(|headers| headers.detach()),
             received: Instant::now(),
+            timestamp_ms: message.timestamp().to_millis(),
         }
     }
 
@@ -208,6 +212,8 @@ pub struct PartitionConsumerState {
     /// How long each message an acknowledgement completed took, kept between calls so timing
     /// a batch of them allocates nothing.
     processed: Vec<Duration>,
+    /// The same messages' times since their Kafka timestamps (those that have one).
+    since_produced: Vec<Duration>,
     /// Shared with the consumer group, which reports it.
     progress: Arc<PartitionProgress>,
     /// The reader task.
@@ -231,8 +237,25 @@ pub struct PartitionConsumerState {
 struct Read {
     /// When it was tracked.
     at: Instant,
+    /// Its Kafka timestamp, milliseconds since the epoch.
+    produced_ms: Option<i64>,
     /// Byte permits it holds.
     bytes: u32,
+}
+
+/// Milliseconds since the epoch on this host's clock.
+fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The time from a Kafka timestamp (`produced_ms`) to `now_ms`; nothing when the timestamp is
+/// ahead of this host's clock (another host's clock, skewed).
+fn since_produced(now_ms: i64, produced_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(now_ms.saturating_sub(produced_ms)).unwrap_or(0))
 }
 
 /// The byte permits a message takes: its payload and key, at most the whole budget, so a
@@ -307,6 +330,7 @@ impl Actor for PartitionConsumer {
             reads: BTreeMap::new(),
             last_read: None,
             processed: Vec::new(),
+            since_produced: Vec::new(),
             progress: args.progress,
             reader: Some(reader),
             drain_waiters: Vec::new(),
@@ -442,6 +466,7 @@ impl PartitionConsumerState {
                     offset,
                     Read {
                         at: message.received,
+                        produced_ms: message.timestamp_ms,
                         bytes,
                     },
                 );
@@ -640,11 +665,16 @@ impl PartitionConsumerState {
     /// the commit passed for the reader.
     fn acknowledge(&mut self, offsets: &[i64]) {
         let now = Instant::now();
+        let wall_ms = epoch_millis();
         self.processed.clear();
+        self.since_produced.clear();
         for &offset in offsets {
             if self.tracker.ack(offset) == Ok(true) {
                 if let Some(read) = self.reads.get(&offset) {
                     self.processed.push(now.saturating_duration_since(read.at));
+                    if let Some(produced) = read.produced_ms {
+                        self.since_produced.push(since_produced(wall_ms, produced));
+                    }
                 }
             }
         }
@@ -652,6 +682,7 @@ impl PartitionConsumerState {
             MessagesProcessed {
                 topic: &self.topic,
                 elapsed: &self.processed,
+                since_produced: &self.since_produced,
             }
             .emit(&self.metrics);
         }
@@ -844,7 +875,19 @@ mod tests {
             key: Some(vec![b'k'; key]),
             headers: None,
             received: Instant::now(),
+            timestamp_ms: None,
         }
+    }
+
+    #[test]
+    fn the_time_since_production_is_never_negative() {
+        assert_eq!(since_produced(10_250, 10_000), Duration::from_millis(250));
+        // A producer whose clock runs ahead of this host's.
+        assert_eq!(since_produced(10_000, 10_250), Duration::ZERO);
+        assert_eq!(
+            since_produced(10_000, i64::MIN),
+            Duration::from_millis(u64::MAX >> 1)
+        );
     }
 
     #[test]

@@ -301,15 +301,22 @@ pub struct MessagesProcessed<'a> {
     pub topic: &'a str,
     /// Fetch to acknowledgement, one per message.
     pub elapsed: &'a [Duration],
+    /// Kafka timestamp to acknowledgement, one per message that has a timestamp.
+    pub since_produced: &'a [Duration],
 }
 
 impl InternalEvent for MessagesProcessed<'_> {
     fn emit(self, metrics: &Metrics) {
-        let histogram = metrics
-            .kafka_processing_duration
-            .get_or_create(&[configured(label::TOPIC, self.topic)]);
+        let labels = [configured(label::TOPIC, self.topic)];
+        let histogram = metrics.kafka_processing_duration.get_or_create(&labels);
         for elapsed in self.elapsed {
             histogram.observe(elapsed.as_secs_f64());
+        }
+        if !self.since_produced.is_empty() {
+            let histogram = metrics.kafka_end_to_end_duration.get_or_create(&labels);
+            for elapsed in self.since_produced {
+                histogram.observe(elapsed.as_secs_f64());
+            }
         }
     }
 }

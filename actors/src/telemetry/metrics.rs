@@ -33,6 +33,16 @@ const PROCESSING_BUCKETS: [f64; 55] = [
     0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 60.0,
 ];
 
+/// A message's age when it settles: the processing buckets, and on past an hour, as a backlog
+/// read after an outage is as old as the outage.
+const END_TO_END_BUCKETS: [f64; 60] = [
+    0.000_1, 0.000_125, 0.000_15, 0.000_2, 0.000_25, 0.000_3, 0.000_4, 0.000_5, 0.000_6, 0.000_8,
+    0.001, 0.001_25, 0.001_5, 0.002, 0.002_5, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.012_5,
+    0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+    0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1_800.0, 3_600.0,
+];
+
 /// Cross-region delivery: tens of milliseconds normally, up to tens of seconds when retried.
 const CROSS_REGION_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -49,6 +59,10 @@ const LAMBDA_BUCKETS: [f64; 14] = [
 
 fn processing_histogram() -> Histogram {
     Histogram::new(PROCESSING_BUCKETS)
+}
+
+fn end_to_end_histogram() -> Histogram {
+    Histogram::new(END_TO_END_BUCKETS)
 }
 
 fn cross_region_histogram() -> Histogram {
@@ -91,6 +105,8 @@ pub struct Metrics {
     pub(crate) kafka_rejoin_restarts: Counter,
     /// `eda_kafka_processing_duration_seconds{topic}`.
     pub(crate) kafka_processing_duration: HistogramFamily<1>,
+    /// `eda_kafka_end_to_end_duration_seconds{topic}`.
+    pub(crate) kafka_end_to_end_duration: HistogramFamily<1>,
     /// `eda_apply_stage_duration_seconds{stage}`.
     pub(crate) apply_stage_duration: HistogramFamily<1>,
     /// `eda_aws_call_duration_seconds{region,operation}`.
@@ -175,6 +191,7 @@ impl Metrics {
             kafka_partitions_assigned: Gauge::default(),
             kafka_rejoin_restarts: Counter::default(),
             kafka_processing_duration: Family::new_with_constructor(processing_histogram),
+            kafka_end_to_end_duration: Family::new_with_constructor(end_to_end_histogram),
             apply_stage_duration: Family::new_with_constructor(processing_histogram),
             aws_call_duration: Family::new_with_constructor(processing_histogram),
             cdc_events: Family::default(),
@@ -250,6 +267,12 @@ impl Metrics {
             "Time from the partition reader taking a message from librdkafka (before its batch linger) to every effect of it being acknowledged",
             Unit::Seconds,
             metrics.kafka_processing_duration.clone(),
+        );
+        r.register_with_unit(
+            metric::KAFKA_END_TO_END_DURATION,
+            "Time from a message's Kafka timestamp (its producer's create time, or the broker's append time on a topic set to LogAppendTime) to every effect of it being acknowledged: the read-to-settled time plus its time in the producer and the broker. A producer's clock skews it; a timestamp ahead of this host's clock counts as 0",
+            Unit::Seconds,
+            metrics.kafka_end_to_end_duration.clone(),
         );
         r.register_with_unit(
             metric::APPLY_STAGE_DURATION,

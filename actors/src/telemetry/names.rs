@@ -37,6 +37,9 @@ pub mod metric {
     pub const TRACE_HEADERS_MALFORMED: &str = "trace_headers_malformed";
     /// `eda_kafka_processing_duration_seconds{topic}`: from fetch to every effect acknowledged.
     pub const KAFKA_PROCESSING_DURATION: &str = "kafka_processing_duration";
+    /// `eda_kafka_end_to_end_duration_seconds{topic}`: from a message's Kafka timestamp (its
+    /// producer's create time, or the broker's append time) to every effect acknowledged.
+    pub const KAFKA_END_TO_END_DURATION: &str = "kafka_end_to_end_duration";
     /// `eda_apply_stage_duration_seconds{stage}`: the read-to-settled time of messages read from
     /// Kafka, split into the stages of their batch: `wait` (read to the applier starting the
     /// batch: decoding, and the applier busy with the batch before), `write` (the batch's

@@ -105,6 +105,7 @@ pub fn populated() -> Metrics {
     MessagesProcessed {
         topic: "orders",
         elapsed: &[Duration::from_micros(300)],
+        since_produced: &[Duration::from_millis(4)],
     }
     .emit(&m);
     PartitionsAssigned {
@@ -428,7 +429,7 @@ mod tests {
     fn every_family_has_a_series_in_the_populated_registry() {
         let text = populated().encode().unwrap();
         let all = families(&text);
-        assert_eq!(all.len(), 36, "{all:#?}");
+        assert_eq!(all.len(), 37, "{all:#?}");
         for family in &all {
             assert!(
                 family.has_series,

@@ -20,6 +20,7 @@ const PIPELINE_FAMILIES: &[&str] = &[
     "eda_kafka_messages_consumed_total{",
     "eda_kafka_consumer_lag_messages{",
     "eda_kafka_processing_duration_seconds_bucket{",
+    "eda_kafka_end_to_end_duration_seconds_bucket{",
     "eda_cdc_events_total{",
     "eda_dynamodb_operations_total{",
     "eda_eventbridge_events_published_total{",
@@ -177,6 +178,18 @@ async fn metrics_pass_promtool_cover_the_reference_and_prometheus_sees_traffic()
         ),
     )
     .expect("the topic's read-to-settled count");
+    let since_produced = value(
+        &body,
+        &format!(
+            "eda_kafka_end_to_end_duration_seconds_count{{topic=\"{}\"}}",
+            scenario.topic
+        ),
+    )
+    .expect("the topic's end-to-end count");
+    assert_eq!(
+        since_produced, settled,
+        "every settled message (they all carry a create time) has its time since produced"
+    );
     assert!(
         counts[0] >= settled,
         "{counts:?} stage passes for {settled} messages settled"

@@ -1,6 +1,7 @@
 //! Reading the daemon's histograms from its `/metrics` text, and their quantiles: read-to-settled
 //! (`eda_kafka_processing_duration_seconds`), and where that time went: by stage
-//! (`eda_apply_stage_duration_seconds`) and per AWS call (`eda_aws_call_duration_seconds`).
+//! (`eda_apply_stage_duration_seconds`) and per AWS call (`eda_aws_call_duration_seconds`); and
+//! produced-to-settled (`eda_kafka_end_to_end_duration_seconds`).
 
 /// The histogram of one topic at one scrape: how many messages settled, and the cumulative
 /// count at each bucket bound (seconds, ascending, `+Inf` last).
@@ -105,7 +106,8 @@ impl Settled {
 
 /// Where the daemon's read-to-settled time went, from one `/metrics` text: the p50 and p99 of
 /// each stage of `eda_apply_stage_duration_seconds`, then of one exchange of each per-message
-/// AWS call by region (`eda_aws_call_duration_seconds`).
+/// AWS call by region (`eda_aws_call_duration_seconds`), then produced-to-settled
+/// (`eda_kafka_end_to_end_duration_seconds`: in the backlog run, the backlog's age).
 pub fn stages(text: &str) -> String {
     let ms = |h: &Settled, q: f64| {
         h.quantile(q)
@@ -157,14 +159,17 @@ pub fn stages(text: &str) -> String {
             format!("{operation} to {region} {} ({} calls)", both(&h), h.count)
         })
         .collect();
+    let produced = Settled::histogram(text, "eda_kafka_end_to_end_duration_seconds", &[]);
     format!(
-        "where the read-to-settled time went (p50 / p99 ms, per message): {}; one AWS call (p50 / p99 ms): {}",
+        "where the read-to-settled time went (p50 / p99 ms, per message): {}; one AWS call (p50 / p99 ms): {}; produced to settled (from each message's Kafka timestamp: the producer and the broker included; p50 / p99 / p999 ms): {} / {}",
         stages.join(", "),
         if calls.is_empty() {
             "none timed".to_string()
         } else {
             calls.join(", ")
-        }
+        },
+        both(&produced),
+        ms(&produced, 0.999),
     )
 }
 
@@ -213,6 +218,9 @@ eda_aws_call_duration_seconds_bucket{le=\"+Inf\",region=\"r1\",operation=\"put_e
 eda_aws_call_duration_seconds_count{region=\"r2\",operation=\"put_events\"} 3
 eda_aws_call_duration_seconds_bucket{le=\"0.004\",region=\"r2\",operation=\"put_events\"} 3
 eda_aws_call_duration_seconds_bucket{le=\"+Inf\",region=\"r2\",operation=\"put_events\"} 3
+eda_kafka_end_to_end_duration_seconds_count{topic=\"t\"} 2
+eda_kafka_end_to_end_duration_seconds_bucket{le=\"0.01\",topic=\"t\"} 2
+eda_kafka_end_to_end_duration_seconds_bucket{le=\"+Inf\",topic=\"t\"} 2
 ";
         let all = Settled::histogram(
             text,
@@ -226,7 +234,8 @@ eda_aws_call_duration_seconds_bucket{le=\"+Inf\",region=\"r2\",operation=\"put_e
             line.contains("write 1.0 / 2.0")
                 && line.contains("wait - / -")
                 && line.contains("put_events to r1 2.0 / 4.0 (1 calls)")
-                && line.contains("put_events to r2"),
+                && line.contains("put_events to r2")
+                && line.contains("p50 / p99 / p999 ms): 5.0 / 9.9 / 10.0"),
             "{line}"
         );
     }
