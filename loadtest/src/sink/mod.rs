@@ -183,15 +183,8 @@ impl Sink {
     }
 
     /// Answers one AWS call with the JSON bytes of its answer.
-    async fn call(
-        &self,
-        service: Service,
-        operation: &str,
-        region: &str,
-        host: &str,
-        body: &[u8],
-    ) -> Result<Vec<u8>, AwsError> {
-        self.count(service, operation, |c| c.calls += 1);
+    async fn call(&self, call: Call<'_>) -> Result<Vec<u8>, AwsError> {
+        self.count(call.service, call.operation, |c| c.calls += 1);
         // The latency runs from the call's arrival, and the call is answered (its writes made)
         // meanwhile, as a service with room for every call in flight would: one thread working
         // through a burst after the wait instead (the sink's first form) put up to 6 ms of
@@ -201,9 +194,7 @@ impl Sink {
             .latency
             .sample()
             .map(|wait| Instant::now() + wait);
-        let answer = self
-            .answer_now(service, operation, region, host, body)
-            .await;
+        let answer = self.answer_now(call).await;
         if let Some(at) = answer_at {
             self.delays.wait_until(at).await;
         }
@@ -211,14 +202,14 @@ impl Sink {
     }
 
     /// The answer to a call, fault injection first.
-    async fn answer_now(
-        &self,
-        service: Service,
-        operation: &str,
-        region: &str,
-        host: &str,
-        body: &[u8],
-    ) -> Result<Vec<u8>, AwsError> {
+    async fn answer_now(&self, call: Call<'_>) -> Result<Vec<u8>, AwsError> {
+        let Call {
+            service,
+            operation,
+            region,
+            body,
+            ..
+        } = call;
         match faults::draw(self.options.throttle_rate, self.options.error_rate) {
             Some(Fault::Throttle) => {
                 self.count(service, operation, |c| c.throttled += 1);
@@ -251,7 +242,7 @@ impl Sink {
         let answer = match fast {
             Some(answer) => answer,
             None => self
-                .answer(service, operation, region, host, body)
+                .answer(call)
                 .await
                 .map(|answer| serde_json::to_vec(&answer).unwrap_or_default()),
         };
@@ -263,14 +254,14 @@ impl Sink {
 
     /// Answers a call read as a JSON tree: every operation, and the calls of a shape the
     /// typed readings do not take.
-    async fn answer(
-        &self,
-        service: Service,
-        operation: &str,
-        region: &str,
-        host: &str,
-        body: &[u8],
-    ) -> Result<Value, AwsError> {
+    async fn answer(&self, call: Call<'_>) -> Result<Value, AwsError> {
+        let Call {
+            service,
+            operation,
+            region,
+            host,
+            body,
+        } = call;
         let request: Map<String, Value> = match serde_json::from_slice(body) {
             Ok(Value::Object(map)) => map,
             Ok(_) | Err(_) if body.is_empty() => Map::new(),
@@ -295,6 +286,19 @@ impl Sink {
             Service::Sqs => self.sqs.handle(operation, region, host, request).await,
         }
     }
+}
+
+/// One AWS call as it came in.
+#[derive(Debug, Clone, Copy)]
+struct Call<'a> {
+    service: Service,
+    /// The operation, from `X-Amz-Target` (`PutItem`).
+    operation: &'a str,
+    /// The region it is signed for.
+    region: &'a str,
+    /// The `Host` it was sent to (SQS answers with queue URLs on it).
+    host: &'a str,
+    body: &'a [u8],
 }
 
 /// Serves the sink on `listener` until `shutdown` completes.
@@ -350,7 +354,14 @@ async fn respond(sink: &Sink, request: Request<Incoming>) -> Response<Full<Bytes
         Ok(collected) => collected.to_bytes(),
         Err(_) => return plain(StatusCode::BAD_REQUEST, "the request body was cut off"),
     };
-    match sink.call(service, operation, region, host, &body).await {
+    let call = Call {
+        service,
+        operation,
+        region,
+        host,
+        body: &body,
+    };
+    match sink.call(call).await {
         Ok(answer) => {
             let mut response = Response::new(Full::new(Bytes::from(answer)));
             response.headers_mut().insert(
@@ -439,13 +450,13 @@ mod tests {
         });
         let body = br#"{"Entries":[{"Source":"eda.cdc","DetailType":"t","EventBusName":"b","Detail":"{\"event_id\":\"e1\"}"}]}"#;
         let arrived = Instant::now();
-        let mut call = Box::pin(sink.call(
-            Service::EventBridge,
-            "PutEvents",
-            "us-west-2",
-            "127.0.0.1",
+        let mut call = Box::pin(sink.call(Call {
+            service: Service::EventBridge,
+            operation: "PutEvents",
+            region: "us-west-2",
+            host: "127.0.0.1",
             body,
-        ));
+        }));
         // The first poll does the work, then the call waits for its latency.
         assert!((&mut call).now_or_never().is_none());
         assert_eq!(sink.eventbridge.ids("us-west-2", "eda.cdc"), ["e1"]);
