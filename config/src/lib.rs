@@ -122,9 +122,9 @@ impl Default for HttpConfig {
 pub struct RuntimeConfig {
     /// Worker threads; 0 (the default) is one per CPU the process may use (tokio's default,
     /// which reads the container's CPU limit). librdkafka's threads come on top. On two CPUs
-    /// shared with the broker, one worker spent ~20 % less CPU per message at 10,000 msg/s and
-    /// cut the p99 (`docs/perf/profile.md`, "Fewer hand-overs"); it also caps the daemon's own
-    /// work at one CPU, which a backlog on a node of its own would feel.
+    /// shared with the broker, one worker spent ~20 % less CPU per message at 10,000 msg/s, with
+    /// a p99 no worse (`docs/perf/profile.md`, "Fewer hand-overs"); it also caps the daemon's
+    /// own work at one CPU, which a backlog on a node of its own would feel.
     pub worker_threads: usize,
 }
 
