@@ -125,7 +125,8 @@ impl ReadMessage {
             key: message.key().map(<[u8]>::to_vec),
             headers: message.headers().map(|headers| headers.detach()),
             received: Instant::now(),
-            timestamp_ms: message.timestamp().to_millis(),
+            // A timestamp at or before the epoch is a producer's default, not a time.
+            timestamp_ms: message.timestamp().to_millis().filter(|ms| *ms > 0),
         }
     }
 
