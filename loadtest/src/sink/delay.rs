@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// A call waiting for its deadline.
@@ -78,13 +78,8 @@ impl Delays {
         Self { shared }
     }
 
-    /// Returns `wait` after it is called (tens of microseconds later at most, on an idle
+    /// Returns at `at` (at once if it has passed; tens of microseconds later at most, on an idle
     /// machine).
-    pub async fn wait(&self, wait: Duration) {
-        self.wait_until(Instant::now() + wait).await;
-    }
-
-    /// Returns at `at` (at once if it has passed).
     pub async fn wait_until(&self, at: Instant) {
         if at <= Instant::now() {
             return;
@@ -152,6 +147,7 @@ fn run(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn each_wait_lasts_at_least_its_length_and_later_ones_do_not_hold_earlier_ones() {
@@ -160,11 +156,13 @@ mod tests {
         let long = tokio::spawn({
             let delays = delays.clone();
             async move {
-                delays.wait(Duration::from_millis(300)).await;
+                delays
+                    .wait_until(started + Duration::from_millis(300))
+                    .await;
                 started.elapsed()
             }
         });
-        delays.wait(Duration::from_millis(3)).await;
+        delays.wait_until(started + Duration::from_millis(3)).await;
         let short = started.elapsed();
         assert!(short >= Duration::from_millis(3), "{short:?}");
         assert!(

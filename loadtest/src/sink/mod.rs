@@ -28,7 +28,8 @@
 //! if that takes longer: the work (the writes, the counting) is done at once and the answer
 //! held back until then, by a thread of its own ([`delay`], as tokio's millisecond timer made
 //! 1 ms into 2-3). A call may be refused: a `--throttle-rate` share with the service's
-//! throttling error, an `--error-rate` share with an HTTP 500; a refused call does no work. Other services (Secrets Manager: the daemon does not call it) are answered with
+//! throttling error, an `--error-rate` share with an HTTP 500; a refused call does no work.
+//! Other services (Secrets Manager: the daemon does not call it) are answered with
 //! `UnknownOperationException`.
 //!
 //! **Its CPU is the benchmark's too**: it runs on the machine it measures, so every µs it spends
